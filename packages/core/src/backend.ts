@@ -1,0 +1,65 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { BackendError } from "./errors.js";
+
+export type BackendName = "tensorflow" | "wasm" | "cpu";
+
+export interface UseBackendOptions {
+  /**
+   * Register fitloop's kernels for the wasm backend (a fast `Conv2DBackpropFilter`, which tfjs-wasm
+   * lacks, so CNNs can train there). Default true; set false to use tfjs's kernels only.
+   */
+  wasmKernels?: boolean;
+}
+
+const PACKAGES: Record<BackendName, readonly string[]> = {
+  tensorflow: ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"],
+  wasm: ["@tensorflow/tfjs-backend-wasm"],
+  cpu: ["@tensorflow/tfjs-backend-cpu"],
+};
+
+async function importFirst(names: readonly string[]): Promise<string | undefined> {
+  for (const name of names) {
+    try {
+      await import(/* @vite-ignore */ name);
+      return name;
+    } catch (e) {
+      if (!isModuleNotFound(e)) throw new BackendError(`loading ${name} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return undefined;
+}
+
+function isModuleNotFound(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND" || /Cannot find (module|package)|Failed to resolve/.test(String((e as Error)?.message));
+}
+
+/**
+ * Loads and activates a backend: `'tensorflow'` (tfjs-node-gpu, then tfjs-node), `'wasm'` or `'cpu'`.
+ * Throws a `BackendError` naming the package to install when it is missing, or when tfjs fails
+ * to initialise it (tfjs can report the failed backend as active until `tf.ready()`, so the
+ * result of `setBackend` is checked). Returns the active backend's name.
+ */
+export async function useBackend(name: BackendName, options: UseBackendOptions = {}): Promise<string> {
+  const candidates = PACKAGES[name];
+  if (!candidates) throw new BackendError(`unknown backend "${String(name)}"; use one of ${Object.keys(PACKAGES).join(", ")}`);
+  const loaded = await importFirst(candidates);
+  if (!loaded) {
+    const install = candidates.map((c) => `npm install ${c}`).join(" or ");
+    throw new BackendError(`the ${name} backend is not installed: ${install}`);
+  }
+  const tfName = name === "tensorflow" ? "tensorflow" : name;
+  if (name === "wasm" && options.wasmKernels !== false) {
+    const { registerWasmKernels } = await import("./kernels/index.js");
+    registerWasmKernels();
+  }
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(tfName);
+    await tf.ready();
+  } catch (e) {
+    throw new BackendError(`the ${name} backend (${loaded}) failed to initialise: ${(e as Error).message}`, { cause: e });
+  }
+  if (!ok || tf.getBackend() !== tfName) throw new BackendError(`the ${name} backend (${loaded}) failed to initialise; active backend is ${tf.getBackend()}`);
+  return tf.getBackend();
+}

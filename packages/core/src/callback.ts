@@ -1,0 +1,118 @@
+import type * as tf from "@tensorflow/tfjs-core";
+import type { LayersModel } from "@tensorflow/tfjs-layers";
+import type { EventName } from "./events.js";
+import type { Hyperparameters } from "./hyperparams.js";
+import type { Logger } from "./logger.js";
+import type { FitOutcome, Logs, StateDict, TrainState } from "./state.js";
+
+export type Awaitable<T> = T | Promise<T>;
+
+/** Named constants for `order`: lower runs first in `before*` hooks (and last in `after*`). */
+export const ORDER = {
+  FIRST: -10_000,
+  SETUP: -1_000,
+  /** Schedules set hyperparameters before anything reads them. */
+  SCHEDULE: -200,
+  DEFAULT: 0,
+  /** Gradient transforms (clipping) after other gradient hooks. */
+  GRADIENT: 100,
+  /** Guards (NaN, divergence) see transformed gradients and fresh losses. */
+  GUARD: 200,
+  /** Monitors (early stopping, plateau) read final epoch logs. */
+  MONITOR: 500,
+  CHECKPOINT: 800,
+  LOG: 900,
+  LAST: 10_000,
+} as const;
+
+/** One training or validation batch. The loop owns and disposes these tensors after the batch. */
+export interface Batch {
+  readonly xs: tf.Tensor;
+  readonly ys: tf.Tensor;
+}
+
+/** What every hook sees: a narrow view of the run, never the trainer. */
+export interface HookContext {
+  readonly event: EventName;
+  /** Name of the plugin this context belongs to (used to record stop requests). */
+  readonly plugin: string;
+  readonly state: Readonly<TrainState>;
+  /** Shortcut for `state.logs`. */
+  readonly logs: Readonly<Logs>;
+  /** Learning rate and momentum of the optimizer, read and written the same way for every optimizer. */
+  readonly hyper: Hyperparameters;
+  readonly logger: Logger;
+  readonly model: LayersModel;
+  readonly optimizer: tf.Optimizer;
+  /** Ask the run to stop after the current batch; requests from several plugins OR together. */
+  requestStop(reason: string): void;
+  readonly stopRequested: boolean;
+}
+
+/** Context of training-batch hooks; tensors are valid only during the hook. */
+export interface BatchContext extends HookContext {
+  readonly batch: Batch;
+  readonly batchSize: number;
+  /** Model outputs (from `afterForward` on). */
+  readonly outputs: tf.Tensor | undefined;
+  /** The scalar loss tensor (from `afterLoss` on); its value is `logs.loss`. */
+  readonly loss: tf.Scalar | undefined;
+  /** Gradients by variable name (from `afterGradients` to `beforeStep`). */
+  readonly grads: Readonly<tf.NamedTensorMap> | undefined;
+  /** True in `afterStep`/`afterBatch` when the step was cancelled or skipped. */
+  readonly stepSkipped: boolean;
+}
+
+export interface FitEndContext extends HookContext {
+  readonly outcome: FitOutcome;
+}
+
+type Hook<C = HookContext> = (ctx: C) => Awaitable<void>;
+
+/**
+ * A plugin. Classes and plain objects (`{ afterEpoch: (ctx) => ... }`) both work.
+ * Every field is optional; hooks that are absent cost nothing.
+ */
+export interface Callback {
+  /** Unique name in a run; defaults to the class name (or `inline#<index>`). */
+  readonly name?: string;
+  /** Position in the loop; lower runs earlier in `before*` hooks. See `ORDER`. */
+  readonly order?: number;
+  /** Names of plugins this one must run after (in `before*` hooks). */
+  readonly runsAfter?: readonly string[];
+  /** Names of plugins this one must run before (in `before*` hooks). */
+  readonly runsBefore?: readonly string[];
+  /** Unique key of this plugin's state in a checkpoint. */
+  readonly stateKey?: string;
+  stateDict?(): StateDict;
+  loadStateDict?(state: StateDict): void;
+
+  beforeFit?: Hook;
+  beforeEpoch?: Hook;
+  beforeTrain?: Hook;
+  beforeBatch?: Hook<BatchContext>;
+  afterForward?: Hook<BatchContext>;
+  afterLoss?: Hook<BatchContext>;
+  /** May return replacement gradients (same names); the loop disposes the ones replaced. */
+  afterGradients?: (ctx: BatchContext) => Awaitable<tf.NamedTensorMap | void>;
+  beforeStep?: Hook<BatchContext>;
+  afterStep?: Hook<BatchContext>;
+  afterBatch?: Hook<BatchContext>;
+  afterTrain?: Hook;
+  beforeValidate?: Hook;
+  beforeValBatch?: Hook<BatchContext>;
+  afterValBatch?: Hook<BatchContext>;
+  afterValidate?: Hook;
+  checkpoint?: Hook;
+  afterEpoch?: Hook;
+  afterFit?: Hook<FitEndContext>;
+  /** Release resources when the run ends (after `afterFit`). */
+  dispose?(): Awaitable<void>;
+}
+
+/** Base class that names a plugin after its class. Extending it is optional. */
+export abstract class BaseCallback implements Callback {
+  get name(): string {
+    return this.constructor.name;
+  }
+}

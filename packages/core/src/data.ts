@@ -1,0 +1,99 @@
+import * as tf from "@tensorflow/tfjs-core";
+import type { Batch } from "./callback.js";
+import { DataError, OptionsError } from "./errors.js";
+import { epochPermutation } from "./rng.js";
+
+/** Where a data source should start: epoch and batch index in that epoch (the data cursor). */
+export interface DataCursor {
+  readonly epoch: number;
+  readonly batchIndex: number;
+}
+
+/**
+ * What the loop consumes. `batches(cursor)` yields the batches of `cursor.epoch` from
+ * `cursor.batchIndex` on. The loop takes ownership of every yielded tensor and disposes it.
+ * `@fitloop/datasets` builds richer sources on this interface.
+ */
+export interface DataSource {
+  /** Number of samples, when known. */
+  readonly size?: number;
+  /** Batches per epoch, when known (progress bars, schedules, resume checks). */
+  readonly batchesPerEpoch?: number;
+  batches(cursor: DataCursor): Iterable<Batch> | AsyncIterable<Batch>;
+  /**
+   * All samples at once, for sources that hold them in memory: lets the pre-flight check scan every
+   * sample (NaN, label range) instead of only the first batch. Returned tensors stay owned by the source.
+   */
+  peekAll?(): Batch;
+}
+
+export interface TensorDataOptions {
+  batchSize: number;
+  /** Shuffle each epoch with a permutation derived from `(seed, epoch)`. Default true. */
+  shuffle?: boolean;
+  /** Seed of the per-epoch order. Default 0. */
+  seed?: number;
+  /** Drop the last, smaller batch. Default false. */
+  dropLast?: boolean;
+}
+
+function checkTensorDataOptions(n: number, options: TensorDataOptions): void {
+  const issues: { path: string; message: string }[] = [];
+  const { batchSize, seed = 0 } = options;
+  if (!Number.isInteger(batchSize) || batchSize < 1) issues.push({ path: "batchSize", message: `must be an integer >= 1, got ${String(batchSize)}` });
+  if (!Number.isSafeInteger(seed)) issues.push({ path: "seed", message: `must be an integer, got ${String(seed)}` });
+  if (options.shuffle !== undefined && typeof options.shuffle !== "boolean") issues.push({ path: "shuffle", message: "must be a boolean" });
+  if (options.dropLast !== undefined && typeof options.dropLast !== "boolean") issues.push({ path: "dropLast", message: "must be a boolean" });
+  if (issues.length) throw new OptionsError("tensorData", issues);
+  if (n === 0) throw new DataError("EMPTY_DATA", "tensorData: the data has 0 samples");
+  if (batchSize > n) {
+    throw new DataError("BATCH_LARGER_THAN_DATA", `tensorData: batchSize ${batchSize} is larger than the data (${n} samples); use batchSize <= ${n}`);
+  }
+}
+
+/**
+ * An in-memory data source over `xs` and `ys` (first axis = samples). Keeps the given tensors
+ * (the caller still owns them) and gathers one batch per step.
+ */
+export function tensorData(xs: tf.Tensor, ys: tf.Tensor, options: TensorDataOptions): DataSource {
+  const n = xs.shape[0] ?? 0;
+  if (ys.shape[0] !== n) {
+    throw new DataError("LENGTH_MISMATCH", `tensorData: xs has ${n} samples but ys has ${String(ys.shape[0])}`);
+  }
+  checkTensorDataOptions(n, options);
+  const { batchSize, shuffle = true, seed = 0, dropLast = false } = options;
+  const batchesPerEpoch = dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
+  return {
+    size: n,
+    batchesPerEpoch,
+    peekAll: () => ({ xs, ys }),
+    *batches(cursor: DataCursor): Iterable<Batch> {
+      const order = shuffle ? epochPermutation(n, seed, cursor.epoch) : null;
+      for (let b = cursor.batchIndex; b < batchesPerEpoch; b++) {
+        const start = b * batchSize;
+        const end = Math.min(start + batchSize, n);
+        if (order === null) {
+          yield { xs: tf.slice(xs, start, end - start), ys: tf.slice(ys, start, end - start) };
+        } else {
+          const idx = tf.tensor1d(order.subarray(start, end), "int32");
+          const batch = { xs: tf.gather(xs, idx), ys: tf.gather(ys, idx) };
+          idx.dispose();
+          yield batch;
+        }
+      }
+    },
+  };
+}
+
+/** Wraps an array of batches (each yielded as a fresh clone, so the loop may dispose it). */
+export function arrayData(batches: readonly Batch[]): DataSource {
+  return {
+    batchesPerEpoch: batches.length,
+    *batches(cursor: DataCursor) {
+      for (let b = cursor.batchIndex; b < batches.length; b++) {
+        const { xs, ys } = batches[b]!;
+        yield { xs: xs.clone(), ys: ys.clone() };
+      }
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// tsyringe needs the Reflect metadata API before it loads.
+import "reflect-metadata";
+
+export { Trainer, fit, type TrainerOptions, type FitOptions, type FitResult, type TrainerStateDict } from "./trainer.js";
+export { EVENTS, REVERSED_EVENTS, isEventName, type EventName } from "./events.js";
+export { ORDER, BaseCallback, type Callback, type Batch, type HookContext, type BatchContext, type FitEndContext, type Awaitable } from "./callback.js";
+export { CancelBatch, CancelStep, CancelEpoch, CancelFit, Cancellation, type CancellationClass } from "./cancel.js";
+export { resolveOrder, describeOrder, pluginName, type ResolvedPlugin } from "./order.js";
+export { ObserverBus, type Observer, type ObserverEvent, type ObserverError } from "./bus.js";
+export {
+  createTrainState,
+  trainStateDict,
+  historySeries,
+  isStateful,
+  collectStateful,
+  type TrainState,
+  type TrainStateDict,
+  type Logs,
+  type StateValue,
+  type StateDict,
+  type StatefulCallback,
+  type EpochRecord,
+  type StopRequest,
+  type FitOutcome,
+  type FitStatus,
+} from "./state.js";
+export {
+  hyperparameters,
+  getLearningRate,
+  setLearningRate,
+  getMomentum,
+  setMomentum,
+  momentumName,
+  optimizerKind,
+  type Hyperparameters,
+} from "./hyperparams.js";
+export { resolveLoss, resolveMetrics, accuracyFor, LOSS_NAMES, type LossFn, type LossName, type MetricSpec } from "./losses.js";
+export { tensorData, arrayData, type DataSource, type DataCursor, type TensorDataOptions } from "./data.js";
+export { Rng, seeded, withRandom, epochPermutation, mixSeed, type RngState } from "./rng.js";
+export { TOKENS, createRootContainer, type PluginClass, type RootServices } from "./di.js";
+export { consoleLogger, silentLogger, systemClock, type Logger, type Clock } from "./logger.js";
+export { parseOptions } from "./options.js";
+export {
+  FitloopError,
+  OptionsError,
+  DataError,
+  ShapeMismatchError,
+  PluginOrderError,
+  DuplicateStateKeyError,
+  BackendError,
+  HyperparameterError,
+  StateError,
+  type OptionIssue,
+} from "./errors.js";

@@ -1,0 +1,192 @@
+import * as tf from "@tensorflow/tfjs-core";
+import type { Batch } from "./callback.js";
+import { CancelBatch, CancelEpoch, CancelStep, type Cancellation, type CancellationClass } from "./cancel.js";
+import type { DataSource } from "./data.js";
+import type { EventName } from "./events.js";
+import type { LossFn } from "./losses.js";
+import { withRandom, type Rng } from "./rng.js";
+import type { RunScope } from "./run.js";
+import type { Logs } from "./state.js";
+
+/** What the loop needs besides the run scope. */
+export interface LoopSpec {
+  readonly train: DataSource;
+  readonly validation: DataSource | undefined;
+  readonly loss: LossFn;
+  readonly metrics: readonly [string, LossFn][];
+  /** Deterministic mode: tfjs's `Math.random` draws come from here during forward passes. */
+  readonly rng: Rng | undefined;
+  readonly startEpoch: number;
+  readonly startBatch: number;
+}
+
+/**
+ * Runs `before`, then `body`, then `after`. A `cancel` thrown inside skips the rest of `body`
+ * and still runs `after`; any other error propagates and skips `after` (afterFit alone always runs).
+ */
+export async function withEvents(run: RunScope, before: EventName, after: EventName, cancel: CancellationClass | null, body: () => Promise<void>): Promise<void> {
+  try {
+    await run.fire(before);
+    await body();
+  } catch (e) {
+    if (cancel === null || !(e instanceof cancel)) throw e;
+    run.logger.debug(`fitloop: ${cancel.name}${(e as Cancellation).reason ? `: ${(e as Cancellation).reason}` : ""}`);
+  }
+  await run.fire(after);
+}
+
+export async function fitLoop(run: RunScope, spec: LoopSpec): Promise<void> {
+  const { state } = run;
+  for (state.epoch = spec.startEpoch; state.epoch < state.epochs; state.epoch++) {
+    const startBatch = state.epoch === spec.startEpoch ? spec.startBatch : 0;
+    await withEvents(run, "beforeEpoch", "afterEpoch", CancelEpoch, () => epoch(run, spec, startBatch));
+    if (run.stopRequested) break;
+  }
+}
+
+async function epoch(run: RunScope, spec: LoopSpec, startBatch: number): Promise<void> {
+  const { state } = run;
+  state.epochLogs = {};
+  state.batchesPerEpoch = spec.train.batchesPerEpoch;
+  await withEvents(run, "beforeTrain", "afterTrain", null, () => train(run, spec, startBatch));
+  if (spec.validation) await withEvents(run, "beforeValidate", "afterValidate", null, () => validate(run, spec, spec.validation!));
+  run.setLogs(state.epochLogs);
+  await run.fire("checkpoint");
+  state.history.push({ epoch: state.epoch, logs: { ...state.epochLogs } });
+}
+
+async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise<void> {
+  const { state } = run;
+  const sums = new Map<string, number>();
+  let seen = 0;
+  state.batchIndex = startBatch;
+  for await (const batch of spec.train.batches({ epoch: state.epoch, batchIndex: startBatch })) {
+    const logs = await trainBatch(run, spec, batch);
+    if (logs) {
+      for (const [k, v] of Object.entries(logs)) sums.set(k, (sums.get(k) ?? 0) + v * run.batchSize);
+      seen += run.batchSize;
+    }
+    state.batchIndex++;
+    state.globalBatch++;
+    if (run.stopRequested) break;
+  }
+  const means: Logs = {};
+  for (const [k, v] of sums) means[k] = v / seen;
+  const lr = currentLearningRate(run);
+  if (lr !== undefined) means["lr"] = lr;
+  state.epochLogs = { ...state.epochLogs, ...means };
+  run.setLogs(state.epochLogs);
+}
+
+/** One training batch; returns its logs, or undefined when cancelled before the loss was read. */
+async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch): Promise<Logs | undefined> {
+  run.batch = batch;
+  run.batchSize = batch.xs.shape[0] ?? 0;
+  run.stepSkipped = true;
+  let logs: Logs | undefined;
+  try {
+    await withEvents(run, "beforeBatch", "afterBatch", CancelBatch, async () => {
+      const { loss, grads, outputs } = forwardBackward(run, spec, batch);
+      run.loss = loss;
+      run.grads = grads;
+      run.outputs = outputs;
+      logs = await readLogs(spec, batch, outputs, loss);
+      run.state.batchLogs = logs;
+      run.setLogs(logs);
+      await run.fire("afterForward");
+      await run.fire("afterLoss");
+      await step(run);
+    });
+  } finally {
+    disposeBatch(run, batch);
+  }
+  return logs;
+}
+
+function forwardBackward(run: RunScope, spec: LoopSpec, batch: Batch): { loss: tf.Scalar; grads: tf.NamedTensorMap; outputs: tf.Tensor } {
+  const vars = run.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  let outputs: tf.Tensor | undefined;
+  const lossFn = (): tf.Scalar => {
+    const preds = run.model.apply(batch.xs, { training: true }) as tf.Tensor;
+    outputs = tf.keep(preds);
+    let total = tf.mean(spec.loss(batch.ys, preds)) as tf.Scalar;
+    for (const reg of run.model.calculateLosses()) total = tf.add(total, reg);
+    return total;
+  };
+  const compute = () => run.optimizer.computeGradients(lossFn, vars);
+  const { value, grads } = spec.rng ? withRandom(spec.rng, compute) : compute();
+  return { loss: value, grads, outputs: outputs! };
+}
+
+/** One device read per step: loss and every metric, packed. */
+async function readLogs(spec: LoopSpec, batch: Batch, outputs: tf.Tensor, loss: tf.Scalar): Promise<Logs> {
+  if (spec.metrics.length === 0) return { loss: (await loss.data())[0]! };
+  const packed = tf.tidy(() => tf.stack([loss, ...spec.metrics.map(([, fn]) => tf.mean(fn(batch.ys, outputs)))]));
+  const values = await packed.data();
+  packed.dispose();
+  const logs: Logs = { loss: values[0]! };
+  spec.metrics.forEach(([name], i) => (logs[name] = values[i + 1]!));
+  return logs;
+}
+
+async function step(run: RunScope): Promise<void> {
+  try {
+    await run.fireGradients();
+    await run.fire("beforeStep");
+    run.optimizer.applyGradients(run.grads!);
+    run.state.step++;
+    run.stepSkipped = false;
+  } catch (e) {
+    if (!(e instanceof CancelStep)) throw e;
+  }
+  await run.fire("afterStep");
+}
+
+function disposeBatch(run: RunScope, batch: Batch): void {
+  tf.dispose([batch.xs, batch.ys]);
+  if (run.outputs) run.outputs.dispose();
+  if (run.loss) run.loss.dispose();
+  if (run.grads) tf.dispose(Object.values(run.grads));
+  run.batch = run.outputs = run.loss = run.grads = undefined;
+}
+
+async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promise<void> {
+  let sums: tf.Tensor | undefined;
+  let seen = 0;
+  for await (const batch of data.batches({ epoch: 0, batchIndex: 0 })) {
+    run.batch = batch;
+    run.batchSize = batch.xs.shape[0] ?? 0;
+    try {
+      await withEvents(run, "beforeValBatch", "afterValBatch", CancelBatch, async () => {
+        const preds = tf.tidy(() => run.model.apply(batch.xs, { training: false }) as tf.Tensor);
+        run.outputs = preds;
+        const next = tf.tidy(() => {
+          const n = run.batchSize;
+          const parts = [tf.mul(tf.mean(spec.loss(batch.ys, preds)), n), ...spec.metrics.map(([, fn]) => tf.mul(tf.mean(fn(batch.ys, preds)), n))];
+          const packed = tf.stack(parts);
+          return sums ? tf.add(sums, packed) : packed;
+        });
+        sums?.dispose();
+        sums = next;
+        seen += run.batchSize;
+      });
+    } finally {
+      disposeBatch(run, batch);
+    }
+  }
+  if (!sums) return;
+  const values = await (sums as tf.Tensor).data();
+  (sums as tf.Tensor).dispose();
+  const logs: Logs = { val_loss: values[0]! / seen };
+  spec.metrics.forEach(([name], i) => (logs[`val_${name}`] = values[i + 1]! / seen));
+  run.state.epochLogs = { ...run.state.epochLogs, ...logs };
+  run.setLogs(run.state.epochLogs);
+}
+
+function currentLearningRate(run: RunScope): number | undefined {
+  try {
+    return run.hyper.learningRate;
+  } catch {
+    return undefined; // an optimizer the adapter does not know
+  }
+}

@@ -1,0 +1,57 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { metrics as layerMetrics } from "@tensorflow/tfjs-layers";
+
+/** Per-sample (or already reduced) loss or metric; the loop takes the mean. */
+export type LossFn = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor;
+
+export const LOSS_NAMES = [
+  "sparseCategoricalCrossentropy",
+  "categoricalCrossentropy",
+  "binaryCrossentropy",
+  "meanSquaredError",
+  "meanAbsoluteError",
+] as const;
+export type LossName = (typeof LOSS_NAMES)[number];
+
+/** The same functions `model.fit` uses for these names (tfjs-layers), so results match. */
+const LOSSES: Record<LossName, LossFn> = {
+  sparseCategoricalCrossentropy: (t, p) => sparseCE(t, p),
+  categoricalCrossentropy: (t, p) => layerMetrics.categoricalCrossentropy(t, p),
+  binaryCrossentropy: (t, p) => layerMetrics.binaryCrossentropy(t, p),
+  meanSquaredError: (t, p) => layerMetrics.meanSquaredError(t, p),
+  meanAbsoluteError: (t, p) => layerMetrics.meanAbsoluteError(t, p),
+};
+
+function sparseCE(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const numClasses = yPred.shape[yPred.shape.length - 1]!;
+    const labels = tf.cast(tf.floor(tf.reshape(yTrue, [-1])), "int32");
+    const oneHot = tf.reshape(tf.oneHot(labels, numClasses), yPred.shape);
+    return layerMetrics.categoricalCrossentropy(oneHot, yPred);
+  });
+}
+
+export function resolveLoss(loss: LossName | LossFn): LossFn {
+  return typeof loss === "function" ? loss : LOSSES[loss];
+}
+
+/** Accuracy that fits the loss: sparse, categorical (one-hot/soft labels) or binary. */
+export function accuracyFor(loss: LossName | LossFn): LossFn {
+  if (loss === "sparseCategoricalCrossentropy") {
+    return (t, p) => tf.tidy(() => tf.cast(tf.equal(tf.cast(tf.reshape(t, [-1]), "int32"), tf.argMax(p, -1)), "float32"));
+  }
+  if (loss === "binaryCrossentropy") return (t, p) => layerMetrics.binaryAccuracy(t, p);
+  return (t, p) => layerMetrics.categoricalAccuracy(t, p);
+}
+
+/** Metrics by log name. Strings `"acc"`/`"accuracy"` pick the accuracy that fits the loss. */
+export type MetricSpec = "acc" | "accuracy" | Record<string, LossFn>;
+
+export function resolveMetrics(specs: readonly MetricSpec[], loss: LossName | LossFn): [string, LossFn][] {
+  const out: [string, LossFn][] = [];
+  for (const spec of specs) {
+    if (spec === "acc" || spec === "accuracy") out.push([spec, accuracyFor(loss)]);
+    else for (const [name, fn] of Object.entries(spec)) out.push([name, fn]);
+  }
+  return out;
+}

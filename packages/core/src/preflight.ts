@@ -1,0 +1,96 @@
+import * as tf from "@tensorflow/tfjs-core";
+import type { LayersModel } from "@tensorflow/tfjs-layers";
+import type { Batch } from "./callback.js";
+import type { DataSource } from "./data.js";
+import { DataError, ShapeMismatchError } from "./errors.js";
+import type { LossFn, LossName } from "./losses.js";
+
+/**
+ * Checks data against the model before the first step: empty sources, input shapes, NaN/Inf in
+ * inputs, labels that do not fit the output and the loss. Sources with `peekAll` are scanned in
+ * full; streaming sources are checked on their first batch.
+ */
+export async function preflight(model: LayersModel, loss: LossName | LossFn, data: DataSource, role: "train" | "validation"): Promise<void> {
+  if (data.size === 0 || data.batchesPerEpoch === 0) throw new DataError("EMPTY_DATA", `${role} data is empty (0 samples)`);
+  const all = data.peekAll?.();
+  if (all) return checkBatch(model, loss, all, role);
+  const first = await firstBatch(data);
+  if (!first) throw new DataError("EMPTY_DATA", `${role} data yielded no batches`);
+  try {
+    await checkBatch(model, loss, first, role);
+  } finally {
+    tf.dispose([first.xs, first.ys]);
+  }
+}
+
+async function firstBatch(data: DataSource): Promise<Batch | undefined> {
+  const source = data.batches({ epoch: 0, batchIndex: 0 });
+  const it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source as Iterable<Batch>)[Symbol.iterator]();
+  const r = await it.next();
+  await it.return?.();
+  return r.done ? undefined : r.value;
+}
+
+async function checkBatch(model: LayersModel, loss: LossName | LossFn, batch: Batch, role: string): Promise<void> {
+  const { xs, ys } = batch;
+  const n = xs.shape[0] ?? 0;
+  if (n === 0) throw new DataError("EMPTY_DATA", `${role} data has a batch with 0 samples`);
+  if (ys.shape[0] !== n) throw new DataError("LENGTH_MISMATCH", `${role} data: xs has ${n} samples but ys has ${String(ys.shape[0])}`);
+  const inShape = model.inputs[0]?.shape ?? [];
+  const want = inShape.slice(1);
+  const got = xs.shape.slice(1);
+  if (want.length !== got.length || want.some((d, i) => d !== null && d !== got[i])) {
+    throw new ShapeMismatchError(`${role} inputs have shape [${xs.shape.join(",")}] but the model expects [${inShape.map((d) => d ?? "batch").join(",")}]`);
+  }
+  const bad = await firstNonFinite(xs);
+  if (bad !== undefined) {
+    throw new DataError("NON_FINITE_INPUT", `${role} input sample ${bad.index} contains ${bad.value} at feature ${bad.feature}; clean or impute the data first`, bad.index);
+  }
+  const outShape = tf.tidy(() => (model.predict(tf.slice(xs, 0, 1)) as tf.Tensor).shape);
+  await checkLabels(loss, outShape, ys, role);
+}
+
+async function firstNonFinite(xs: tf.Tensor): Promise<{ index: number; feature: number; value: string } | undefined> {
+  const n = xs.shape[0]!;
+  const flags = tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(tf.reshape(xs, [n, -1]))), 1));
+  const rows = await flags.data();
+  flags.dispose();
+  const index = rows.findIndex((v) => v !== 0);
+  if (index < 0) return undefined;
+  const row = tf.tidy(() => tf.reshape(tf.slice(xs, index, 1), [-1]));
+  const values = await row.data();
+  row.dispose();
+  const feature = values.findIndex((v) => !Number.isFinite(v));
+  return { index, feature, value: String(values[feature]) };
+}
+
+async function checkLabels(loss: LossName | LossFn, outShape: number[], ys: tf.Tensor, role: string): Promise<void> {
+  if (typeof loss === "function") return; // custom losses define their own label contract
+  const outTail = outShape.slice(1);
+  const yTail = ys.shape.slice(1);
+  if (loss === "sparseCategoricalCrossentropy") {
+    const classes = outShape[outShape.length - 1]!;
+    if (!(yTail.length === 0 || (yTail.length === 1 && yTail[0] === 1))) {
+      throw new ShapeMismatchError(`${role} labels have shape [${ys.shape.join(",")}]; sparseCategoricalCrossentropy expects class indices of shape [n] or [n,1] (model output [batch,${outTail.join(",")}])`);
+    }
+    const values = await ys.data();
+    const index = values.findIndex((v) => !Number.isInteger(v) || v < 0 || v >= classes);
+    if (index >= 0) {
+      throw new DataError("LABEL_OUT_OF_RANGE", `${role} label of sample ${index} is ${values[index]}; the model outputs ${classes} classes, so labels must be integers in [0, ${classes - 1}]`, index);
+    }
+    return;
+  }
+  if (yTail.length !== outTail.length || yTail.some((d, i) => d !== outTail[i])) {
+    const hint = loss === "categoricalCrossentropy" && yTail.length <= 1 && (yTail[0] ?? 1) === 1 ? " (labels look like class indices: use sparseCategoricalCrossentropy or one-hot encode them)" : "";
+    throw new ShapeMismatchError(`${role} labels have shape [${ys.shape.join(",")}] but the model outputs [batch,${outTail.join(",")}] for ${loss}${hint}`);
+  }
+  if (loss === "categoricalCrossentropy" || loss === "binaryCrossentropy") {
+    const values = await ys.data();
+    const index = values.findIndex((v) => !(v >= 0 && v <= 1));
+    if (index >= 0) {
+      const per = values.length / ys.shape[0]!;
+      const sample = Math.floor(index / per);
+      throw new DataError("LABEL_OUT_OF_RANGE", `${role} label of sample ${sample} has value ${values[index]}; ${loss} expects targets in [0, 1]`, sample);
+    }
+  }
+}

@@ -1,0 +1,140 @@
+import type * as tf from "@tensorflow/tfjs-core";
+import type { LayersModel } from "@tensorflow/tfjs-layers";
+import type { Batch, BatchContext, Callback, FitEndContext } from "./callback.js";
+import type { ObserverBus } from "./bus.js";
+import { EVENTS, type EventName } from "./events.js";
+import type { Hyperparameters } from "./hyperparams.js";
+import type { Logger } from "./logger.js";
+import { hookOrder, type ResolvedPlugin } from "./order.js";
+import type { FitOutcome, Logs, TrainState } from "./state.js";
+
+type AnyHook = (this: Callback, ctx: PluginContext) => unknown;
+
+/** Everything one `fit()` shares between the loop and the plugin contexts. */
+export class RunScope {
+  batch: Batch | undefined;
+  batchSize = 0;
+  outputs: tf.Tensor | undefined;
+  loss: tf.Scalar | undefined;
+  grads: tf.NamedTensorMap | undefined;
+  stepSkipped = false;
+  private readonly hooks = new Map<EventName, { fn: AnyHook; cb: Callback; ctx: PluginContext }[]>();
+
+  constructor(
+    readonly state: TrainState,
+    readonly model: LayersModel,
+    readonly optimizer: tf.Optimizer,
+    readonly hyper: Hyperparameters,
+    readonly logger: Logger,
+    readonly bus: ObserverBus,
+    plugins: readonly ResolvedPlugin[],
+  ) {
+    const contexts = new Map(plugins.map((p) => [p, new PluginContext(this, p.name)]));
+    for (const event of EVENTS) {
+      this.hooks.set(
+        event,
+        hookOrder(plugins, event).map((p) => ({ fn: p.callback[event] as AnyHook, cb: p.callback, ctx: contexts.get(p)! })),
+      );
+    }
+  }
+
+  get stopRequested(): boolean {
+    return this.state.stopRequests.length > 0;
+  }
+
+  requestStop(by: string, reason: string): void {
+    this.state.stopRequests.push({ by, reason, epoch: this.state.epoch, step: this.state.step });
+  }
+
+  /** Runs the hooks of `event` one by one, then tells observers. */
+  async fire(event: EventName): Promise<void> {
+    for (const h of this.hooks.get(event)!) {
+      h.ctx.event = event;
+      const r = h.fn.call(h.cb, h.ctx);
+      if (r !== undefined && typeof (r as Promise<unknown>).then === "function") await r;
+    }
+    this.bus.emit(event, this.state);
+  }
+
+  /** `afterGradients`: each hook may return replacement gradients; replaced tensors are disposed. */
+  async fireGradients(): Promise<void> {
+    for (const h of this.hooks.get("afterGradients")!) {
+      h.ctx.event = "afterGradients";
+      let r = h.fn.call(h.cb, h.ctx) as tf.NamedTensorMap | void | Promise<tf.NamedTensorMap | void>;
+      if (r !== undefined && typeof (r as Promise<unknown>).then === "function") r = await r;
+      if (r && typeof r === "object" && r !== this.grads) this.replaceGradients(r as tf.NamedTensorMap);
+    }
+    this.bus.emit("afterGradients", this.state);
+  }
+
+  private replaceGradients(next: tf.NamedTensorMap): void {
+    const old = this.grads ?? {};
+    const kept = new Set(Object.values(next));
+    for (const [name, t] of Object.entries(old)) if (!kept.has(t)) t.dispose();
+    this.grads = next;
+  }
+
+  setLogs(logs: Logs): void {
+    this.state.logs = logs;
+  }
+
+  finish(outcome: FitOutcome): void {
+    this.state.outcome = outcome;
+  }
+}
+
+/** The context one plugin sees; `requestStop` records that plugin's name. */
+export class PluginContext implements BatchContext, FitEndContext {
+  event: EventName = "beforeFit";
+  constructor(
+    private readonly run: RunScope,
+    readonly plugin: string,
+  ) {}
+  get state(): Readonly<TrainState> {
+    return this.run.state;
+  }
+  get logs(): Readonly<Logs> {
+    return this.run.state.logs;
+  }
+  get hyper(): Hyperparameters {
+    return this.run.hyper;
+  }
+  get logger(): Logger {
+    return this.run.logger;
+  }
+  get model(): LayersModel {
+    return this.run.model;
+  }
+  get optimizer(): tf.Optimizer {
+    return this.run.optimizer;
+  }
+  get stopRequested(): boolean {
+    return this.run.stopRequested;
+  }
+  requestStop(reason: string): void {
+    this.run.requestStop(this.plugin, reason);
+  }
+  get batch(): Batch {
+    if (!this.run.batch) throw new Error(`ctx.batch is only available in batch hooks (not in ${this.event})`);
+    return this.run.batch;
+  }
+  get batchSize(): number {
+    return this.run.batchSize;
+  }
+  get outputs(): tf.Tensor | undefined {
+    return this.run.outputs;
+  }
+  get loss(): tf.Scalar | undefined {
+    return this.run.loss;
+  }
+  get grads(): Readonly<tf.NamedTensorMap> | undefined {
+    return this.run.grads;
+  }
+  get stepSkipped(): boolean {
+    return this.run.stepSkipped;
+  }
+  get outcome(): FitOutcome {
+    if (!this.run.state.outcome) throw new Error(`ctx.outcome is only available in afterFit (not in ${this.event})`);
+    return this.run.state.outcome;
+  }
+}

@@ -1,0 +1,137 @@
+import type { Callback } from "./callback.js";
+import { DuplicateStateKeyError } from "./errors.js";
+
+/** Metric values as plain numbers, Keras names: `loss`, `acc`, `val_loss`, `val_acc`, `lr`. */
+export type Logs = Record<string, number>;
+
+/** Values a plugin may keep in its state: JSON plus typed arrays (checkpoints store both). */
+export type StateValue =
+  | null
+  | boolean
+  | number
+  | string
+  | Float32Array
+  | Int32Array
+  | Uint8Array
+  | readonly StateValue[]
+  | { readonly [key: string]: StateValue };
+export type StateDict = { readonly [key: string]: StateValue };
+
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly logs: Logs;
+}
+
+/** Who asked the run to stop, and why. Requests OR together: the first one stops the run. */
+export interface StopRequest {
+  readonly by: string;
+  readonly reason: string;
+  readonly epoch: number;
+  readonly step: number;
+}
+
+export type FitStatus = "completed" | "stopped" | "cancelled" | "failed";
+
+export interface FitOutcome {
+  readonly status: FitStatus;
+  /** Every stop request, in the order made (empty unless `status` is `stopped`). */
+  readonly stopRequests: readonly StopRequest[];
+  /** The cancellation reason (`cancelled`) or the error (`failed`). */
+  readonly reason?: string;
+  readonly error?: unknown;
+}
+
+/** The run's position and results. Plugins read it; only core writes it. */
+export interface TrainState {
+  /** Current epoch, 0-based. */
+  epoch: number;
+  /** Total epochs of this fit call. */
+  epochs: number;
+  /** Optimizer steps taken in the whole run (skipped steps do not count). */
+  step: number;
+  /** Batches seen in the whole run. */
+  globalBatch: number;
+  /** Index of the current batch within its epoch (the data cursor). */
+  batchIndex: number;
+  /** Batches per epoch, when the data source knows it. */
+  batchesPerEpoch: number | undefined;
+  /** Latest logs: batch logs during training, epoch logs from `afterValidate` on. */
+  logs: Logs;
+  /** Logs of the last completed training batch. */
+  batchLogs: Logs;
+  /** Logs of the current epoch so far (train means, then val_*). */
+  epochLogs: Logs;
+  /** One record per completed epoch. */
+  history: EpochRecord[];
+  stopRequests: StopRequest[];
+  outcome: FitOutcome | undefined;
+}
+
+export function createTrainState(epochs: number): TrainState {
+  return {
+    epoch: 0,
+    epochs,
+    step: 0,
+    globalBatch: 0,
+    batchIndex: 0,
+    batchesPerEpoch: undefined,
+    logs: {},
+    batchLogs: {},
+    epochLogs: {},
+    history: [],
+    stopRequests: [],
+    outcome: undefined,
+  };
+}
+
+/** The serialisable part of `TrainState` that a checkpoint stores. */
+export interface TrainStateDict {
+  readonly epoch: number;
+  readonly step: number;
+  readonly globalBatch: number;
+  readonly batchIndex: number;
+  readonly history: readonly EpochRecord[];
+}
+
+export function trainStateDict(state: TrainState): TrainStateDict {
+  return {
+    epoch: state.epoch,
+    step: state.step,
+    globalBatch: state.globalBatch,
+    batchIndex: state.batchIndex,
+    history: state.history.map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })),
+  };
+}
+
+/** Values in one series of the history, e.g. `historySeries(state, "val_loss")`. */
+export function historySeries(state: Pick<TrainState, "history">, key: string): number[] {
+  return state.history.map((r) => r.logs[key] ?? Number.NaN);
+}
+
+/** A plugin with `stateKey` + `stateDict` + `loadStateDict` (the Lightning contract). */
+export type StatefulCallback = Callback & {
+  readonly stateKey: string;
+  stateDict(): StateDict;
+  loadStateDict(state: StateDict): void;
+};
+
+export function isStateful(cb: Callback): cb is StatefulCallback {
+  return typeof cb.stateKey === "string" && typeof cb.stateDict === "function" && typeof cb.loadStateDict === "function";
+}
+
+/** Checks that stateful plugins have unique keys; returns them by key. */
+export function collectStateful(callbacks: readonly Callback[], nameOf: (cb: Callback) => string): Map<string, StatefulCallback> {
+  const byKey = new Map<string, StatefulCallback[]>();
+  for (const cb of callbacks) {
+    if (!isStateful(cb)) continue;
+    const list = byKey.get(cb.stateKey) ?? [];
+    list.push(cb);
+    byKey.set(cb.stateKey, list);
+  }
+  const out = new Map<string, StatefulCallback>();
+  for (const [key, list] of byKey) {
+    if (list.length > 1) throw new DuplicateStateKeyError(key, list.map(nameOf));
+    out.set(key, list[0]!);
+  }
+  return out;
+}

@@ -1,0 +1,98 @@
+import * as tf from "@tensorflow/tfjs-core";
+import * as tfl from "@tensorflow/tfjs-layers";
+import { tensorData, type DataSource } from "../data.js";
+import { seeded } from "../rng.js";
+
+/** Thrown by `expectNoLeaks` when the tensor count grows. */
+export class TensorLeakError extends Error {
+  constructor(
+    readonly before: number,
+    readonly after: number,
+    readonly iterations: number,
+  ) {
+    super(`tensor leak: tf.memory().numTensors grew from ${before} to ${after} over ${iterations} iterations (${((after - before) / iterations).toFixed(2)} per iteration)`);
+    this.name = "TensorLeakError";
+  }
+}
+
+export interface LeakCheckOptions {
+  /** Runs before counting, so caches and lazily created variables settle. Default 2. */
+  warmup?: number;
+  /** Runs that must not grow the count. Default 5. */
+  iterations?: number;
+}
+
+/**
+ * Runs `fn` `warmup` times, then `iterations` times, and throws `TensorLeakError` if
+ * `tf.memory().numTensors` grew over the measured runs. Every fitloop package tests its hooks with it.
+ */
+export async function expectNoLeaks(fn: (iteration: number) => unknown, options: LeakCheckOptions = {}): Promise<{ before: number; after: number }> {
+  const { warmup = 2, iterations = 5 } = options;
+  for (let i = 0; i < warmup; i++) await fn(i);
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < iterations; i++) await fn(warmup + i);
+  const after = tf.memory().numTensors;
+  if (after > before) throw new TensorLeakError(before, after, iterations);
+  return { before, after };
+}
+
+export interface TinyFixtureOptions {
+  /** Samples. Default 64. */
+  samples?: number;
+  /** Input features. Default 4. */
+  features?: number;
+  /** Classes. Default 3. */
+  classes?: number;
+  /** Hidden units. Default 8. */
+  hidden?: number;
+  /** Seed for data and initial weights. Default 1. */
+  seed?: number;
+  /** Add BatchNormalization and Dropout after the hidden layer. Default false. */
+  withBatchNormAndDropout?: boolean;
+}
+
+export interface TinyFixture {
+  readonly model: tfl.LayersModel;
+  readonly xs: tf.Tensor2D;
+  /** Class indices as float32, shape [samples]. */
+  readonly ys: tf.Tensor1D;
+  /** A seeded in-memory source over xs/ys. */
+  data(batchSize: number, seed?: number): DataSource;
+  dispose(): void;
+}
+
+/**
+ * A tiny, learnable classification problem (gaussian blobs, one per class) and a small MLP, both
+ * seeded. For plugin tests: fast on cpu, and loss visibly falls within a few epochs.
+ */
+export function tinyFixture(options: TinyFixtureOptions = {}): TinyFixture {
+  const { samples = 64, features = 4, classes = 3, hidden = 8, seed = 1, withBatchNormAndDropout = false } = options;
+  const { xs, ys } = seeded(seed, () =>
+    tf.tidy(() => {
+      const labels = tf.tensor1d(Array.from({ length: samples }, (_, i) => i % classes), "int32");
+      const centers = tf.mul(tf.randomNormal([classes, features]), 3);
+      const x = tf.add(tf.gather(centers, labels), tf.randomNormal([samples, features])) as tf.Tensor2D;
+      return { xs: x, ys: tf.cast(labels, "float32") as tf.Tensor1D };
+    }),
+  );
+  const model = seeded(seed + 1, () => {
+    const m = tfl.sequential();
+    m.add(tfl.layers.dense({ inputShape: [features], units: hidden, activation: "relu" }));
+    if (withBatchNormAndDropout) {
+      m.add(tfl.layers.batchNormalization({ momentum: 0.9 }));
+      m.add(tfl.layers.dropout({ rate: 0.3 }));
+    }
+    m.add(tfl.layers.dense({ units: classes, activation: "softmax" }));
+    return m;
+  });
+  return {
+    model,
+    xs,
+    ys,
+    data: (batchSize, dataSeed = seed) => tensorData(xs, ys, { batchSize, seed: dataSeed }),
+    dispose() {
+      model.dispose();
+      tf.dispose([xs, ys]);
+    },
+  };
+}

@@ -1,0 +1,203 @@
+import * as tf from "@tensorflow/tfjs-core";
+import type { LayersModel } from "@tensorflow/tfjs-layers";
+import type { DependencyContainer } from "tsyringe";
+import { ObserverBus, type Observer } from "./bus.js";
+import { CancelFit } from "./cancel.js";
+import type { Callback } from "./callback.js";
+import type { DataSource } from "./data.js";
+import { createRootContainer, isPluginClass, TOKENS, type PluginClass } from "./di.js";
+import type { EventName } from "./events.js";
+import { hyperparameters } from "./hyperparams.js";
+import type { Logger } from "./logger.js";
+import { fitLoop } from "./loop.js";
+import { resolveLoss, resolveMetrics, type LossFn, type LossName, type MetricSpec } from "./losses.js";
+import { fitOptionsSchema, parseOptions, trainerOptionsSchema } from "./options.js";
+import { describeOrder, resolveOrder, type ResolvedPlugin } from "./order.js";
+import { preflight } from "./preflight.js";
+import { Rng, type RngState } from "./rng.js";
+import { RunScope } from "./run.js";
+import { collectStateful, createTrainState, trainStateDict, type FitOutcome, type StateDict, type TrainState, type TrainStateDict } from "./state.js";
+
+export interface TrainerOptions {
+  model: LayersModel;
+  optimizer: tf.Optimizer;
+  loss: LossName | LossFn;
+  /** `"acc"` picks the accuracy that fits the loss; or `{ name: fn }` for your own. */
+  metrics?: MetricSpec[];
+  /** Plugin instances, inline hook objects, or plugin classes (constructed by the run container). */
+  callbacks?: Array<Callback | PluginClass>;
+  /** Deterministic mode: same seed, same run, bit for bit on the cpu backend. */
+  seed?: number;
+  logger?: Logger;
+  /** Root DI container (see `createRootContainer`); a child of it hosts each run. */
+  container?: DependencyContainer;
+}
+
+export interface FitOptions {
+  epochs: number;
+  train: DataSource;
+  validation?: DataSource;
+  /** Start at this epoch (ignored when a state was loaded with `loadStateDict`). */
+  initialEpoch?: number;
+}
+
+export interface FitResult {
+  readonly outcome: FitOutcome;
+  readonly state: Readonly<TrainState>;
+}
+
+/** Everything a checkpoint needs from the trainer besides weights and optimizer slots. */
+export interface TrainerStateDict {
+  readonly train: TrainStateDict;
+  readonly rng: RngState | null;
+  readonly plugins: Readonly<Record<string, StateDict>>;
+}
+
+export class Trainer {
+  readonly bus: ObserverBus;
+  readonly model: LayersModel;
+  readonly optimizer: tf.Optimizer;
+  private readonly opts: TrainerOptions;
+  private readonly root: DependencyContainer;
+  private readonly logger: Logger;
+  private rng: Rng | undefined;
+  private state: TrainState | undefined;
+  private pending: TrainerStateDict | undefined;
+  private plugins: ResolvedPlugin[] = [];
+
+  constructor(options: TrainerOptions) {
+    parseOptions("Trainer", trainerOptionsSchema, options);
+    this.opts = options;
+    this.model = options.model;
+    this.optimizer = options.optimizer;
+    this.root = options.container ?? createRootContainer(options.logger ? { logger: options.logger } : {});
+    this.logger = options.logger ?? this.root.resolve(TOKENS.Logger);
+    this.bus = new ObserverBus(this.logger);
+    this.rng = options.seed === undefined ? undefined : new Rng(options.seed);
+  }
+
+  /** Subscribes an observer (fire-and-forget) to one event or `"*"`; returns the unsubscribe. */
+  on(event: EventName | "*", observer: Observer): () => void {
+    return this.bus.on(event, observer);
+  }
+
+  async fit(options: FitOptions): Promise<FitResult> {
+    parseOptions("Trainer.fit", fitOptionsSchema, options);
+    const loss = this.opts.loss;
+    await preflight(this.model, loss, options.train, "train");
+    if (options.validation) await preflight(this.model, loss, options.validation, "validation");
+
+    const state = createTrainState(options.epochs);
+    const resume = this.pending;
+    const run = this.root.createChildContainer();
+    try {
+      const callbacks = this.resolvePlugins(run, state);
+      this.plugins = resolveOrder(callbacks);
+      const stateful = collectStateful(callbacks, (cb) => this.plugins.find((p) => p.callback === cb)?.name ?? "?");
+      let startEpoch = options.initialEpoch ?? 0;
+      let startBatch = 0;
+      if (resume) {
+        this.applyResume(resume, state, stateful);
+        startEpoch = state.epoch;
+        startBatch = state.batchIndex;
+        this.pending = undefined;
+      }
+      this.state = state;
+      const scope = new RunScope(state, this.model, this.optimizer, hyperparameters(this.optimizer), this.logger, this.bus, this.plugins);
+      const spec = {
+        train: options.train,
+        validation: options.validation,
+        loss: resolveLoss(loss),
+        metrics: resolveMetrics(this.opts.metrics ?? [], loss),
+        rng: this.rng,
+        startEpoch,
+        startBatch,
+      };
+      return await runFit(scope, () => fitLoop(scope, spec));
+    } finally {
+      await run.dispose();
+    }
+  }
+
+  private resolvePlugins(run: DependencyContainer, state: TrainState): Callback[] {
+    run.register(TOKENS.Model, { useValue: this.model });
+    run.register(TOKENS.Optimizer, { useValue: this.optimizer });
+    run.register(TOKENS.Hyperparameters, { useValue: hyperparameters(this.optimizer) });
+    run.register(TOKENS.TrainState, { useValue: state });
+    run.register(TOKENS.Bus, { useValue: this.bus });
+    if (!run.isRegistered(TOKENS.Logger, true)) run.register(TOKENS.Logger, { useValue: this.logger });
+    const list = this.opts.callbacks ?? [];
+    for (const p of list) {
+      if (isPluginClass(p)) run.register(TOKENS.Plugin, { useClass: p as new () => Callback });
+      else run.register(TOKENS.Plugin, { useValue: p });
+    }
+    return list.length ? run.resolveAll(TOKENS.Plugin) : [];
+  }
+
+  private applyResume(resume: TrainerStateDict, state: TrainState, stateful: Map<string, { loadStateDict(s: StateDict): void }>): void {
+    const t = resume.train;
+    Object.assign(state, { epoch: t.epoch, step: t.step, globalBatch: t.globalBatch, batchIndex: t.batchIndex, history: t.history.map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })) });
+    if (resume.rng) (this.rng ??= new Rng(0)).setState(resume.rng);
+    for (const [key, dict] of Object.entries(resume.plugins)) {
+      const p = stateful.get(key);
+      if (p) p.loadStateDict(dict);
+      else this.logger.warn(`fitloop: the saved state has plugin state "${key}" but no plugin with that stateKey is registered; ignored`);
+    }
+  }
+
+  /** The loop's events with the plugins that run on each, in order (resolves the order now). */
+  describeLoop(): string {
+    const callbacks = (this.opts.callbacks ?? []).filter((p): p is Callback => !isPluginClass(p));
+    return describeOrder(this.plugins.length ? this.plugins : resolveOrder(callbacks));
+  }
+
+  /**
+   * Position, RNG and every stateful plugin's state (weights and optimizer slots are saved by
+   * the checkpoint plugin). Call during or after a run.
+   */
+  stateDict(): TrainerStateDict {
+    if (!this.state) throw new Error("stateDict() needs a run: call it from a hook or after fit()");
+    const plugins: Record<string, StateDict> = {};
+    const stateful = collectStateful(this.plugins.map((p) => p.callback), (cb) => this.plugins.find((p) => p.callback === cb)!.name);
+    for (const [key, cb] of stateful) plugins[key] = cb.stateDict();
+    return { train: trainStateDict(this.state), rng: this.rng ? this.rng.getState() : null, plugins };
+  }
+
+  /** Loads a state to resume from at the next `fit()` (plugin states are applied when the run starts). */
+  loadStateDict(state: TrainerStateDict): void {
+    this.pending = state;
+  }
+}
+
+/** Runs the loop and always fires `afterFit` with the outcome; rethrows a failure after it. */
+async function runFit(scope: RunScope, loop: () => Promise<void>): Promise<FitResult> {
+  let failure: { error: unknown } | undefined;
+  let outcome: FitOutcome;
+  try {
+    await scope.fire("beforeFit");
+    await loop();
+    outcome = scope.stopRequested ? { status: "stopped", stopRequests: [...scope.state.stopRequests], reason: scope.state.stopRequests.map((r) => `${r.by}: ${r.reason}`).join("; ") } : { status: "completed", stopRequests: [] };
+  } catch (e) {
+    if (e instanceof CancelFit) {
+      outcome = { status: "cancelled", stopRequests: [...scope.state.stopRequests], reason: e.reason };
+    } else {
+      failure = { error: e };
+      outcome = { status: "failed", stopRequests: [...scope.state.stopRequests], reason: e instanceof Error ? e.message : String(e), error: e };
+    }
+  }
+  scope.finish(outcome);
+  try {
+    await scope.fire("afterFit");
+  } catch (e) {
+    if (!failure) throw e;
+    scope.logger.error("fitloop: an afterFit hook threw while the run was failing", e);
+  }
+  if (failure) throw failure.error;
+  return { outcome, state: scope.state };
+}
+
+/** One-call form: `await fit({ model, optimizer, loss, train, epochs })`. */
+export async function fit(options: TrainerOptions & FitOptions): Promise<FitResult> {
+  const { epochs, train, validation, initialEpoch, ...trainer } = options;
+  return new Trainer(trainer).fit({ epochs, train, ...(validation ? { validation } : {}), ...(initialEpoch !== undefined ? { initialEpoch } : {}) });
+}
