@@ -30,14 +30,26 @@ interface OptimizerFields {
 
 type Kind = "sgd" | "momentum" | "adam" | "adamax" | "rmsprop" | "adagrad" | "adadelta" | "unknown";
 
+// tfjs's `Optimizer` defines `Symbol.hasInstance` as a duck-type check (has minimize, computeGradients
+// and applyGradients), and every subclass inherits it: `adam instanceof tf.MomentumOptimizer` is true.
+// So walk the real prototype chain (the ordinary `instanceof`), subclasses before their base
+// (Momentum extends SGD); if no class matches (another copy of tfjs-core), fall back on the
+// serialization class name.
+const KINDS: ReadonlyArray<readonly [Exclude<Kind, "unknown">, abstract new (...args: never[]) => tf.Optimizer, string]> = [
+  ["momentum", tf.MomentumOptimizer, "Momentum"],
+  ["sgd", tf.SGDOptimizer, "SGD"],
+  ["adam", tf.AdamOptimizer, "Adam"],
+  ["adamax", tf.AdamaxOptimizer, "Adamax"],
+  ["rmsprop", tf.RMSPropOptimizer, "RMSProp"],
+  ["adagrad", tf.AdagradOptimizer, "Adagrad"],
+  ["adadelta", tf.AdadeltaOptimizer, "Adadelta"],
+];
+const ordinaryInstanceOf = Function.prototype[Symbol.hasInstance];
+
 export function optimizerKind(optimizer: tf.Optimizer): Kind {
-  if (optimizer instanceof tf.MomentumOptimizer) return "momentum";
-  if (optimizer instanceof tf.SGDOptimizer) return "sgd";
-  if (optimizer instanceof tf.AdamOptimizer) return "adam";
-  if (optimizer instanceof tf.AdamaxOptimizer) return "adamax";
-  if (optimizer instanceof tf.RMSPropOptimizer) return "rmsprop";
-  if (optimizer instanceof tf.AdagradOptimizer) return "adagrad";
-  if (optimizer instanceof tf.AdadeltaOptimizer) return "adadelta";
+  for (const [kind, cls] of KINDS) if (ordinaryInstanceOf.call(cls, optimizer)) return kind;
+  const className = typeof optimizer.getClassName === "function" ? optimizer.getClassName() : undefined;
+  for (const [kind, , name] of KINDS) if (className === name) return kind;
   return "unknown";
 }
 

@@ -52,3 +52,5 @@ export {
   StateError,
   type OptionIssue,
 } from "./errors.js";
+export { optimizerStateDict, loadOptimizerStateDict, type OptimizerStateDict, type SavedSlot } from "./optimizer-state.js";
+export { useBackend, type BackendName, type UseBackendOptions } from "./backend.js";

@@ -70,6 +70,7 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
     state.globalBatch++;
     if (run.stopRequested) break;
   }
+  state.cursor = { epoch: state.epoch + 1, batchIndex: 0 };
   const means: Logs = {};
   for (const [k, v] of sums) means[k] = v / seen;
   const lr = currentLearningRate(run);
@@ -133,13 +134,25 @@ async function step(run: RunScope): Promise<void> {
   try {
     await run.fireGradients();
     await run.fire("beforeStep");
-    run.optimizer.applyGradients(run.grads!);
+    run.optimizer.applyGradients(inVariableOrder(run));
     run.state.step++;
     run.stepSkipped = false;
   } catch (e) {
     if (!(e instanceof CancelStep)) throw e;
   }
+  run.state.cursor = { epoch: run.state.epoch, batchIndex: run.state.batchIndex + 1 };
   await run.fire("afterStep");
+}
+
+/** tfjs keeps optimizer slots by position: always pass gradients in trainable-variable order. */
+function inVariableOrder(run: RunScope): tf.NamedTensorMap {
+  const grads = run.grads!;
+  const ordered: tf.NamedTensorMap = {};
+  for (const w of run.model.trainableWeights) {
+    const name = (w.read() as tf.Variable).name;
+    if (grads[name]) ordered[name] = grads[name];
+  }
+  return ordered;
 }
 
 function disposeBatch(run: RunScope, batch: Batch): void {

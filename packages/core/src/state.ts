@@ -53,6 +53,11 @@ export interface TrainState {
   globalBatch: number;
   /** Index of the current batch within its epoch (the data cursor). */
   batchIndex: number;
+  /**
+   * Where a resumed run starts: the next batch to train. Moves past a batch once its step is
+   * done (before `afterStep`), and to `{epoch + 1, 0}` when the training phase ends.
+   */
+  cursor: { epoch: number; batchIndex: number };
   /** Batches per epoch, when the data source knows it. */
   batchesPerEpoch: number | undefined;
   /** Latest logs: batch logs during training, epoch logs from `afterValidate` on. */
@@ -74,6 +79,7 @@ export function createTrainState(epochs: number): TrainState {
     step: 0,
     globalBatch: 0,
     batchIndex: 0,
+    cursor: { epoch: 0, batchIndex: 0 },
     batchesPerEpoch: undefined,
     logs: {},
     batchLogs: {},
@@ -90,6 +96,8 @@ export interface TrainStateDict {
   readonly step: number;
   readonly globalBatch: number;
   readonly batchIndex: number;
+  /** The next batch to train when resuming. */
+  readonly cursor: { readonly epoch: number; readonly batchIndex: number };
   readonly history: readonly EpochRecord[];
 }
 
@@ -99,6 +107,7 @@ export function trainStateDict(state: TrainState): TrainStateDict {
     step: state.step,
     globalBatch: state.globalBatch,
     batchIndex: state.batchIndex,
+    cursor: { ...state.cursor },
     history: state.history.map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })),
   };
 }

@@ -136,7 +136,14 @@ export class Trainer {
 
   private applyResume(resume: TrainerStateDict, state: TrainState, stateful: Map<string, { loadStateDict(s: StateDict): void }>): void {
     const t = resume.train;
-    Object.assign(state, { epoch: t.epoch, step: t.step, globalBatch: t.globalBatch, batchIndex: t.batchIndex, history: t.history.map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })) });
+    Object.assign(state, {
+      epoch: t.cursor.epoch,
+      batchIndex: t.cursor.batchIndex,
+      cursor: { ...t.cursor },
+      step: t.step,
+      globalBatch: t.globalBatch,
+      history: t.history.map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })),
+    });
     if (resume.rng) (this.rng ??= new Rng(0)).setState(resume.rng);
     for (const [key, dict] of Object.entries(resume.plugins)) {
       const p = stateful.get(key);
