@@ -1,6 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // tsyringe's parameter decorators (@inject) need legacy decorators; test files sit outside the
+  // packages' build tsconfigs, so say it here rather than rely on tsconfig discovery.
+  oxc: { decorator: { legacy: true } },
   resolve: { conditions: ["@fitloop/source"] },
   ssr: { resolve: { conditions: ["@fitloop/source"], externalConditions: ["@fitloop/source"] } },
   test: {
