@@ -113,7 +113,10 @@ function rmspropCase(centered: boolean): Case {
  * shows up in the correction of step t+1 (its first moment uses it at once). With a constant beta1
  * this is the textbook beta1^t. The references below reproduce exactly that, and the beta1 tests
  * check two steps after the change so both effects are pinned.
+ * accBeta1/accBeta2 are float32 variables and `1 - accBeta2` (~0.001) magnifies their rounding about
+ * 1000-fold, so the references keep those two products in float32 (Math.fround) exactly as tfjs does.
  */
+const f32 = Math.fround;
 const adamCase: Case = {
   label: "adam",
   kind: "adam",
@@ -121,7 +124,7 @@ const adamCase: Case = {
   momentumName: "beta1",
   initial: { lr: 0.1, mom: 0.9 },
   changedMomentum: 0.5,
-  init: (n, hp) => ({ m: zeros(n), v: zeros(n), accBeta1: [hp.mom], accBeta2: [BETA2] }),
+  init: (n, hp) => ({ m: zeros(n), v: zeros(n), accBeta1: [f32(hp.mom)], accBeta2: [f32(BETA2)] }),
   // m = b1*m + (1-b1)g; v = b2*v + (1-b2)g²; x -= lr * (m/(1-accB1)) / (sqrt(v/(1-accB2)) + eps)
   step: (s, x, gr, { lr, mom: b1 }) => {
     const c1 = 1 - s.accBeta1![0]!;
@@ -134,8 +137,8 @@ const adamCase: Case = {
       s.v![i] = v;
       return xi - (lr * (m / c1)) / (Math.sqrt(v / c2) + EPS);
     });
-    s.accBeta1![0] = s.accBeta1![0]! * b1;
-    s.accBeta2![0] = s.accBeta2![0]! * BETA2;
+    s.accBeta1![0] = f32(s.accBeta1![0]! * f32(b1));
+    s.accBeta2![0] = f32(s.accBeta2![0]! * f32(BETA2));
     return out;
   },
 };
@@ -147,7 +150,7 @@ const adamaxCase: Case = {
   momentumName: "beta1",
   initial: { lr: 0.1, mom: 0.9 },
   changedMomentum: 0.5,
-  init: (n, hp) => ({ m: zeros(n), u: zeros(n), accBeta1: [hp.mom], iteration: [0] }),
+  init: (n, hp) => ({ m: zeros(n), u: zeros(n), accBeta1: [f32(hp.mom)], iteration: [0] }),
   // lrT = lr/(1 + iteration*decay); m = b1*m + (1-b1)g; u = max(b2*u, |g|);
   // x -= lrT/(1-accB1) * m/(u + eps)
   step: (s, x, gr, { lr, mom: b1 }) => {
@@ -162,7 +165,7 @@ const adamaxCase: Case = {
       return xi - (lrT / c1) * (m / (u + EPS));
     });
     s.iteration![0] = s.iteration![0]! + 1;
-    s.accBeta1![0] = s.accBeta1![0]! * b1;
+    s.accBeta1![0] = f32(s.accBeta1![0]! * f32(b1));
     return out;
   },
 };
