@@ -60,7 +60,7 @@ describe("dependency injection", () => {
     await t.fit({ epochs: 1, train: fx.data(4) });
     expect(instances.size).toBe(2);
     for (const p of instances) expect((p as Probe).model).toBe(fx.model);
-    for (const token of Object.values(TOKENS)) expect(globalContainer.isRegistered(token, false)).toBe(false);
+    for (const token of Object.values(TOKENS) as symbol[]) expect(globalContainer.isRegistered(token, false)).toBe(false);
     fx.dispose();
   });
 
