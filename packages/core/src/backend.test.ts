@@ -1,0 +1,24 @@
+import { describe, expect, it } from "vitest";
+import * as tf from "@tensorflow/tfjs-core";
+import { BackendError, useBackend, type BackendName } from "./index.js";
+
+describe("useBackend", () => {
+  it("activates wasm and cpu, checking that tfjs really switched", async () => {
+    expect(await useBackend("wasm")).toBe("wasm");
+    expect(tf.getBackend()).toBe("wasm");
+    expect(tf.tidy(() => tf.sum(tf.tensor1d([1, 2, 3])).dataSync()[0])).toBe(6);
+    expect(await useBackend("cpu")).toBe("cpu");
+    expect(tf.getBackend()).toBe("cpu");
+  });
+
+  it("names the packages to install when tfjs-node is missing", async () => {
+    const err = await useBackend("tensorflow").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackendError);
+    expect((err as Error).message).toBe("the tensorflow backend is not installed: npm install @tensorflow/tfjs-node-gpu or npm install @tensorflow/tfjs-node");
+    expect(tf.getBackend()).toBe("cpu"); // nothing changed
+  });
+
+  it("rejects an unknown backend name", async () => {
+    await expect(useBackend("webgpu" as BackendName)).rejects.toThrow(/unknown backend "webgpu"; use one of tensorflow, wasm, cpu/);
+  });
+});
