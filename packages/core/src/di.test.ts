@@ -72,4 +72,28 @@ describe("dependency injection", () => {
     expect(disposedCount).toBe(0);
     fx.dispose();
   });
+
+  it("a plugin can inject another plugin of the same run by its class", async () => {
+    class BestTracker implements Callback {
+      best = Number.POSITIVE_INFINITY;
+      afterEpoch(ctx: HookContext): void {
+        this.best = Math.min(this.best, ctx.logs["loss"]!);
+      }
+    }
+    const reports: number[] = [];
+    @injectable()
+    class Reporter implements Callback {
+      readonly runsAfter = ["BestTracker"];
+      constructor(@inject(BestTracker) private readonly tracker: BestTracker) {}
+      afterFit(): void {
+        reports.push(this.tracker.best);
+      }
+    }
+    const fx = tinyFixture({ samples: 8 });
+    const tracker = new BestTracker();
+    const t = new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", callbacks: [Reporter, tracker], logger: memoryLogger([]) });
+    const r = await t.fit({ epochs: 3, train: fx.data(4) });
+    expect(reports).toEqual([Math.min(...r.state.history.map((h) => h.logs["loss"]!))]);
+    fx.dispose();
+  });
 });

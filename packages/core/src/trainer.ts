@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
-import type { DependencyContainer } from "tsyringe";
+import { Lifecycle, type DependencyContainer } from "tsyringe";
 import { ObserverBus, type Observer } from "./bus.js";
 import { CancelFit } from "./cancel.js";
 import type { Callback } from "./callback.js";
@@ -128,8 +128,16 @@ export class Trainer {
     if (!run.isRegistered(TOKENS.Logger, true)) run.register(TOKENS.Logger, { useValue: this.logger });
     const list = this.opts.callbacks ?? [];
     for (const p of list) {
-      if (isPluginClass(p)) run.register(TOKENS.Plugin, { useClass: p as new () => Callback });
-      else run.register(TOKENS.Plugin, { useValue: p });
+      // Each plugin is also registered under its own class, so another plugin can inject it.
+      if (isPluginClass(p)) {
+        const cls = p as new () => Callback;
+        run.register(cls, { useClass: cls }, { lifecycle: Lifecycle.ContainerScoped });
+        run.register(TOKENS.Plugin, { useToken: cls });
+      } else {
+        const ctor = (p as { constructor?: unknown }).constructor;
+        if (typeof ctor === "function" && ctor !== Object) run.register(ctor as new () => Callback, { useValue: p });
+        run.register(TOKENS.Plugin, { useValue: p });
+      }
     }
     return list.length ? run.resolveAll(TOKENS.Plugin) : [];
   }
