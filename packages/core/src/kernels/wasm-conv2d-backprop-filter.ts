@@ -1,0 +1,145 @@
+import {
+  backend_util,
+  Conv2D,
+  Conv2DBackpropFilter,
+  getKernel,
+  Slice,
+  Transpose,
+  type Conv2DBackpropFilterAttrs,
+  type KernelBackend,
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  type NamedTensorInfoMap,
+  type TensorInfo,
+} from "@tensorflow/tfjs-core";
+
+const BACKEND = "wasm";
+
+/**
+ * Attributes of `Conv2DBackpropFilter`. tfjs itself never passes `dilations` (its conv2d gradient
+ * rejects dilation > 1); we accept it so the kernel is correct for dilated forward convolutions too.
+ */
+export interface WasmConv2DBackpropFilterAttrs extends Conv2DBackpropFilterAttrs {
+  dilations?: [number, number] | number;
+}
+
+/** Geometry of the filter gradient expressed as one forward Conv2D (see `planFilterGradConv`). */
+export interface FilterGradPlan {
+  /** Padding of the composed conv, as tfjs explicit padding of an NHWC tensor. */
+  pad: [[0, 0], [number, number], [number, number], [0, 0]];
+  strides: [number, number];
+  dilations: [number, number];
+  /** Spatial size the composed conv produces; can exceed the filter's, then it is cropped. */
+  outHeight: number;
+  outWidth: number;
+  filterHeight: number;
+  filterWidth: number;
+}
+
+/**
+ * dW[i,j,ci,co] = sum_{b,oh,ow} xPadded[b, oh*s + i*d, ow*s + j*d, ci] * dy[b,oh,ow,co] is a Conv2D
+ * of x seen as [ci, H, W, b] with dy seen as the filter [oh, ow, b, co], where the roles of stride
+ * and dilation swap. Padding keeps the original top/left; bottom/right become what output rows
+ * 0..fh-1 need (may be less than the original, or more with 'ceil' rounding); extra rows are cropped.
+ */
+export function planFilterGradConv(
+  xShape: readonly [number, number, number, number],
+  dyShape: readonly [number, number, number, number],
+  attrs: WasmConv2DBackpropFilterAttrs,
+): FilterGradPlan {
+  if (attrs.dataFormat === "NCHW") {
+    throw new Error("fitloop wasm Conv2DBackpropFilter supports only dataFormat 'NHWC' (tfjs-wasm's Conv2D does too); got 'NCHW'");
+  }
+  const info = backend_util.computeConv2DInfo(
+    [xShape[0], xShape[1], xShape[2], xShape[3]],
+    attrs.filterShape,
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    "channelsLast",
+  );
+  const [b, oh, ow, co] = dyShape;
+  if (b !== info.batchSize || oh !== info.outHeight || ow !== info.outWidth || co !== info.outChannels) {
+    throw new Error(`fitloop wasm Conv2DBackpropFilter: dy shape [${dyShape.join(",")}] does not match the convolution's output [${info.outShape.join(",")}]`);
+  }
+  // needed = padded extent that output rows 0..filter-1 read; rows past the input are zeros.
+  const side = (inSize: number, padBefore: number, out: number, filter: number, stride: number, dilation: number): [number, number] => {
+    const needed = (filter - 1) * dilation + (out - 1) * stride + 1;
+    const padAfter = Math.max(0, needed - inSize - padBefore);
+    return [padAfter, filter + Math.floor((inSize + padBefore + padAfter - needed) / dilation)];
+  };
+  const [padBottom, outHeight] = side(info.inHeight, info.padInfo.top, oh, info.filterHeight, info.strideHeight, info.dilationHeight);
+  const [padRight, outWidth] = side(info.inWidth, info.padInfo.left, ow, info.filterWidth, info.strideWidth, info.dilationWidth);
+  return {
+    pad: [[0, 0], [info.padInfo.top, padBottom], [info.padInfo.left, padRight], [0, 0]],
+    strides: [info.dilationHeight, info.dilationWidth],
+    dilations: [info.strideHeight, info.strideWidth],
+    outHeight,
+    outWidth,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+  };
+}
+
+/** Runs one of the wasm backend's own kernels directly (no engine, no tape, no tensor tracking). */
+function runWasm(name: string, backend: KernelBackend, inputs: NamedTensorInfoMap, attrs: NamedAttrMap): TensorInfo {
+  const kernel = getKernel(name, BACKEND);
+  if (!kernel) throw new Error(`fitloop wasm Conv2DBackpropFilter needs the wasm kernel '${name}', which is not registered`);
+  const out = kernel.kernelFunc({ inputs, backend, attrs });
+  const info = Array.isArray(out) ? out[0] : out;
+  if (!info) throw new Error(`fitloop wasm Conv2DBackpropFilter: kernel '${name}' returned no output`);
+  return info;
+}
+
+function as4d(shape: readonly number[], what: string): [number, number, number, number] {
+  if (shape.length !== 4) throw new Error(`fitloop wasm Conv2DBackpropFilter: ${what} must be rank 4, got shape [${shape.join(",")}]`);
+  return [shape[0]!, shape[1]!, shape[2]!, shape[3]!];
+}
+
+/** Arguments tfjs passes to a kernel function, with the backend typed (tfjs types it as `{}`). */
+export interface WasmKernelArgs {
+  inputs: NamedTensorInfoMap;
+  backend: KernelBackend;
+  attrs?: NamedAttrMap;
+}
+
+/** The kernel function: transposes, one XNNPACK Conv2D, an optional crop, a transpose back. */
+export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs): TensorInfo {
+  const { x, dy } = inputs;
+  if (!x || !dy) throw new Error("fitloop wasm Conv2DBackpropFilter: inputs x and dy are required");
+  const a = attrs as unknown as WasmConv2DBackpropFilterAttrs;
+  const xShape = as4d(x.shape, "x");
+  const plan = planFilterGradConv(xShape, as4d(dy.shape, "dy"), a);
+  const [, , ci, co] = a.filterShape;
+  const temps: TensorInfo[] = [];
+  const keep = (t: TensorInfo): TensorInfo => (temps.push(t), t);
+  try {
+    const xT = keep(runWasm(Transpose, backend, { x }, { perm: [3, 1, 2, 0] }));
+    const dyT = keep(runWasm(Transpose, backend, { x: dy }, { perm: [1, 2, 0, 3] }));
+    let grad = keep(
+      runWasm(Conv2D, backend, { x: xT, filter: dyT }, {
+        strides: plan.strides,
+        dilations: plan.dilations,
+        pad: plan.pad,
+        dataFormat: "NHWC",
+      }),
+    );
+    if (plan.outHeight !== plan.filterHeight || plan.outWidth !== plan.filterWidth) {
+      grad = keep(runWasm(Slice, backend, { x: grad }, { begin: [0, 0, 0, 0], size: [ci, plan.filterHeight, plan.filterWidth, co] }));
+    }
+    // [ci, fh, fw, co] -> [fh, fw, ci, co]; the result is owned by the engine, not disposed here.
+    return runWasm(Transpose, backend, { x: grad }, { perm: [1, 2, 0, 3] });
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+}
+
+export const wasmConv2DBackpropFilterConfig: KernelConfig = {
+  kernelName: Conv2DBackpropFilter,
+  backendName: BACKEND,
+  // tfjs types the backend parameter as `{}`; the engine passes the wasm KernelBackend
+  kernelFunc: wasmConv2DBackpropFilter as unknown as KernelFunc,
+};
