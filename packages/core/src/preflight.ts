@@ -42,12 +42,30 @@ async function checkBatch(model: LayersModel, loss: LossName | LossFn, batch: Ba
   if (want.length !== got.length || want.some((d, i) => d !== null && d !== got[i])) {
     throw new ShapeMismatchError(`${role} inputs have shape [${xs.shape.join(",")}] but the model expects [${inShape.map((d) => d ?? "batch").join(",")}]`);
   }
-  const bad = await firstNonFinite(xs);
+  // Tensors are immutable: one already scanned clean is not scanned again by the next fit().
+  const bad = cleanInputs.has(xs) ? undefined : await firstNonFinite(xs);
+  if (bad === undefined) cleanInputs.add(xs);
   if (bad !== undefined) {
     throw new DataError("NON_FINITE_INPUT", `${role} input sample ${bad.index} contains ${bad.value} at feature ${bad.feature}; clean or impute the data first`, bad.index);
   }
-  const outShape = tf.tidy(() => (model.predict(tf.slice(xs, 0, 1)) as tf.Tensor).shape);
+  const outShape = outputShape(model, xs);
+  if (typeof loss === "function") return; // custom losses define their own label contract
+  const key = `${loss}:${outShape.slice(1).join(",")}`;
+  if (checkedLabels.get(ys)?.has(key)) return;
   await checkLabels(loss, outShape, ys, role);
+  (checkedLabels.get(ys) ?? checkedLabels.set(ys, new Set()).get(ys)!).add(key);
+}
+
+/** Inputs already found free of NaN/Inf, and labels already checked per `loss:outputShape`. */
+const cleanInputs = new WeakSet<tf.Tensor>();
+const checkedLabels = new WeakMap<tf.Tensor, Set<string>>();
+
+/** Output shape for one sample: the model's symbolic shape when fully known, else a 1-sample predict. */
+function outputShape(model: LayersModel, xs: tf.Tensor): number[] {
+  const symbolic = model.outputs[0]?.shape;
+  if (symbolic && symbolic.slice(1).every((d) => d !== null)) return [1, ...(symbolic.slice(1) as number[])];
+  // gather, not slice: tfjs-wasm's Slice copies the whole source tensor to JS first
+  return tf.tidy(() => (model.predict(tf.gather(xs, tf.tensor1d([0], "int32"))) as tf.Tensor).shape);
 }
 
 async function firstNonFinite(xs: tf.Tensor): Promise<{ index: number; feature: number; value: string } | undefined> {
