@@ -1,0 +1,186 @@
+import { parseOptions } from "@fitloop/core";
+import { z } from "zod";
+import type { BatchTransform, HostBatch } from "../batch.js";
+import { dimsResolver, imageDims, imageShapeSchema, type ImageDims } from "./shape.js";
+
+export interface RandomCropOptions {
+  /** Pad every side by this many pixels, then crop a random window of the original size. */
+  padding: number;
+  /** Value of the padding. Default 0 (background of MNIST-like images before normalisation). */
+  fill?: number;
+  /** Image layout when samples are flat, e.g. `[28, 28, 1]` for `[784]`. */
+  imageShape?: number[];
+}
+
+const cropSchema = z.strictObject({ padding: z.number().int().min(0), fill: z.number().optional(), imageShape: imageShapeSchema });
+
+/**
+ * Random crop with padding (the CIFAR/MNIST recipe): equivalent to shifting each image by an
+ * integer offset in `[-padding, padding]` on both axes and filling the uncovered border.
+ */
+export function randomCrop(options: RandomCropOptions): BatchTransform {
+  const o = parseOptions("randomCrop", cropSchema, options);
+  return shiftTransform("randomCrop", o.padding, o.fill ?? 0, o.imageShape);
+}
+
+export interface RandomShiftOptions {
+  /** Largest shift in pixels, on each axis. */
+  maxShift: number;
+  fill?: number;
+  imageShape?: number[];
+}
+
+const shiftSchema = z.strictObject({ maxShift: z.number().int().min(0), fill: z.number().optional(), imageShape: imageShapeSchema });
+
+/** Shifts each image by a random integer offset in `[-maxShift, maxShift]` per axis (= `randomCrop({padding: maxShift})`). */
+export function randomShift(options: RandomShiftOptions): BatchTransform {
+  const o = parseOptions("randomShift", shiftSchema, options);
+  return shiftTransform("randomShift", o.maxShift, o.fill ?? 0, o.imageShape);
+}
+
+function shiftTransform(name: string, max: number, fill: number, imageShape: readonly number[] | undefined): BatchTransform {
+  const dimsOf = dimsResolver(name, imageShape);
+  let scratch = new Float32Array(0);
+  return {
+    name,
+    check: (info) => void imageDims(name, info.sampleShape, imageShape),
+    apply(batch, { rng }) {
+      const d = dimsOf(batch.sampleShape);
+      const f = d.h * d.w * d.c;
+      if (scratch.length !== f) scratch = new Float32Array(f);
+      for (let s = 0; s < batch.size; s++) {
+        const dy = rng.int(2 * max + 1) - max;
+        const dx = rng.int(2 * max + 1) - max;
+        if (dy !== 0 || dx !== 0) shiftImage(batch.x.subarray(s * f, (s + 1) * f), scratch, d, dy, dx, fill);
+      }
+      return batch;
+    },
+  };
+}
+
+/** Moves `img` by (dy, dx) in place, row by row with `set` (channels are contiguous). */
+function shiftImage(img: Float32Array, scratch: Float32Array, { h, w, c }: ImageDims, dy: number, dx: number, fill: number): void {
+  scratch.set(img);
+  const c0 = Math.max(0, dx);
+  const c1 = Math.min(w, w + dx);
+  for (let r = 0; r < h; r++) {
+    const row = img.subarray(r * w * c, (r + 1) * w * c);
+    const src = r - dy;
+    if (src < 0 || src >= h || c1 <= c0) {
+      row.fill(fill);
+      continue;
+    }
+    row.set(scratch.subarray((src * w + c0 - dx) * c, (src * w + c1 - dx) * c), c0 * c);
+    if (c0 > 0) row.fill(fill, 0, c0 * c);
+    if (c1 < w) row.fill(fill, c1 * c);
+  }
+}
+
+export interface RandomRotationOptions {
+  /** Largest rotation in degrees, both directions (small: 10-15 for digits). */
+  maxDegrees: number;
+  fill?: number;
+  imageShape?: number[];
+}
+
+const rotationSchema = z.strictObject({ maxDegrees: z.number().min(0).max(180), fill: z.number().optional(), imageShape: imageShapeSchema });
+
+/** Rotates each image about its centre by a random angle in `[-maxDegrees, maxDegrees]` (bilinear). */
+export function randomRotation(options: RandomRotationOptions): BatchTransform {
+  const o = parseOptions("randomRotation", rotationSchema, options);
+  const dimsOf = dimsResolver("randomRotation", o.imageShape);
+  const fill = o.fill ?? 0;
+  let scratch = new Float32Array(0);
+  return {
+    name: "randomRotation",
+    check: (info) => void imageDims("randomRotation", info.sampleShape, o.imageShape),
+    apply(batch, { rng }) {
+      const d = dimsOf(batch.sampleShape);
+      const f = d.h * d.w * d.c;
+      if (scratch.length !== f) scratch = new Float32Array(f);
+      for (let s = 0; s < batch.size; s++) {
+        const theta = ((2 * rng.next() - 1) * o.maxDegrees * Math.PI) / 180;
+        const img = batch.x.subarray(s * f, (s + 1) * f);
+        scratch.set(img);
+        rotateInto(scratch, img, d, theta, fill);
+      }
+      return batch;
+    },
+  };
+}
+
+/** Inverse mapping: each output pixel samples the source at the point rotated by -theta. */
+function rotateInto(src: Float32Array, out: Float32Array, { h, w, c }: ImageDims, theta: number, fill: number): void {
+  const cos = Math.cos(theta);
+  const sin = Math.sin(theta);
+  const cy = (h - 1) / 2;
+  const cx = (w - 1) / 2;
+  const at = (y: number, x: number, ch: number) => (y < 0 || y >= h || x < 0 || x >= w ? fill : src[(y * w + x) * c + ch]!);
+  for (let r = 0; r < h; r++) {
+    for (let col = 0; col < w; col++) {
+      const y = cos * (r - cy) - sin * (col - cx) + cy;
+      const x = sin * (r - cy) + cos * (col - cx) + cx;
+      const y0 = Math.floor(y);
+      const x0 = Math.floor(x);
+      const fy = y - y0;
+      const fx = x - x0;
+      for (let ch = 0; ch < c; ch++) {
+        const top = at(y0, x0, ch) * (1 - fx) + at(y0, x0 + 1, ch) * fx;
+        const bottom = at(y0 + 1, x0, ch) * (1 - fx) + at(y0 + 1, x0 + 1, ch) * fx;
+        out[(r * w + col) * c + ch] = top * (1 - fy) + bottom * fy;
+      }
+    }
+  }
+}
+
+export interface HorizontalFlipOptions {
+  /** Probability of flipping each image. Default 0.5. */
+  p?: number;
+  /** Say that a mirrored sample keeps its label (photos of cats): silences the warning. */
+  labelsFlipInvariant?: boolean;
+  /** Where the warning goes. Default `console.warn`. */
+  warn?: (message: string) => void;
+  imageShape?: number[];
+}
+
+const flipSchema = z.strictObject({
+  p: z.number().min(0).max(1).optional(),
+  labelsFlipInvariant: z.boolean().optional(),
+  warn: z.custom<(message: string) => void>((v) => typeof v === "function", { message: "must be a function" }).optional(),
+  imageShape: imageShapeSchema,
+});
+
+export const FLIP_WARNING =
+  "horizontalFlip: mirroring can change what a sample is (b/d, p/q, 2/S, and a mirrored 6 or 9 is no longer a clean digit), so the label may become wrong. Use it for data whose classes are mirror-symmetric; pass { labelsFlipInvariant: true } to confirm and silence this warning.";
+
+/** Mirrors images left-right with probability `p`. Opt-in: it warns unless told the labels survive a flip. */
+export function horizontalFlip(options: HorizontalFlipOptions = {}): BatchTransform {
+  const o = parseOptions("horizontalFlip", flipSchema, options);
+  if (!o.labelsFlipInvariant) (o.warn ?? console.warn)(FLIP_WARNING);
+  const p = o.p ?? 0.5;
+  const dimsOf = dimsResolver("horizontalFlip", o.imageShape);
+  return {
+    name: "horizontalFlip",
+    check: (info) => void imageDims("horizontalFlip", info.sampleShape, o.imageShape),
+    apply(batch: HostBatch, { rng }) {
+      const { h, w, c } = dimsOf(batch.sampleShape);
+      const f = h * w * c;
+      for (let s = 0; s < batch.size; s++) {
+        if (rng.next() >= p) continue;
+        const img = batch.x.subarray(s * f, (s + 1) * f);
+        for (let r = 0; r < h; r++) {
+          for (let a = 0, b = w - 1; a < b; a++, b--) {
+            for (let ch = 0; ch < c; ch++) {
+              const i = (r * w + a) * c + ch;
+              const j = (r * w + b) * c + ch;
+              const t = img[i]!;
+              img[i] = img[j]!;
+              img[j] = t;
+            }
+          }
+        }
+      }
+      return batch;
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import { parseOptions } from "@fitloop/core";
+import { z } from "zod";
+import type { BatchTransform } from "../batch.js";
+import { addNormal } from "../random.js";
+
+export interface GaussianNoiseOptions {
+  /** Standard deviation of the noise, in the units of the features. */
+  std: number;
+  /** Clip the result to `[min, max]` (e.g. `[0, 1]` for pixel intensities). */
+  clip?: [number, number];
+}
+
+const noiseSchema = z.strictObject({
+  std: z.number().min(0),
+  clip: z
+    .tuple([z.number(), z.number()])
+    .refine(([lo, hi]) => lo <= hi, { message: "must be [min, max] with min <= max" })
+    .optional(),
+});
+
+/** Adds independent N(0, std²) noise to every feature. */
+export function gaussianNoise(options: GaussianNoiseOptions): BatchTransform {
+  const o = parseOptions("gaussianNoise", noiseSchema, options);
+  const [lo, hi] = o.clip ?? [-Infinity, Infinity];
+  return {
+    name: "gaussianNoise",
+    apply(batch, { rng }) {
+      addNormal(rng, batch.x, o.std, lo, hi);
+      return batch;
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import * as tf from "@tensorflow/tfjs-core";
+import type { Batch, Rng } from "@fitloop/core";
+import type { ArrayDataset } from "./dataset.js";
+import { sizeOf } from "./validate.js";
+
+/**
+ * A batch on the host, before it becomes tensors. Transforms work here on typed arrays: cheaper
+ * than tensor ops for per-sample randomness, and exactly reproducible on every backend.
+ */
+export interface HostBatch {
+  /** `size * prod(sampleShape)` features, a fresh buffer the transforms may modify in place. */
+  x: Float32Array;
+  /** Class indices (`Int32Array`), or `Float32Array` one-hot / soft labels / targets. */
+  y: Int32Array | Float32Array;
+  readonly size: number;
+  sampleShape: readonly number[];
+  /** `[]` for class indices or scalar targets, `[numClasses]` for one-hot / soft labels. */
+  labelShape: readonly number[];
+  /** Dataset indices of the samples, in batch order (for debugging and reports). */
+  readonly indices: Int32Array;
+}
+
+/** What a transform knows besides the batch. */
+export interface TransformContext {
+  /** Seeded from `(seed, epoch, batchIndex)`: a resumed batch draws exactly the same numbers. */
+  readonly rng: Rng;
+  readonly epoch: number;
+  readonly batchIndex: number;
+  readonly numClasses: number | undefined;
+}
+
+/** What a transform can check once, when a loader is built (shapes, number of classes). */
+export interface TransformInfo {
+  readonly sampleShape: readonly number[];
+  readonly numClasses: number | undefined;
+}
+
+/** A seeded batch transform (augmentation, normalisation, label smoothing, ...). */
+export interface BatchTransform {
+  readonly name: string;
+  /** True when the transform needs one-hot labels and outputs soft labels (MixUp, CutMix, smoothing). */
+  readonly softLabels?: boolean;
+  /** Throws an `OptionsError` when the transform cannot work on this data. */
+  check?(info: TransformInfo): void;
+  apply(batch: HostBatch, ctx: TransformContext): HostBatch;
+}
+
+/** Gathers the rows `indices` of `ds` into a fresh host batch (one `set` per sample). */
+export function gatherBatch(ds: ArrayDataset, indices: Int32Array): HostBatch {
+  const f = sizeOf(ds.sampleShape);
+  const l = ds.numClasses === undefined ? sizeOf(ds.labelShape) : 1;
+  const n = indices.length;
+  const x = new Float32Array(n * f);
+  const y = ds.y instanceof Int32Array ? new Int32Array(n * l) : new Float32Array(n * l);
+  for (let r = 0; r < n; r++) {
+    const i = indices[r]!;
+    x.set(ds.x.subarray(i * f, i * f + f), r * f);
+    if (l === 1) y[r] = ds.y[i]!;
+    else y.set(ds.y.subarray(i * l, i * l + l), r * l);
+  }
+  return { x, y, size: n, sampleShape: ds.sampleShape, labelShape: ds.numClasses === undefined ? ds.labelShape : [], indices };
+}
+
+/** Class indices to one-hot rows (no-op when the labels are already vectors). */
+export function toOneHot(batch: HostBatch, numClasses: number): HostBatch {
+  if (!(batch.y instanceof Int32Array)) return batch;
+  const y = new Float32Array(batch.size * numClasses);
+  for (let r = 0; r < batch.size; r++) y[r * numClasses + batch.y[r]!] = 1;
+  batch.y = y;
+  batch.labelShape = [numClasses];
+  return batch;
+}
+
+/**
+ * One `tf.tensor` call per side. Class indices become a float32 `[n]` tensor: tfjs losses and
+ * metrics (and fitloop's sparse cross-entropy, which floors them) expect float labels.
+ */
+export function toTensors(batch: HostBatch, flatten: boolean): Batch {
+  const xShape = flatten ? [batch.size, sizeOf(batch.sampleShape)] : [batch.size, ...batch.sampleShape];
+  const xs = tf.tensor(batch.x, xShape, "float32");
+  const y = batch.y instanceof Int32Array ? Float32Array.from(batch.y) : batch.y;
+  const ys = tf.tensor(y, [batch.size, ...batch.labelShape], "float32");
+  return { xs, ys };
+}
+
+/** Runs the transforms in order (checks happen once, at loader construction). */
+export function applyTransforms(batch: HostBatch, transforms: readonly BatchTransform[], ctx: TransformContext): HostBatch {
+  let b = batch;
+  for (const t of transforms) b = t.apply(b, ctx);
+  return b;
+}

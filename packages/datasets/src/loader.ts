@@ -1,0 +1,141 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { DataError, OptionsError, Rng, epochPermutation, mixSeed, parseOptions, type Batch, type DataCursor, type DataSource } from "@fitloop/core";
+import { applyTransforms, gatherBatch, toOneHot, toTensors, type BatchTransform, type HostBatch } from "./batch.js";
+import type { ArrayDataset } from "./dataset.js";
+import { prefetch } from "./prefetch.js";
+import { checkCursor, checkStructure, loaderOptionsSchema } from "./options.js";
+
+export interface LoaderOptions {
+  batchSize: number;
+  /** Shuffle every epoch with a permutation derived from `(seed, epoch)`. Default true. */
+  shuffle?: boolean;
+  /** Seed of the order and of the transforms. Default 0. */
+  seed?: number;
+  /** Drop the last, smaller batch. Default false. */
+  dropLast?: boolean;
+  /** Applied in order to every training batch, seeded by `(seed, epoch, batchIndex)`. */
+  transforms?: readonly BatchTransform[];
+  /** Batches prepared ahead (see `prefetch`); 0 makes `batches()` a plain synchronous iterable. Default 1. */
+  prefetch?: number;
+  /** Yield `xs` as `[n, prod(sampleShape)]` (for an MLP on image data). Default false. */
+  flatten?: boolean;
+  /** Yield labels as one-hot rows. Forced on when a transform makes soft labels (MixUp, CutMix, smoothing). */
+  oneHot?: boolean;
+}
+
+const AUGMENT_SALT = 0xa06;
+
+/**
+ * Batches an in-memory data set for the fitloop `Trainer` (a core `DataSource`). The order of an
+ * epoch is a permutation of `(seed, epoch)` and the transforms of batch b draw from
+ * `(seed, epoch, b)`, so `batches({epoch, batchIndex})` resumes exactly where an uninterrupted run
+ * would be, without replaying earlier batches. The loop disposes every yielded batch.
+ */
+export class DataLoader implements DataSource {
+  readonly dataset: ArrayDataset;
+  readonly size: number;
+  readonly batchesPerEpoch: number;
+  readonly batchSize: number;
+  readonly seed: number;
+  private readonly shuffle: boolean;
+  private readonly transforms: readonly BatchTransform[];
+  private readonly depth: number;
+  private readonly flatten: boolean;
+  private readonly oneHot: boolean;
+  private cachedOrder: { epoch: number; order: Int32Array } | undefined;
+  private peeked: Batch | undefined;
+
+  constructor(dataset: ArrayDataset, options: LoaderOptions) {
+    const o = parseOptions("DataLoader", loaderOptionsSchema, options);
+    checkStructure("DataLoader", dataset);
+    this.dataset = dataset;
+    this.size = dataset.size;
+    this.batchSize = o.batchSize;
+    this.seed = o.seed ?? 0;
+    this.shuffle = o.shuffle ?? true;
+    this.transforms = o.transforms ?? [];
+    this.depth = o.prefetch ?? 1;
+    this.flatten = o.flatten ?? false;
+    this.oneHot = (o.oneHot ?? false) || this.transforms.some((t) => t.softLabels === true);
+    if (this.oneHot && dataset.numClasses === undefined) {
+      const why = o.oneHot ? "oneHot" : `transform ${this.transforms.find((t) => t.softLabels)!.name}`;
+      throw new OptionsError("DataLoader", [{ path: o.oneHot ? "oneHot" : "transforms", message: `${why} needs class labels, but the data set has regression targets (numClasses is not set)` }]);
+    }
+    for (const t of this.transforms) t.check?.({ sampleShape: dataset.sampleShape, numClasses: dataset.numClasses });
+    if (dataset.size === 0) throw new DataError("EMPTY_DATA", "DataLoader: the data set has 0 samples");
+    if (o.batchSize > dataset.size) {
+      throw new DataError("BATCH_LARGER_THAN_DATA", `DataLoader: batchSize ${o.batchSize} is larger than the data (${dataset.size} samples); use batchSize <= ${dataset.size}`);
+    }
+    this.batchesPerEpoch = o.dropLast ? Math.floor(dataset.size / o.batchSize) : Math.ceil(dataset.size / o.batchSize);
+  }
+
+  /** The sample order of `epoch` (identity when `shuffle` is false). */
+  order(epoch: number): Int32Array {
+    if (this.cachedOrder?.epoch !== epoch) {
+      const order = this.shuffle ? epochPermutation(this.size, this.seed, epoch) : Int32Array.from({ length: this.size }, (_, i) => i);
+      this.cachedOrder = { epoch, order };
+    }
+    return this.cachedOrder.order;
+  }
+
+  /** Data set indices of batch `batchIndex` of `epoch`. */
+  batchIndices(epoch: number, batchIndex: number): Int32Array {
+    const start = batchIndex * this.batchSize;
+    return this.order(epoch).slice(start, Math.min(start + this.batchSize, this.size));
+  }
+
+  /** Batch `batchIndex` of `epoch` as typed arrays, transforms applied: what the loop will see, with no tensors. */
+  hostBatch(epoch: number, batchIndex: number): HostBatch {
+    checkCursor("DataLoader", { epoch, batchIndex }, this.batchesPerEpoch - 1);
+    let batch = gatherBatch(this.dataset, this.batchIndices(epoch, batchIndex));
+    if (this.oneHot) batch = toOneHot(batch, this.dataset.numClasses!);
+    if (this.transforms.length === 0) return batch;
+    const rng = new Rng(mixSeed(this.seed, epoch, batchIndex, AUGMENT_SALT));
+    return applyTransforms(batch, this.transforms, { rng, epoch, batchIndex, numClasses: this.dataset.numClasses });
+  }
+
+  /** Batch `batchIndex` of `epoch` as tensors; the caller owns (disposes) them. */
+  batch(epoch: number, batchIndex: number): Batch {
+    return toTensors(this.hostBatch(epoch, batchIndex), this.flatten);
+  }
+
+  batches(cursor: DataCursor): Iterable<Batch> | AsyncIterable<Batch> {
+    checkCursor("DataLoader", cursor, this.batchesPerEpoch);
+    this.releasePeek(); // the loop has moved on from its pre-flight scan
+    const self = this;
+    function* gen(): Generator<Batch> {
+      for (let b = cursor.batchIndex; b < self.batchesPerEpoch; b++) yield self.batch(cursor.epoch, b);
+    }
+    if (this.depth === 0) return { [Symbol.iterator]: gen };
+    return { [Symbol.asyncIterator]: () => prefetch(gen(), this.depth, (b) => tf.dispose([b.xs, b.ys])) };
+  }
+
+  /**
+   * Every sample in data set order, without transforms, labels in the format batches have: lets
+   * the trainer's pre-flight check scan all of them. The tensors stay owned by the loader and are
+   * released when `batches()` is next called or on `dispose()`.
+   */
+  peekAll(): Batch {
+    if (!this.peeked) {
+      let all = gatherBatch(this.dataset, Int32Array.from({ length: this.size }, (_, i) => i));
+      if (this.oneHot) all = toOneHot(all, this.dataset.numClasses!);
+      this.peeked = toTensors(all, this.flatten);
+    }
+    return this.peeked;
+  }
+
+  /** Releases the tensors of `peekAll()`, if any. */
+  dispose(): void {
+    this.releasePeek();
+  }
+
+  private releasePeek(): void {
+    if (this.peeked) tf.dispose([this.peeked.xs, this.peeked.ys]);
+    this.peeked = undefined;
+  }
+}
+
+/** `new DataLoader(dataset, options)`. */
+export function dataLoader(dataset: ArrayDataset, options: LoaderOptions): DataLoader {
+  return new DataLoader(dataset, options);
+}
