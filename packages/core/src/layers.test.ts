@@ -79,3 +79,17 @@ describe("BatchNormalization and Dropout behave as in model.fit", () => {
     fx.dispose();
   });
 });
+
+describe("labels", () => {
+  it("sparse labels may be int32 or float32 and give the same loss", async () => {
+    const fx = tinyFixture({ samples: 12 });
+    const losses: number[] = [];
+    for (const ys of [fx.ys, tf.cast(fx.ys, "int32")]) {
+      const t = new Trainer({ model: fx.model, optimizer: tf.train.sgd(0), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], logger: silentLogger });
+      const r = await t.fit({ epochs: 1, train: tensorData(fx.xs, ys, { batchSize: 12, shuffle: false }) });
+      losses.push(r.state.history[0]!.logs["loss"]!);
+    }
+    expect(losses[1]).toBe(losses[0]);
+    fx.dispose();
+  });
+});

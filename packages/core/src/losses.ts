@@ -25,7 +25,8 @@ const LOSSES: Record<LossName, LossFn> = {
 function sparseCE(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const numClasses = yPred.shape[yPred.shape.length - 1]!;
-    const labels = tf.cast(tf.floor(tf.reshape(yTrue, [-1])), "int32");
+    const flat = tf.reshape(yTrue, [-1]);
+    const labels = flat.dtype === "int32" ? flat : tf.cast(tf.floor(flat), "int32");
     const oneHot = tf.reshape(tf.oneHot(labels, numClasses), yPred.shape);
     return layerMetrics.categoricalCrossentropy(oneHot, yPred);
   });

@@ -84,9 +84,6 @@ export class Trainer {
   async fit(options: FitOptions): Promise<FitResult> {
     parseOptions("Trainer.fit", fitOptionsSchema, options);
     const loss = this.opts.loss;
-    await preflight(this.model, loss, options.train, "train");
-    if (options.validation) await preflight(this.model, loss, options.validation, "validation");
-
     const state = createTrainState(options.epochs);
     const resume = this.pending;
     const run = this.root.createChildContainer();
@@ -100,8 +97,11 @@ export class Trainer {
         this.applyResume(resume, state, stateful);
         startEpoch = state.epoch;
         startBatch = state.batchIndex;
-        this.pending = undefined;
       }
+      // After plugin state is loaded (a restored normaliser may be what makes the data valid).
+      await preflight(this.model, loss, options.train, "train");
+      if (options.validation) await preflight(this.model, loss, options.validation, "validation");
+      this.pending = undefined;
       this.state = state;
       const scope = new RunScope(state, this.model, this.optimizer, hyperparameters(this.optimizer), this.logger, this.bus, this.plugins);
       const spec = {
