@@ -5,8 +5,10 @@ export type BackendName = "tensorflow" | "wasm" | "cpu";
 
 export interface UseBackendOptions {
   /**
-   * Register fitloop's kernels for the wasm backend (a fast `Conv2DBackpropFilter`, which tfjs-wasm
-   * lacks, so CNNs can train there). Default true; set false to use tfjs's kernels only.
+   * Register fitloop's kernels for the wasm backend: a `Conv2DBackpropFilter`, which tfjs-wasm lacks
+   * (so CNNs can train there), and faster replacements of stock kernels (docs/performance.md).
+   * Default true. `false` puts back the stock kernels fitloop replaced (an added kernel that tfjs-wasm
+   * lacks stays registered once added).
    */
   wasmKernels?: boolean;
 }
@@ -49,9 +51,10 @@ export async function useBackend(name: BackendName, options: UseBackendOptions =
     throw new BackendError(`the ${name} backend is not installed: ${install}`);
   }
   const tfName = name === "tensorflow" ? "tensorflow" : name;
-  if (name === "wasm" && options.wasmKernels !== false) {
-    const { registerWasmKernels } = await import("./kernels/index.js");
-    registerWasmKernels();
+  if (name === "wasm") {
+    const { registerWasmKernels, restoreWasmKernels } = await import("./kernels/index.js");
+    if (options.wasmKernels === false) restoreWasmKernels();
+    else registerWasmKernels();
   }
   let ok: boolean;
   try {

@@ -54,4 +54,4 @@ export {
 } from "./errors.js";
 export { optimizerStateDict, loadOptimizerStateDict, type OptimizerStateDict, type SavedSlot } from "./optimizer-state.js";
 export { useBackend, type BackendName, type UseBackendOptions } from "./backend.js";
-export { registerWasmKernels } from "./kernels/index.js";
+export { registerWasmKernels, restoreWasmKernels } from "./kernels/index.js";

@@ -1,17 +1,45 @@
 import { getKernel, registerKernel } from "@tensorflow/tfjs-core";
+import { wasmBatchMatMulConfig } from "./wasm-batch-matmul.js";
 import { wasmConv2DBackpropFilterConfig } from "./wasm-conv2d-backprop-filter.js";
+import { wasmConv2DBackpropInputConfig } from "./wasm-conv2d-backprop-input.js";
+import { wasmIdentityConfig } from "./wasm-identity.js";
+import { wasmMaxPoolGradConfig } from "./wasm-max-pool-grad.js";
+import { wasmMeanConfig, wasmSumConfig } from "./wasm-reduce.js";
+import { wasmTileConfig } from "./wasm-tile.js";
+import { replaceWasmKernel, restoreWasmKernels } from "./wasm-util.js";
 
 export { planFilterGradConv, wasmConv2DBackpropFilter, wasmConv2DBackpropFilterConfig } from "./wasm-conv2d-backprop-filter.js";
 export type { FilterGradPlan, WasmConv2DBackpropFilterAttrs, WasmKernelArgs } from "./wasm-conv2d-backprop-filter.js";
+export { wasmBatchMatMul, wasmBatchMatMulConfig } from "./wasm-batch-matmul.js";
+export { planInputGradConv, wasmConv2DBackpropInput, wasmConv2DBackpropInputConfig } from "./wasm-conv2d-backprop-input.js";
+export { wasmTile, wasmTileConfig } from "./wasm-tile.js";
+export { wasmMean, wasmMeanConfig, wasmSum, wasmSumConfig } from "./wasm-reduce.js";
+export { wasmMaxPoolGrad, wasmMaxPoolGradConfig } from "./wasm-max-pool-grad.js";
+export { wasmIdentity, wasmIdentityConfig } from "./wasm-identity.js";
+export { replaceWasmKernel, restoreWasmKernels, stockWasmKernel } from "./wasm-util.js";
+
+/** Kernels tfjs-wasm 4.22 lacks; added when missing. */
+const ADDED = [wasmConv2DBackpropFilterConfig];
+/** Stock tfjs-wasm kernels fitloop replaces with faster ones (each falls back to the stock kernel where it does not apply). */
+const REPLACED = [wasmBatchMatMulConfig, wasmConv2DBackpropInputConfig, wasmTileConfig, wasmSumConfig, wasmMeanConfig, wasmMaxPoolGradConfig, wasmIdentityConfig];
 
 /**
- * Registers fitloop's kernels for the wasm backend: `Conv2DBackpropFilter`, which tfjs-wasm 4.22
- * lacks (so CNNs cannot train there otherwise). Idempotent, and safe before the wasm backend is
- * initialised (the registry is keyed by backend name only). A kernel already registered under the
- * same name, ours or one a later tfjs ships, is left in place: tfjs warns and overwrites otherwise.
+ * Registers fitloop's kernels for the wasm backend (see docs/performance.md):
+ * - adds `Conv2DBackpropFilter`, which tfjs-wasm 4.22 lacks (so CNNs cannot train there otherwise);
+ * - replaces `BatchMatMul` (transposed operands take XNNPACK's fast path), `Conv2DBackpropInput`
+ *   (stride 1 runs as XNNPACK's forward Conv2D), `Tile` (memory copies on the wasm heap), and `Sum`
+ *   and `Mean` over leading axes (a column sum instead of a full transpose), `MaxPoolGrad` (one pass
+ *   over the windows) and `Identity` (shares the buffer instead of copying it).
+ * Idempotent, and safe before the wasm backend is initialised (the registry is keyed by backend
+ * name only; the stock kernels' setup functions are kept). An added kernel already registered under
+ * the same name, ours or one a later tfjs ships, is left in place. `restoreWasmKernels()` undoes
+ * the replacements; `useBackend('wasm', {wasmKernels: false})` calls it.
  */
 export function registerWasmKernels(): void {
-  for (const config of [wasmConv2DBackpropFilterConfig]) {
+  for (const config of ADDED) {
     if (!getKernel(config.kernelName, config.backendName)) registerKernel(config);
   }
+  for (const config of REPLACED) replaceWasmKernel(config);
 }
+
+export { REPLACED as replacedWasmKernelConfigs };

@@ -1,0 +1,51 @@
+/**
+ * The two models every speed bench here uses (and bench/vs-pytorch.py mirrors in PyTorch):
+ *   mlp: dense 784-256 relu, dense 128 relu, dense 10 softmax
+ *   cnn: conv3x3x32 relu + BN + maxpool2, conv3x3x64 relu + BN + maxpool2, dense 128 relu, dense 10 softmax
+ * Inputs 28x28 (MNIST-sized), batch 64, Adam 1e-3, categorical cross-entropy on integer labels.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import * as tfl from "@tensorflow/tfjs-layers";
+
+export type ModelKind = "mlp" | "cnn";
+export const BATCH = 64;
+export const CLASSES = 10;
+export const INPUT_SHAPE: Record<ModelKind, number[]> = { mlp: [784], cnn: [28, 28, 1] };
+
+export function buildModel(kind: ModelKind): tfl.LayersModel {
+  const m = tfl.sequential();
+  if (kind === "mlp") {
+    m.add(tfl.layers.dense({ inputShape: [784], units: 256, activation: "relu" }));
+    m.add(tfl.layers.dense({ units: 128, activation: "relu" }));
+    m.add(tfl.layers.dense({ units: CLASSES, activation: "softmax" }));
+    return m;
+  }
+  m.add(tfl.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: "relu" }));
+  m.add(tfl.layers.batchNormalization({ momentum: 0.9 }));
+  m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
+  m.add(tfl.layers.conv2d({ filters: 64, kernelSize: 3, activation: "relu" }));
+  m.add(tfl.layers.batchNormalization({ momentum: 0.9 }));
+  m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
+  m.add(tfl.layers.flatten());
+  m.add(tfl.layers.dense({ units: 128, activation: "relu" }));
+  m.add(tfl.layers.dense({ units: CLASSES, activation: "softmax" }));
+  return m;
+}
+
+/** Fixed random inputs in [0, 1) and integer labels [n, 1] (float32, as sparse losses take them). */
+export function randomData(kind: ModelKind, samples: number): { xs: tf.Tensor; ys: tf.Tensor } {
+  const xs = tf.randomUniform([samples, ...INPUT_SHAPE[kind]], 0, 1, "float32", 1);
+  const ys = tf.tidy(() => tf.floor(tf.randomUniform([samples, 1], 0, CLASSES, "float32", 2)));
+  return { xs, ys };
+}
+
+export const median = (v: number[]): number => {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+export const intEnv = (name: string, fallback: number): number => {
+  const v = Number(process.env[name]);
+  return Number.isInteger(v) && v > 0 ? v : fallback;
+};

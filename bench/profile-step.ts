@@ -1,0 +1,89 @@
+/**
+ * Per-kernel profile of one training step of the bench models (bench/models.ts) on the wasm
+ * backend, the way fitloop's loop runs it: `optimizer.computeGradients` of the loss of
+ * `model.apply(x, {training: true})`, then `applyGradients` (Adam), one `await loss.data()`.
+ * Prints ms/step without profiling (median), then kernel time per step under tf.profile (mean over
+ * PROFILE_STEPS), by kernel. The last line is one JSON record.
+ *
+ *   pnpm run bench:profile-step      # env: STEPS (timed, 20), PROFILE_STEPS (5), WASM_KERNELS (below)
+ *
+ * WASM_KERNELS: `all` (default), `added` (before fitloop replaced stock kernels) or a list such as
+ * `BatchMatMul,Tile` (see bench/kernel-choice.ts).
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { resolveLoss, useBackend } from "../packages/core/src/index.js";
+import { applyKernelChoice } from "./kernel-choice.js";
+import { BATCH, buildModel, intEnv, median, randomData, type ModelKind } from "./models.js";
+
+const STEPS = intEnv("STEPS", 20);
+const PROFILE_STEPS = intEnv("PROFILE_STEPS", 5);
+const TOP = 14;
+
+interface Profile {
+  msPerStep: number;
+  kernelMsPerStep: number;
+  byKernel: [string, number, number][]; // name, ms per step, calls per step
+}
+
+async function profileModel(kind: ModelKind): Promise<Profile> {
+  const model = buildModel(kind);
+  const { xs, ys } = randomData(kind, BATCH);
+  const optimizer: tf.Optimizer = tf.train.adam(1e-3);
+  const loss = resolveLoss("sparseCategoricalCrossentropy");
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const step = async (): Promise<number> => {
+    const { value, grads } = optimizer.computeGradients(() => tf.mean(loss(ys, model.apply(xs, { training: true }) as tf.Tensor)) as tf.Scalar, vars);
+    optimizer.applyGradients(grads);
+    tf.dispose(grads);
+    const v = (await value.data())[0]!;
+    value.dispose();
+    return v;
+  };
+  for (let i = 0; i < 3; i++) await step();
+  const times: number[] = [];
+  for (let i = 0; i < STEPS; i++) {
+    const t0 = performance.now();
+    await step();
+    times.push(performance.now() - t0);
+  }
+  const acc = new Map<string, [number, number]>();
+  for (let i = 0; i < PROFILE_STEPS; i++) {
+    const info = await tf.profile(() => step());
+    for (const k of info.kernels) {
+      const prev = acc.get(k.name) ?? [0, 0];
+      acc.set(k.name, [prev[0] + (typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0), prev[1] + 1]);
+    }
+  }
+  model.dispose();
+  optimizer.dispose();
+  tf.dispose([xs, ys]);
+  const byKernel = [...acc].map(([n, [ms, c]]) => [n, ms / PROFILE_STEPS, c / PROFILE_STEPS] as [string, number, number]).sort((a, b) => b[1] - a[1]);
+  return { msPerStep: median(times), kernelMsPerStep: byKernel.reduce((s, k) => s + k[1], 0), byKernel };
+}
+
+async function main(): Promise<void> {
+  const backend = await useBackend("wasm");
+  const on = applyKernelChoice();
+  console.log(`backend ${backend}, tfjs ${tf.version_core}, batch ${BATCH}, Adam; ${STEPS} timed steps (median), ${PROFILE_STEPS} profiled steps (mean)`);
+  console.log(`fitloop wasm kernels: Conv2DBackpropFilter (added)${on.length ? `, replaced: ${on.join(", ")}` : ", no stock kernel replaced"}`);
+  const out: Record<string, unknown> = { bench: "profile-step", replaced: on };
+  for (const kind of ["mlp", "cnn"] as const) {
+    const p = await profileModel(kind);
+    console.log(`\n${kind}: ${p.msPerStep.toFixed(1)} ms/step unprofiled (${((1000 * BATCH) / p.msPerStep).toFixed(0)} samples/s); kernel time under tf.profile ${p.kernelMsPerStep.toFixed(1)} ms/step`);
+    console.log(`| kernel | ms/step | % | calls/step |`);
+    console.log(`|---|---:|---:|---:|`);
+    for (const [name, ms, calls] of p.byKernel.slice(0, TOP)) console.log(`| ${name} | ${ms.toFixed(2)} | ${((100 * ms) / p.kernelMsPerStep).toFixed(1)} | ${calls} |`);
+    const rest = p.byKernel.slice(TOP).reduce((s, k) => s + k[1], 0);
+    if (rest > 0) console.log(`| (${p.byKernel.length - TOP} others) | ${rest.toFixed(2)} | ${((100 * rest) / p.kernelMsPerStep).toFixed(1)} | |`);
+    const r2 = (x: number) => Math.round(x * 100) / 100;
+    out[`${kind}_ms_per_step`] = r2(p.msPerStep);
+    out[`${kind}_samples_per_s`] = Math.round((1000 * BATCH) / p.msPerStep);
+    out[`${kind}_kernels_ms`] = Object.fromEntries(p.byKernel.slice(0, 6).map(([n, ms]) => [n, r2(ms)]));
+  }
+  console.log(JSON.stringify(out));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

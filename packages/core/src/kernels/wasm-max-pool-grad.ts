@@ -1,0 +1,76 @@
+import { backend_util, MaxPoolGrad, util, type KernelBackend, type KernelConfig, type MaxPoolGradAttrs, type TensorInfo } from "@tensorflow/tfjs-core";
+import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
+
+/** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
+interface WasmHeapBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  wasm: { HEAPF32: Float32Array };
+}
+
+/**
+ * MaxPoolGrad on the wasm heap: for every output cell, find the first maximum of its window (in
+ * row-major window order, as the cpu backend does) and add dy there. One pass over the windows;
+ * tfjs-wasm's stock kernel (like cpu's) loops over every input cell and every window covering it,
+ * and was the largest kernel of a small CNN's step after the convolutions were fixed.
+ */
+export function wasmMaxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const { dy, input } = inputs;
+  if (!dy || !input) throw new Error("fitloop wasm MaxPoolGrad: inputs dy and input are required");
+  const a = attrs as unknown as MaxPoolGradAttrs;
+  if (input.shape.length !== 4 || dy.dtype !== "float32" || input.dtype !== "float32") return runWasm(MaxPoolGrad, backend, inputs, attrs);
+  const info = backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+  if (dy.shape.some((d, i) => d !== info.outShape[i])) return runWasm(MaxPoolGrad, backend, inputs, attrs);
+  return poolGrad(dy, input, info, backend);
+}
+
+function poolGrad(dy: TensorInfo, x: TensorInfo, info: backend_util.Conv2DInfo, kb: KernelBackend): TensorInfo {
+  const backend = kb as unknown as WasmHeapBackend;
+  const out = backend.makeOutput([...x.shape], "float32");
+  const heap = backend.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
+  const xs = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
+  const dys = backend.dataIdMap.get(dy.dataId)!.memoryOffset / 4;
+  const dxs = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
+  const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+  const { top, left } = info.padInfo;
+  const size = util.sizeFromShape(x.shape);
+  heap.fill(0, dxs, dxs + size);
+  const rowStride = inWidth * ch;
+  const best = new Float64Array(ch);
+  const where = new Int32Array(ch);
+  let dyp = dys;
+  for (let b = 0; b < batchSize; b++) {
+    const xb = xs + b * inHeight * rowStride;
+    for (let oh = 0; oh < outHeight; oh++) {
+      const r0 = oh * strideHeight - top;
+      const rMin = Math.max(0, r0);
+      const rMax = Math.min(inHeight, r0 + filterHeight);
+      for (let ow = 0; ow < outWidth; ow++, dyp += ch) {
+        const c0 = ow * strideWidth - left;
+        const cMin = Math.max(0, c0);
+        const cMax = Math.min(inWidth, c0 + filterWidth);
+        best.fill(-Infinity);
+        where.fill(-1);
+        for (let r = rMin; r < rMax; r++) {
+          for (let c = cMin; c < cMax; c++) {
+            const p = xb + r * rowStride + c * ch;
+            for (let d = 0; d < ch; d++) {
+              const v = heap[p + d]!;
+              if (v > best[d]!) {
+                best[d] = v;
+                where[d] = p + d;
+              }
+            }
+          }
+        }
+        for (let d = 0; d < ch; d++) {
+          const w = where[d]!;
+          if (w >= 0) heap[dxs + (w - xs)]! += heap[dyp + d]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export const wasmMaxPoolGradConfig: KernelConfig = { kernelName: MaxPoolGrad, backendName: WASM, kernelFunc: asKernelFunc(wasmMaxPoolGrad) };

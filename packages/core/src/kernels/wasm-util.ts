@@ -1,0 +1,70 @@
+import { getKernel, registerKernel, unregisterKernel, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type NamedTensorInfoMap, type TensorInfo } from "@tensorflow/tfjs-core";
+
+export const WASM = "wasm";
+
+/** The kernels fitloop replaced on wasm, with the stock config each replaced (to call or restore). */
+const originals = new Map<string, KernelConfig>();
+
+/** The stock tfjs-wasm kernel `name`, also after fitloop replaced it. */
+export function stockWasmKernel(name: string): KernelConfig | undefined {
+  return originals.get(name) ?? getKernel(name, WASM);
+}
+
+/**
+ * Runs a wasm kernel directly (no engine, no tape, no tensor tracking): the stock one by default,
+ * so a replacement can fall back to, or compose, the kernel it replaced. The caller owns the output
+ * and disposes intermediates with `backend.disposeData`.
+ */
+export function runWasm(name: string, backend: KernelBackend, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
+  const kernel = stockWasmKernel(name);
+  if (!kernel) throw new Error(`fitloop wasm kernels need the wasm kernel '${name}', which is not registered`);
+  const out = kernel.kernelFunc({ inputs, backend, attrs });
+  const info = Array.isArray(out) ? out[0] : out;
+  if (!info) throw new Error(`fitloop wasm kernels: kernel '${name}' returned no output`);
+  return info;
+}
+
+/**
+ * Replaces the stock wasm kernel of the same name with `config`, keeping the stock `setupFunc`
+ * (tfjs-wasm binds its C++ entry point there, and the fallback calls the stock kernel function).
+ * Idempotent; a no-op when the stock kernel is not registered (tfjs-wasm not loaded).
+ */
+export function replaceWasmKernel(config: KernelConfig): void {
+  const current = getKernel(config.kernelName, WASM);
+  if (!current || current.kernelFunc === config.kernelFunc) return;
+  if (!originals.has(config.kernelName)) originals.set(config.kernelName, current);
+  const stock = originals.get(config.kernelName)!;
+  unregisterKernel(config.kernelName, WASM);
+  const replacement: KernelConfig = { ...config, backendName: WASM };
+  if (stock.setupFunc) replacement.setupFunc = stock.setupFunc;
+  if (stock.disposeFunc) replacement.disposeFunc = stock.disposeFunc;
+  registerKernel(replacement);
+}
+
+/** Puts back every stock wasm kernel fitloop replaced. */
+export function restoreWasmKernels(): void {
+  for (const [name, stock] of originals) {
+    if (getKernel(name, WASM)) unregisterKernel(name, WASM);
+    registerKernel(stock);
+  }
+  originals.clear();
+}
+
+/** Arguments tfjs passes to a kernel function, with the backend typed (tfjs types it as `{}`). */
+export interface KernelArgs {
+  inputs: NamedTensorInfoMap;
+  backend: KernelBackend;
+  attrs?: NamedAttrMap;
+}
+
+export const asKernelFunc = (f: (args: KernelArgs) => TensorInfo): KernelFunc => f as unknown as KernelFunc;
+
+/** Runs `body` with a list to collect intermediates; disposes them all afterwards (also on error). */
+export function withTemps<T>(backend: KernelBackend, body: (keep: (t: TensorInfo) => TensorInfo) => T): T {
+  const temps: TensorInfo[] = [];
+  try {
+    return body((t) => (temps.push(t), t));
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+}
