@@ -2,21 +2,27 @@
  * Which of fitloop's wasm kernel replacements a bench runs with, from the WASM_KERNELS env variable:
  * `all` (default: what useBackend('wasm') registers); `added` (only the kernels tfjs-wasm lacks, i.e.
  * stock tfjs-wasm plus Conv2DBackpropFilter: the state before fitloop replaced stock kernels); or a
- * comma-separated list of replaced kernels to enable, e.g. `BatchMatMul,Tile`. Call after useBackend.
+ * comma-separated list of replaced kernels to enable, e.g. `BatchMatMul,Tile` (`BatchNorm` = the fused
+ * BatchNormalization training kernels). Call after useBackend.
  * Returns the names of the replaced kernels in effect.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { replacedWasmKernelConfigs, replaceWasmKernel, restoreWasmKernels } from "../packages/core/src/kernels/index.js";
+import { enableFusedBatchNorm, isFusedBatchNormEnabled, replacedWasmKernelConfigs, replaceWasmKernel, restoreWasmKernels } from "../packages/core/src/kernels/index.js";
 
 export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all"): string[] {
   if (choice !== "all") {
     restoreWasmKernels();
     const wanted = choice === "added" ? [] : choice.split(",").map((k) => k.trim());
     for (const name of wanted) {
+      if (name === "BatchNorm") {
+        enableFusedBatchNorm();
+        continue;
+      }
       const config = replacedWasmKernelConfigs.find((c) => c.kernelName === name);
       if (!config) throw new Error(`WASM_KERNELS: no fitloop kernel '${name}'; have ${replacedWasmKernelConfigs.map((c) => c.kernelName).join(", ")}`);
       replaceWasmKernel(config);
     }
   }
-  return replacedWasmKernelConfigs.filter((c) => tf.getKernel(c.kernelName, "wasm")?.kernelFunc === c.kernelFunc).map((c) => c.kernelName);
+  const on = replacedWasmKernelConfigs.filter((c) => tf.getKernel(c.kernelName, "wasm")?.kernelFunc === c.kernelFunc).map((c) => c.kernelName);
+  return isFusedBatchNormEnabled() ? [...on, "BatchNorm"] : on;
 }

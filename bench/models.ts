@@ -49,3 +49,19 @@ export const intEnv = (name: string, fallback: number): number => {
   const v = Number(process.env[name]);
   return Number.isInteger(v) && v > 0 ? v : fallback;
 };
+
+/**
+ * `useBackend('wasm')`'s `threads` option from the THREADS env variable: unset = the default (all
+ * cores, through @fitloop/core/node); `false` or `1` = single-threaded (before threads); a number.
+ */
+export const threadsEnv = (): { threads?: boolean | number } => {
+  const v = process.env["THREADS"];
+  if (v === undefined || v === "") return {};
+  if (v === "false") return { threads: false };
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`THREADS must be false or a positive integer, got ${v}`);
+  return { threads: n };
+};
+
+/** XNNPACK threads of the initialised wasm backend. */
+export const wasmThreadCount = async (): Promise<number> => (await import("@tensorflow/tfjs-backend-wasm")).getThreadsCount();

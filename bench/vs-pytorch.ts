@@ -14,7 +14,8 @@
  * / PyTorch samples/s). Without torch it says so and exits 0 with no JSON line.
  *
  *   pnpm run bench:vs-pytorch    # env: ROUNDS (5), MLP_STEPS (60), CNN_STEPS (12), PYTHON (/usr/bin/python3),
- *                                # WASM_KERNELS (all; `added` = before fitloop replaced stock kernels)
+ *                                # WASM_KERNELS (all; `added` = before fitloop replaced stock kernels),
+ *                                # THREADS (unset: all cores; `false` = single-threaded, before threads)
  */
 import "reflect-metadata";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -23,7 +24,7 @@ import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { Trainer, tensorData, useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
-import { BATCH, buildModel, intEnv, median, randomData, type ModelKind } from "./models.js";
+import { BATCH, buildModel, intEnv, median, randomData, threadsEnv, wasmThreadCount, type ModelKind } from "./models.js";
 
 const ROUNDS = intEnv("ROUNDS", 5);
 const STEPS: Record<ModelKind, number> = { mlp: intEnv("MLP_STEPS", 60), cnn: intEnv("CNN_STEPS", 12) };
@@ -106,10 +107,11 @@ async function main(): Promise<void> {
     console.log(`PyTorch is not available (${torch.missing.split("\n")[0]}); install Debian's python3-torch and libopenblas0-pthread to run this bench. Skipped.`);
     return;
   }
-  const backend = await useBackend("wasm");
+  const backend = await useBackend("wasm", threadsEnv());
+  const threads = await wasmThreadCount();
   const replaced = applyKernelChoice();
   const kernels = replaced.length ? `fitloop wasm kernels on (replaced: ${replaced.join(", ")})` : "only the kernels tfjs-wasm lacks (WASM_KERNELS=added)";
-  console.log(`fitloop: tfjs ${tf.version_core} ${backend} backend, ${kernels}; PyTorch ${torch.info.torch}, ${torch.info.threads} threads, OPENBLAS_NUM_THREADS=1`);
+  console.log(`fitloop: tfjs ${tf.version_core} ${backend} backend (${threads} thread${threads > 1 ? "s" : ""}), ${kernels}; PyTorch ${torch.info.torch}, ${torch.info.threads} threads, OPENBLAS_NUM_THREADS=1`);
   console.log(`batch ${BATCH}, Adam 1e-3; per round MLP ${STEPS.mlp} steps, CNN ${STEPS.cnn} steps; ${ROUNDS} interleaved rounds after one warm-up`);
   const started = performance.now();
   const rates: Record<ModelKind, { fitloop: number[]; pytorch: number[] }> = { mlp: { fitloop: [], pytorch: [] }, cnn: { fitloop: [], pytorch: [] } };

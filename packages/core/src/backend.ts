@@ -11,6 +11,35 @@ export interface UseBackendOptions {
    * lacks stays registered once added).
    */
   wasmKernels?: boolean;
+  /**
+   * XNNPACK threads for the wasm backend in Node (tfjs-wasm's threaded-SIMD build, which tfjs itself
+   * never starts in Node; see `@fitloop/core/node`). `true` (default): the machine's available
+   * parallelism (at most 8); a number; `false` or 1: single-threaded. Takes effect only on the first
+   * initialisation of the wasm backend in a process; falls back to single-threaded with a logged
+   * reason when the threaded build cannot start. Ignored outside Node and for other backends.
+   */
+  threads?: boolean | number;
+}
+
+/** The Node-only entry; a computed specifier keeps browser bundlers from following it. */
+const NODE_ENTRY = "@fitloop/core/node";
+
+const isNode = (): boolean => {
+  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return typeof p?.versions?.node === "string";
+};
+
+/** `tf.setBackend('wasm')`, threaded through the Node entry when in Node and not opted out. */
+async function setWasmBackend(options: UseBackendOptions): Promise<boolean> {
+  if (options.threads === false || options.threads === 1 || !isNode()) return tf.setBackend("wasm");
+  let node: typeof import("./node/index.js");
+  try {
+    node = (await import(/* @vite-ignore */ /* webpackIgnore: true */ NODE_ENTRY)) as typeof import("./node/index.js");
+  } catch (e) {
+    console.warn(`fitloop: tfjs-wasm runs single-threaded: loading ${NODE_ENTRY} failed: ${(e as Error).message}`);
+    return tf.setBackend("wasm");
+  }
+  return (await node.setWasmBackendThreaded({ threads: options.threads ?? true })).ok;
 }
 
 const PACKAGES: Record<BackendName, readonly string[]> = {
@@ -58,7 +87,7 @@ export async function useBackend(name: BackendName, options: UseBackendOptions =
   }
   let ok: boolean;
   try {
-    ok = await tf.setBackend(tfName);
+    ok = name === "wasm" ? await setWasmBackend(options) : await tf.setBackend(tfName);
     await tf.ready();
   } catch (e) {
     throw new BackendError(`the ${name} backend (${loaded}) failed to initialise: ${(e as Error).message}`, { cause: e });

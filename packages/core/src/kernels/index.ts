@@ -6,7 +6,8 @@ import { wasmIdentityConfig } from "./wasm-identity.js";
 import { wasmMaxPoolGradConfig } from "./wasm-max-pool-grad.js";
 import { wasmMeanConfig, wasmSumConfig } from "./wasm-reduce.js";
 import { wasmTileConfig } from "./wasm-tile.js";
-import { replaceWasmKernel, restoreWasmKernels } from "./wasm-util.js";
+import { disableFusedBatchNorm, enableFusedBatchNorm } from "./wasm-batch-norm-training.js";
+import { replaceWasmKernel, restoreWasmKernels as restoreStockWasmKernels } from "./wasm-util.js";
 
 export { planFilterGradConv, wasmConv2DBackpropFilter, wasmConv2DBackpropFilterConfig } from "./wasm-conv2d-backprop-filter.js";
 export type { FilterGradPlan, WasmConv2DBackpropFilterAttrs, WasmKernelArgs } from "./wasm-conv2d-backprop-filter.js";
@@ -16,7 +17,18 @@ export { wasmTile, wasmTileConfig } from "./wasm-tile.js";
 export { wasmMean, wasmMeanConfig, wasmSum, wasmSumConfig } from "./wasm-reduce.js";
 export { wasmMaxPoolGrad, wasmMaxPoolGradConfig } from "./wasm-max-pool-grad.js";
 export { wasmIdentity, wasmIdentityConfig } from "./wasm-identity.js";
-export { replaceWasmKernel, restoreWasmKernels, stockWasmKernel } from "./wasm-util.js";
+export { replaceWasmKernel, stockWasmKernel } from "./wasm-util.js";
+export {
+  BN_TRAIN,
+  BN_TRAIN_GRAD_SUMS,
+  BN_TRAIN_GRAD_X,
+  disableFusedBatchNorm,
+  enableFusedBatchNorm,
+  isFusedBatchNormEnabled,
+  wasmBatchNormTrain,
+  wasmBatchNormTrainGradSums,
+  wasmBatchNormTrainGradX,
+} from "./wasm-batch-norm-training.js";
 
 /** Kernels tfjs-wasm 4.22 lacks; added when missing. */
 const ADDED = [wasmConv2DBackpropFilterConfig];
@@ -29,7 +41,9 @@ const REPLACED = [wasmBatchMatMulConfig, wasmConv2DBackpropInputConfig, wasmTile
  * - replaces `BatchMatMul` (transposed operands take XNNPACK's fast path), `Conv2DBackpropInput`
  *   (stride 1 runs as XNNPACK's forward Conv2D), `Tile` (memory copies on the wasm heap), and `Sum`
  *   and `Mean` over leading axes (a column sum instead of a full transpose), `MaxPoolGrad` (one pass
- *   over the windows) and `Identity` (shares the buffer instead of copying it).
+ *   over the windows) and `Identity` (shares the buffer instead of copying it);
+ * - routes tfjs-layers' BatchNormalization in training on wasm through three fused kernels
+ *   (`wasm-batch-norm-training.ts`: two passes forward, two backward, instead of ~25 kernels).
  * Idempotent, and safe before the wasm backend is initialised (the registry is keyed by backend
  * name only; the stock kernels' setup functions are kept). An added kernel already registered under
  * the same name, ours or one a later tfjs ships, is left in place. `restoreWasmKernels()` undoes
@@ -40,6 +54,16 @@ export function registerWasmKernels(): void {
     if (!getKernel(config.kernelName, config.backendName)) registerKernel(config);
   }
   for (const config of REPLACED) replaceWasmKernel(config);
+  enableFusedBatchNorm();
+}
+
+/**
+ * Puts back every stock wasm kernel fitloop replaced, and tfjs-layers' own BatchNormalization
+ * training path. `useBackend('wasm', {wasmKernels: false})` calls it.
+ */
+export function restoreWasmKernels(): void {
+  restoreStockWasmKernels();
+  disableFusedBatchNorm();
 }
 
 export { REPLACED as replacedWasmKernelConfigs };
