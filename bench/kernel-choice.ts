@@ -3,13 +3,25 @@
  * `all` (default: what useBackend('wasm') registers); `added` (only the kernels tfjs-wasm lacks, i.e.
  * stock tfjs-wasm plus Conv2DBackpropFilter: the state before fitloop replaced stock kernels); or a
  * comma-separated list of replaced kernels to enable, e.g. `BatchMatMul,Tile` (`BatchNorm` = the fused
- * BatchNormalization training kernels). Call after useBackend.
+ * BatchNormalization training kernels, `ReluGrad` = the one-kernel ReLU gradient). Call after useBackend.
+ * WASM_SIMD=false runs the JS loops instead of fitloop's WebAssembly SIMD kernels (BatchNorm,
+ * MaxPoolGrad, ReluGrad: the state before they existed).
  * Returns the names of the replaced kernels in effect.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { enableFusedBatchNorm, isFusedBatchNormEnabled, replacedWasmKernelConfigs, replaceWasmKernel, restoreWasmKernels } from "../packages/core/src/kernels/index.js";
+import {
+  enableFusedBatchNorm,
+  enableReluGrad,
+  isFusedBatchNormEnabled,
+  isReluGradEnabled,
+  replacedWasmKernelConfigs,
+  replaceWasmKernel,
+  restoreWasmKernels,
+  setSimdKernelsEnabled,
+} from "../packages/core/src/kernels/index.js";
 
 export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all"): string[] {
+  setSimdKernelsEnabled(process.env["WASM_SIMD"] !== "false");
   if (choice !== "all") {
     restoreWasmKernels();
     const wanted = choice === "added" ? [] : choice.split(",").map((k) => k.trim());
@@ -18,11 +30,15 @@ export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all")
         enableFusedBatchNorm();
         continue;
       }
+      if (name === "ReluGrad") {
+        enableReluGrad();
+        continue;
+      }
       const config = replacedWasmKernelConfigs.find((c) => c.kernelName === name);
       if (!config) throw new Error(`WASM_KERNELS: no fitloop kernel '${name}'; have ${replacedWasmKernelConfigs.map((c) => c.kernelName).join(", ")}`);
       replaceWasmKernel(config);
     }
   }
   const on = replacedWasmKernelConfigs.filter((c) => tf.getKernel(c.kernelName, "wasm")?.kernelFunc === c.kernelFunc).map((c) => c.kernelName);
-  return isFusedBatchNormEnabled() ? [...on, "BatchNorm"] : on;
+  return [...on, ...(isFusedBatchNormEnabled() ? ["BatchNorm"] : []), ...(isReluGradEnabled() ? ["ReluGrad"] : [])];
 }

@@ -6,7 +6,8 @@
  * PROFILE_STEPS), by kernel. The last line is one JSON record.
  *
  *   pnpm run bench:profile-step      # env: STEPS (timed, 20), PROFILE_STEPS (5), WASM_KERNELS (below),
- *                                    # THREADS (unset: all cores; `false`: single-threaded, as before threads)
+ *                                    # THREADS (unset: all cores; `false`: single-threaded, as before threads),
+ *                                    # WASM_SIMD (`false`: JS loops instead of fitloop's SIMD kernels)
  *
  * WASM_KERNELS: `all` (default), `added` (before fitloop replaced stock kernels) or a list such as
  * `BatchMatMul,Tile` (see bench/kernel-choice.ts).
@@ -14,6 +15,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { resolveLoss, useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
+import { simdKernelsEnabled } from "../packages/core/src/kernels/index.js";
 import { BATCH, buildModel, intEnv, median, randomData, threadsEnv, wasmThreadCount, type ModelKind } from "./models.js";
 
 const STEPS = intEnv("STEPS", 20);
@@ -67,8 +69,8 @@ async function main(): Promise<void> {
   const threads = await wasmThreadCount();
   const on = applyKernelChoice();
   console.log(`backend ${backend} (${threads} thread${threads > 1 ? "s" : ""}), tfjs ${tf.version_core}, batch ${BATCH}, Adam; ${STEPS} timed steps (median), ${PROFILE_STEPS} profiled steps (mean)`);
-  console.log(`fitloop wasm kernels: Conv2DBackpropFilter (added)${on.length ? `, replaced: ${on.join(", ")}` : ", no stock kernel replaced"}`);
-  const out: Record<string, unknown> = { bench: "profile-step", threads, replaced: on };
+  console.log(`fitloop wasm kernels: Conv2DBackpropFilter (added)${on.length ? `, replaced: ${on.join(", ")}` : ", no stock kernel replaced"}; WebAssembly SIMD kernels ${simdKernelsEnabled() ? "on" : "off (WASM_SIMD=false)"}`);
+  const out: Record<string, unknown> = { bench: "profile-step", threads, replaced: on, simd: simdKernelsEnabled() };
   for (const kind of ["mlp", "cnn"] as const) {
     const p = await profileModel(kind);
     console.log(`\n${kind}: ${p.msPerStep.toFixed(1)} ms/step unprofiled (${((1000 * BATCH) / p.msPerStep).toFixed(0)} samples/s); kernel time under tf.profile ${p.kernelMsPerStep.toFixed(1)} ms/step`);

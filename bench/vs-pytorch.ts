@@ -15,7 +15,8 @@
  *
  *   pnpm run bench:vs-pytorch    # env: ROUNDS (5), MLP_STEPS (60), CNN_STEPS (12), PYTHON (/usr/bin/python3),
  *                                # WASM_KERNELS (all; `added` = before fitloop replaced stock kernels),
- *                                # THREADS (unset: all cores; `false` = single-threaded, before threads)
+ *                                # THREADS (unset: all cores; `false` = single-threaded, before threads),
+ *                                # WASM_SIMD (`false` = JS loops instead of fitloop's SIMD kernels)
  */
 import "reflect-metadata";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -24,6 +25,7 @@ import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { Trainer, tensorData, useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
+import { simdKernelsEnabled } from "../packages/core/src/kernels/index.js";
 import { BATCH, buildModel, intEnv, median, randomData, threadsEnv, wasmThreadCount, type ModelKind } from "./models.js";
 
 const ROUNDS = intEnv("ROUNDS", 5);
@@ -110,7 +112,8 @@ async function main(): Promise<void> {
   const backend = await useBackend("wasm", threadsEnv());
   const threads = await wasmThreadCount();
   const replaced = applyKernelChoice();
-  const kernels = replaced.length ? `fitloop wasm kernels on (replaced: ${replaced.join(", ")})` : "only the kernels tfjs-wasm lacks (WASM_KERNELS=added)";
+  const simd = simdKernelsEnabled() && replaced.some((k) => ["BatchNorm", "MaxPoolGrad", "ReluGrad"].includes(k)) ? ", WebAssembly SIMD kernels on" : "";
+  const kernels = replaced.length ? `fitloop wasm kernels on (replaced: ${replaced.join(", ")}${simd})` : "only the kernels tfjs-wasm lacks (WASM_KERNELS=added)";
   console.log(`fitloop: tfjs ${tf.version_core} ${backend} backend (${threads} thread${threads > 1 ? "s" : ""}), ${kernels}; PyTorch ${torch.info.torch}, ${torch.info.threads} threads, OPENBLAS_NUM_THREADS=1`);
   console.log(`batch ${BATCH}, Adam 1e-3; per round MLP ${STEPS.mlp} steps, CNN ${STEPS.cnn} steps; ${ROUNDS} interleaved rounds after one warm-up`);
   const started = performance.now();

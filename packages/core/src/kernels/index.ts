@@ -7,6 +7,7 @@ import { wasmMaxPoolGradConfig } from "./wasm-max-pool-grad.js";
 import { wasmMeanConfig, wasmSumConfig } from "./wasm-reduce.js";
 import { wasmTileConfig } from "./wasm-tile.js";
 import { disableFusedBatchNorm, enableFusedBatchNorm } from "./wasm-batch-norm-training.js";
+import { disableReluGrad, enableReluGrad } from "./wasm-relu-grad.js";
 import { replaceWasmKernel, restoreWasmKernels as restoreStockWasmKernels } from "./wasm-util.js";
 
 export { planFilterGradConv, wasmConv2DBackpropFilter, wasmConv2DBackpropFilterConfig } from "./wasm-conv2d-backprop-filter.js";
@@ -29,6 +30,8 @@ export {
   wasmBatchNormTrainGradSums,
   wasmBatchNormTrainGradX,
 } from "./wasm-batch-norm-training.js";
+export { disableReluGrad, enableReluGrad, isReluGradEnabled, RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
+export { setSimdKernelsEnabled, simdKernelsEnabled } from "./simd/index.js";
 
 /** Kernels tfjs-wasm 4.22 lacks; added when missing. */
 const ADDED = [wasmConv2DBackpropFilterConfig];
@@ -43,7 +46,10 @@ const REPLACED = [wasmBatchMatMulConfig, wasmConv2DBackpropInputConfig, wasmTile
  *   and `Mean` over leading axes (a column sum instead of a full transpose), `MaxPoolGrad` (one pass
  *   over the windows) and `Identity` (shares the buffer instead of copying it);
  * - routes tfjs-layers' BatchNormalization in training on wasm through three fused kernels
- *   (`wasm-batch-norm-training.ts`: two passes forward, two backward, instead of ~25 kernels).
+ *   (`wasm-batch-norm-training.ts`: two passes forward, two backward, instead of ~25 kernels);
+ * - overrides the gradient of `Relu` on wasm with one kernel (`wasm-relu-grad.ts`) instead of three.
+ * The full-size passes of BatchNorm, MaxPoolGrad and the ReLU gradient run as WebAssembly SIMD
+ * (`simd/`) where available, on tfjs-wasm's own memory.
  * Idempotent, and safe before the wasm backend is initialised (the registry is keyed by backend
  * name only; the stock kernels' setup functions are kept). An added kernel already registered under
  * the same name, ours or one a later tfjs ships, is left in place. `restoreWasmKernels()` undoes
@@ -55,15 +61,17 @@ export function registerWasmKernels(): void {
   }
   for (const config of REPLACED) replaceWasmKernel(config);
   enableFusedBatchNorm();
+  enableReluGrad();
 }
 
 /**
- * Puts back every stock wasm kernel fitloop replaced, and tfjs-layers' own BatchNormalization
- * training path. `useBackend('wasm', {wasmKernels: false})` calls it.
+ * Puts back every stock wasm kernel fitloop replaced, tfjs-layers' own BatchNormalization
+ * training path and tfjs-core's gradient of `Relu`. `useBackend('wasm', {wasmKernels: false})` calls it.
  */
 export function restoreWasmKernels(): void {
   restoreStockWasmKernels();
   disableFusedBatchNorm();
+  disableReluGrad();
 }
 
 export { REPLACED as replacedWasmKernelConfigs };

@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-wasm";
 import { BN_TRAIN, isFusedBatchNormEnabled, registerWasmKernels } from "./index.js";
+import { batchNormSimd, setSimdKernelsEnabled, type EmscriptenWasm } from "./simd/index.js";
 import { useBackend } from "../backend.js";
 import { expectNoLeaks } from "../testing/index.js";
 
@@ -74,6 +75,11 @@ const CASES: Case[] = [
   { shape: [3, 7, 5, 32], scale: 1, shift: 0 }, // rows not a multiple of 4: the unrolled loops' tail
   { shape: [4, 4, 4, 8], scale: 0.01, shift: 50 }, // |mean| >> std: the shifted sums keep the variance
   { shape: [1, 1, 1, 5], scale: 1, shift: 0, floor: 1 }, // one row: variance 0, dx 0
+  // channel counts that are multiples of 4 take the SIMD kernels (the ones above with C = 4, 8, 16, 32 too)
+  { shape: [7, 12], scale: 1, shift: 0 }, // 7 rows: the SIMD statistics' 4-row tail
+  { shape: [2, 5, 5, 64], scale: 2, shift: 1 },
+  { shape: [3, 3, 3, 24], scale: 0.01, shift: -30 }, // |mean| >> std on the SIMD path
+  { shape: [1, 1, 1, 8], scale: 1, shift: 0, floor: 1 }, // one row on the SIMD path
 ];
 const NAMES = ["y", "moving mean", "moving variance", "dx", "dgamma", "dbeta"];
 
@@ -103,24 +109,36 @@ describe("fused BatchNormalization training on wasm", () => {
     expect(await kernelsOf()).toContain(BN_TRAIN);
   });
 
-  it("matches tfjs-layers on cpu: output, moving statistics, and gradients of x, gamma, beta over a grid", async () => {
+  it.each([
+    ["WebAssembly SIMD where C % 4 == 0", true],
+    ["the JS loops (SIMD off)", false],
+  ])("matches tfjs-layers on cpu with %s: output, moving statistics, and gradients of x, gamma, beta over a grid", async (_, simd) => {
     await use("cpu");
     const expected = CASES.map((c, i) => bnStep(c, i));
     await use("wasm");
-    CASES.forEach((c, i) => {
-      const got = bnStep(c, i);
-      expect(got.length).toBe(expected[i]!.length);
-      got.forEach((g, j) => expectClose(g, expected[i]![j]!, `${JSON.stringify(c)} ${NAMES[j]}`, 2e-5, c.floor));
-    });
+    setSimdKernelsEnabled(simd);
+    try {
+      expect(batchNormSimd((tf.backend() as unknown as { wasm: EmscriptenWasm }).wasm) !== undefined).toBe(simd);
+      CASES.forEach((c, i) => {
+        const got = bnStep(c, i);
+        expect(got.length).toBe(expected[i]!.length);
+        got.forEach((g, j) => expectClose(g, expected[i]![j]!, `${JSON.stringify(c)} ${NAMES[j]}`, 2e-5, c.floor));
+      });
+    } finally {
+      setSimdKernelsEnabled(true);
+    }
   });
 
-  it("passes gradients that reach the mean and variance outputs (the kernel against moments + batchNorm on cpu)", async () => {
-    const shape = [3, 4, 4, 6];
+  it.each([
+    [6, "JS"],
+    [8, "SIMD"],
+  ])("passes gradients that reach the mean and variance outputs (the kernel against moments + batchNorm on cpu), C=%i (%s)", async (ch) => {
+    const shape = [3, 4, 4, ch];
     const run = (fused: boolean) =>
       tf.tidy(() => {
         const x = rand(shape, 1, 2, 0.3);
-        const gamma = rand([6], 2, 0.5, 1);
-        const beta = rand([6], 3);
+        const gamma = rand([ch], 2, 0.5, 1);
+        const beta = rand([ch], 3);
         const w = rand(shape, 4);
         const f = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Scalar => {
           let y: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor;
@@ -130,7 +148,7 @@ describe("fused BatchNormalization training on wasm", () => {
             [mean, variance] = [m.mean, m.variance];
             y = tf.batchNorm(xx, mean, variance, b, g, 1e-3);
           }
-          return tf.add(tf.sum(tf.mul(y, w)), tf.add(tf.sum(tf.mul(mean, rand([6], 5))), tf.sum(tf.mul(variance, rand([6], 6))))) as tf.Scalar;
+          return tf.add(tf.sum(tf.mul(y, w)), tf.add(tf.sum(tf.mul(mean, rand([ch], 5))), tf.sum(tf.mul(variance, rand([ch], 6))))) as tf.Scalar;
         };
         return tf.grads(f)([x, gamma, beta]).map((g) => g.dataSync().slice() as Float32Array);
       });

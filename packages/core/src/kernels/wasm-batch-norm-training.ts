@@ -17,6 +17,7 @@ import {
   type Tensor,
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
+import { batchNormSimd, type BatchNormSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
 import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
 
 /**
@@ -34,6 +35,10 @@ import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
  * Used through `BatchNormalization.call` of tfjs-layers (patched by `registerWasmKernels()`): in
  * training, on the wasm backend, for float32 inputs with the channel axis last and both gamma and
  * beta; everything else runs tfjs-layers' own code. Pinned to tfjs 4.22 (layer fields, wasm heap).
+ *
+ * The full-size passes run as WebAssembly SIMD (`simd/batch-norm.wat`, on tfjs-wasm's own memory)
+ * when the channel count is a multiple of 4 and SIMD is available; otherwise as the JS loops below.
+ * Both keep the per-channel statistics in float64 and normalise as (x - mean) * scale + beta.
  */
 export const BN_TRAIN = "FitloopBatchNormTrain";
 export const BN_TRAIN_GRAD_SUMS = "FitloopBatchNormTrainGradSums";
@@ -42,7 +47,7 @@ export const BN_TRAIN_GRAD_X = "FitloopBatchNormTrainGradX";
 interface WasmHeapBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAPF32: Float32Array };
+  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
 }
 
 const offset = (b: WasmHeapBackend, t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset / 4;
@@ -57,6 +62,51 @@ function readChannels(b: WasmHeapBackend, t: TensorInfo, c: number): Float64Arra
   return out;
 }
 
+/** The SIMD kernels for this call, or undefined (JS loops): needs C % 4 == 0. */
+function simdFor(b: WasmHeapBackend, c: number): SimdKernels<BatchNormSimdExports> | undefined {
+  return c % 4 === 0 ? batchNormSimd(b.wasm) : undefined;
+}
+
+/** Runs `body` with `bytes` of scratch memory on tfjs-wasm's heap (8-byte aligned), freed afterwards. */
+function withScratch<T>(simd: SimdKernels<BatchNormSimdExports>, bytes: number, body: (ptr: number) => T): T {
+  const ptr = simd.malloc(bytes);
+  if (!ptr) throw new Error("fitloop BatchNorm: wasm malloc failed");
+  try {
+    return body(ptr);
+  } finally {
+    simd.free(ptr);
+  }
+}
+
+const ptr = (b: WasmHeapBackend, t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
+
+function simdTrain(b: WasmHeapBackend, simd: SimdKernels<BatchNormSimdExports>, x: TensorInfo, gamma: TensorInfo, beta: TensorInfo, eps: number, rows: number, c: number): TensorInfo[] {
+  const y = b.makeOutput([...x.shape], "float32");
+  const meanOut = b.makeOutput([c], "float32");
+  const varOut = b.makeOutput([c], "float32");
+  withScratch(simd, 20 * c, (sp) => {
+    const qp = sp + 8 * c;
+    const scp = sp + 16 * c; // f32 scale [c]
+    simd.exports.stats(ptr(b, x), rows, c, sp, qp);
+    const buf = simd.memory.buffer; // after every malloc (the heap may have grown)
+    const s = new Float64Array(buf, sp, c);
+    const q = new Float64Array(buf, qp, c);
+    const shift = new Float32Array(buf, ptr(b, x), c);
+    const g = new Float32Array(buf, ptr(b, gamma), c);
+    const mean = new Float32Array(buf, ptr(b, meanOut), c);
+    const variance = new Float32Array(buf, ptr(b, varOut), c);
+    const scale = new Float32Array(buf, scp, c);
+    for (let k = 0; k < c; k++) {
+      const m = s[k]! / rows;
+      mean[k] = m + shift[k]!;
+      variance[k] = Math.max(0, q[k]! / rows - m * m);
+      scale[k] = g[k]! / Math.sqrt(variance[k]! + eps);
+    }
+    simd.exports.normalize(ptr(b, x), ptr(b, y), rows, c, ptr(b, meanOut), scp, ptr(b, beta));
+  });
+  return [y, meanOut, varOut];
+}
+
 /** Forward: inputs x [..., C], gamma [C], beta [C]; attrs epsilon; outputs y (x's shape), mean [C], variance [C] (biased, as `moments`). */
 export function wasmBatchNormTrain({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const { x, gamma, beta } = inputs as { x: TensorInfo; gamma: TensorInfo; beta: TensorInfo };
@@ -65,6 +115,8 @@ export function wasmBatchNormTrain({ inputs, backend, attrs }: KernelArgs): Tens
   const c = channels(x);
   const size = util.sizeFromShape(x.shape);
   const rows = size / c;
+  const simd = simdFor(b, c);
+  if (simd) return simdTrain(b, simd, x, gamma, beta, eps, rows, c);
   const y = b.makeOutput([...x.shape], "float32");
   const meanOut = b.makeOutput([c], "float32");
   const varOut = b.makeOutput([c], "float32");
@@ -128,6 +180,22 @@ export function wasmBatchNormTrainGradSums({ inputs, backend, attrs }: KernelArg
   const c = channels(x);
   const rows = util.sizeFromShape(x.shape) / c;
   const out = b.makeOutput([2, c], "float32");
+  const simd = simdFor(b, c);
+  if (simd) {
+    withScratch(simd, 16 * c, (sp) => {
+      simd.exports.gradSums(ptr(b, dy), ptr(b, x), rows, c, ptr(b, mean), sp, sp + 8 * c);
+      const buf = simd.memory.buffer;
+      const sd = new Float64Array(buf, sp, c);
+      const sdx = new Float64Array(buf, sp + 8 * c, c);
+      const v = new Float32Array(buf, ptr(b, variance), c);
+      const o = new Float32Array(buf, ptr(b, out), 2 * c);
+      for (let k = 0; k < c; k++) {
+        o[k] = sd[k]!;
+        o[c + k] = sdx[k]! / Math.sqrt(v[k]! + eps);
+      }
+    });
+    return out;
+  }
   const heap = b.wasm.HEAPF32;
   const m = readChannels(b, mean, c);
   const v = readChannels(b, variance, c);
@@ -169,7 +237,7 @@ export function wasmBatchNormTrainGradSums({ inputs, backend, attrs }: KernelArg
  * dmean, dvar ([C]); attrs epsilon; output dx.
  */
 export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs): TensorInfo {
-  const { dy, x, mean, variance, gamma, sums, dmean, dvar } = inputs as Record<string, TensorInfo | undefined> as {
+  const { dy, x, mean, variance, gamma, sums: sumsT, dmean, dvar } = inputs as Record<string, TensorInfo | undefined> as {
     dy: TensorInfo;
     x: TensorInfo;
     mean: TensorInfo;
@@ -184,7 +252,28 @@ export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs):
   const c = channels(x);
   const rows = util.sizeFromShape(x.shape) / c;
   const dx = b.makeOutput([...x.shape], "float32");
+  const simd = simdFor(b, c);
+  if (simd) {
+    withScratch(simd, 12 * c, (sp) => {
+      const buf = simd.memory.buffer;
+      const [a, bx, k0] = [0, 1, 2].map((i) => new Float32Array(buf, sp + 4 * c * i, c)) as [Float32Array, Float32Array, Float32Array];
+      const v = new Float32Array(buf, ptr(b, variance), c);
+      const g = new Float32Array(buf, ptr(b, gamma), c);
+      const sums = new Float32Array(buf, ptr(b, sumsT), 2 * c);
+      const dm = dmean ? new Float32Array(buf, ptr(b, dmean), c) : undefined;
+      const dv = dvar ? new Float32Array(buf, ptr(b, dvar), c) : undefined;
+      for (let k = 0; k < c; k++) {
+        const rstd = 1 / Math.sqrt(v[k]! + eps);
+        a[k] = g[k]! * rstd;
+        bx[k] = (-g[k]! * rstd * rstd * sums[c + k]!) / rows + (dv ? (2 * dv[k]!) / rows : 0);
+        k0[k] = (-g[k]! * rstd * sums[k]!) / rows + (dm ? dm[k]! / rows : 0);
+      }
+      simd.exports.gradX(ptr(b, dy), ptr(b, x), ptr(b, dx), rows, c, sp, ptr(b, mean), sp + 4 * c, sp + 8 * c);
+    });
+    return dx;
+  }
   const heap = b.wasm.HEAPF32;
+  const sums = sumsT;
   const m = readChannels(b, mean, c);
   const v = readChannels(b, variance, c);
   const g = readChannels(b, gamma, c);

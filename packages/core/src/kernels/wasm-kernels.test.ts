@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-wasm";
-import { planInputGradConv, registerWasmKernels, replacedWasmKernelConfigs, restoreWasmKernels, stockWasmKernel, wasmBatchMatMul } from "./index.js";
+import { isReluGradEnabled, planInputGradConv, registerWasmKernels, RELU_GRAD, replacedWasmKernelConfigs, restoreWasmKernels, stockWasmKernel, wasmBatchMatMul } from "./index.js";
+import { maxPoolGradSimd, reluGradSimd, setSimdKernelsEnabled, type EmscriptenWasm } from "./simd/index.js";
 import { useBackend } from "../backend.js";
 import { seeded } from "../rng.js";
 import { expectNoLeaks } from "../testing/index.js";
@@ -160,7 +161,10 @@ describe("fitloop's replacements of stock tfjs-wasm kernels", () => {
     );
   });
 
-  it("MaxPoolGrad matches cpu over filters, strides, paddings and sizes, including ties", async () => {
+  it.each([
+    ["WebAssembly SIMD where C % 4 == 0", true],
+    ["the JS loop (SIMD off)", false],
+  ])("MaxPoolGrad matches cpu over filters, strides, paddings, sizes and channels, including ties, with %s", async (_, simd) => {
     type C = { b: number; h: number; w: number; c: number; f: [number, number]; s: number; pad: "same" | "valid" | number; ties: boolean };
     const cases: C[] = [];
     for (const f of [[2, 2], [3, 3], [3, 2]] as [number, number][])
@@ -168,17 +172,78 @@ describe("fitloop's replacements of stock tfjs-wasm kernels", () => {
         for (const pad of ["same", "valid", 1] as const) {
           // tfjs-wasm's own forward MaxPool reads out of bounds with a numeric pad and a non-square filter
           if (pad === 1 && f[0] !== f[1]) continue;
-          for (const [h, w] of [[6, 6], [7, 5]] as const) for (const ties of [false, true]) cases.push({ b: 2, h, w, c: 3, f, s, pad, ties });
+          for (const [h, w] of [[6, 6], [7, 5]] as const) for (const ties of [false, true]) for (const c of [3, 8]) cases.push({ b: 2, h, w, c, f, s, pad, ties });
         }
-    await compare(
-      cases,
-      (c, i) => {
-        // ties: few distinct values, so windows hold equal maxima (the first one in window order wins, as on cpu)
-        const x = c.ties ? tf.round(tf.mul(rand([c.b, c.h, c.w, c.c], i), 1.5)) : rand([c.b, c.h, c.w, c.c], i);
-        return tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, c.f, c.s, c.pad), rand(tf.maxPool(v as tf.Tensor4D, c.f, c.s, c.pad).shape, 700 + i))))(x);
-      },
-      (c) => JSON.stringify(c),
-    );
+    setSimdKernelsEnabled(simd);
+    try {
+      await compare(
+        cases,
+        (c, i) => {
+          // ties: few distinct values, so windows hold equal maxima (the first one in window order wins, as on cpu)
+          const x = c.ties ? tf.round(tf.mul(rand([c.b, c.h, c.w, c.c], i), 1.5)) : rand([c.b, c.h, c.w, c.c], i);
+          return tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, c.f, c.s, c.pad), rand(tf.maxPool(v as tf.Tensor4D, c.f, c.s, c.pad).shape, 700 + i))))(x);
+        },
+        (c) => JSON.stringify(c),
+      );
+      expect(maxPoolGradSimd((tf.backend() as unknown as { wasm: EmscriptenWasm }).wasm) !== undefined).toBe(simd);
+    } finally {
+      setSimdKernelsEnabled(true);
+    }
+  });
+
+  it.each([
+    ["WebAssembly SIMD", true],
+    ["the JS loop (SIMD off)", false],
+  ])("the ReLU gradient is one kernel and matches cpu bit for bit (sizes, ±0, NaN, Inf, second order) with %s", async (_, simd) => {
+    const special = [0, -0, 1e-30, -1e-30, NaN, Infinity, -Infinity, 2, -3];
+    const grads = (n: number, i: number): Float32Array[] =>
+      tf.tidy(() => {
+        const xv = values(n, 900 + i);
+        const dv = values(n, 950 + i);
+        for (let j = 0; j < Math.min(n, special.length); j++) [xv[j], dv[(j * 5) % n]] = [special[j]!, special[(j + 3) % special.length]!];
+        const x = tf.tensor(xv);
+        const w = tf.tensor(dv);
+        const first = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.relu(v), w)))(x);
+        // second order through the gradient: d/dw of sum(relu'(x) * w * w2) is relu'(x) * w2
+        const second = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.grad((u: tf.Tensor) => tf.sum(tf.mul(tf.relu(u), v)))(x), w)))(w);
+        return [first.dataSync().slice() as Float32Array, second.dataSync().slice() as Float32Array];
+      });
+    const sizes = [1, 3, 4, 5, 17, 64, 1001];
+    await use("cpu");
+    const expected = sizes.map(grads);
+    await use("wasm");
+    setSimdKernelsEnabled(simd);
+    try {
+      expect(reluGradSimd((tf.backend() as unknown as { wasm: EmscriptenWasm }).wasm) !== undefined).toBe(simd);
+      sizes.forEach((n, i) => {
+        const got = grads(n, i);
+        got.forEach((g, j) => expect([...g].map(Object.is.bind(null, 0)), `n=${n} order ${j + 1} signs of zero`).toEqual([...expected[i]![j]!].map(Object.is.bind(null, 0))));
+        got.forEach((g, j) => expect([...g], `n=${n} order ${j + 1}`).toEqual([...expected[i]![j]!]));
+      });
+      const profiled = await tf.profile(() => grads(64, 0));
+      const names = profiled.kernels.map((k) => k.name);
+      // without SIMD the override runs the stock Step + Cast + Multiply (faster than a JS loop)
+      expect(names.includes(RELU_GRAD)).toBe(simd);
+      expect(names.includes("Step")).toBe(!simd);
+      // the kernel itself (its JS loop without SIMD), called directly
+      const direct = tf.tidy(() => {
+        const n = 1001;
+        const xv = values(n, 900 + 6);
+        const dv = values(n, 950 + 6);
+        for (let j = 0; j < special.length; j++) [xv[j], dv[(j * 5) % n]] = [special[j]!, special[(j + 3) % special.length]!];
+        return (tf.engine().runKernel(RELU_GRAD, { dy: tf.tensor(dv), x: tf.tensor(xv) }, {}) as tf.Tensor).dataSync().slice();
+      });
+      expect([...direct].map(Object.is.bind(null, 0))).toEqual([...expected[6]![0]!].map(Object.is.bind(null, 0)));
+      expect([...direct]).toEqual([...expected[6]![0]!]);
+    } finally {
+      setSimdKernelsEnabled(true);
+    }
+    expect(isReluGradEnabled()).toBe(true);
+    restoreWasmKernels();
+    expect(isReluGradEnabled()).toBe(false);
+    expect((await tf.profile(() => grads(64, 0))).kernels.map((k) => k.name)).toContain("Step");
+    registerWasmKernels();
+    expect(isReluGradEnabled()).toBe(true);
   });
 
   it("Identity shares the buffer: clones read the same values and outlive the original, for every dtype", async () => {
@@ -211,7 +276,7 @@ describe("fitloop's replacements of stock tfjs-wasm kernels", () => {
     const step = () =>
       tf.tidy(() => {
         const { grads } = tf.variableGrads(() => {
-          const c = tf.conv2d(tf.conv2d(x, f, 1, "same"), tf.ones([3, 3, 8, 8]) as tf.Tensor4D, 1, "valid");
+          const c = tf.conv2d(tf.relu(tf.conv2d(x, f, 1, "same")), tf.ones([3, 3, 8, 8]) as tf.Tensor4D, 1, "valid");
           const m = tf.moments(c, [0, 1, 2]);
           // with offset and scale: tfjs's batchNorm gradient cannot save an absent one
           const n = tf.batchNorm(c, m.mean, m.variance, tf.zeros([8]), tf.ones([8])) as tf.Tensor4D;
@@ -240,7 +305,7 @@ describe("training on wasm with fitloop's kernels matches cpu", () => {
         m.add(tfl.layers.dense({ inputShape: [20], units: 16, activation: "relu" }));
         m.add(tfl.layers.dense({ units: 3, activation: "softmax" }));
       } else {
-        m.add(tfl.layers.conv2d({ inputShape: [9, 9, 2], filters: 6, kernelSize: 3, activation: "relu" }));
+        m.add(tfl.layers.conv2d({ inputShape: [9, 9, 2], filters: 8, kernelSize: 3, activation: "relu" })); // 8 channels: the SIMD BatchNorm and MaxPoolGrad
         m.add(tfl.layers.batchNormalization({ momentum: 0.9 }));
         m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
         m.add(tfl.layers.conv2d({ filters: 4, kernelSize: 2, padding: "same" }));

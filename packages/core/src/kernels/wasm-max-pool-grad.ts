@@ -1,11 +1,12 @@
 import { backend_util, MaxPoolGrad, util, type KernelBackend, type KernelConfig, type MaxPoolGradAttrs, type TensorInfo } from "@tensorflow/tfjs-core";
+import { maxPoolGradSimd, type EmscriptenWasm } from "./simd/index.js";
 import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
 interface WasmHeapBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAPF32: Float32Array };
+  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
 }
 
 /**
@@ -13,6 +14,8 @@ interface WasmHeapBackend {
  * row-major window order, as the cpu backend does) and add dy there. One pass over the windows;
  * tfjs-wasm's stock kernel (like cpu's) loops over every input cell and every window covering it,
  * and was the largest kernel of a small CNN's step after the convolutions were fixed.
+ * With a channel count that is a multiple of 4 the pass runs as WebAssembly SIMD
+ * (`simd/max-pool-grad.wat`, on tfjs-wasm's memory, same semantics), else as the JS loop below.
  */
 export function wasmMaxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const { dy, input } = inputs;
@@ -27,12 +30,18 @@ export function wasmMaxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorI
 function poolGrad(dy: TensorInfo, x: TensorInfo, info: backend_util.Conv2DInfo, kb: KernelBackend): TensorInfo {
   const backend = kb as unknown as WasmHeapBackend;
   const out = backend.makeOutput([...x.shape], "float32");
+  const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+  const { top, left } = info.padInfo;
+  const simd = ch % 4 === 0 ? maxPoolGradSimd(backend.wasm) : undefined;
+  if (simd) {
+    const p = (t: TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    simd.exports.maxPoolGrad(p(x), p(dy), p(out), batchSize, inHeight, inWidth, ch, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth, top, left);
+    return out;
+  }
   const heap = backend.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
   const xs = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
   const dys = backend.dataIdMap.get(dy.dataId)!.memoryOffset / 4;
   const dxs = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
-  const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
-  const { top, left } = info.padInfo;
   const size = util.sizeFromShape(x.shape);
   heap.fill(0, dxs, dxs + size);
   const rowStride = inWidth * ch;

@@ -1,0 +1,143 @@
+import { WASM_BASE64 as BATCH_NORM_WASM } from "./batch-norm.wasm.js";
+import { WASM_BASE64 as MAX_POOL_GRAD_WASM } from "./max-pool-grad.wasm.js";
+import { WASM_BASE64 as RELU_GRAD_WASM } from "./relu-grad.wasm.js";
+
+/** The embedded modules by source name (`<name>.wat`). */
+export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM };
+
+/**
+ * fitloop's own WebAssembly SIMD kernels, instantiated on tfjs-wasm's memory (no copies).
+ *
+ * The modules are written in WebAssembly text (`*.wat` beside this file), compiled by
+ * `scripts/build-simd.ts` (wabt, a devDependency) and embedded as base64 (`*.wasm.ts`), so users
+ * and tests need no build step. Each comes in two variants of its memory import: `plain` for
+ * tfjs-wasm's single-threaded builds (their memory is the module's exported `asm.memory`) and
+ * `shared` for the threaded-SIMD build (a shared `WebAssembly.Memory`, `Module.wasmMemory`, max 4 GiB).
+ * One instance per memory (a new backend has a new memory); memory growth needs nothing, the
+ * instance imports the `Memory` object itself. Where WebAssembly SIMD is unavailable, or the memory
+ * cannot be found, `batchNormSimd` returns undefined and the callers run their JS loops.
+ */
+
+/** Exports of `batch-norm.wat` (byte offsets into tfjs-wasm's memory; see the .wat for each). */
+export interface BatchNormSimdExports {
+  stats(x: number, rows: number, c: number, s: number, q: number): void;
+  gradSums(dy: number, x: number, rows: number, c: number, m: number, sd: number, sdx: number): void;
+  normalize(x: number, y: number, rows: number, c: number, m: number, s: number, b: number): void;
+  gradX(dy: number, x: number, dx: number, rows: number, c: number, a: number, m: number, bx: number, k0: number): void;
+}
+
+/** Exports of `max-pool-grad.wat`. */
+export interface MaxPoolGradSimdExports {
+  maxPoolGrad(
+    x: number,
+    dy: number,
+    dx: number,
+    batch: number,
+    inH: number,
+    inW: number,
+    c: number,
+    outH: number,
+    outW: number,
+    strideH: number,
+    strideW: number,
+    filterH: number,
+    filterW: number,
+    padTop: number,
+    padLeft: number,
+  ): void;
+}
+
+/** Exports of `relu-grad.wat`: dx = dy * step(x) over n float32 elements. */
+export interface ReluGradSimdExports {
+  reluGrad(dy: number, x: number, dx: number, n: number): void;
+}
+
+/** The parts of tfjs-wasm 4.22's Emscripten module used here. */
+export interface EmscriptenWasm {
+  /** The threaded build's (shared) memory. */
+  wasmMemory?: unknown;
+  /** The single-threaded builds export their memory. */
+  asm?: { memory?: unknown };
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+}
+
+export interface SimdKernels<E> {
+  exports: E;
+  memory: WebAssembly.Memory;
+  malloc(bytes: number): number;
+  free(ptr: number): void;
+}
+
+export type Variant = "plain" | "shared";
+
+let enabled = true;
+/** Turns the SIMD kernels off (the JS loops run) or back on; for benches and tests. Default on. */
+export function setSimdKernelsEnabled(on: boolean): void {
+  enabled = on;
+}
+export const simdKernelsEnabled = (): boolean => enabled;
+
+/** tfjs-wasm's `WebAssembly.Memory`: `wasmMemory` (threaded build) or `asm.memory` (single-threaded). */
+export function wasmMemoryOf(wasm: EmscriptenWasm): WebAssembly.Memory | undefined {
+  for (const m of [wasm.wasmMemory, wasm.asm?.memory]) if (m instanceof WebAssembly.Memory) return m;
+  return undefined;
+}
+
+const isShared = (memory: WebAssembly.Memory): boolean => typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
+
+function decode(b64: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** Compiled modules by source and variant; null = cannot be used here (no SIMD, no shared memory). */
+const modules = new Map<string, WebAssembly.Module | null>();
+const instances = new Map<string, WeakMap<WebAssembly.Memory, object | null>>();
+
+function compiled(name: string, sources: Record<Variant, string>, variant: Variant): WebAssembly.Module | null {
+  const key = `${name}:${variant}`;
+  let mod = modules.get(key);
+  if (mod === undefined) {
+    const bytes = decode(sources[variant]);
+    try {
+      mod = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+    } catch {
+      mod = null;
+    }
+    modules.set(key, mod);
+  }
+  return mod;
+}
+
+function instantiate<E extends object>(name: string, sources: Record<Variant, string>, wasm: EmscriptenWasm): SimdKernels<E> | undefined {
+  if (!enabled || typeof wasm?._malloc !== "function" || typeof wasm._free !== "function") return undefined;
+  const memory = wasmMemoryOf(wasm);
+  if (!memory) return undefined;
+  let perMemory = instances.get(name);
+  if (!perMemory) instances.set(name, (perMemory = new WeakMap()));
+  let exports = perMemory.get(memory);
+  if (exports === undefined) {
+    const mod = compiled(name, sources, isShared(memory) ? "shared" : "plain");
+    try {
+      exports = mod ? new WebAssembly.Instance(mod, { env: { memory } }).exports : null;
+    } catch {
+      exports = null;
+    }
+    perMemory.set(memory, exports);
+  }
+  if (!exports) return undefined;
+  return { exports: exports as E, memory, malloc: (n) => wasm._malloc(n), free: (p) => wasm._free(p) };
+}
+
+/** The BatchNorm SIMD kernels on this tfjs-wasm module's memory, or undefined (then use the JS loops). */
+export const batchNormSimd = (wasm: EmscriptenWasm): SimdKernels<BatchNormSimdExports> | undefined => instantiate<BatchNormSimdExports>("batch-norm", BATCH_NORM_WASM, wasm);
+
+/** The MaxPoolGrad SIMD kernel on this tfjs-wasm module's memory, or undefined (then use the JS loop). */
+export const maxPoolGradSimd = (wasm: EmscriptenWasm): SimdKernels<MaxPoolGradSimdExports> | undefined =>
+  instantiate<MaxPoolGradSimdExports>("max-pool-grad", MAX_POOL_GRAD_WASM, wasm);
+
+/** The ReLU gradient SIMD kernel on this tfjs-wasm module's memory, or undefined (then use the JS loop). */
+export const reluGradSimd = (wasm: EmscriptenWasm): SimdKernels<ReluGradSimdExports> | undefined => instantiate<ReluGradSimdExports>("relu-grad", RELU_GRAD_WASM, wasm);
