@@ -8,7 +8,12 @@ import { sizeOf } from "./validate.js";
  * than tensor ops for per-sample randomness, and exactly reproducible on every backend.
  */
 export interface HostBatch {
-  /** `size * prod(sampleShape)` features, a fresh buffer the transforms may modify in place. */
+  /**
+   * `size * prod(sampleShape)` features, a buffer of this batch's own that transforms may modify in
+   * place (or replace). It is only valid until the batch has become tensors: on a backend that
+   * copies tensor data (wasm) the loader reuses the buffer for its next batch, so a transform must
+   * not keep a reference to it. `DataLoader.hostBatch()` always returns a fresh one.
+   */
   x: Float32Array;
   /** Class indices (`Int32Array`), or `Float32Array` one-hot / soft labels / targets. */
   y: Int32Array | Float32Array;
@@ -45,12 +50,15 @@ export interface BatchTransform {
   apply(batch: HostBatch, ctx: TransformContext): HostBatch;
 }
 
-/** Gathers the rows `indices` of `ds` into a fresh host batch (one `set` per sample). */
-export function gatherBatch(ds: ArrayDataset, indices: Int32Array): HostBatch {
+/**
+ * Gathers the rows `indices` of `ds` into a host batch (one `set` per sample): into `into` when it
+ * has exactly the right length (a buffer recycled by the loader), else into a fresh buffer.
+ */
+export function gatherBatch(ds: ArrayDataset, indices: Int32Array, into?: Float32Array): HostBatch {
   const f = sizeOf(ds.sampleShape);
   const l = ds.numClasses === undefined ? sizeOf(ds.labelShape) : 1;
   const n = indices.length;
-  const x = new Float32Array(n * f);
+  const x = into?.length === n * f ? into : new Float32Array(n * f);
   const y = ds.y instanceof Int32Array ? new Int32Array(n * l) : new Float32Array(n * l);
   for (let r = 0; r < n; r++) {
     const i = indices[r]!;
@@ -81,6 +89,28 @@ export function toTensors(batch: HostBatch, flatten: boolean): Batch {
   const y = batch.y instanceof Int32Array ? Float32Array.from(batch.y) : batch.y;
   const ys = tf.tensor(y, [batch.size, ...batch.labelShape], "float32");
   return { xs, ys };
+}
+
+const copyingBackends = new WeakMap<object, boolean>();
+
+/**
+ * Whether `tf.tensor(values)` on the current backend copies `values` (wasm copies into its heap)
+ * rather than keeping the array (cpu does; webgl keeps it until the upload). Probed once per
+ * backend instance: a later write to the source array must not show in the tensor. Only then may
+ * the loader recycle a batch's feature buffer once its tensor exists.
+ */
+export function tensorsCopyData(): boolean {
+  const backend = tf.backend();
+  let copies = copyingBackends.get(backend);
+  if (copies === undefined) {
+    const probe = new Float32Array([1]);
+    const t = tf.tensor(probe, [1], "float32");
+    probe[0] = 2;
+    copies = t.dataSync()[0] === 1;
+    t.dispose();
+    copyingBackends.set(backend, copies);
+  }
+  return copies;
 }
 
 /** Runs the transforms in order (checks happen once, at loader construction). */

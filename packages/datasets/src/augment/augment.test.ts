@@ -48,6 +48,36 @@ describe("geometric transforms", () => {
     expect(offsets.size).toBe(25); // every offset in [-2, 2]^2 occurs
   });
 
+  it("randomShift equals a per-pixel reference for any image shape and offset, also past the border", () => {
+    let checked = 0;
+    let wrong = 0;
+    for (const [h, w, c] of [[5, 5, 1], [4, 7, 3], [1, 6, 2], [6, 1, 1], [28, 28, 1]]) {
+      for (const maxShift of [1, 3, 8]) {
+        const n = 30;
+        const f = h! * w! * c!;
+        const x = Float32Array.from({ length: n * f }, (_, k) => k + 1);
+        const shifted = randomShift({ maxShift, fill: -1 }).apply({ ...batchOf([], n, [h!, w!, c!]), x: x.slice() }, ctx(5));
+        const rng = new Rng(5); // replays the offsets the transform drew: (dy, dx) per image, in order
+        for (let s = 0; s < n; s++) {
+          const dy = rng.int(2 * maxShift + 1) - maxShift;
+          const dx = rng.int(2 * maxShift + 1) - maxShift;
+          for (let r = 0; r < h!; r++) {
+            for (let q = 0; q < w!; q++) {
+              for (let ch = 0; ch < c!; ch++) {
+                const inside = r - dy >= 0 && r - dy < h! && q - dx >= 0 && q - dx < w!;
+                const want = inside ? x[s * f + ((r - dy) * w! + q - dx) * c! + ch]! : -1;
+                if (shifted.x[s * f + (r * w! + q) * c! + ch] !== want) wrong++;
+                checked++;
+              }
+            }
+          }
+        }
+      }
+    }
+    expect(checked).toBe(81_990);
+    expect(wrong).toBe(0);
+  });
+
   it("randomCrop with padding keeps the size and channels together", () => {
     const rgb = Array.from({ length: 4 * 4 * 3 }, (_, k) => k % 3); // channel index as value
     const b = randomCrop({ padding: 1, fill: 9 }).apply(batchOf(rgb, 20, [4, 4, 3]), ctx());

@@ -40,39 +40,47 @@ export function randomShift(options: RandomShiftOptions): BatchTransform {
 
 function shiftTransform(name: string, max: number, fill: number, imageShape: readonly number[] | undefined): BatchTransform {
   const dimsOf = dimsResolver(name, imageShape);
-  let scratch = new Float32Array(0);
   return {
     name,
     check: (info) => void imageDims(name, info.sampleShape, imageShape),
     apply(batch, { rng }) {
       const d = dimsOf(batch.sampleShape);
       const f = d.h * d.w * d.c;
-      if (scratch.length !== f) scratch = new Float32Array(f);
       for (let s = 0; s < batch.size; s++) {
         const dy = rng.int(2 * max + 1) - max;
         const dx = rng.int(2 * max + 1) - max;
-        if (dy !== 0 || dx !== 0) shiftImage(batch.x.subarray(s * f, (s + 1) * f), scratch, d, dy, dx, fill);
+        if (dy !== 0 || dx !== 0) shiftImage(batch.x, s * f, d, dy, dx, fill);
       }
       return batch;
     },
   };
 }
 
-/** Moves `img` by (dy, dx) in place, row by row with `set` (channels are contiguous). */
-function shiftImage(img: Float32Array, scratch: Float32Array, { h, w, c }: ImageDims, dy: number, dx: number, fill: number): void {
-  scratch.set(img);
-  const c0 = Math.max(0, dx);
-  const c1 = Math.min(w, w + dx);
-  for (let r = 0; r < h; r++) {
-    const row = img.subarray(r * w * c, (r + 1) * w * c);
-    const src = r - dy;
-    if (src < 0 || src >= h || c1 <= c0) {
-      row.fill(fill);
-      continue;
+/**
+ * Moves the image at `x[base, base + h*w*c)` by (dy, dx) in place. In the flat layout that is one
+ * move of the whole image by `(dy*w + dx)*c` values (`copyWithin` is a memmove), after which the
+ * uncovered rows and columns (including the pixels that wrapped around from the neighbouring row)
+ * get the fill value: a few builtin calls per image instead of a copy and a call per row.
+ */
+function shiftImage(x: Float32Array, base: number, { h, w, c }: ImageDims, dy: number, dx: number, fill: number): void {
+  const f = h * w * c;
+  if (Math.abs(dy) >= h || Math.abs(dx) >= w) {
+    x.fill(fill, base, base + f);
+    return;
+  }
+  const offset = (dy * w + dx) * c;
+  if (offset > 0) x.copyWithin(base + offset, base, base + f - offset);
+  else if (offset < 0) x.copyWithin(base, base - offset, base + f);
+  const row = w * c;
+  if (dy > 0) x.fill(fill, base, base + dy * row);
+  else if (dy < 0) x.fill(fill, base + (h + dy) * row, base + f);
+  if (dx !== 0) {
+    const n = Math.abs(dx) * c; // uncovered values at the start (dx > 0) or end (dx < 0) of each row
+    const start = base + (dx > 0 ? 0 : row - n);
+    for (let r = Math.max(0, dy), end = Math.min(h, h + dy); r < end; r++) {
+      const o = start + r * row;
+      for (let k = 0; k < n; k++) x[o + k] = fill;
     }
-    row.set(scratch.subarray((src * w + c0 - dx) * c, (src * w + c1 - dx) * c), c0 * c);
-    if (c0 > 0) row.fill(fill, 0, c0 * c);
-    if (c1 < w) row.fill(fill, c1 * c);
   }
 }
 

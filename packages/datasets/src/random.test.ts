@@ -1,0 +1,123 @@
+import { describe, expect, it } from "vitest";
+import { Rng } from "@fitloop/core";
+import { addNormal, fillNormal, zigguratTables } from "./random.js";
+
+/** erfc(x) for x >= 0 (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7). */
+function erfc(x: number): number {
+  const t = 1 / (1 + 0.5 * x);
+  const poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  return t * Math.exp(-x * x + poly);
+}
+
+/** The standard normal CDF. */
+const phi = (x: number) => (x >= 0 ? 1 - 0.5 * erfc(x / Math.SQRT2) : 0.5 * erfc(-x / Math.SQRT2));
+
+describe("fillNormal / addNormal (ziggurat)", () => {
+  it("tiles the density with 256 layers of equal area (what makes the ziggurat exact)", () => {
+    const { x, fn, kn, wn } = zigguratTables();
+    const R = x[255]!;
+    const V = 4.92867323399e-3;
+    expect(R * fn[255]! + Math.sqrt(Math.PI / 2) * erfc(R / Math.SQRT2)).toBeCloseTo(V, 9); // base strip + tail
+    expect(x[0]).toBe(0);
+    for (let i = 1; i < 256; i++) {
+      expect(fn[i]).toBe(Math.exp(-0.5 * x[i]! * x[i]!));
+      // layer i: [0, x_i] x [f(x_i), f(x_i-1)], exact by construction but for the top one, which
+      // closes the recursion at f(x_0) = f(0) = 1 only as well as the constants R and V agree
+      expect(x[i]! * (fn[i - 1]! - fn[i]!)).toBeCloseTo(V, i === 1 ? 10 : 12);
+      expect(kn[i]).toBe(Math.floor((x[i - 1]! / x[i]!) * 2 ** 23));
+      expect(wn[i]).toBe(x[i]! / 2 ** 23);
+    }
+    // layer 0 is sampled as a rectangle of area V: the part left of R is the base strip
+    expect(kn[0]).toBe(Math.floor(((R * fn[255]!) / V) * 2 ** 23));
+    for (let j = 0; j < 256; j++) {
+      expect(kn[j + 256]).toBe(kn[j]); // the negative half mirrors the positive one
+      expect(wn[j + 256]).toBe(-wn[j]!);
+    }
+  });
+
+  // One million draws: enough to see a wrong layer table or a biased sign, fast enough for CI.
+  const n = 1_000_000;
+  const draws = fillNormal(new Rng(2024), new Float32Array(n));
+
+  it("has the moments of N(0, 1)", () => {
+    let mean = 0;
+    for (const v of draws) mean += v;
+    mean /= n;
+    let m2 = 0;
+    let m3 = 0;
+    let m4 = 0;
+    for (const v of draws) {
+      const d = v - mean;
+      m2 += d * d;
+      m3 += d * d * d;
+      m4 += d * d * d * d;
+    }
+    m2 /= n;
+    // standard errors for n = 1e6: mean 0.001, variance 0.0014, skewness 0.0025, kurtosis 0.005
+    expect(Math.abs(mean)).toBeLessThan(0.004);
+    expect(Math.abs(m2 - 1)).toBeLessThan(0.006);
+    expect(Math.abs(m3 / n / m2 ** 1.5)).toBeLessThan(0.01);
+    expect(Math.abs(m4 / n / m2 ** 2 - 3)).toBeLessThan(0.02);
+  });
+
+  it("passes a Kolmogorov-Smirnov test and a 200-bin chi-square test against the normal CDF", () => {
+    const sorted = Float64Array.from(draws).sort();
+    let d = 0;
+    const bins = new Float64Array(200);
+    for (let i = 0; i < n; i++) {
+      const p = phi(sorted[i]!);
+      d = Math.max(d, p - i / n, (i + 1) / n - p);
+      bins[Math.min(199, Math.floor(p * 200))]!++;
+    }
+    expect(d * Math.sqrt(n)).toBeLessThan(1.63); // the 1 % critical value
+    // Equiprobable bins catch local errors (one wrong layer) that the KS distance averages away.
+    const expected = n / 200;
+    const chi2 = bins.reduce((a, c) => a + (c - expected) ** 2 / expected, 0);
+    expect(chi2).toBeLessThan(199 + 4 * Math.sqrt(2 * 199)); // mean + 4 sd of chi-square(199)
+  });
+
+  it("draws the tails beyond the ziggurat's base (R = 3.654) at the normal rate, symmetrically", () => {
+    let upper = 0;
+    let lower = 0;
+    let beyond5 = 0;
+    for (const v of draws) {
+      if (v > 3.6541528853610088) upper++;
+      if (v < -3.6541528853610088) lower++;
+      if (Math.abs(v) > 5) beyond5++;
+    }
+    const expected = n * (1 - phi(3.6541528853610088)); // 129 per side
+    for (const side of [upper, lower]) expect(Math.abs(side - expected)).toBeLessThan(4.5 * Math.sqrt(expected));
+    expect(beyond5).toBeLessThan(6); // expected 0.57
+  });
+
+  it("gives the same values for the same rng state, other values for another", () => {
+    const a = fillNormal(new Rng(7), new Float32Array(10_001), 0.5);
+    const b = fillNormal(new Rng(7), new Float32Array(10_001), 0.5);
+    expect(Array.from(b)).toEqual(Array.from(a));
+    const c = fillNormal(new Rng(8), new Float32Array(10_001), 0.5);
+    expect(a.filter((v, k) => v === c[k]).length).toBeLessThan(10);
+    // the stream continues: a second call on the same rng draws new values
+    const rng = new Rng(7);
+    const first = fillNormal(rng, new Float32Array(100));
+    expect(Array.from(fillNormal(rng, new Float32Array(100)))).not.toEqual(Array.from(first));
+  });
+
+  it("adds to the values and clamps exactly to [lo, hi], also one-sided; std 0 adds nothing", () => {
+    const base = Float32Array.from({ length: 20_000 }, (_, k) => (k % 5) / 4); // 0, 0.25, ..., 1
+    const clipped = addNormal(new Rng(1), base.slice(), 0.3, 0, 1);
+    expect(Math.min(...clipped)).toBe(0);
+    expect(Math.max(...clipped)).toBe(1);
+    expect(clipped.filter((v) => v === 0).length).toBeGreaterThan(3000); // background pushed below 0
+    const free = addNormal(new Rng(1), base.slice(), 0.3);
+    // The same noise; inside the bounds the clamp may differ from the unclipped value in the last bit.
+    const off = (a: Float32Array, expected: (k: number) => number, tolerance = 0) => a.filter((v, k) => !(Math.abs(v - expected(k)) <= tolerance)).length;
+    expect(off(clipped, (k) => Math.min(1, Math.max(0, free[k]!)), 1e-7)).toBe(0);
+    expect(off(clipped, (k) => (free[k]! <= 0 ? 0 : free[k]! >= 1 ? 1 : clipped[k]!))).toBe(0);
+    expect(off(addNormal(new Rng(1), base.slice(), 0.3, 0.5), (k) => Math.max(0.5, free[k]!))).toBe(0);
+    expect(off(addNormal(new Rng(1), base.slice(), 0.3, -Infinity, 0.5), (k) => Math.min(0.5, free[k]!))).toBe(0);
+    let sd = 0;
+    free.forEach((v, k) => (sd += (v - base[k]!) ** 2));
+    expect(Math.sqrt(sd / free.length)).toBeCloseTo(0.3, 2);
+    expect(Array.from(addNormal(new Rng(1), base.slice(), 0))).toEqual(Array.from(base));
+  });
+});
