@@ -3,14 +3,18 @@
  * `all` (default: what useBackend('wasm') registers); `added` (only the kernels tfjs-wasm lacks, i.e.
  * stock tfjs-wasm plus Conv2DBackpropFilter: the state before fitloop replaced stock kernels); or a
  * comma-separated list of replaced kernels to enable, e.g. `BatchMatMul,Tile` (`BatchNorm` = the fused
- * BatchNormalization training kernels, `ReluGrad` = the one-kernel ReLU gradient). Call after useBackend.
+ * BatchNormalization training kernels, `ReluGrad` = the one-kernel ReLU gradient, `Adam` = the fused Adam update, `ThreadGate` = threads only
+ * for large matmuls/convolutions, with Conv2D, FusedConv2D, _FusedMatMul and the depthwise convolutions). Call after useBackend.
+ * THREAD_MIN_MFLOPS sets the gate's threshold (default 100).
  * WASM_SIMD=false runs the JS loops instead of fitloop's WebAssembly SIMD kernels (BatchNorm,
  * MaxPoolGrad, ReluGrad: the state before they existed).
  * Returns the names of the replaced kernels in effect.
  */
 import * as tf from "@tensorflow/tfjs-core";
 import {
+  enableFusedAdam,
   enableFusedBatchNorm,
+  isFusedAdamEnabled,
   enableReluGrad,
   isFusedBatchNormEnabled,
   isReluGradEnabled,
@@ -18,10 +22,16 @@ import {
   replaceWasmKernel,
   restoreWasmKernels,
   setSimdKernelsEnabled,
+  setWasmThreadGate,
+  wasmGatedKernelConfigs,
+  wasmThreadGateEnabled,
+  wasmThreadMinFlops,
 } from "../packages/core/src/kernels/index.js";
 
 export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all"): string[] {
   setSimdKernelsEnabled(process.env["WASM_SIMD"] !== "false");
+  const mflops = process.env["THREAD_MIN_MFLOPS"];
+  if (mflops) setWasmThreadGate(wasmThreadGateEnabled(), { minFlops: Number(mflops) * 1e6 });
   if (choice !== "all") {
     restoreWasmKernels();
     const wanted = choice === "added" ? [] : choice.split(",").map((k) => k.trim());
@@ -34,11 +44,22 @@ export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all")
         enableReluGrad();
         continue;
       }
+      if (name === "Adam") {
+        enableFusedAdam();
+        continue;
+      }
+      if (name === "ThreadGate") {
+        setWasmThreadGate(true);
+        for (const config of wasmGatedKernelConfigs) replaceWasmKernel(config);
+        continue;
+      }
       const config = replacedWasmKernelConfigs.find((c) => c.kernelName === name);
       if (!config) throw new Error(`WASM_KERNELS: no fitloop kernel '${name}'; have ${replacedWasmKernelConfigs.map((c) => c.kernelName).join(", ")}`);
       replaceWasmKernel(config);
     }
   }
-  const on = replacedWasmKernelConfigs.filter((c) => tf.getKernel(c.kernelName, "wasm")?.kernelFunc === c.kernelFunc).map((c) => c.kernelName);
-  return [...on, ...(isFusedBatchNormEnabled() ? ["BatchNorm"] : []), ...(isReluGradEnabled() ? ["ReluGrad"] : [])];
+  const gated = new Set(wasmGatedKernelConfigs);
+  const on = replacedWasmKernelConfigs.filter((c) => !gated.has(c) && tf.getKernel(c.kernelName, "wasm")?.kernelFunc === c.kernelFunc).map((c) => c.kernelName);
+  const gate = wasmThreadGateEnabled() ? [`ThreadGate(>=${wasmThreadMinFlops() / 1e6} MFLOP)`] : [];
+  return [...on, ...(isFusedBatchNormEnabled() ? ["BatchNorm"] : []), ...(isReluGradEnabled() ? ["ReluGrad"] : []), ...(isFusedAdamEnabled() ? ["Adam"] : []), ...gate];
 }

@@ -8,7 +8,10 @@ import { wasmMeanConfig, wasmSumConfig } from "./wasm-reduce.js";
 import { wasmTileConfig } from "./wasm-tile.js";
 import { disableFusedBatchNorm, enableFusedBatchNorm } from "./wasm-batch-norm-training.js";
 import { disableReluGrad, enableReluGrad } from "./wasm-relu-grad.js";
+import { disableFusedAdam, enableFusedAdam } from "./wasm-adam.js";
 import { replaceWasmKernel, restoreWasmKernels as restoreStockWasmKernels } from "./wasm-util.js";
+import { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
+import { setWasmThreadGate } from "./wasm-threadpool.js";
 
 export { planFilterGradConv, wasmConv2DBackpropFilter, wasmConv2DBackpropFilterConfig } from "./wasm-conv2d-backprop-filter.js";
 export type { FilterGradPlan, WasmConv2DBackpropFilterAttrs, WasmKernelArgs } from "./wasm-conv2d-backprop-filter.js";
@@ -32,11 +35,23 @@ export {
 } from "./wasm-batch-norm-training.js";
 export { disableReluGrad, enableReluGrad, isReluGradEnabled, RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
 export { setSimdKernelsEnabled, simdKernelsEnabled } from "./simd/index.js";
+export { ADAM, disableFusedAdam, enableFusedAdam, isFusedAdamEnabled, wasmAdam } from "./wasm-adam.js";
+export { DEFAULT_THREAD_MIN_FLOPS, kernelFlops, setWasmThreadGate, THREADPOOL_ADDRESS, wasmThreadGateEnabled, wasmThreadGateInfo, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
+export { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
 
 /** Kernels tfjs-wasm 4.22 lacks; added when missing. */
 const ADDED = [wasmConv2DBackpropFilterConfig];
 /** Stock tfjs-wasm kernels fitloop replaces with faster ones (each falls back to the stock kernel where it does not apply). */
-const REPLACED = [wasmBatchMatMulConfig, wasmConv2DBackpropInputConfig, wasmTileConfig, wasmSumConfig, wasmMeanConfig, wasmMaxPoolGradConfig, wasmIdentityConfig];
+const REPLACED = [
+  wasmBatchMatMulConfig,
+  wasmConv2DBackpropInputConfig,
+  wasmTileConfig,
+  wasmSumConfig,
+  wasmMeanConfig,
+  wasmMaxPoolGradConfig,
+  wasmIdentityConfig,
+  ...wasmGatedKernelConfigs,
+];
 
 /**
  * Registers fitloop's kernels for the wasm backend (see docs/performance.md):
@@ -47,9 +62,13 @@ const REPLACED = [wasmBatchMatMulConfig, wasmConv2DBackpropInputConfig, wasmTile
  *   over the windows) and `Identity` (shares the buffer instead of copying it);
  * - routes tfjs-layers' BatchNormalization in training on wasm through three fused kernels
  *   (`wasm-batch-norm-training.ts`: two passes forward, two backward, instead of ~25 kernels);
- * - overrides the gradient of `Relu` on wasm with one kernel (`wasm-relu-grad.ts`) instead of three.
+ * - overrides the gradient of `Relu` on wasm with one kernel (`wasm-relu-grad.ts`) instead of three;
+ * - runs `AdamOptimizer.applyGradients` on wasm as one kernel per variable (`wasm-adam.ts`).
  * The full-size passes of BatchNorm, MaxPoolGrad and the ReLU gradient run as WebAssembly SIMD
  * (`simd/`) where available, on tfjs-wasm's own memory.
+ * With tfjs-wasm's threaded build, threads per operation (`wasm-threadpool.ts`): only matmuls and
+ * convolutions above a size use the thread pool (Conv2D, FusedConv2D, _FusedMatMul and the depthwise
+ * convolutions are wrapped for this), everything else runs on the calling thread.
  * Idempotent, and safe before the wasm backend is initialised (the registry is keyed by backend
  * name only; the stock kernels' setup functions are kept). An added kernel already registered under
  * the same name, ours or one a later tfjs ships, is left in place. `restoreWasmKernels()` undoes
@@ -62,16 +81,20 @@ export function registerWasmKernels(): void {
   for (const config of REPLACED) replaceWasmKernel(config);
   enableFusedBatchNorm();
   enableReluGrad();
+  enableFusedAdam();
+  setWasmThreadGate(true);
 }
 
 /**
  * Puts back every stock wasm kernel fitloop replaced, tfjs-layers' own BatchNormalization
- * training path and tfjs-core's gradient of `Relu`. `useBackend('wasm', {wasmKernels: false})` calls it.
+ * training path, tfjs-core's gradient of `Relu` and its Adam update, and tfjs-wasm's thread pool for every operation. `useBackend('wasm', {wasmKernels: false})` calls it.
  */
 export function restoreWasmKernels(): void {
   restoreStockWasmKernels();
   disableFusedBatchNorm();
   disableReluGrad();
+  disableFusedAdam();
+  setWasmThreadGate(false);
 }
 
 export { REPLACED as replacedWasmKernelConfigs };

@@ -102,6 +102,9 @@ function grid(): Case[] {
         for (const [h, w] of [[7, 9], [8, 6]] as const)
           for (const [fh, fw] of filters)
             for (const [ci, co] of channels) cases.push({ b, h, w, ci, co, fh, fw, s, d: 1, pad });
+  // around IM2COL_MAX_TAPS (32 filter taps: im2col + matmul up to it, the composed Conv2D above)
+  for (const [fh, fw, ci] of [[4, 4, 2], [3, 3, 4], [1, 1, 32], [1, 1, 33], [3, 3, 1]] as const)
+    for (const s of [1, 2]) cases.push({ b: 3, h: 9, w: 8, ci, co: 5, fh, fw, s, d: 1, pad: "same" });
   // numeric padding with every rounding mode; 'ceil' reads past the padded input
   for (const rounding of ["floor", "round", "ceil"] as const)
     for (const s of [2, 3]) cases.push({ b: 2, h: 8, w: 7, ci: 3, co: 4, fh: 3, fw: 3, s, d: 1, pad: 1, rounding });

@@ -1,8 +1,8 @@
 import {
   backend_util,
+  BatchMatMul,
   Conv2D,
   Conv2DBackpropFilter,
-  getKernel,
   Slice,
   Transpose,
   type Conv2DBackpropFilterAttrs,
@@ -13,6 +13,7 @@ import {
   type NamedTensorInfoMap,
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
+import { runWasm } from "./wasm-util.js";
 
 const BACKEND = "wasm";
 
@@ -84,15 +85,6 @@ export function planFilterGradConv(
   };
 }
 
-/** Runs one of the wasm backend's own kernels directly (no engine, no tape, no tensor tracking). */
-function runWasm(name: string, backend: KernelBackend, inputs: NamedTensorInfoMap, attrs: NamedAttrMap): TensorInfo {
-  const kernel = getKernel(name, BACKEND);
-  if (!kernel) throw new Error(`fitloop wasm Conv2DBackpropFilter needs the wasm kernel '${name}', which is not registered`);
-  const out = kernel.kernelFunc({ inputs, backend, attrs });
-  const info = Array.isArray(out) ? out[0] : out;
-  if (!info) throw new Error(`fitloop wasm Conv2DBackpropFilter: kernel '${name}' returned no output`);
-  return info;
-}
 
 function as4d(shape: readonly number[], what: string): [number, number, number, number] {
   if (shape.length !== 4) throw new Error(`fitloop wasm Conv2DBackpropFilter: ${what} must be rank 4, got shape [${shape.join(",")}]`);
@@ -106,14 +98,83 @@ export interface WasmKernelArgs {
   attrs?: NamedAttrMap;
 }
 
-/** The kernel function: transposes, one XNNPACK Conv2D, an optional crop, a transpose back. */
+/**
+ * Up to this many filter taps (filterHeight * filterWidth * inChannels), the filter gradient runs as
+ * im2col + one matmul: the composed Conv2D below has dy as its "filter", which XNNPACK repacks at
+ * every call, and with few input channels it computes only fh*fw*ci output pixels from it (the
+ * first layer of a CNN on MNIST: 9 pixels from a [26,26,64,32] filter; ~10 ms). im2col writes
+ * patchesᵀ [taps, batch*outH*outW] (small when taps are few) and one XNNPACK matmul patchesᵀ · dy
+ * gives dW as [fh*fw*ci, co], already in the filter's layout.
+ */
+export const IM2COL_MAX_TAPS = 32;
+
+interface WasmHeapBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  wasm: { HEAPF32: Float32Array };
+}
+
+/** patchesᵀ[(kh*fw + kw)*ci + c, (b*outH + oh)*outW + ow] = x[b, oh*sh + kh*dh - top, ow*sw + kw*dw - left, c] (0 outside). */
+function im2colT(backend: KernelBackend, x: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const b = backend as unknown as WasmHeapBackend;
+  const { batchSize, inHeight, inWidth, inChannels: ci, outHeight, outWidth, filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const rows = batchSize * outHeight * outWidth;
+  const out = b.makeOutput([fh * fw * ci, rows], "float32");
+  const heap = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
+  const x0 = b.dataIdMap.get(x.dataId)!.memoryOffset / 4;
+  let o = b.dataIdMap.get(out.dataId)!.memoryOffset / 4;
+  const { top, left } = info.padInfo;
+  const rowStride = inWidth * ci;
+  const imageStride = inHeight * rowStride;
+  for (let kh = 0; kh < fh; kh++) {
+    for (let kw = 0; kw < fw; kw++) {
+      for (let c = 0; c < ci; c++) {
+        for (let n = 0; n < batchSize; n++) {
+          const image = x0 + n * imageStride + c;
+          for (let oh = 0; oh < outHeight; oh++) {
+            const ih = oh * sh + kh * dh - top;
+            if (ih < 0 || ih >= inHeight) {
+              heap.fill(0, o, o + outWidth);
+              o += outWidth;
+              continue;
+            }
+            const row = image + ih * rowStride;
+            for (let ow = 0; ow < outWidth; ow++) {
+              const iw = ow * sw + kw * dw - left;
+              heap[o++] = iw >= 0 && iw < inWidth ? heap[row + iw * ci]! : 0;
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The kernel function. Few filter taps: im2col + one matmul (see IM2COL_MAX_TAPS). Otherwise:
+ * transposes, one XNNPACK Conv2D, an optional crop, a transpose back.
+ */
 export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs): TensorInfo {
   const { x, dy } = inputs;
   if (!x || !dy) throw new Error("fitloop wasm Conv2DBackpropFilter: inputs x and dy are required");
   const a = attrs as unknown as WasmConv2DBackpropFilterAttrs;
   const xShape = as4d(x.shape, "x");
   const plan = planFilterGradConv(xShape, as4d(dy.shape, "dy"), a);
-  const [, , ci, co] = a.filterShape;
+  const [fh, fw, ci, co] = a.filterShape;
+  if (fh * fw * ci <= IM2COL_MAX_TAPS && x.dtype === "float32" && dy.dtype === "float32" && "makeOutput" in backend) {
+    const info = backend_util.computeConv2DInfo([...xShape], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, "channelsLast");
+    const rows = info.batchSize * info.outHeight * info.outWidth;
+    const patches = im2colT(backend, x, info);
+    try {
+      const dy2 = { dataId: dy.dataId, shape: [1, rows, co], dtype: dy.dtype };
+      const p3 = { ...patches, shape: [1, fh * fw * ci, rows] };
+      const grad = runWasm(BatchMatMul, backend, { a: p3, b: dy2 }, { transposeA: false, transposeB: false });
+      return { ...grad, shape: [fh, fw, ci, co] };
+    } finally {
+      backend.disposeData(patches.dataId);
+    }
+  }
   const temps: TensorInfo[] = [];
   const keep = (t: TensorInfo): TensorInfo => (temps.push(t), t);
   try {

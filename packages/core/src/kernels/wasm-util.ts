@@ -1,3 +1,4 @@
+import { kernelFlops, withWasmThreads } from "./wasm-threadpool.js";
 import { getKernel, registerKernel, unregisterKernel, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type NamedTensorInfoMap, type TensorInfo } from "@tensorflow/tfjs-core";
 
 export const WASM = "wasm";
@@ -13,12 +14,14 @@ export function stockWasmKernel(name: string): KernelConfig | undefined {
 /**
  * Runs a wasm kernel directly (no engine, no tape, no tensor tracking): the stock one by default,
  * so a replacement can fall back to, or compose, the kernel it replaced. The caller owns the output
- * and disposes intermediates with `backend.disposeData`.
+ * and disposes intermediates with `backend.disposeData`. Matmuls and convolutions go through the
+ * thread gate (`wasm-threadpool.ts`): tfjs-wasm's thread pool only when they are large enough.
  */
 export function runWasm(name: string, backend: KernelBackend, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
   const kernel = stockWasmKernel(name);
   if (!kernel) throw new Error(`fitloop wasm kernels need the wasm kernel '${name}', which is not registered`);
-  const out = kernel.kernelFunc({ inputs, backend, attrs });
+  const flops = kernelFlops(name, inputs, attrs);
+  const out = flops > 0 ? withWasmThreads(backend, flops, () => kernel.kernelFunc({ inputs, backend, attrs })) : kernel.kernelFunc({ inputs, backend, attrs });
   const info = Array.isArray(out) ? out[0] : out;
   if (!info) throw new Error(`fitloop wasm kernels: kernel '${name}' returned no output`);
   return info;

@@ -1,9 +1,10 @@
 import { WASM_BASE64 as BATCH_NORM_WASM } from "./batch-norm.wasm.js";
 import { WASM_BASE64 as MAX_POOL_GRAD_WASM } from "./max-pool-grad.wasm.js";
 import { WASM_BASE64 as RELU_GRAD_WASM } from "./relu-grad.wasm.js";
+import { WASM_BASE64 as ADAM_WASM } from "./adam.wasm.js";
 
 /** The embedded modules by source name (`<name>.wat`). */
-export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM };
+export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM };
 
 /**
  * fitloop's own WebAssembly SIMD kernels, instantiated on tfjs-wasm's memory (no copies).
@@ -50,6 +51,28 @@ export interface MaxPoolGradSimdExports {
 /** Exports of `relu-grad.wat`: dx = dy * step(x) over n float32 elements. */
 export interface ReluGradSimdExports {
   reluGrad(dy: number, x: number, dx: number, n: number): void;
+}
+
+/** Exports of `adam.wat`: one Adam update of n float32 elements (see the .wat for the formula). */
+export interface AdamSimdExports {
+  adam(
+    x: number,
+    m: number,
+    v: number,
+    g: number,
+    outX: number,
+    outM: number,
+    outV: number,
+    n: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    oneMinusAccBeta1: number,
+    oneMinusAccBeta2: number,
+    epsilon: number,
+    negLearningRate: number,
+  ): void;
 }
 
 /** The parts of tfjs-wasm 4.22's Emscripten module used here. */
@@ -141,3 +164,6 @@ export const maxPoolGradSimd = (wasm: EmscriptenWasm): SimdKernels<MaxPoolGradSi
 
 /** The ReLU gradient SIMD kernel on this tfjs-wasm module's memory, or undefined (then use the JS loop). */
 export const reluGradSimd = (wasm: EmscriptenWasm): SimdKernels<ReluGradSimdExports> | undefined => instantiate<ReluGradSimdExports>("relu-grad", RELU_GRAD_WASM, wasm);
+
+/** The Adam update SIMD kernel on this tfjs-wasm module's memory, or undefined (then tfjs's own Adam runs). */
+export const adamSimd = (wasm: EmscriptenWasm): SimdKernels<AdamSimdExports> | undefined => instantiate<AdamSimdExports>("adam", ADAM_WASM, wasm);

@@ -1,0 +1,21 @@
+import { Conv2D, DepthwiseConv2dNative, FusedConv2D, FusedDepthwiseConv2D, _FusedMatMul, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
+import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
+
+/**
+ * The stock tfjs-wasm matmul and convolution kernels that fitloop does not otherwise replace, run
+ * through the thread gate (`wasm-threadpool.ts`, via `runWasm`): tfjs-wasm's thread pool for
+ * operations of at least the gate's minimum work, the calling thread for smaller ones. Same kernel,
+ * same results (XNNPACK's partitioning does not change the arithmetic of an output element).
+ */
+const gated = (kernelName: string): KernelConfig => ({
+  kernelName,
+  backendName: WASM,
+  kernelFunc: asKernelFunc(({ inputs, backend, attrs }: KernelArgs): TensorInfo => runWasm(kernelName, backend, inputs, attrs)),
+});
+
+export const wasmGatedConv2DConfig = gated(Conv2D);
+export const wasmGatedFusedConv2DConfig = gated(FusedConv2D);
+export const wasmGatedFusedMatMulConfig = gated(_FusedMatMul);
+export const wasmGatedDepthwiseConv2dConfig = gated(DepthwiseConv2dNative);
+export const wasmGatedFusedDepthwiseConv2DConfig = gated(FusedDepthwiseConv2D);
+export const wasmGatedKernelConfigs = [wasmGatedConv2DConfig, wasmGatedFusedConv2DConfig, wasmGatedFusedMatMulConfig, wasmGatedDepthwiseConv2dConfig, wasmGatedFusedDepthwiseConv2DConfig];
