@@ -129,9 +129,10 @@ async function* limit(it: AsyncIterable<Batch>, n: number): AsyncGenerator<Batch
 
 async function main(): Promise<void> {
   const backend = await useBackend("wasm");
+  const threads = (await import("@tensorflow/tfjs-backend-wasm")).getThreadsCount();
   const t0 = performance.now();
   const train = loadEmbeddedMnist();
-  process.stderr.write(`backend ${backend}, tfjs ${tf.version_core}, batch ${BATCH}, ${train.size} embedded digits loaded in ${(performance.now() - t0).toFixed(0)} ms\n`);
+  process.stderr.write(`backend ${backend} (${threads} thread${threads === 1 ? "" : "s"}), tfjs ${tf.version_core}, batch ${BATCH}, ${train.size} embedded digits loaded in ${(performance.now() - t0).toFixed(0)} ms\n`);
   const plain = new DataLoader(train, { batchSize: BATCH, seed: 1, flatten: true, dropLast: true });
   const aug = () => new DataLoader(train, { batchSize: BATCH, seed: 1, flatten: true, dropLast: true, transforms: [randomShift({ maxShift: 2 }), gaussianNoise({ std: 0.1, clip: [0, 1] })] });
   const arms = [loaderArm("loader", plain), loaderArm("loader+shift+noise", aug()), stepArm(plain), fitArm(aug())];
@@ -168,7 +169,7 @@ async function main(): Promise<void> {
   const ratio = Math.min(loaderRate, augRate) / steps;
   console.log("");
   console.log(`R = min(loader, loader+shift+noise batches/s) / train steps/s = ${ratio.toFixed(1)} (target >= 20)`);
-  console.log(`wasm backend (single-threaded), batch ${BATCH}, 784 features, medians of ${ROUNDS} interleaved rounds, ${seconds.toFixed(0)} s`);
+  console.log(`wasm backend, ${threads} thread${threads === 1 ? "" : "s"} (as tfjs-wasm reports), batch ${BATCH}, 784 features, medians of ${ROUNDS} interleaved rounds, ${seconds.toFixed(0)} s`);
   const r2 = (x: number) => Math.round(x * 100) / 100;
   console.log(
     JSON.stringify({ bench: "loader", ratio: r2(ratio), loader_batches_per_s: r2(loaderRate), loader_aug_batches_per_s: r2(augRate), train_steps_per_s: r2(steps), fit_aug_steps_per_s: r2(med("fit, loader+shift+noise")) }),
