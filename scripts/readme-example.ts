@@ -1,0 +1,30 @@
+import { execFile } from "node:child_process";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+/** The first ```ts block of a package README. */
+export function readmeExample(packageDir: string): string {
+  const text = readFileSync(join(packageDir, "README.md"), "utf8");
+  const match = /```ts\n([\s\S]*?)```/.exec(text);
+  if (!match) throw new Error(`${packageDir}/README.md has no \`\`\`ts example`);
+  return match[1]!;
+}
+
+/**
+ * Runs a package README's example as a user would (tsx, the package's own dependencies), from a
+ * temporary file inside the package so imports resolve; returns its stdout.
+ */
+export async function runReadmeExample(packageDir: string, timeoutMs = 120_000): Promise<string> {
+  const file = join(packageDir, `.readme-example-${process.pid}.ts`);
+  writeFileSync(file, readmeExample(packageDir));
+  try {
+    const tsx = join(packageDir, "..", "..", "node_modules", ".bin", "tsx");
+    const { stdout } = await run(tsx, ["--conditions=@fitloop/source", file], { cwd: packageDir, timeout: timeoutMs });
+    return stdout;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
