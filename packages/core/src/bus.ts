@@ -1,12 +1,25 @@
 import { EventEmitter } from "eventemitter3";
 import type { EventName } from "./events.js";
 import type { Logger } from "./logger.js";
-import type { Logs, TrainState } from "./state.js";
+import type { EpochRecord, Logs, TrainState } from "./state.js";
 
-/** What an observer receives: a snapshot of the logs and a read-only view of the state. */
+/** The run's position when the event fired: a frozen copy, so observers cannot change the run. */
+export interface ObserverState {
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly step: number;
+  readonly globalBatch: number;
+  readonly batchIndex: number;
+  readonly batchesPerEpoch: number | undefined;
+  readonly stopRequested: boolean;
+  /** The last completed epoch's record, if any. */
+  readonly lastEpoch: EpochRecord | undefined;
+}
+
+/** What an observer receives: frozen copies of the state and logs at the time of the event. */
 export interface ObserverEvent {
   readonly event: EventName;
-  readonly state: Readonly<TrainState>;
+  readonly state: ObserverState;
   readonly logs: Readonly<Logs>;
 }
 
@@ -51,11 +64,25 @@ export class ObserverBus {
     return this.emitter.listenerCount(event) + this.emitter.listenerCount("*") > 0;
   }
 
+  /** Snapshots now, delivers on a microtask: observers run after the hook sequence, never inside it. */
   emit(event: EventName, state: Readonly<TrainState>): void {
     if (!this.hasObservers(event)) return;
-    const payload: ObserverEvent = { event, state, logs: { ...state.logs } };
-    this.emitter.emit(event, payload);
-    this.emitter.emit("*", payload);
+    const last = state.history[state.history.length - 1];
+    const snapshot: ObserverState = Object.freeze({
+      epoch: state.epoch,
+      epochs: state.epochs,
+      step: state.step,
+      globalBatch: state.globalBatch,
+      batchIndex: state.batchIndex,
+      batchesPerEpoch: state.batchesPerEpoch,
+      stopRequested: state.stopRequests.length > 0,
+      lastEpoch: last ? Object.freeze({ epoch: last.epoch, logs: Object.freeze({ ...last.logs }) }) : undefined,
+    });
+    const payload: ObserverEvent = Object.freeze({ event, state: snapshot, logs: Object.freeze({ ...state.logs }) });
+    queueMicrotask(() => {
+      this.emitter.emit(event, payload);
+      this.emitter.emit("*", payload);
+    });
   }
 
   private report(event: EventName, error: unknown): void {

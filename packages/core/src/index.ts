@@ -6,7 +6,7 @@ export { EVENTS, REVERSED_EVENTS, isEventName, type EventName } from "./events.j
 export { ORDER, BaseCallback, type Callback, type Batch, type HookContext, type BatchContext, type FitEndContext, type Awaitable } from "./callback.js";
 export { CancelBatch, CancelStep, CancelEpoch, CancelFit, Cancellation, type CancellationClass } from "./cancel.js";
 export { resolveOrder, describeOrder, pluginName, type ResolvedPlugin } from "./order.js";
-export { ObserverBus, type Observer, type ObserverEvent, type ObserverError } from "./bus.js";
+export { ObserverBus, type Observer, type ObserverEvent, type ObserverError, type ObserverState } from "./bus.js";
 export {
   createTrainState,
   trainStateDict,

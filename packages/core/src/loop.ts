@@ -51,8 +51,9 @@ async function epoch(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   await withEvents(run, "beforeTrain", "afterTrain", null, () => train(run, spec, startBatch));
   if (spec.validation) await withEvents(run, "beforeValidate", "afterValidate", null, () => validate(run, spec, spec.validation!));
   run.setLogs(state.epochLogs);
-  await run.fire("checkpoint");
+  // The record goes in before `checkpoint`, so a saver stores a history that matches its cursor.
   state.history.push({ epoch: state.epoch, logs: { ...state.epochLogs } });
+  await run.fire("checkpoint");
 }
 
 async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise<void> {
@@ -60,6 +61,7 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   const sums = new Map<string, number>();
   let seen = 0;
   state.batchIndex = startBatch;
+  let stoppedEarly = false;
   for await (const batch of spec.train.batches({ epoch: state.epoch, batchIndex: startBatch })) {
     const logs = await trainBatch(run, spec, batch);
     if (logs) {
@@ -68,9 +70,13 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
     }
     state.batchIndex++;
     state.globalBatch++;
-    if (run.stopRequested) break;
+    if (run.stopRequested) {
+      stoppedEarly = state.batchesPerEpoch === undefined || state.batchIndex < state.batchesPerEpoch;
+      break;
+    }
   }
-  state.cursor = { epoch: state.epoch + 1, batchIndex: 0 };
+  // A stop in the middle of the epoch leaves the cursor at the next untrained batch.
+  if (!stoppedEarly) state.cursor = { epoch: state.epoch + 1, batchIndex: 0 };
   const means: Logs = {};
   for (const [k, v] of sums) means[k] = v / seen;
   const lr = currentLearningRate(run);
@@ -94,9 +100,15 @@ async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch): Promise<
       logs = await readLogs(spec, batch, outputs, loss);
       run.state.batchLogs = logs;
       run.setLogs(logs);
-      await run.fire("afterForward");
-      await run.fire("afterLoss");
-      await step(run);
+      let skip = false;
+      try {
+        await run.fire("afterForward");
+        await run.fire("afterLoss");
+      } catch (e) {
+        if (!(e instanceof CancelStep)) throw e;
+        skip = true; // gradients exist but are not applied
+      }
+      await step(run, skip);
     });
   } finally {
     disposeBatch(run, batch);
@@ -108,15 +120,34 @@ function forwardBackward(run: RunScope, spec: LoopSpec, batch: Batch): { loss: t
   const vars = run.model.trainableWeights.map((w) => w.read() as tf.Variable);
   let outputs: tf.Tensor | undefined;
   const lossFn = (): tf.Scalar => {
-    const preds = run.model.apply(batch.xs, { training: true }) as tf.Tensor;
-    outputs = tf.keep(preds);
-    let total = tf.mean(spec.loss(batch.ys, preds)) as tf.Scalar;
-    for (const reg of run.model.calculateLosses()) total = tf.add(total, reg);
-    return total;
+    try {
+      const preds = run.model.apply(batch.xs, { training: true }) as tf.Tensor;
+      outputs = tf.keep(preds);
+      let total = tf.mean(spec.loss(batch.ys, preds)) as tf.Scalar;
+      for (const reg of run.model.calculateLosses()) total = tf.add(total, reg);
+      return total;
+    } catch (e) {
+      releaseTape();
+      throw e;
+    }
   };
   const compute = () => run.optimizer.computeGradients(lossFn, vars);
-  const { value, grads } = spec.rng ? withRandom(spec.rng, compute) : compute();
-  return { loss: value, grads, outputs: outputs! };
+  try {
+    const { value, grads } = spec.rng ? withRandom(spec.rng, compute) : compute();
+    return { loss: value, grads, outputs: outputs! };
+  } catch (e) {
+    outputs?.dispose(); // kept outside the tape's scope: ours to release when the loss fails
+    throw e;
+  }
+}
+
+/**
+ * tfjs keeps a clone of every tensor the backward pass will need on the gradient tape, and only
+ * backprop releases them: when the forward pass throws, they would leak. (tfjs 4.22 engine internals.)
+ */
+function releaseTape(): void {
+  const tape = (tf.engine() as unknown as { state: { activeTape: { saved?: tf.Tensor[] }[] | null } }).state.activeTape;
+  for (const node of tape ?? []) for (const t of node.saved ?? []) t.dispose();
 }
 
 /** One device read per step: loss and every metric, packed. */
@@ -130,8 +161,9 @@ async function readLogs(spec: LoopSpec, batch: Batch, outputs: tf.Tensor, loss: 
   return logs;
 }
 
-async function step(run: RunScope): Promise<void> {
+async function step(run: RunScope, skip: boolean): Promise<void> {
   try {
+    if (skip) throw new CancelStep();
     await run.fireGradients();
     await run.fire("beforeStep");
     run.optimizer.applyGradients(inVariableOrder(run));

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { StateError } from "./errors.js";
-import { optimizerKind } from "./hyperparams.js";
+import { getLearningRate, getMomentum, optimizerKind, setLearningRate, setMomentum } from "./hyperparams.js";
 
 /**
  * Optimizer state that restores bit for bit. tfjs keeps slots by position (slot i belongs to the
@@ -40,6 +40,8 @@ export interface OptimizerStateDict {
   /** Per slot family (e.g. `accumulatedFirstMoment`), one entry per variable, or empty before the first step. */
   readonly slots: Readonly<Record<string, readonly SavedSlot[]>>;
   readonly scalars: Readonly<Record<string, number>>;
+  /** Learning rate and momentum/beta1 at save time (schedules that are not pure functions of progress change them). */
+  readonly hyper?: { readonly learningRate: number; readonly momentum?: number };
 }
 
 type Fields = Record<string, unknown> & { iterations_?: number };
@@ -70,6 +72,7 @@ export async function optimizerStateDict(optimizer: tf.Optimizer, variables: rea
     variables: variables.map((v) => ({ name: v.name, shape: [...v.shape] })),
     slots: outSlots,
     scalars: outScalars,
+    hyper: { learningRate: getLearningRate(optimizer), ...(getMomentum(optimizer) !== undefined ? { momentum: getMomentum(optimizer)! } : {}) },
   };
 }
 
@@ -105,4 +108,8 @@ export function loadOptimizerStateDict(optimizer: tf.Optimizer, state: Optimizer
     tf.tidy(() => v.assign(tf.scalar(value)));
   }
   o.iterations_ = state.iterations;
+  if (state.hyper) {
+    setLearningRate(optimizer, state.hyper.learningRate);
+    if (state.hyper.momentum !== undefined) setMomentum(optimizer, state.hyper.momentum);
+  }
 }

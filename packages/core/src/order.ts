@@ -1,7 +1,7 @@
 import type { Callback } from "./callback.js";
 import { ORDER } from "./callback.js";
 import { EVENTS, REVERSED_EVENTS, type EventName } from "./events.js";
-import { PluginOrderError } from "./errors.js";
+import { OptionsError, PluginOrderError } from "./errors.js";
 
 /** A plugin with its resolved name and position. */
 export interface ResolvedPlugin {
@@ -27,7 +27,9 @@ export function resolveOrder(callbacks: readonly Callback[]): ResolvedPlugin[] {
   const plugins = callbacks.map((callback, index) => ({ name: pluginName(callback, index), callback, order: callback.order ?? ORDER.DEFAULT, index }));
   const byName = new Map<string, ResolvedPlugin>();
   for (const p of plugins) {
-    if (!Number.isFinite(p.order)) throw new PluginOrderError("ORDER_CYCLE", `plugin "${p.name}" has a non-finite order ${String(p.order)}`);
+    if (typeof p.order !== "number" || !Number.isFinite(p.order)) {
+      throw new OptionsError(p.name, [{ path: "order", message: `must be a finite number (see ORDER), got ${String(p.order)}` }]);
+    }
     if (byName.has(p.name)) {
       throw new PluginOrderError("DUPLICATE_PLUGIN_NAME", `two plugins are named "${p.name}"; give one a different \`name\` so order constraints are unambiguous`);
     }
@@ -74,15 +76,32 @@ export function resolveOrder(callbacks: readonly Callback[]): ResolvedPlugin[] {
   return out;
 }
 
+/** A cycle among the plugins left over by the topological sort (depth-first, three colours). */
 function findCycle(stuck: string[], after: Map<string, Set<string>>): string[] {
   const inStuck = new Set(stuck);
+  const colour = new Map<string, "open" | "done">();
   const path: string[] = [];
-  let cur = stuck[0]!;
-  while (!path.includes(cur)) {
-    path.push(cur);
-    cur = [...after.get(cur)!].find((n) => inStuck.has(n)) ?? cur;
+  const visit = (node: string): string[] | undefined => {
+    colour.set(node, "open");
+    path.push(node);
+    for (const next of after.get(node)!) {
+      if (!inStuck.has(next)) continue;
+      if (colour.get(next) === "open") return [...path.slice(path.indexOf(next)), next];
+      if (!colour.has(next)) {
+        const found = visit(next);
+        if (found) return found;
+      }
+    }
+    path.pop();
+    colour.set(node, "done");
+    return undefined;
+  };
+  for (const node of stuck) {
+    if (colour.has(node)) continue;
+    const found = visit(node);
+    if (found) return found;
   }
-  return [...path.slice(path.indexOf(cur)), cur];
+  return stuck; // unreachable: leftovers of Kahn's algorithm always contain a cycle
 }
 
 /** Plugins that implement `event`, in the order their hooks run. */

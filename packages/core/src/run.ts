@@ -3,6 +3,7 @@ import type { LayersModel } from "@tensorflow/tfjs-layers";
 import type { Batch, BatchContext, Callback, FitEndContext } from "./callback.js";
 import type { ObserverBus } from "./bus.js";
 import { EVENTS, type EventName } from "./events.js";
+import { FitloopError } from "./errors.js";
 import type { Hyperparameters } from "./hyperparams.js";
 import type { Logger } from "./logger.js";
 import { hookOrder, type ResolvedPlugin } from "./order.js";
@@ -47,11 +48,19 @@ export class RunScope {
   }
 
   /** Runs the hooks of `event` one by one, then tells observers. */
+  /** The hook that threw last (names the culprit when a cancellation escapes its scope). */
+  lastThrow: { event: EventName; plugin: string } | undefined;
+
   async fire(event: EventName): Promise<void> {
     for (const h of this.hooks.get(event)!) {
       h.ctx.event = event;
-      const r = h.fn.call(h.cb, h.ctx);
-      if (r !== undefined && typeof (r as Promise<unknown>).then === "function") await r;
+      try {
+        const r = h.fn.call(h.cb, h.ctx);
+        if (r !== undefined && typeof (r as Promise<unknown>).then === "function") await r;
+      } catch (e) {
+        this.lastThrow = { event, plugin: h.ctx.plugin };
+        throw e;
+      }
     }
     this.bus.emit(event, this.state);
   }
@@ -60,15 +69,21 @@ export class RunScope {
   async fireGradients(): Promise<void> {
     for (const h of this.hooks.get("afterGradients")!) {
       h.ctx.event = "afterGradients";
-      let r = h.fn.call(h.cb, h.ctx) as tf.NamedTensorMap | void | Promise<tf.NamedTensorMap | void>;
-      if (r !== undefined && typeof (r as Promise<unknown>).then === "function") r = await r;
-      if (r && typeof r === "object" && r !== this.grads) this.replaceGradients(r as tf.NamedTensorMap);
+      let r: tf.NamedTensorMap | void;
+      try {
+        r = (await h.fn.call(h.cb, h.ctx)) as tf.NamedTensorMap | void;
+      } catch (e) {
+        this.lastThrow = { event: "afterGradients", plugin: h.ctx.plugin };
+        throw e;
+      }
+      if (r && typeof r === "object" && r !== this.grads) this.replaceGradients(r as tf.NamedTensorMap, h.ctx.plugin);
     }
     this.bus.emit("afterGradients", this.state);
   }
 
-  private replaceGradients(next: tf.NamedTensorMap): void {
+  private replaceGradients(next: tf.NamedTensorMap, plugin: string): void {
     const old = this.grads ?? {};
+    checkReplacement(old, next, plugin);
     const kept = new Set(Object.values(next));
     for (const [name, t] of Object.entries(old)) if (!kept.has(t)) t.dispose();
     this.grads = next;
@@ -136,5 +151,19 @@ export class PluginContext implements BatchContext, FitEndContext {
   get outcome(): FitOutcome {
     if (!this.run.state.outcome) throw new Error(`ctx.outcome is only available in afterFit (not in ${this.event})`);
     return this.run.state.outcome;
+  }
+}
+
+/**
+ * Replacement gradients must cover exactly the same variables with the same shapes: tfjs keeps
+ * optimizer slots by position, so a dropped or extra gradient would shift every slot after it.
+ */
+function checkReplacement(old: tf.NamedTensorMap, next: tf.NamedTensorMap, plugin: string): void {
+  const missing = Object.keys(old).filter((k) => !(k in next));
+  const extra = Object.keys(next).filter((k) => !(k in old));
+  const reshaped = Object.keys(old).filter((k) => k in next && next[k]!.shape.join(",") !== old[k]!.shape.join(","));
+  if (missing.length || extra.length || reshaped.length) {
+    const parts = [missing.length ? `missing ${missing.join(", ")}` : "", extra.length ? `unknown ${extra.join(", ")}` : "", reshaped.length ? `wrong shape for ${reshaped.join(", ")}` : ""];
+    throw new FitloopError("INVALID_GRADIENTS", `afterGradients of "${plugin}" returned gradients that do not match the variables: ${parts.filter(Boolean).join("; ")}. Return one gradient per variable, same names and shapes (zeros to freeze one).`);
   }
 }

@@ -2,9 +2,10 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
 import { Lifecycle, type DependencyContainer } from "tsyringe";
 import { ObserverBus, type Observer } from "./bus.js";
-import { CancelFit } from "./cancel.js";
+import { CancelFit, Cancellation } from "./cancel.js";
 import type { Callback } from "./callback.js";
 import type { DataSource } from "./data.js";
+import { FitloopError } from "./errors.js";
 import { createRootContainer, isPluginClass, TOKENS, type PluginClass } from "./di.js";
 import type { EventName } from "./events.js";
 import { hyperparameters } from "./hyperparams.js";
@@ -150,7 +151,8 @@ export class Trainer {
       cursor: { ...t.cursor },
       step: t.step,
       globalBatch: t.globalBatch,
-      history: t.history.map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })),
+      // a mid-epoch cursor: that epoch's partial record is replaced when the epoch completes
+      history: t.history.filter((r) => t.cursor.batchIndex === 0 || r.epoch < t.cursor.epoch).map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })),
     });
     if (resume.rng) (this.rng ??= new Rng(0)).setState(resume.rng);
     for (const [key, dict] of Object.entries(resume.plugins)) {
@@ -196,6 +198,7 @@ async function runFit(scope: RunScope, loop: () => Promise<void>): Promise<FitRe
     if (e instanceof CancelFit) {
       outcome = { status: "cancelled", stopRequests: [...scope.state.stopRequests], reason: e.reason };
     } else {
+      if (e instanceof Cancellation) e = misplacedCancel(e, scope);
       failure = { error: e };
       outcome = { status: "failed", stopRequests: [...scope.state.stopRequests], reason: e instanceof Error ? e.message : String(e), error: e };
     }
@@ -215,4 +218,16 @@ async function runFit(scope: RunScope, loop: () => Promise<void>): Promise<FitRe
 export async function fit(options: TrainerOptions & FitOptions): Promise<FitResult> {
   const { epochs, train, validation, initialEpoch, ...trainer } = options;
   return new Trainer(trainer).fit({ epochs, train, ...(validation ? { validation } : {}), ...(initialEpoch !== undefined ? { initialEpoch } : {}) });
+}
+
+const CANCEL_SCOPES: Record<string, string> = {
+  CancelBatch: "beforeBatch .. afterBatch, beforeValBatch .. afterValBatch",
+  CancelStep: "afterForward .. beforeStep",
+  CancelEpoch: "beforeEpoch .. afterEpoch, except afterEpoch itself",
+};
+
+/** A cancellation thrown where nothing can catch it: a typed error naming who threw it and where. */
+function misplacedCancel(e: Cancellation, scope: RunScope): FitloopError {
+  const where = scope.lastThrow ? ` by "${scope.lastThrow.plugin}" in ${scope.lastThrow.event}` : "";
+  return new FitloopError("CANCEL_OUT_OF_SCOPE", `${e.name} was thrown${where}, where it cancels nothing; it is valid in ${CANCEL_SCOPES[e.name] ?? "its phase"}. Use CancelFit or ctx.requestStop() to end the run.`, { cause: e });
 }
