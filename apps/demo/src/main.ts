@@ -19,6 +19,10 @@ const { values } = parseArgs({
 const epochs = Number(values.epochs);
 const batchSize = Number(values.batch);
 const seed = Number(values.seed);
+if (values.model !== "mlp" && values.model !== "cnn") {
+  console.error(`--model must be mlp or cnn, got "${values.model}"`);
+  process.exit(2);
+}
 const cnn = values.model === "cnn";
 
 const backend = await useBackend(values.backend as BackendName);

@@ -106,7 +106,10 @@ export interface Callback {
   checkpoint?: Hook;
   afterEpoch?: Hook;
   afterFit?: Hook<FitEndContext>;
-  /** Release resources when the run ends (after `afterFit`). */
+  /**
+   * Release resources. Called after `afterFit` for plugins the run container constructed (plugin
+   * classes); plugins passed as instances belong to the caller and are not disposed.
+   */
   dispose?(): Awaitable<void>;
 }
 

@@ -1,5 +1,5 @@
 import type { Callback } from "./callback.js";
-import { DuplicateStateKeyError } from "./errors.js";
+import { DuplicateStateKeyError, OptionsError } from "./errors.js";
 
 /** Metric values as plain numbers, Keras names: `loss`, `acc`, `val_loss`, `val_acc`, `lr`. */
 export type Logs = Record<string, number>;
@@ -132,6 +132,9 @@ export function isStateful(cb: Callback): cb is StatefulCallback {
 export function collectStateful(callbacks: readonly Callback[], nameOf: (cb: Callback) => string): Map<string, StatefulCallback> {
   const byKey = new Map<string, StatefulCallback[]>();
   for (const cb of callbacks) {
+    if (cb.stateKey !== undefined && !isStateful(cb)) {
+      throw new OptionsError(nameOf(cb), [{ path: "stateKey", message: `"${String(cb.stateKey)}" is set, but stateDict() and loadStateDict() are not both implemented, so the state would silently not be saved` }]);
+    }
     if (!isStateful(cb)) continue;
     const list = byKey.get(cb.stateKey) ?? [];
     list.push(cb);

@@ -8,5 +8,8 @@ describe("README", () => {
     const out = await runReadmeExample(join(dirname(fileURLToPath(import.meta.url)), ".."));
     expect(out).toMatch(/beforeBatch/); // describeLoop() printed
     expect(out).toMatch(/^completed \{/m);
+    const acc = Number(/^completed \{[\s\S]*?acc: ([\d.]+)/m.exec(out)?.[1]);
+    expect(acc).toBeGreaterThan(0.9); // the blobs are learnable
+
   });
 });
