@@ -7,7 +7,9 @@
  * for large matmuls/convolutions, with Conv2D, FusedConv2D, _FusedMatMul and the depthwise convolutions). Call after useBackend.
  * THREAD_MIN_MFLOPS sets the gate's threshold (default 100).
  * WASM_SIMD=false runs the JS loops instead of fitloop's WebAssembly SIMD kernels (BatchNorm,
- * MaxPoolGrad, ReluGrad: the state before they existed).
+ * MaxPoolGrad, ReluGrad: the state before they existed; also turns off the SIMD matmul).
+ * WASM_SIMD_MATMUL=false keeps XNNPACK for every BatchMatMul/_FusedMatMul (fitloop's SIMD GEMM,
+ * `SimdMatMul` in the list, off: the state before round 5).
  * Returns the names of the replaced kernels in effect.
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -22,6 +24,9 @@ import {
   replaceWasmKernel,
   restoreWasmKernels,
   setSimdKernelsEnabled,
+  setSimdMatMulEnabled,
+  simdKernelsEnabled,
+  simdMatMulEnabled,
   setWasmThreadGate,
   wasmGatedKernelConfigs,
   wasmThreadGateEnabled,
@@ -30,6 +35,7 @@ import {
 
 export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all"): string[] {
   setSimdKernelsEnabled(process.env["WASM_SIMD"] !== "false");
+  setSimdMatMulEnabled(process.env["WASM_SIMD_MATMUL"] !== "false");
   const mflops = process.env["THREAD_MIN_MFLOPS"];
   if (mflops) setWasmThreadGate(wasmThreadGateEnabled(), { minFlops: Number(mflops) * 1e6 });
   if (choice !== "all") {
@@ -61,5 +67,7 @@ export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all")
   const gated = new Set(wasmGatedKernelConfigs);
   const on = replacedWasmKernelConfigs.filter((c) => !gated.has(c) && tf.getKernel(c.kernelName, "wasm")?.kernelFunc === c.kernelFunc).map((c) => c.kernelName);
   const gate = wasmThreadGateEnabled() ? [`ThreadGate(>=${wasmThreadMinFlops() / 1e6} MFLOP)`] : [];
-  return [...on, ...(isFusedBatchNormEnabled() ? ["BatchNorm"] : []), ...(isReluGradEnabled() ? ["ReluGrad"] : []), ...(isFusedAdamEnabled() ? ["Adam"] : []), ...gate];
+  const ours = (name: string) => [...replacedWasmKernelConfigs].some((c) => c.kernelName === name && tf.getKernel(name, "wasm")?.kernelFunc === c.kernelFunc);
+  const simdMatMul = simdMatMulEnabled() && simdKernelsEnabled() && (ours("BatchMatMul") || ours("_FusedMatMul")) ? ["SimdMatMul"] : [];
+  return [...on, ...simdMatMul, ...(isFusedBatchNormEnabled() ? ["BatchNorm"] : []), ...(isReluGradEnabled() ? ["ReluGrad"] : []), ...(isFusedAdamEnabled() ? ["Adam"] : []), ...gate];
 }

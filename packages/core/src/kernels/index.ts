@@ -38,6 +38,7 @@ export { setSimdKernelsEnabled, simdKernelsEnabled } from "./simd/index.js";
 export { ADAM, disableFusedAdam, enableFusedAdam, isFusedAdamEnabled, wasmAdam } from "./wasm-adam.js";
 export { DEFAULT_THREAD_MIN_FLOPS, kernelFlops, setWasmThreadGate, THREADPOOL_ADDRESS, wasmThreadGateEnabled, wasmThreadGateInfo, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 export { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
+export { setSimdMatMulEnabled, simdMatMul, simdMatMulEnabled } from "./wasm-matmul-simd.js";
 
 /** Kernels tfjs-wasm 4.22 lacks; added when missing. */
 const ADDED = [wasmConv2DBackpropFilterConfig];
@@ -56,7 +57,8 @@ const REPLACED = [
 /**
  * Registers fitloop's kernels for the wasm backend (see docs/performance.md):
  * - adds `Conv2DBackpropFilter`, which tfjs-wasm 4.22 lacks (so CNNs cannot train there otherwise);
- * - replaces `BatchMatMul` (transposed operands take XNNPACK's fast path), `Conv2DBackpropInput`
+ * - replaces `BatchMatMul` (below the thread gate's size: fitloop's SIMD GEMM, `wasm-matmul-simd.ts`, also
+ *   for `_FusedMatMul`; larger: transposed operands take XNNPACK's fast path), `Conv2DBackpropInput`
  *   (stride 1 runs as XNNPACK's forward Conv2D), `Tile` (memory copies on the wasm heap), and `Sum`
  *   and `Mean` over leading axes (a column sum instead of a full transpose), `MaxPoolGrad` (one pass
  *   over the windows) and `Identity` (shares the buffer instead of copying it);

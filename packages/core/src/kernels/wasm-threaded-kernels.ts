@@ -1,5 +1,6 @@
 import { Conv2D, DepthwiseConv2dNative, FusedConv2D, FusedDepthwiseConv2D, _FusedMatMul, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
+import { simdMatMul } from "./wasm-matmul-simd.js";
 
 /**
  * The stock tfjs-wasm matmul and convolution kernels that fitloop does not otherwise replace, run
@@ -15,7 +16,12 @@ const gated = (kernelName: string): KernelConfig => ({
 
 export const wasmGatedConv2DConfig = gated(Conv2D);
 export const wasmGatedFusedConv2DConfig = gated(FusedConv2D);
-export const wasmGatedFusedMatMulConfig = gated(_FusedMatMul);
+/** _FusedMatMul: fitloop's SIMD GEMM (`wasm-matmul-simd.ts`) where it applies, else the gated stock kernel. */
+export const wasmGatedFusedMatMulConfig: KernelConfig = {
+  kernelName: _FusedMatMul,
+  backendName: WASM,
+  kernelFunc: asKernelFunc((args: KernelArgs): TensorInfo => simdMatMul(args, _FusedMatMul) ?? runWasm(_FusedMatMul, args.backend, args.inputs, args.attrs)),
+};
 export const wasmGatedDepthwiseConv2dConfig = gated(DepthwiseConv2dNative);
 export const wasmGatedFusedDepthwiseConv2DConfig = gated(FusedDepthwiseConv2D);
 export const wasmGatedKernelConfigs = [wasmGatedConv2DConfig, wasmGatedFusedConv2DConfig, wasmGatedFusedMatMulConfig, wasmGatedDepthwiseConv2dConfig, wasmGatedFusedDepthwiseConv2DConfig];

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
-import { DEFAULT_THREAD_MIN_FLOPS, kernelFlops, registerWasmKernels, restoreWasmKernels, setWasmThreadGate, THREADPOOL_ADDRESS, wasmThreadGateEnabled, wasmThreadGateInfo, withWasmThreads } from "./index.js";
+import { DEFAULT_THREAD_MIN_FLOPS, kernelFlops, registerWasmKernels, restoreWasmKernels, setSimdMatMulEnabled, setWasmThreadGate, THREADPOOL_ADDRESS, wasmThreadGateEnabled, wasmThreadGateInfo, withWasmThreads } from "./index.js";
 import { useBackend } from "../backend.js";
 import { expectNoLeaks } from "../testing/index.js";
 
@@ -73,12 +73,15 @@ describe("threads per operation (tfjs-wasm's thread pool only for large matmuls 
       setWasmThreadGate(on, { minFlops });
       return [work(false), work(true)];
     };
+    // XNNPACK for every matmul: fitloop's SIMD matmul takes those below the threshold, which moves with it
+    setSimdMatMulEnabled(false);
     try {
       const stock = run(false, DEFAULT_THREAD_MIN_FLOPS);
       expect(run(true, DEFAULT_THREAD_MIN_FLOPS)).toEqual(stock);
       expect(run(true, 0)).toEqual(stock);
       expect(run(true, Number.POSITIVE_INFINITY)).toEqual(stock);
     } finally {
+      setSimdMatMulEnabled(true);
       setWasmThreadGate(true, { minFlops: DEFAULT_THREAD_MIN_FLOPS });
     }
   });

@@ -2,9 +2,10 @@ import { WASM_BASE64 as BATCH_NORM_WASM } from "./batch-norm.wasm.js";
 import { WASM_BASE64 as MAX_POOL_GRAD_WASM } from "./max-pool-grad.wasm.js";
 import { WASM_BASE64 as RELU_GRAD_WASM } from "./relu-grad.wasm.js";
 import { WASM_BASE64 as ADAM_WASM } from "./adam.wasm.js";
+import { WASM_BASE64 as GEMM_WASM } from "./gemm.wasm.js";
 
 /** The embedded modules by source name (`<name>.wat`). */
-export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM };
+export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM, gemm: GEMM_WASM };
 
 /**
  * fitloop's own WebAssembly SIMD kernels, instantiated on tfjs-wasm's memory (no copies).
@@ -73,6 +74,18 @@ export interface AdamSimdExports {
     epsilon: number,
     negLearningRate: number,
   ): void;
+}
+
+/**
+ * Exports of `gemm.wat` (byte offsets and byte strides into tfjs-wasm's memory):
+ * `gemm`: C = A·B, A(m, k) at pa + m*ars + k*aks, B(k, n) at pb + k*ldb + 4n, C(m, n) at pc + m*ldc + 4n;
+ * `transpose`: dst (cols x rows) = srcᵀ (src rows x cols, both contiguous);
+ * `biasAct`: in place on a contiguous M x N C, add bias(n) (when bias != 0), then ReLU (when relu != 0).
+ */
+export interface GemmSimdExports {
+  gemm(pa: number, ars: number, aks: number, pb: number, ldb: number, pc: number, ldc: number, m: number, n: number, k: number): void;
+  transpose(src: number, rows: number, cols: number, dst: number): void;
+  biasAct(pc: number, m: number, n: number, bias: number, relu: number): void;
 }
 
 /** The parts of tfjs-wasm 4.22's Emscripten module used here. */
@@ -167,3 +180,6 @@ export const reluGradSimd = (wasm: EmscriptenWasm): SimdKernels<ReluGradSimdExpo
 
 /** The Adam update SIMD kernel on this tfjs-wasm module's memory, or undefined (then tfjs's own Adam runs). */
 export const adamSimd = (wasm: EmscriptenWasm): SimdKernels<AdamSimdExports> | undefined => instantiate<AdamSimdExports>("adam", ADAM_WASM, wasm);
+
+/** The strided GEMM SIMD kernel on this tfjs-wasm module's memory, or undefined (then the stock matmul runs). */
+export const gemmSimd = (wasm: EmscriptenWasm): SimdKernels<GemmSimdExports> | undefined => instantiate<GemmSimdExports>("gemm", GEMM_WASM, wasm);

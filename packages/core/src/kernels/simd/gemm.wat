@@ -1,0 +1,276 @@
+;; fitloop: a strided float32 GEMM in WebAssembly SIMD, C = A·B (M x N, K deep), no packing.
+;;
+;; Source of the generated `gemm.wasm.ts` (`pnpm --filter @fitloop/core run build:simd`); the memory
+;; import is filled in by the build script (tfjs-wasm's memory). Used by the wasm BatchMatMul and
+;; _FusedMatMul below the thread gate's size (wasm-matmul.ts, docs/performance.md round 5): XNNPACK
+;; packs the right-hand operand on every call, which for a training step (new weights each step)
+;; costs more than the multiply itself at these sizes.
+;;
+;; A is read through strides, A(m, k) at pa + m*ars + k*aks (bytes), so A or its transpose needs
+;; no copy; B is row-major, B(k, n) at pb + k*ldb + 4n (a transposed B is copied first, `transpose`);
+;; C row-major, C(m, n) at pc + m*ldc + 4n. Microkernel: 4 rows x 8 columns, eight f32x4
+;; accumulators, per k one splat of each A element times two B vectors. Plain f32x4.mul + f32x4.add
+;; (no relaxed-SIMD FMA: runs without flags, and each product is rounded as on the cpu backend).
+;; Edges: 4-column and single-column tiles for N % 8, 1-row tiles for M % 4; any K >= 0 (K = 0
+;; writes zeros). Each element is a sum over k in increasing order, from 0.
+(module
+  (import "env" "memory" MEMORY)
+
+  ;; C[4 x 8] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
+  (func $t4x8 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $c0_0 v128) (local $c0_1 v128) (local $c1_0 v128) (local $c1_1 v128) (local $c2_0 v128) (local $c2_1 v128) (local $c3_0 v128) (local $c3_1 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
+    (local.set $a0 (local.get $a))
+    (local.set $a1 (i32.add (local.get $a0) (local.get $ars)))
+    (local.set $a2 (i32.add (local.get $a1) (local.get $ars)))
+    (local.set $a3 (i32.add (local.get $a2) (local.get $ars)))
+    (block $done (loop $k
+      (br_if $done (i32.eqz (local.get $K)))
+      (local.set $b0 (v128.load offset=0 (local.get $b)))
+      (local.set $b1 (v128.load offset=16 (local.get $b)))
+      (local.set $s (v128.load32_splat (local.get $a0)))
+      (local.set $c0_0 (f32x4.add (local.get $c0_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c0_1 (f32x4.add (local.get $c0_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a0 (i32.add (local.get $a0) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a1)))
+      (local.set $c1_0 (f32x4.add (local.get $c1_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c1_1 (f32x4.add (local.get $c1_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a1 (i32.add (local.get $a1) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a2)))
+      (local.set $c2_0 (f32x4.add (local.get $c2_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c2_1 (f32x4.add (local.get $c2_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a2 (i32.add (local.get $a2) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a3)))
+      (local.set $c3_0 (f32x4.add (local.get $c3_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c3_1 (f32x4.add (local.get $c3_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a3 (i32.add (local.get $a3) (local.get $aks)))
+      (local.set $b (i32.add (local.get $b) (local.get $ldb)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br $k)))
+    (v128.store offset=0 (local.get $c) (local.get $c0_0))
+    (v128.store offset=16 (local.get $c) (local.get $c0_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c1_0))
+    (v128.store offset=16 (local.get $c) (local.get $c1_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c2_0))
+    (v128.store offset=16 (local.get $c) (local.get $c2_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c3_0))
+    (v128.store offset=16 (local.get $c) (local.get $c3_1))
+  )
+
+  ;; C[4 x 4] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
+  (func $t4x4 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $c0_0 v128) (local $c1_0 v128) (local $c2_0 v128) (local $c3_0 v128) (local $b0 v128) (local $s v128)
+    (local.set $a0 (local.get $a))
+    (local.set $a1 (i32.add (local.get $a0) (local.get $ars)))
+    (local.set $a2 (i32.add (local.get $a1) (local.get $ars)))
+    (local.set $a3 (i32.add (local.get $a2) (local.get $ars)))
+    (block $done (loop $k
+      (br_if $done (i32.eqz (local.get $K)))
+      (local.set $b0 (v128.load offset=0 (local.get $b)))
+      (local.set $s (v128.load32_splat (local.get $a0)))
+      (local.set $c0_0 (f32x4.add (local.get $c0_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $a0 (i32.add (local.get $a0) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a1)))
+      (local.set $c1_0 (f32x4.add (local.get $c1_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $a1 (i32.add (local.get $a1) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a2)))
+      (local.set $c2_0 (f32x4.add (local.get $c2_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $a2 (i32.add (local.get $a2) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a3)))
+      (local.set $c3_0 (f32x4.add (local.get $c3_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $a3 (i32.add (local.get $a3) (local.get $aks)))
+      (local.set $b (i32.add (local.get $b) (local.get $ldb)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br $k)))
+    (v128.store offset=0 (local.get $c) (local.get $c0_0))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c1_0))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c2_0))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c3_0))
+  )
+
+  ;; C[4 x 1] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
+  (func $t4x1 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $c0_0 f32) (local $c1_0 f32) (local $c2_0 f32) (local $c3_0 f32) (local $b0 f32)
+    (local.set $a0 (local.get $a))
+    (local.set $a1 (i32.add (local.get $a0) (local.get $ars)))
+    (local.set $a2 (i32.add (local.get $a1) (local.get $ars)))
+    (local.set $a3 (i32.add (local.get $a2) (local.get $ars)))
+    (block $done (loop $k
+      (br_if $done (i32.eqz (local.get $K)))
+      (local.set $b0 (f32.load (local.get $b)))
+      (local.set $c0_0 (f32.add (local.get $c0_0) (f32.mul (f32.load (local.get $a0)) (local.get $b0))))
+      (local.set $a0 (i32.add (local.get $a0) (local.get $aks)))
+      (local.set $c1_0 (f32.add (local.get $c1_0) (f32.mul (f32.load (local.get $a1)) (local.get $b0))))
+      (local.set $a1 (i32.add (local.get $a1) (local.get $aks)))
+      (local.set $c2_0 (f32.add (local.get $c2_0) (f32.mul (f32.load (local.get $a2)) (local.get $b0))))
+      (local.set $a2 (i32.add (local.get $a2) (local.get $aks)))
+      (local.set $c3_0 (f32.add (local.get $c3_0) (f32.mul (f32.load (local.get $a3)) (local.get $b0))))
+      (local.set $a3 (i32.add (local.get $a3) (local.get $aks)))
+      (local.set $b (i32.add (local.get $b) (local.get $ldb)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br $k)))
+    (f32.store (local.get $c) (local.get $c0_0))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (f32.store (local.get $c) (local.get $c1_0))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (f32.store (local.get $c) (local.get $c2_0))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (f32.store (local.get $c) (local.get $c3_0))
+  )
+
+  ;; C[1 x 8] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
+  (func $t1x8 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+    (local $a0 i32) (local $c0_0 v128) (local $c0_1 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
+    (local.set $a0 (local.get $a))
+    (block $done (loop $k
+      (br_if $done (i32.eqz (local.get $K)))
+      (local.set $b0 (v128.load offset=0 (local.get $b)))
+      (local.set $b1 (v128.load offset=16 (local.get $b)))
+      (local.set $s (v128.load32_splat (local.get $a0)))
+      (local.set $c0_0 (f32x4.add (local.get $c0_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c0_1 (f32x4.add (local.get $c0_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a0 (i32.add (local.get $a0) (local.get $aks)))
+      (local.set $b (i32.add (local.get $b) (local.get $ldb)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br $k)))
+    (v128.store offset=0 (local.get $c) (local.get $c0_0))
+    (v128.store offset=16 (local.get $c) (local.get $c0_1))
+  )
+
+  ;; C[1 x 4] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
+  (func $t1x4 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+    (local $a0 i32) (local $c0_0 v128) (local $b0 v128) (local $s v128)
+    (local.set $a0 (local.get $a))
+    (block $done (loop $k
+      (br_if $done (i32.eqz (local.get $K)))
+      (local.set $b0 (v128.load offset=0 (local.get $b)))
+      (local.set $s (v128.load32_splat (local.get $a0)))
+      (local.set $c0_0 (f32x4.add (local.get $c0_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $a0 (i32.add (local.get $a0) (local.get $aks)))
+      (local.set $b (i32.add (local.get $b) (local.get $ldb)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br $k)))
+    (v128.store offset=0 (local.get $c) (local.get $c0_0))
+  )
+
+  ;; C[1 x 1] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
+  (func $t1x1 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+    (local $a0 i32) (local $c0_0 f32) (local $b0 f32)
+    (local.set $a0 (local.get $a))
+    (block $done (loop $k
+      (br_if $done (i32.eqz (local.get $K)))
+      (local.set $b0 (f32.load (local.get $b)))
+      (local.set $c0_0 (f32.add (local.get $c0_0) (f32.mul (f32.load (local.get $a0)) (local.get $b0))))
+      (local.set $a0 (i32.add (local.get $a0) (local.get $aks)))
+      (local.set $b (i32.add (local.get $b) (local.get $ldb)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br $k)))
+    (f32.store (local.get $c) (local.get $c0_0))
+  )
+
+  ;; rows [i, i + 4) of C: 8-column tiles, then one 4-column tile, then single columns.
+  (func $rows4 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $N i32) (param $K i32)
+    (local $j i32)
+    (block $d8 (loop $l8
+      (br_if $d8 (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $N)))
+      (call $t4x8 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (local.set $j (i32.add (local.get $j) (i32.const 8)))
+      (br $l8)))
+    (if (i32.le_u (i32.add (local.get $j) (i32.const 4)) (local.get $N)) (then
+      (call $t4x4 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))))
+    (block $d1 (loop $l1
+      (br_if $d1 (i32.ge_u (local.get $j) (local.get $N)))
+      (call $t4x1 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $l1)))
+  )
+
+  ;; rows [i, i + 1) of C: 8-column tiles, then one 4-column tile, then single columns.
+  (func $rows1 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $N i32) (param $K i32)
+    (local $j i32)
+    (block $d8 (loop $l8
+      (br_if $d8 (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $N)))
+      (call $t1x8 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (local.set $j (i32.add (local.get $j) (i32.const 8)))
+      (br $l8)))
+    (if (i32.le_u (i32.add (local.get $j) (i32.const 4)) (local.get $N)) (then
+      (call $t1x4 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))))
+    (block $d1 (loop $l1
+      (br_if $d1 (i32.ge_u (local.get $j) (local.get $N)))
+      (call $t1x1 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $l1)))
+  )
+
+  (func (export "gemm") (param $pa i32) (param $ars i32) (param $aks i32) (param $pb i32) (param $ldb i32) (param $pc i32) (param $ldc i32) (param $M i32) (param $N i32) (param $K i32)
+    (local $i i32)
+    (block $d4 (loop $l4
+      (br_if $d4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $M)))
+      (call $rows4 (i32.add (local.get $pa) (i32.mul (local.get $i) (local.get $ars))) (local.get $ars) (local.get $aks) (local.get $pb) (local.get $ldb)
+        (i32.add (local.get $pc) (i32.mul (local.get $i) (local.get $ldc))) (local.get $ldc) (local.get $N) (local.get $K))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $l4)))
+    (block $d1 (loop $l1
+      (br_if $d1 (i32.ge_u (local.get $i) (local.get $M)))
+      (call $rows1 (i32.add (local.get $pa) (i32.mul (local.get $i) (local.get $ars))) (local.get $ars) (local.get $aks) (local.get $pb) (local.get $ldb)
+        (i32.add (local.get $pc) (i32.mul (local.get $i) (local.get $ldc))) (local.get $ldc) (local.get $N) (local.get $K))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l1)))
+  )
+
+  ;; dst (cols x rows, row-major) = transpose of src (rows x cols, row-major); byte offsets.
+  (func (export "transpose") (param $src i32) (param $rows i32) (param $cols i32) (param $dst i32)
+    (local $r i32) (local $c i32) (local $s i32) (local $d i32) (local $dstride i32)
+    (local.set $dstride (i32.shl (local.get $rows) (i32.const 2)))
+    (block $dr (loop $lr
+      (br_if $dr (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $r) (i32.const 2))))
+      (local.set $c (i32.const 0))
+      (block $dc (loop $lc
+        (br_if $dc (i32.ge_u (local.get $c) (local.get $cols)))
+        (f32.store (local.get $d) (f32.load (local.get $src)))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (local.set $d (i32.add (local.get $d) (local.get $dstride)))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br $lc)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $lr)))
+  )
+
+  ;; In place on C (M x N, row-major, contiguous): C(m, n) += bias(n) when bias != 0, then
+  ;; max(C, 0) when relu != 0 (NaN stays NaN).
+  (func (export "biasAct") (param $pc i32) (param $M i32) (param $N i32) (param $bias i32) (param $relu i32)
+    (local $i i32) (local $j i32) (local $end4 i32) (local $end i32) (local $v v128) (local $f f32)
+    (local.set $end4 (i32.shl (i32.and (local.get $N) (i32.const -4)) (i32.const 2)))
+    (local.set $end (i32.shl (local.get $N) (i32.const 2)))
+    (block $dr (loop $lr
+      (br_if $dr (i32.ge_u (local.get $i) (local.get $M)))
+      (local.set $j (i32.const 0))
+      (block $d4 (loop $l4
+        (br_if $d4 (i32.ge_u (local.get $j) (local.get $end4)))
+        (local.set $v (v128.load (i32.add (local.get $pc) (local.get $j))))
+        (if (local.get $bias) (then (local.set $v (f32x4.add (local.get $v) (v128.load (i32.add (local.get $bias) (local.get $j)))))))
+        (if (local.get $relu) (then (local.set $v (v128.bitselect (v128.const i32x4 0 0 0 0) (local.get $v) (f32x4.lt (local.get $v) (v128.const i32x4 0 0 0 0))))))
+        (v128.store (i32.add (local.get $pc) (local.get $j)) (local.get $v))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l4)))
+      (block $d1 (loop $l1
+        (br_if $d1 (i32.ge_u (local.get $j) (local.get $end)))
+        (local.set $f (f32.load (i32.add (local.get $pc) (local.get $j))))
+        (if (local.get $bias) (then (local.set $f (f32.add (local.get $f) (f32.load (i32.add (local.get $bias) (local.get $j)))))))
+        (if (local.get $relu) (then (local.set $f (select (f32.const 0) (local.get $f) (f32.lt (local.get $f) (f32.const 0))))))
+        (f32.store (i32.add (local.get $pc) (local.get $j)) (local.get $f))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $l1)))
+      (local.set $pc (i32.add (local.get $pc) (local.get $end)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $lr)))
+  )
+)
