@@ -83,7 +83,10 @@ export async function useBackend(name: BackendName, options: UseBackendOptions =
   if (name === "wasm") {
     const { registerWasmKernels, restoreWasmKernels } = await import("./kernels/index.js");
     if (options.wasmKernels === false) restoreWasmKernels();
-    else registerWasmKernels();
+    else {
+      const wasmModule = (await import(/* @vite-ignore */ "@tensorflow/tfjs-backend-wasm")) as { version_wasm?: string };
+      registerWasmKernels(wasmModule.version_wasm !== undefined ? { tfjsWasmVersion: wasmModule.version_wasm } : {});
+    }
   }
   let ok: boolean;
   try {

@@ -76,7 +76,7 @@ const REPLACED = [
  * the same name, ours or one a later tfjs ships, is left in place. `restoreWasmKernels()` undoes
  * the replacements; `useBackend('wasm', {wasmKernels: false})` calls it.
  */
-export function registerWasmKernels(): void {
+export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): void {
   for (const config of ADDED) {
     if (!getKernel(config.kernelName, config.backendName)) registerKernel(config);
   }
@@ -84,7 +84,20 @@ export function registerWasmKernels(): void {
   enableFusedBatchNorm();
   enableReluGrad();
   enableFusedAdam();
-  setWasmThreadGate(true);
+  // The gate writes at an address of one tfjs-wasm binary: only for the version it was read from.
+  setWasmThreadGate(options.tfjsWasmVersion === PINNED_TFJS_WASM_GATE_VERSION);
+}
+
+/** The tfjs-wasm release whose threaded binary the thread gate's address was read from. */
+export const PINNED_TFJS_WASM_GATE_VERSION = "4.22.0";
+
+export interface RegisterWasmKernelsOptions {
+  /**
+   * `version_wasm` of the loaded `@tensorflow/tfjs-backend-wasm` (`useBackend` passes it). The thread
+   * gate (threads only for large matmuls and convolutions) is enabled only when it is
+   * `PINNED_TFJS_WASM_GATE_VERSION`; otherwise tfjs-wasm's own threading is left as it is.
+   */
+  tfjsWasmVersion?: string;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { version_wasm } from "@tensorflow/tfjs-backend-wasm";
 import os from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
@@ -39,7 +40,7 @@ describe("threads per operation (tfjs-wasm's thread pool only for large matmuls 
     await useBackend("wasm");
   });
   afterAll(async () => {
-    registerWasmKernels();
+    registerWasmKernels({ tfjsWasmVersion: version_wasm });
     await tf.setBackend("cpu");
   });
   const threaded = (os.availableParallelism?.() ?? os.cpus().length) >= 2;
@@ -65,7 +66,12 @@ describe("threads per operation (tfjs-wasm's thread pool only for large matmuls 
     restoreWasmKernels();
     expect(slot()).toBeGreaterThan(0);
     expect(wasmThreadGateEnabled()).toBe(false);
-    registerWasmKernels();
+    registerWasmKernels(); // no version given: the gate stays off (its address is for one tfjs-wasm build)
+    expect(wasmThreadGateEnabled()).toBe(false);
+    registerWasmKernels({ tfjsWasmVersion: "4.99.0" });
+    expect(wasmThreadGateEnabled()).toBe(false);
+    registerWasmKernels({ tfjsWasmVersion: version_wasm });
+    expect(wasmThreadGateEnabled()).toBe(true);
   });
 
   it("gives the same results with the gate off, at the default threshold and with everything threaded", () => {
