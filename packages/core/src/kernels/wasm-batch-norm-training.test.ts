@@ -6,17 +6,8 @@ import { BN_TRAIN, isFusedBatchNormEnabled, registerWasmKernels } from "./index.
 import { batchNormSimd, setSimdKernelsEnabled, type EmscriptenWasm } from "./simd/index.js";
 import { useBackend } from "../backend.js";
 import { expectNoLeaks } from "../testing/index.js";
+import { values, size } from "./values.fixture.js";
 
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
-const size = (shape: number[]) => shape.reduce((p, q) => p * q, 1);
 const rand = (shape: number[], seed: number, scale = 1, shift = 0) => tf.tensor(values(size(shape), seed).map((v) => v * scale + shift), shape);
 
 async function use(name: "cpu" | "wasm"): Promise<void> {

@@ -6,6 +6,7 @@ import { registerWasmKernels, wasmConv2DBackpropFilter } from "./index.js";
 import { useBackend } from "../backend.js";
 import { seeded } from "../rng.js";
 import { expectNoLeaks } from "../testing/index.js";
+import { values } from "./values.fixture.js";
 
 type Pad = "same" | "valid" | number | tf.backend_util.ExplicitPadding;
 type Rounding = "floor" | "round" | "ceil" | undefined;
@@ -23,16 +24,6 @@ interface Case {
   rounding?: Rounding;
 }
 
-/** Deterministic values in [-1, 1) without touching tfjs's RNG. */
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 async function use(name: "cpu" | "wasm"): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`setBackend(${name}) failed`);

@@ -7,18 +7,8 @@ import { maxPoolGradSimd, reluGradSimd, setSimdKernelsEnabled, type EmscriptenWa
 import { useBackend } from "../backend.js";
 import { seeded } from "../rng.js";
 import { expectNoLeaks } from "../testing/index.js";
+import { values, size } from "./values.fixture.js";
 
-/** Deterministic values in [-1, 1) without touching tfjs's RNG. */
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
-const size = (shape: number[]) => shape.reduce((p, q) => p * q, 1);
 const rand = (shape: number[], seed: number) => tf.tensor(values(size(shape), seed), shape);
 
 async function use(name: "cpu" | "wasm"): Promise<void> {

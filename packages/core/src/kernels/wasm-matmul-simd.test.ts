@@ -4,18 +4,8 @@ import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmKernels, setSimdMatMulEnabled, simdMatMul } from "./index.js";
 import { useBackend } from "../backend.js";
 import { expectNoLeaks } from "../testing/index.js";
+import { values, size } from "./values.fixture.js";
 
-/** Deterministic values in [-1, 1) without touching tfjs's RNG. */
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
-const size = (shape: number[]) => shape.reduce((p, q) => p * q, 1);
 
 async function use(name: "cpu" | "wasm"): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`setBackend(${name}) failed`);

@@ -7,16 +7,8 @@ import { getThreadsCount } from "@tensorflow/tfjs-backend-wasm";
 import { DEFAULT_THREAD_MIN_FLOPS, kernelFlops, registerWasmKernels, restoreWasmKernels, setSimdMatMulEnabled, setWasmThreadGate, THREADPOOL_ADDRESS, wasmThreadGateEnabled, wasmThreadGateInfo, withWasmThreads } from "./index.js";
 import { useBackend } from "../backend.js";
 import { expectNoLeaks } from "../testing/index.js";
+import { values } from "./values.fixture.js";
 
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 const rand = (shape: number[], seed: number) => tf.tensor(values(shape.reduce((p, q) => p * q, 1), seed), shape);
 
 const backend = () => tf.engine().backend;
