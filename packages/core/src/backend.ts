@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { BackendError } from "./errors.js";
+import { consoleLogger, type Logger } from "./logger.js";
 
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 
@@ -19,6 +20,8 @@ export interface UseBackendOptions {
    * reason when the threaded build cannot start. Ignored outside Node and for other backends.
    */
   threads?: boolean | number;
+  /** Where fail-safe reasons (e.g. falling back to one thread) are reported. Default: console. */
+  logger?: Logger;
 }
 
 /** The Node-only entry; a computed specifier keeps browser bundlers from following it. */
@@ -36,10 +39,11 @@ async function setWasmBackend(options: UseBackendOptions): Promise<boolean> {
   try {
     node = (await import(/* @vite-ignore */ /* webpackIgnore: true */ NODE_ENTRY)) as typeof import("./node/index.js");
   } catch (e) {
-    console.warn(`fitloop: tfjs-wasm runs single-threaded: loading ${NODE_ENTRY} failed: ${(e as Error).message}`);
+    (options.logger ?? consoleLogger).warn(`fitloop: tfjs-wasm runs single-threaded: loading ${NODE_ENTRY} failed: ${(e as Error).message}`);
     return tf.setBackend("wasm");
   }
-  return (await node.setWasmBackendThreaded({ threads: options.threads ?? true })).ok;
+  const logger = options.logger ?? consoleLogger;
+  return (await node.setWasmBackendThreaded({ threads: options.threads ?? true, warn: (m) => logger.warn(m) })).ok;
 }
 
 const PACKAGES: Record<BackendName, readonly string[]> = {
