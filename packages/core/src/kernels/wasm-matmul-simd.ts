@@ -1,7 +1,7 @@
 import { backend_util, util, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import type { KernelArgs } from "./wasm-util.js";
-import { kernelFlops, wasmThreadMinFlops } from "./wasm-threadpool.js";
+import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 
 /**
  * fitloop's own matmul on wasm (`simd/gemm.wat`: a strided f32x4 GEMM without packing) for
@@ -51,11 +51,31 @@ export function simdMatMul(args: KernelArgs, kernelName: string): TensorInfo | u
   const n = tb ? b.shape[rb - 2]! : b.shape[rb - 1]!;
   if (k !== kb || m === 0 || n === 0) return undefined; // shape errors: the stock kernel reports them
   if (bias && (bias.dtype !== "float32" || util.sizeFromShape(bias.shape) !== n || (bias.shape.length > 0 && bias.shape[bias.shape.length - 1] !== n))) return undefined;
-  if (kernelFlops(kernelName, args.inputs, args.attrs ?? {}) >= wasmThreadMinFlops()) return undefined;
+  const flops = kernelFlops(kernelName, args.inputs, args.attrs ?? {});
+  if (flops >= wasmThreadMinFlops()) return undefined;
   const backend = args.backend as unknown as WasmHeapBackend;
   const simd = gemmSimd(backend.wasm);
   if (!simd) return undefined;
+  // Through the thread gate although this kernel never uses the pool: the gate puts tfjs-wasm's pool
+  // pointer to rest (0) on its first call, and in a model whose matmuls all run here (the MLP) no
+  // other kernel may call it, which left every small XNNPACK op (broadcast Add, Multiply...) on
+  // the 2-thread pool (docs/performance.md, round 6).
+  return withWasmThreads(args.backend, flops, () => gemmInto(simd, backend, a, b, bias, m, n, k, ta, tb, activation));
+}
 
+function gemmInto(
+  simd: NonNullable<ReturnType<typeof gemmSimd>>,
+  backend: WasmHeapBackend,
+  a: TensorInfo,
+  b: TensorInfo,
+  bias: TensorInfo | undefined,
+  m: number,
+  n: number,
+  k: number,
+  ta: boolean,
+  tb: boolean,
+  activation: string,
+): TensorInfo {
   const outer = backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const out = backend.makeOutput([...outer, m, n], "float32");
   const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;

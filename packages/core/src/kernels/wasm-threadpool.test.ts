@@ -66,6 +66,20 @@ describe("threads per operation (tfjs-wasm's thread pool only for large matmuls 
     expect(wasmThreadGateEnabled()).toBe(true);
   });
 
+  it.runIf(threaded)("rests the pool when every matmul runs on fitloop's SIMD GEMM (no other gated kernel in the model)", () => {
+    restoreWasmKernels();
+    registerWasmKernels({ tfjsWasmVersion: version_wasm });
+    setSimdMatMulEnabled(true);
+    expect(slot()).toBeGreaterThan(0); // the gate has not run yet: tfjs-wasm's pool is set
+    tf.tidy(() => {
+      const x = rand([8, 20], 1);
+      const w = rand([20, 16], 2);
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.relu(tf.add(tf.matMul(a, b), tf.ones([16])))))([x, w]);
+      g.forEach((t) => t.dataSync());
+    });
+    expect(slot()).toBe(0); // small Add/Multiply... now run on the calling thread
+  });
+
   it("gives the same results with the gate off, at the default threshold and with everything threaded", () => {
     const run = (on: boolean, minFlops: number) => {
       setWasmThreadGate(on, { minFlops });
