@@ -13,7 +13,7 @@ import { replaceWasmKernel, restoreWasmKernels as restoreStockWasmKernels } from
 import { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
 import { setWasmThreadGate } from "./wasm-threadpool.js";
 
-export { planFilterGradConv, wasmConv2DBackpropFilter, wasmConv2DBackpropFilterConfig } from "./wasm-conv2d-backprop-filter.js";
+export { DEFAULT_IM2COL_MIN_FLOPS, im2colFilterGradMinFlops, planFilterGradConv, setIm2colFilterGradMinFlops, useIm2colFilterGrad, wasmConv2DBackpropFilter, wasmConv2DBackpropFilterConfig } from "./wasm-conv2d-backprop-filter.js";
 export type { FilterGradPlan, WasmConv2DBackpropFilterAttrs, WasmKernelArgs } from "./wasm-conv2d-backprop-filter.js";
 export { wasmBatchMatMul, wasmBatchMatMulConfig } from "./wasm-batch-matmul.js";
 export { planInputGradConv, wasmConv2DBackpropInput, wasmConv2DBackpropInputConfig } from "./wasm-conv2d-backprop-input.js";

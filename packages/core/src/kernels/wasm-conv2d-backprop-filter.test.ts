@@ -96,6 +96,10 @@ function grid(): Case[] {
   // around IM2COL_MAX_TAPS (32 filter taps: im2col + matmul up to it, the composed Conv2D above)
   for (const [fh, fw, ci] of [[4, 4, 2], [3, 3, 4], [1, 1, 32], [1, 1, 33], [3, 3, 1]] as const)
     for (const s of [1, 2]) cases.push({ b: 3, h: 9, w: 8, ci, co: 5, fh, fw, s, d: 1, pad: "same" });
+  // around IM2COL_MAX_TAPS = 288 (round 7): 3x3x32 and 1x1x288 by im2col, 1x1x289 and 3x3x33 composed
+  for (const [fh, fw, ci] of [[3, 3, 32], [1, 1, 288], [1, 1, 289], [3, 3, 33]] as const)
+    for (const s of [1, 2])
+      for (const pad of ["same", "valid"] as const) cases.push({ b: 2, h: 7, w: 6, ci, co: 3, fh, fw, s, d: 1, pad });
   // numeric padding with every rounding mode; 'ceil' reads past the padded input
   for (const rounding of ["floor", "round", "ceil"] as const)
     for (const s of [2, 3]) cases.push({ b: 2, h: 8, w: 7, ci: 3, co: 4, fh: 3, fw: 3, s, d: 1, pad: 1, rounding });

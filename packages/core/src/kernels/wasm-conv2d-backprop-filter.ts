@@ -13,6 +13,7 @@ import {
   type NamedTensorInfoMap,
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
+import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { runWasm } from "./wasm-util.js";
 
 const BACKEND = "wasm";
@@ -104,9 +105,34 @@ export interface WasmKernelArgs {
  * every call, and with few input channels it computes only fh*fw*ci output pixels from it (the
  * first layer of a CNN on MNIST: 9 pixels from a [26,26,64,32] filter; ~10 ms). im2col writes
  * patchesᵀ [taps, batch*outH*outW] (small when taps are few) and one XNNPACK matmul patchesᵀ · dy
- * gives dW as [fh*fw*ci, co], already in the filter's layout.
+ * gives dW as [fh*fw*ci, co], already in the filter's layout. Measured (round 7, 2 threads, fresh
+ * dy per call): 3x3x8->16 on [64,26,26,8] 5.5 vs 8.8 ms; conv2 3x3x32->64 on [64,13,13,32] 8.6 vs
+ * 9.3 ms ('same': 12.4 vs 13.8); 5x5x16->32 (400 taps) on [64,24,24,16] 23.5 vs 21.4 ms (slower):
+ * hence 288 (3x3x32) taps. Since round 7 the im2col copy runs in `simd/gemm.wat` (im2colRows).
  */
-export const IM2COL_MAX_TAPS = 32;
+export const IM2COL_MAX_TAPS = 288;
+
+/**
+ * From this many FLOPs (2 * fh*fw*ci * batch*outH*outW * co), the filter gradient also runs as
+ * im2col + one matmul whatever the taps: that matmul reaches the thread gate's minimum, so XNNPACK
+ * runs it on all pool threads (docs/performance.md, round 7). Infinity: only IM2COL_MAX_TAPS applies.
+ */
+export const DEFAULT_IM2COL_MIN_FLOPS = Infinity;
+let im2colMinFlops = DEFAULT_IM2COL_MIN_FLOPS;
+/** Sets the FLOPs from which the filter gradient uses im2col + matmul (Infinity: taps rule only). */
+export function setIm2colFilterGradMinFlops(flops: number): void {
+  if (!(flops >= 0)) throw new RangeError(`minFlops must be >= 0, got ${flops}`);
+  im2colMinFlops = flops;
+}
+export const im2colFilterGradMinFlops = (): number => im2colMinFlops;
+/** Largest im2col scratch (patchesᵀ, float32 elements) the FLOPs rule allows: 256 MiB. */
+const IM2COL_MAX_SCRATCH = 64 * 1024 * 1024;
+
+/** Whether the filter gradient of this geometry runs as im2col + one matmul (the rule above). */
+export function useIm2colFilterGrad(taps: number, rows: number, outChannels: number): boolean {
+  if (taps <= IM2COL_MAX_TAPS) return true;
+  return 2 * taps * rows * outChannels >= im2colMinFlops && taps * rows <= IM2COL_MAX_SCRATCH;
+}
 
 interface WasmHeapBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
@@ -114,41 +140,72 @@ interface WasmHeapBackend {
   wasm: { HEAPF32: Float32Array };
 }
 
-/** patchesᵀ[(kh*fw + kw)*ci + c, (b*outH + oh)*outW + ow] = x[b, oh*sh + kh*dh - top, ow*sw + kw*dw - left, c] (0 outside). */
+/**
+ * patchesᵀ[(kh*fw + kw)*ci + c, (b*outH + oh)*outW + ow] = x[b, oh*sh + kh*dh - top, ow*sw + kw*dw - left, c] (0 outside).
+ * x is first transposed (XNNPACK) to [ci, b, H, W], so each output row segment (fixed tap, image and
+ * output row) reads one input row with stride sw: contiguous for stride 1.
+ */
 function im2colT(backend: KernelBackend, x: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
   const b = backend as unknown as WasmHeapBackend;
   const { batchSize, inHeight, inWidth, inChannels: ci, outHeight, outWidth, filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const rows = batchSize * outHeight * outWidth;
-  const out = b.makeOutput([fh * fw * ci, rows], "float32");
-  const heap = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
-  const x0 = b.dataIdMap.get(x.dataId)!.memoryOffset / 4;
-  let o = b.dataIdMap.get(out.dataId)!.memoryOffset / 4;
-  const { top, left } = info.padInfo;
-  const rowStride = inWidth * ci;
-  const imageStride = inHeight * rowStride;
-  for (let kh = 0; kh < fh; kh++) {
-    for (let kw = 0; kw < fw; kw++) {
-      for (let c = 0; c < ci; c++) {
-        for (let n = 0; n < batchSize; n++) {
-          const image = x0 + n * imageStride + c;
-          for (let oh = 0; oh < outHeight; oh++) {
-            const ih = oh * sh + kh * dh - top;
-            if (ih < 0 || ih >= inHeight) {
-              heap.fill(0, o, o + outWidth);
-              o += outWidth;
-              continue;
-            }
-            const row = image + ih * rowStride;
-            for (let ow = 0; ow < outWidth; ow++) {
-              const iw = ow * sw + kw * dw - left;
-              heap[o++] = iw >= 0 && iw < inWidth ? heap[row + iw * ci]! : 0;
+  const xT = ci === 1 ? x : runWasm(Transpose, backend, { x }, { perm: [3, 0, 1, 2] });
+  try {
+    const out = b.makeOutput([fh * fw * ci, rows], "float32");
+    const { top, left } = info.padInfo;
+    const simd = gemmSimd(b.wasm as unknown as EmscriptenWasm);
+    if (simd) {
+      const src = b.dataIdMap.get(xT.dataId)!.memoryOffset;
+      let dst = b.dataIdMap.get(out.dataId)!.memoryOffset;
+      for (let kh = 0; kh < fh; kh++) {
+        for (let kw = 0; kw < fw; kw++) {
+          const shift = kw * dw - left;
+          const lo = Math.min(outWidth, Math.max(0, Math.ceil(-shift / sw)));
+          const hi = Math.max(lo, Math.min(outWidth, Math.ceil((inWidth - shift) / sw)));
+          simd.exports.im2colRows(src, dst, ci * batchSize, inHeight * inWidth, inHeight, inWidth, outHeight, outWidth, sh, sw, kh * dh - top, shift, lo, hi);
+          dst += 4 * ci * rows;
+        }
+      }
+      return out;
+    }
+    const heap = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
+    const x0 = b.dataIdMap.get(xT.dataId)!.memoryOffset / 4;
+    let o = b.dataIdMap.get(out.dataId)!.memoryOffset / 4;
+    const imageStride = inHeight * inWidth;
+    const channelStride = batchSize * imageStride;
+    for (let kh = 0; kh < fh; kh++) {
+      for (let kw = 0; kw < fw; kw++) {
+        // output columns ow with 0 <= ow*sw + kw*dw - left < inWidth: [lo, hi)
+        const shift = kw * dw - left;
+        const lo = Math.min(outWidth, Math.max(0, Math.ceil(-shift / sw)));
+        const hi = Math.max(lo, Math.min(outWidth, Math.ceil((inWidth - shift) / sw)));
+        for (let c = 0; c < ci; c++) {
+          for (let n = 0; n < batchSize; n++) {
+            const image = x0 + c * channelStride + n * imageStride + shift;
+            for (let oh = 0; oh < outHeight; oh++) {
+              const ih = oh * sh + kh * dh - top;
+              if (ih < 0 || ih >= inHeight) {
+                heap.fill(0, o, o + outWidth);
+                o += outWidth;
+                continue;
+              }
+              const row = image + ih * inWidth;
+              for (let ow = 0; ow < lo; ow++) heap[o++] = 0;
+              if (sw === 1) {
+                for (let ow = lo; ow < hi; ow++) heap[o++] = heap[row + ow]!;
+              } else {
+                for (let ow = lo; ow < hi; ow++) heap[o++] = heap[row + ow * sw]!;
+              }
+              for (let ow = hi; ow < outWidth; ow++) heap[o++] = 0;
             }
           }
         }
       }
     }
+    return out;
+  } finally {
+    if (xT !== x) backend.disposeData(xT.dataId);
   }
-  return out;
 }
 
 /**
@@ -162,7 +219,8 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
   const xShape = as4d(x.shape, "x");
   const plan = planFilterGradConv(xShape, as4d(dy.shape, "dy"), a);
   const [fh, fw, ci, co] = a.filterShape;
-  if (fh * fw * ci <= IM2COL_MAX_TAPS && x.dtype === "float32" && dy.dtype === "float32" && "makeOutput" in backend) {
+  const dyRows = dy.shape[0]! * dy.shape[1]! * dy.shape[2]!;
+  if (useIm2colFilterGrad(fh * fw * ci, dyRows, co) && x.dtype === "float32" && dy.dtype === "float32" && "makeOutput" in backend) {
     const info = backend_util.computeConv2DInfo([...xShape], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, "channelsLast");
     const rows = info.batchSize * info.outHeight * info.outWidth;
     const patches = im2colT(backend, x, info);

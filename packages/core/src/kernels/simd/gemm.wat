@@ -273,4 +273,53 @@
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $lr)))
   )
+
+  ;; im2col rows of one filter tap (Conv2DBackpropFilter): for each of `planes` input images of
+  ;; inH x inW floats at src (contiguous, planeStride floats apart) and each output row oh < outH:
+  ;; ih = oh*sh + rowOff; dst gets outW floats: src[ih, ow*sw + colShift] for lo <= ow < hi, zero
+  ;; elsewhere and for ih outside [0, inH). dst advances by planes*outH*outW floats. Byte pointers.
+  (func (export "im2colRows") (param $src i32) (param $dst i32) (param $planes i32) (param $planeStride i32)
+    (param $inH i32) (param $inW i32) (param $outH i32) (param $outW i32) (param $sh i32) (param $sw i32)
+    (param $rowOff i32) (param $colShift i32) (param $lo i32) (param $hi i32)
+    (local $p i32) (local $oh i32) (local $ih i32) (local $row i32) (local $ow i32) (local $plane i32)
+    (local.set $p (i32.const 0))
+    (block $pd (loop $pl
+      (br_if $pd (i32.ge_u (local.get $p) (local.get $planes)))
+      (local.set $plane (i32.add (local.get $src) (i32.shl (i32.mul (local.get $p) (local.get $planeStride)) (i32.const 2))))
+      (local.set $oh (i32.const 0))
+      (block $od (loop $ol
+        (br_if $od (i32.ge_u (local.get $oh) (local.get $outH)))
+        (local.set $ih (i32.add (i32.mul (local.get $oh) (local.get $sh)) (local.get $rowOff)))
+        (if (i32.or (i32.lt_s (local.get $ih) (i32.const 0)) (i32.ge_s (local.get $ih) (local.get $inH)))
+          (then (memory.fill (local.get $dst) (i32.const 0) (i32.shl (local.get $outW) (i32.const 2))))
+          (else
+            (if (i32.gt_s (local.get $lo) (i32.const 0))
+              (then (memory.fill (local.get $dst) (i32.const 0) (i32.shl (local.get $lo) (i32.const 2)))))
+            ;; row = plane + (ih*inW + colShift) floats
+            (local.set $row (i32.add (local.get $plane)
+              (i32.shl (i32.add (i32.mul (local.get $ih) (local.get $inW)) (local.get $colShift)) (i32.const 2))))
+            (if (i32.eq (local.get $sw) (i32.const 1))
+              (then
+                (if (i32.gt_s (local.get $hi) (local.get $lo))
+                  (then (memory.copy
+                    (i32.add (local.get $dst) (i32.shl (local.get $lo) (i32.const 2)))
+                    (i32.add (local.get $row) (i32.shl (local.get $lo) (i32.const 2)))
+                    (i32.shl (i32.sub (local.get $hi) (local.get $lo)) (i32.const 2))))))
+              (else
+                (local.set $ow (local.get $lo))
+                (block $wd (loop $wl
+                  (br_if $wd (i32.ge_s (local.get $ow) (local.get $hi)))
+                  (f32.store (i32.add (local.get $dst) (i32.shl (local.get $ow) (i32.const 2)))
+                    (f32.load (i32.add (local.get $row) (i32.shl (i32.mul (local.get $ow) (local.get $sw)) (i32.const 2)))))
+                  (local.set $ow (i32.add (local.get $ow) (i32.const 1)))
+                  (br $wl)))))
+            (if (i32.lt_s (local.get $hi) (local.get $outW))
+              (then (memory.fill (i32.add (local.get $dst) (i32.shl (local.get $hi) (i32.const 2))) (i32.const 0)
+                (i32.shl (i32.sub (local.get $outW) (local.get $hi)) (i32.const 2)))))))
+        (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $outW) (i32.const 2))))
+        (local.set $oh (i32.add (local.get $oh) (i32.const 1)))
+        (br $ol)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $pl)))
+  )
 )

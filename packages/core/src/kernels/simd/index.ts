@@ -86,6 +86,8 @@ export interface GemmSimdExports {
   gemm(pa: number, ars: number, aks: number, pb: number, ldb: number, pc: number, ldc: number, m: number, n: number, k: number): void;
   transpose(src: number, rows: number, cols: number, dst: number): void;
   biasAct(pc: number, m: number, n: number, bias: number, relu: number): void;
+  /** im2col rows of one filter tap (see gemm.wat); byte pointers, sizes in floats. */
+  im2colRows(src: number, dst: number, planes: number, planeStride: number, inH: number, inW: number, outH: number, outW: number, sh: number, sw: number, rowOff: number, colShift: number, lo: number, hi: number): void;
 }
 
 /** The parts of tfjs-wasm 4.22's Emscripten module used here. */
