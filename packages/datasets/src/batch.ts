@@ -48,13 +48,30 @@ export interface BatchTransform {
   /** Throws an `OptionsError` when the transform cannot work on this data. */
   check?(info: TransformInfo): void;
   apply(batch: HostBatch, ctx: TransformContext): HostBatch;
+  /**
+   * Optional fused form of `gatherBatch` then `apply`, used when the transform comes first: the
+   * same batch, drawing from `ctx.rng` in the same order (a shift copies each image once, already
+   * moved, instead of copying it and then moving it in place). `into` as for `gatherBatch`.
+   */
+  gatherApply?(ds: ArrayDataset, indices: Int32Array, ctx: TransformContext, into?: Float32Array): HostBatch;
+  /**
+   * Optional: a buffer of `length` features on which this transform runs faster (gaussian noise:
+   * in its kernel's memory, no copies), or undefined. Its contents need only last until the next
+   * call: the loader gathers a batch into it only where tensors copy their data, and turns the batch
+   * into tensors before it asks again.
+   */
+  workspace?(length: number): Float32Array | undefined;
 }
 
+/** Copies one sample's `f` features from `src[srcBase, srcBase + f)` into `x[dstBase, dstBase + f)`, transformed. */
+export type SampleCopy = (x: Float32Array, dstBase: number, src: Float32Array, srcBase: number) => void;
+
 /**
- * Gathers the rows `indices` of `ds` into a host batch (one `set` per sample): into `into` when it
- * has exactly the right length (a buffer recycled by the loader), else into a fresh buffer.
+ * Gathers the rows `indices` of `ds` into a host batch (one `set` per sample, or `copy` of each
+ * sample in batch order): into `into` when it has exactly the right length (a buffer recycled by
+ * the loader), else into a fresh buffer.
  */
-export function gatherBatch(ds: ArrayDataset, indices: Int32Array, into?: Float32Array): HostBatch {
+export function gatherBatch(ds: ArrayDataset, indices: Int32Array, into?: Float32Array, copy?: SampleCopy): HostBatch {
   const f = sizeOf(ds.sampleShape);
   const l = ds.numClasses === undefined ? sizeOf(ds.labelShape) : 1;
   const n = indices.length;
@@ -62,7 +79,8 @@ export function gatherBatch(ds: ArrayDataset, indices: Int32Array, into?: Float3
   const y = ds.y instanceof Int32Array ? new Int32Array(n * l) : new Float32Array(n * l);
   for (let r = 0; r < n; r++) {
     const i = indices[r]!;
-    x.set(ds.x.subarray(i * f, i * f + f), r * f);
+    if (copy) copy(x, r * f, ds.x, i * f);
+    else x.set(ds.x.subarray(i * f, i * f + f), r * f);
     if (l === 1) y[r] = ds.y[i]!;
     else y.set(ds.y.subarray(i * l, i * l + l), r * l);
   }

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { DataError, OptionsError, Rng, epochPermutation, mixSeed, parseOptions, type Batch, type DataCursor, type DataSource } from "@fitloop/core";
-import { applyTransforms, gatherBatch, tensorsCopyData, toOneHot, toTensors, type BatchTransform, type HostBatch } from "./batch.js";
+import { applyTransforms, gatherBatch, tensorsCopyData, toOneHot, toTensors, type BatchTransform, type HostBatch, type TransformContext } from "./batch.js";
 import type { ArrayDataset } from "./dataset.js";
 import { prefetch } from "./prefetch.js";
 import { checkCursor, checkStructure, loaderOptionsSchema } from "./options.js";
@@ -46,6 +46,11 @@ export class DataLoader implements DataSource {
   private peeked: Batch | undefined;
   /** The feature buffer of the last batch, free again once its tensor holds a copy (see `batch`). */
   private spare: Float32Array | undefined;
+  /** The `workspace` of the first transform that has one. */
+  private readonly workspace: ((length: number) => Float32Array | undefined) | undefined;
+  private readonly features: number;
+  /** The buffer the batch being made was gathered into. */
+  private gatheredX: Float32Array | undefined;
 
   constructor(dataset: ArrayDataset, options: LoaderOptions) {
     const o = parseOptions("DataLoader", loaderOptionsSchema, options);
@@ -58,6 +63,9 @@ export class DataLoader implements DataSource {
     this.transforms = o.transforms ?? [];
     this.depth = o.prefetch ?? 1;
     this.flatten = o.flatten ?? false;
+    const withWorkspace = this.transforms.find((t) => t.workspace);
+    this.workspace = withWorkspace?.workspace?.bind(withWorkspace);
+    this.features = dataset.sampleShape.reduce((a, b) => a * b, 1);
     this.oneHot = (o.oneHot ?? false) || this.transforms.some((t) => t.softLabels === true);
     if (this.oneHot && dataset.numClasses === undefined) {
       const why = o.oneHot ? "oneHot" : `transform ${this.transforms.find((t) => t.softLabels)!.name}`;
@@ -89,7 +97,9 @@ export class DataLoader implements DataSource {
   /** Batch `batchIndex` of `epoch` as typed arrays, transforms applied: what the loop will see, with no tensors. */
   hostBatch(epoch: number, batchIndex: number): HostBatch {
     checkCursor("DataLoader", { epoch, batchIndex }, this.batchesPerEpoch - 1);
-    return this.transform(gatherBatch(this.dataset, this.batchIndices(epoch, batchIndex)), epoch, batchIndex);
+    const host = this.make(epoch, batchIndex);
+    this.gatheredX = undefined;
+    return host;
   }
 
   /**
@@ -99,20 +109,46 @@ export class DataLoader implements DataSource {
    */
   batch(epoch: number, batchIndex: number): Batch {
     checkCursor("DataLoader", { epoch, batchIndex }, this.batchesPerEpoch - 1);
-    const gathered = gatherBatch(this.dataset, this.batchIndices(epoch, batchIndex), this.spare);
+    let into = this.spare;
     this.spare = undefined;
-    const buffer = gathered.x;
-    const host = this.transform(gathered, epoch, batchIndex);
+    if (this.workspace && tensorsCopyData()) {
+      // a transform's own buffer (gaussian noise: its kernel's memory), valid until the tensors exist
+      const rows = Math.min(this.batchSize, this.size - batchIndex * this.batchSize);
+      into = this.workspace(rows * this.features) ?? into;
+    }
+    const host = this.make(epoch, batchIndex, into);
     const tensors = toTensors(host, this.flatten);
-    if (host.x === buffer && tensorsCopyData()) this.spare = buffer;
+    // recycle the buffer the batch was gathered into, if it is still the batch's (no transform replaced it)
+    if (host.x === this.gatheredX && tensorsCopyData()) this.spare = host.x;
+    this.gatheredX = undefined;
     return tensors;
   }
 
-  private transform(gathered: HostBatch, epoch: number, batchIndex: number): HostBatch {
-    const batch = this.oneHot ? toOneHot(gathered, this.dataset.numClasses!) : gathered;
-    if (this.transforms.length === 0) return batch;
+  /** Gathers batch `batchIndex` of `epoch` (into `into` when it fits) and applies the transforms. */
+  private make(epoch: number, batchIndex: number, into?: Float32Array): HostBatch {
+    const indices = this.batchIndices(epoch, batchIndex);
+    const transforms = this.transforms;
+    const first = transforms[0];
+    let batch: HostBatch;
+    let rest = transforms;
+    let ctx: TransformContext | undefined;
+    if (first?.gatherApply) {
+      // the first transform gathers (fused), then the others continue on the same rng
+      ctx = this.context(epoch, batchIndex);
+      batch = first.gatherApply(this.dataset, indices, ctx, into);
+      rest = transforms.slice(1);
+    } else {
+      batch = gatherBatch(this.dataset, indices, into);
+    }
+    this.gatheredX = batch.x;
+    if (this.oneHot) batch = toOneHot(batch, this.dataset.numClasses!);
+    if (rest.length === 0) return batch;
+    return applyTransforms(batch, rest, ctx ?? this.context(epoch, batchIndex));
+  }
+
+  private context(epoch: number, batchIndex: number): TransformContext {
     const rng = new Rng(mixSeed(this.seed, epoch, batchIndex, AUGMENT_SALT));
-    return applyTransforms(batch, this.transforms, { rng, epoch, batchIndex, numClasses: this.dataset.numClasses });
+    return { rng, epoch, batchIndex, numClasses: this.dataset.numClasses };
   }
 
   batches(cursor: DataCursor): Iterable<Batch> | AsyncIterable<Batch> {

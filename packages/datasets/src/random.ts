@@ -1,5 +1,5 @@
 import type { Rng } from "@fitloop/core";
-import { finishSlow, NORMAL_CHUNK, normalKernel, seedLanes, setStd } from "./simd/normal.js";
+import { DATA_PTR, NORMAL_CHUNK, normalKernel, seedLanes, setStd } from "./simd/normal.js";
 
 export { zigguratTables } from "./simd/normal.js";
 
@@ -25,7 +25,8 @@ export function fillNormal(rng: Rng, out: Float32Array, std = 1): Float32Array {
  *
  * Same `rng` state, same values, in any process: where WebAssembly SIMD is unavailable a plain-JS
  * twin of the kernel gives the same bits. The data goes through the kernel's memory in chunks of
- * 4096 (copied in, processed in place, copied out: two memcpys cost ~5 % of the kernel).
+ * 4096 (copied in, processed in place, copied out: two memcpys cost ~10 % of the kernel), unless
+ * it is already there (`noiseWorkspace`).
  */
 export function addNormal(rng: Rng, out: Float32Array, std: number, lo = -Infinity, hi = Infinity): Float32Array {
   const kernel = normalKernel();
@@ -35,14 +36,33 @@ export function addNormal(rng: Rng, out: Float32Array, std: number, lo = -Infini
   const hi32 = Math.fround(hi);
   const data = kernel.data;
   const n = out.length;
+  // `out` in the kernel's memory (a `noiseWorkspace`): processed in place, chunk by chunk
+  const inPlace = kernel.kind === "simd" && out.buffer === data.buffer;
   for (let from = 0; from < n; from += NORMAL_CHUNK) {
     const len = Math.min(NORMAL_CHUNK, n - from);
+    if (inPlace) {
+      const ptr = out.byteOffset + 4 * from;
+      const np = kernel.run(ptr, len, lo32, hi32);
+      if (np > 0) kernel.finish(ptr, np, len, std, lo32, hi32);
+      continue;
+    }
     data.set(len === n ? out : out.subarray(from, from + len));
-    const np = kernel.run(len, lo32, hi32);
-    if (np > 0) finishSlow(kernel, np, len, std, lo32, hi32);
+    const np = kernel.run(DATA_PTR, len, lo32, hi32);
+    if (np > 0) kernel.finish(DATA_PTR, np, len, std, lo32, hi32);
     out.set(len === NORMAL_CHUNK ? data : data.subarray(0, len), from);
   }
   return out;
+}
+
+/**
+ * A buffer of `length` float32 in the noise kernel's memory, on which `addNormal` needs no copies
+ * (undefined where the SIMD kernel is unavailable or off). One buffer, shared: its contents last
+ * until the next call, so it suits a batch that is gathered, transformed and copied into a tensor
+ * in one go (what the loader does on a backend whose tensors copy their data).
+ */
+export function noiseWorkspace(length: number): Float32Array | undefined {
+  const kernel = normalKernel();
+  return kernel.workspace?.(length);
 }
 
 /** One N(0, 1) draw (Marsaglia's polar method on `rng`). */

@@ -17,6 +17,7 @@ import {
   type BatchTransform,
   type HostBatch,
 } from "../index.js";
+import { gatherBatch } from "../batch.js";
 
 /** A host batch of `n` copies of one image (rows of `h` x `w` x `c`). */
 function batchOf(img: number[], n: number, sampleShape: number[]): HostBatch {
@@ -28,6 +29,30 @@ const ctx = (seed = 1, numClasses: number | undefined = 3) => ({ rng: new Rng(se
 const img = (b: HostBatch, s: number) => Array.from(b.x.subarray((s * b.x.length) / b.size, ((s + 1) * b.x.length) / b.size));
 
 describe("geometric transforms", () => {
+  it.each([
+    [[5, 5, 1], 2],
+    [[4, 6, 3], 1],
+    [[3, 3, 2], 4], // shifts past the image: all fill
+    [[7, 5, 1], 0],
+  ])("shift fused with the gather (%j, maxShift %i) equals gathering then shifting, into a stale buffer too", (shape, maxShift) => {
+    const f = shape.reduce((a, b) => a * b, 1);
+    const n = 12;
+    const x = Array.from({ length: n }, (_, s) => Array.from({ length: f }, (_, k) => s * 1000 + k + 1));
+    const ds = fromArrays({ x, y: x.map((_, s) => s % 3), numClasses: 3, sampleShape: shape });
+    const indices = Int32Array.from([3, 0, 11, 5, 5, 7, 2, 9]);
+    for (const t of [randomShift({ maxShift, fill: -7 }), randomCrop({ padding: maxShift })]) {
+      for (let seed = 0; seed < 20; seed++) {
+        const want = t.apply(gatherBatch(ds, indices), ctx(seed));
+        const stale = new Float32Array(indices.length * f).fill(123);
+        const got = t.gatherApply!(ds, indices, ctx(seed), stale);
+        expect(got.x).toBe(stale);
+        expect(Array.from(got.x)).toEqual(Array.from(want.x));
+        expect(Array.from(got.y)).toEqual(Array.from(want.y));
+        expect(Array.from(t.gatherApply!(ds, indices, ctx(seed)).x)).toEqual(Array.from(want.x));
+      }
+    }
+  });
+
   it("randomShift moves each image by an integer offset within the bound and fills the border", () => {
     // One bright pixel at the centre of a 5x5 image: after a shift it sits at most 2 pixels away.
     const base = new Array(25).fill(0);

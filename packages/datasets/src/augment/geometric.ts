@@ -1,6 +1,6 @@
 import { parseOptions } from "@fitloop/core";
 import { z } from "zod";
-import type { BatchTransform, HostBatch } from "../batch.js";
+import { gatherBatch, type BatchTransform, type HostBatch } from "../batch.js";
 import { dimsResolver, imageDims, imageShapeSchema, type ImageDims } from "./shape.js";
 
 export interface RandomCropOptions {
@@ -53,6 +53,24 @@ function shiftTransform(name: string, max: number, fill: number, imageShape: rea
       }
       return batch;
     },
+    // Fused with the gather: each image is copied once, already moved (same draws, same values).
+    gatherApply(ds, indices, { rng }, into) {
+      const d = dimsOf(ds.sampleShape);
+      const { h, w, c } = d;
+      const f = h * w * c;
+      return gatherBatch(ds, indices, into, (x, base, src, from) => {
+        const dy = rng.int(2 * max + 1) - max;
+        const dx = rng.int(2 * max + 1) - max;
+        if (Math.abs(dy) >= h || Math.abs(dx) >= w) {
+          x.fill(fill, base, base + f);
+          return;
+        }
+        const offset = (dy * w + dx) * c;
+        if (offset >= 0) x.set(src.subarray(from, from + f - offset), base + offset);
+        else x.set(src.subarray(from - offset, from + f), base);
+        fillUncovered(x, base, d, dy, dx, fill);
+      });
+    },
   };
 }
 
@@ -71,6 +89,15 @@ function shiftImage(x: Float32Array, base: number, { h, w, c }: ImageDims, dy: n
   const offset = (dy * w + dx) * c;
   if (offset > 0) x.copyWithin(base + offset, base, base + f - offset);
   else if (offset < 0) x.copyWithin(base, base - offset, base + f);
+  fillUncovered(x, base, { h, w, c }, dy, dx, fill);
+}
+
+/**
+ * After a move by `(dy*w + dx)*c` values, fills the rows and columns a shift by (dy, dx) uncovers:
+ * every value the move did not write, and the ones that wrapped around from the neighbouring row.
+ */
+function fillUncovered(x: Float32Array, base: number, { h, w, c }: ImageDims, dy: number, dx: number, fill: number): void {
+  const f = h * w * c;
   const row = w * c;
   if (dy > 0) x.fill(fill, base, base + dy * row);
   else if (dy < 0) x.fill(fill, base + (h + dy) * row, base + f);

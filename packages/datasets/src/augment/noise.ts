@@ -1,7 +1,7 @@
 import { parseOptions } from "@fitloop/core";
 import { z } from "zod";
 import type { BatchTransform } from "../batch.js";
-import { addNormal } from "../random.js";
+import { addNormal, noiseWorkspace } from "../random.js";
 
 export interface GaussianNoiseOptions {
   /** Standard deviation of the noise, in the units of the features. */
@@ -28,5 +28,6 @@ export function gaussianNoise(options: GaussianNoiseOptions): BatchTransform {
       addNormal(rng, batch.x, o.std, lo, hi);
       return batch;
     },
+    workspace: noiseWorkspace,
   };
 }

@@ -14,6 +14,9 @@ const TABLE = 64;
 const DATA = 8192;
 const QUEUE = 24576;
 const MEMORY_BYTES = 65536;
+/** Where `workspace` views start in the SIMD kernel's memory (past its tables), and their largest length. */
+const WORKSPACE = 81920;
+const WORKSPACE_MAX = 1 << 24;
 
 const ZIG_R = 3.6541528853610088; // start of the tail
 const ZIG_V = 4.92867323399e-3; // area of each layer
@@ -68,9 +71,24 @@ export interface NormalKernel {
   readonly queue: Int32Array;
   /** The std the table is scaled for (NaN: none yet). */
   std: number;
-  /** The fast pass over `data[0, n)`; returns the number of queue entries. */
-  run(n: number, lo: number, hi: number): number;
+  /**
+   * The fast pass over n values at byte `ptr` of the kernel's memory (`DATA_PTR`: `data`; the JS
+   * twin has only that); returns the number of queue entries.
+   */
+  run(ptr: number, n: number, lo: number, hi: number): number;
+  /** The slow pass over the queue's `entries` (see `finishSlow`): in the wasm module or in JS, the same bits. */
+  finish(ptr: number, entries: number, n: number, std: number, lo: number, hi: number): void;
+  /**
+   * A view of `length` float32 in the kernel's own memory (the same one every call while the
+   * length stays, grown as needed), or undefined: `addNormal` on (part of) it works in place,
+   * without copying chunks in and out. The SIMD kernel only. Contents are only kept until the
+   * next `workspace` call (growing the memory detaches the previous view).
+   */
+  workspace?(length: number): Float32Array | undefined;
 }
+
+/** Byte offset of `data` in a kernel's memory. */
+export const DATA_PTR = DATA;
 
 function views(buffer: ArrayBuffer): Pick<NormalKernel, "state" | "tableI" | "tableF" | "data" | "queue"> {
   const tableI = new Int32Array(buffer, TABLE, 1024);
@@ -100,7 +118,8 @@ export const jsKernel: NormalKernel = {
   kind: "js",
   ...JS_VIEWS,
   std: NaN,
-  run: addNormalJs,
+  run: (_ptr, n, lo, hi) => addNormalJs(n, lo, hi),
+  finish: (_ptr, entries, n, std, lo, hi) => finishSlow(jsKernel, entries, n, std, lo, hi),
 };
 
 /** Scales the table for `std` (when it changed since the last call). */
@@ -195,10 +214,32 @@ export function simdKernel(): NormalKernel | null {
     try {
       const bytes = decode(WASM_BASE64);
       if (typeof WebAssembly === "object" && WebAssembly.validate(bytes)) {
-        const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+        const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { math: { exp: Math.exp, log: Math.log } });
         const memory = instance.exports.memory as WebAssembly.Memory;
-        const run = instance.exports.addNormal as (n: number, lo: number, hi: number) => number;
-        simd = { kind: "simd", ...views(memory.buffer as ArrayBuffer), std: NaN, run };
+        const buffer = memory.buffer as ArrayBuffer;
+        // the slow pass's float64 tables (offsets in normal.wat)
+        new Float64Array(buffer, 65536, 512).set(ZIG_WN);
+        new Float64Array(buffer, 69632, 256).set(ZIG_FN);
+        new Float64Array(buffer, 71680, 256).set(SQ_LO_A);
+        new Float64Array(buffer, 73728, 256).set(SQ_LO_B);
+        new Float64Array(buffer, 75776, 256).set(SQ_HI_A);
+        new Float64Array(buffer, 77824, 256).set(SQ_HI_B);
+        const run = instance.exports.addNormal as NormalKernel["run"];
+        const finish = instance.exports.finishSlow as NormalKernel["finish"];
+        let view: Float32Array | undefined;
+        const workspace = (length: number): Float32Array | undefined => {
+          if (view?.length === length && view.buffer === memory.buffer) return view;
+          if (length > WORKSPACE_MAX) return undefined;
+          const need = WORKSPACE + 4 * length;
+          if (memory.buffer.byteLength < need) {
+            memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536));
+            // the old views are detached: new ones, same contents (the std's table stays scaled)
+            simd = { ...simd!, ...views(memory.buffer as ArrayBuffer) };
+          }
+          view = new Float32Array(memory.buffer, WORKSPACE, length);
+          return view;
+        };
+        simd = { kind: "simd", ...views(buffer), std: NaN, run, finish, workspace };
       }
     } catch {
       simd = null;
@@ -223,72 +264,124 @@ export function seedLanes(kernel: NormalKernel, next: () => number): void {
 
 // ---- The scalar slow pass, shared by both kernels.
 
-let slowState: Int32Array = JS_STATE;
-let slowLane = 0;
+/**
+ * Squeeze bounds of the wedge test (they decide the same as `Math.exp`, which they only skip).
+ * A wedge draw of layer i has x = u * wn[i] in [x[i-1] - wn[i], x[i]) (u >= kn[i] = floor(x[i-1] /
+ * x[i] * 2^23)), where f(x) = exp(-x²/2) is convex (x >= 1) or concave (|x| <= 1) except in the
+ * layer holding x = 1. Between the chord through the interval's ends and the tangent at its
+ * middle, lower = SQ_LO_A + SQ_LO_B * x <= f(x) <= upper = SQ_HI_A + SQ_HI_B * x, both shifted
+ * outwards by 1e-12: far more than the float64 error of the lines and of `Math.exp(-0.5 * x * x)`
+ * (< 1e-14 here), so y < lower accepts and y >= upper rejects exactly when the exact test would.
+ * Only the draws within ~1e-12 of a bound, and the inflection layer (lower -Infinity, upper
+ * Infinity), call `Math.exp`: the test consumes the same uniform either way, so the values and the
+ * streams do not change.
+ */
+const SQ_LO_A = new Float64Array(256).fill(-Infinity);
+const SQ_LO_B = new Float64Array(256);
+const SQ_HI_A = new Float64Array(256).fill(Infinity);
+const SQ_HI_B = new Float64Array(256);
+{
+  const { x: X } = zigguratTables();
+  const SQ_EPS = 1e-12;
+  const f = (x: number) => Math.exp(-0.5 * x * x);
+  for (let i = 1; i < 256; i++) {
+    const a = X[i - 1]! - 2 * ZIG_WN[i]!;
+    const b = X[i]!;
+    const convex = a >= 1;
+    if (!convex && !(b <= 1 && a > -1)) continue; // the inflection layer: always Math.exp
+    const chordB = (f(b) - f(a)) / (b - a);
+    const chordA = f(a) - chordB * a;
+    const m = (a + b) / 2;
+    const tanB = -m * f(m);
+    const tanA = f(m) - tanB * m;
+    SQ_LO_A[i] = (convex ? tanA : chordA) - SQ_EPS;
+    SQ_LO_B[i] = convex ? tanB : chordB;
+    SQ_HI_A[i] = (convex ? chordA : tanA) + SQ_EPS;
+    SQ_HI_B[i] = convex ? chordB : tanB;
+  }
+}
+
+/** The squeeze bounds by layer (for tests): lower(x) = loA + loB * x, upper(x) = hiA + hiB * x. */
+export const wedgeSqueeze = (): { loA: Float64Array; loB: Float64Array; hiA: Float64Array; hiB: Float64Array } => ({ loA: SQ_LO_A, loB: SQ_LO_B, hiA: SQ_HI_A, hiB: SQ_HI_B });
 
 /**
  * Adds the queued draws of a chunk of `n` elements, in element order, so the streams are consumed
  * reproducibly: element k continues lane k & 3's stream, after that lane's fast-pass words.
+ *
+ * A draw the fast path rejected (magnitude u, index j = sign << 8 | layer) takes the wedge test of
+ * its layer or, for layer 0, is drawn from the tail beyond R (Marsaglia & Tsang's `nfix`); a
+ * rejected wedge point starts over with a fresh word. Uniforms ((word >>> 0) / 2^32) and fresh
+ * words continue the lane's xoroshiro64** stream (the step the kernels inline, here on locals).
+ * `Math.exp` and `Math.log` only here (~1.5 % of draws; `Math.exp` rarely, see the squeeze).
  */
 export function finishSlow(kernel: NormalKernel, entries: number, n: number, std: number, lo: number, hi: number): void {
-  const { data, queue } = kernel;
-  slowState = kernel.state;
+  const { data, queue, state } = kernel;
   for (let p = 0; p < 8 * entries; p += 8) {
     const k0 = queue[p + 4]! >> 2;
-    const bits = queue[p + 5]!;
-    for (let l = 0; l < 4; l++) {
+    // the rejected lanes, lowest first (lanes past n were drawn but are not part of the data)
+    let todo = ~queue[p + 5]! & 15 & (n - k0 >= 4 ? 15 : (1 << (n - k0)) - 1);
+    while (todo !== 0) {
+      const l = 31 - Math.clz32(todo & -todo);
+      todo &= todo - 1;
       const k = k0 + l;
-      if ((bits >> l) & 1 || k >= n) continue;
       const word = queue[p + l]!;
-      slowLane = l;
-      const v = Math.fround(data[k]! + Math.fround(zigguratSlow(word >>> 9, word & 511) * std));
+      let s0 = state[l]!;
+      let s1 = state[4 + l]!;
+      let u = word >>> 9;
+      let j = word & 511;
+      let z: number;
+      for (;;) {
+        const layer = j & 255;
+        const sign = j & 256 ? -1 : 1;
+        if (layer === 0) {
+          let t: number;
+          let y: number;
+          do {
+            let m = Math.imul(s0, 0x9e3779bb);
+            let r = Math.imul((m << 5) | (m >>> 27), 5);
+            s1 ^= s0;
+            s0 = ((s0 << 26) | (s0 >>> 6)) ^ s1 ^ (s1 << 9);
+            s1 = (s1 << 13) | (s1 >>> 19);
+            t = -Math.log(1 - (r >>> 0) / 4294967296) / ZIG_R;
+            m = Math.imul(s0, 0x9e3779bb);
+            r = Math.imul((m << 5) | (m >>> 27), 5);
+            s1 ^= s0;
+            s0 = ((s0 << 26) | (s0 >>> 6)) ^ s1 ^ (s1 << 9);
+            s1 = (s1 << 13) | (s1 >>> 19);
+            y = -Math.log(1 - (r >>> 0) / 4294967296);
+          } while (y + y < t * t);
+          z = sign * (ZIG_R + t);
+          break;
+        }
+        const x = u * ZIG_WN[layer]!;
+        let m = Math.imul(s0, 0x9e3779bb);
+        let r = Math.imul((m << 5) | (m >>> 27), 5);
+        s1 ^= s0;
+        s0 = ((s0 << 26) | (s0 >>> 6)) ^ s1 ^ (s1 << 9);
+        s1 = (s1 << 13) | (s1 >>> 19);
+        const y = ZIG_FN[layer]! + ((r >>> 0) / 4294967296) * (ZIG_FN[layer - 1]! - ZIG_FN[layer]!);
+        const accept = y < SQ_LO_A[layer]! + SQ_LO_B[layer]! * x ? true : y >= SQ_HI_A[layer]! + SQ_HI_B[layer]! * x ? false : y < Math.exp(-0.5 * x * x);
+        if (accept) {
+          z = sign * x;
+          break;
+        }
+        m = Math.imul(s0, 0x9e3779bb);
+        r = Math.imul((m << 5) | (m >>> 27), 5);
+        s1 ^= s0;
+        s0 = ((s0 << 26) | (s0 >>> 6)) ^ s1 ^ (s1 << 9);
+        s1 = (s1 << 13) | (s1 >>> 19);
+        j = r & 511;
+        u = r >>> 9;
+        if (u < ZIG_KN[j]!) {
+          z = u * ZIG_WN[j]!;
+          break;
+        }
+      }
+      state[l] = s0;
+      state[4 + l] = s1;
+      const v = Math.fround(data[k]! + Math.fround(z * std));
       const w = v < lo ? lo : v;
       data[k] = hi < w ? hi : w;
     }
   }
-}
-
-/**
- * A draw the fast path rejected (magnitude `u`, index `j` = sign << 8 | layer): the wedge test of
- * its layer or, for layer 0, a draw from the tail beyond R (Marsaglia & Tsang's `nfix`); a rejected
- * wedge point starts over with a fresh word. Uniforms and fresh words continue the lane's stream.
- * `Math.exp` and `Math.log` only here (~1.5 % of draws).
- */
-function zigguratSlow(u: number, j: number): number {
-  for (;;) {
-    const layer = j & 255;
-    const sign = j & 256 ? -1 : 1;
-    if (layer === 0) {
-      let t: number;
-      let y: number;
-      do {
-        t = -Math.log(1 - uniform()) / ZIG_R;
-        y = -Math.log(1 - uniform());
-      } while (y + y < t * t);
-      return sign * (ZIG_R + t);
-    }
-    const x = u * ZIG_WN[layer]!;
-    if (ZIG_FN[layer]! + uniform() * (ZIG_FN[layer - 1]! - ZIG_FN[layer]!) < Math.exp(-0.5 * x * x)) return sign * x;
-    const r = nextWord();
-    j = r & 511;
-    u = r >>> 9;
-    if (u < ZIG_KN[j]!) return u * ZIG_WN[j]!;
-  }
-}
-
-/** The next word of the slow lane's xoroshiro64** stream (the kernels inline this step). */
-function nextWord(): number {
-  const l = slowLane;
-  const s0 = slowState[l]!;
-  let s1 = slowState[4 + l]!;
-  const m = Math.imul(s0, 0x9e3779bb);
-  s1 ^= s0;
-  slowState[l] = ((s0 << 26) | (s0 >>> 6)) ^ s1 ^ (s1 << 9);
-  slowState[4 + l] = (s1 << 13) | (s1 >>> 19);
-  return Math.imul((m << 5) | (m >>> 27), 5);
-}
-
-/** Uniform in [0, 1) from the next word of the slow lane's stream. */
-function uniform(): number {
-  return (nextWord() >>> 0) / 4294967296;
 }

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "@fitloop/core";
 import { base64, compileSimd, SIMD_SOURCES } from "../../scripts/build-simd.js";
-import { addNormal } from "../random.js";
+import { addNormal, noiseWorkspace } from "../random.js";
 import { WASM_BASE64 } from "./normal.wasm.js";
-import { jsKernel, normalKernel, NORMAL_CHUNK, setNormalSimdEnabled, simdKernel } from "./normal.js";
+import { jsKernel, normalKernel, NORMAL_CHUNK, setNormalSimdEnabled, simdKernel, wedgeSqueeze, zigguratTables } from "./normal.js";
 
 const EMBEDDED: Record<(typeof SIMD_SOURCES)[number], string> = { normal: WASM_BASE64 };
 
@@ -82,5 +82,46 @@ describe("gaussian noise kernel (WebAssembly SIMD and its JS twin)", () => {
     withJs(() => addNormal(new Rng(4), data(777, 1), 2));
     expect(bits(addNormal(new Rng(3), x.slice(), 0.5, 0, 1))).toEqual(bits(first));
     expect(bits(withJs(() => addNormal(new Rng(3), x.slice(), 0.5, 0, 1)))).toEqual(bits(first));
+  });
+
+  it("squeezes every wedge strictly between bounds that Math.exp never crosses (the slow pass decides as with Math.exp alone)", () => {
+    const { kn, wn } = zigguratTables();
+    const { loA, loB, hiA, hiB } = wedgeSqueeze();
+    let squeezed = 0;
+    for (let i = 1; i < 256; i++) {
+      if (loA[i] === -Infinity) continue;
+      squeezed++;
+      // every magnitude a wedge of layer i can have: u in [kn[i], 2^23), sampled densely plus the ends
+      const step = Math.max(1, Math.floor((2 ** 23 - kn[i]!) / 2000));
+      for (let u = kn[i]!; u < 2 ** 23; u += u + step < 2 ** 23 ? step : Math.max(1, 2 ** 23 - 1 - u)) {
+        const x = u * wn[i]!;
+        const f = Math.exp(-0.5 * x * x);
+        expect(loA[i]! + loB[i]! * x < f && f < hiA[i]! + hiB[i]! * x, `layer ${i} u ${u}`).toBe(true);
+        if (u === 2 ** 23 - 1) break;
+      }
+    }
+    expect(squeezed).toBe(254); // all but the layer holding the inflection point x = 1
+  });
+
+  it("works in place on a workspace in the kernel's memory (grown as needed) with the same bits as on a plain array", () => {
+    let seed = 100;
+    for (const n of [5, 4096, 50_176, 4097, 200_003, 64]) {
+      seed++;
+      const x = data(n, seed);
+      const plain = addNormal(new Rng(seed), x.slice(), 0.2, 0, 1);
+      const ws = noiseWorkspace(n)!;
+      expect(ws.length).toBe(n);
+      ws.set(x);
+      expect(addNormal(new Rng(seed), ws, 0.2, 0, 1)).toBe(ws);
+      expect(bits(ws)).toEqual(bits(plain));
+      // a part of it, and the JS twin on it (which copies through its own memory)
+      const part = noiseWorkspace(n)!.subarray(1, n);
+      part.set(x.subarray(1));
+      expect(bits(addNormal(new Rng(seed), part, 0.2, 0, 1))).toEqual(bits(addNormal(new Rng(seed), x.slice(1), 0.2, 0, 1)));
+      const viaJs = noiseWorkspace(n)!;
+      viaJs.set(x);
+      expect(bits(withJs(() => addNormal(new Rng(seed), viaJs, 0.2, 0, 1)))).toEqual(bits(plain));
+    }
+    expect(withJs(() => noiseWorkspace(10))).toBeUndefined();
   });
 });
