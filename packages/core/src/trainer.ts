@@ -104,7 +104,7 @@ export class Trainer {
       if (options.validation) await preflight(this.model, loss, options.validation, "validation");
       this.pending = undefined;
       this.state = state;
-      const scope = new RunScope(state, this.model, this.optimizer, hyperparameters(this.optimizer), this.logger, this.bus, this.plugins);
+      const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins);
       const spec = {
         train: options.train,
         validation: options.validation,
