@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
+import { resolveLoss } from "../packages/core/src/index.js";
 
 export type ModelKind = "mlp" | "cnn";
 export const BATCH = 64;
@@ -37,6 +38,34 @@ export function randomData(kind: ModelKind, samples: number): { xs: tf.Tensor; y
   const xs = tf.randomUniform([samples, ...INPUT_SHAPE[kind]], 0, 1, "float32", 1);
   const ys = tf.tidy(() => tf.floor(tf.randomUniform([samples, 1], 0, CLASSES, "float32", 2)));
   return { xs, ys };
+}
+
+/**
+ * One training step as fitloop's loop runs it (computeGradients of the loss of
+ * `model.apply(x, {training: true})`, applyGradients, one `await loss.data()`), on fixed random data
+ * with Adam 1e-3. `step()` returns the loss.
+ */
+export function trainingRig(kind: ModelKind, samples: number): { step(): Promise<number>; dispose(): void } {
+  const model = buildModel(kind);
+  const { xs, ys } = randomData(kind, samples);
+  const optimizer: tf.Optimizer = tf.train.adam(1e-3);
+  const loss = resolveLoss("sparseCategoricalCrossentropy");
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  return {
+    async step() {
+      const { value, grads } = optimizer.computeGradients(() => tf.mean(loss(ys, model.apply(xs, { training: true }) as tf.Tensor)) as tf.Scalar, vars);
+      optimizer.applyGradients(grads);
+      tf.dispose(grads);
+      const v = (await value.data())[0]!;
+      value.dispose();
+      return v;
+    },
+    dispose() {
+      model.dispose();
+      optimizer.dispose();
+      tf.dispose([xs, ys]);
+    },
+  };
 }
 
 export const median = (v: number[]): number => {

@@ -13,10 +13,10 @@
  * `BatchMatMul,Tile` (see bench/kernel-choice.ts).
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { resolveLoss, useBackend } from "../packages/core/src/index.js";
+import { useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
 import { simdKernelsEnabled } from "../packages/core/src/kernels/index.js";
-import { BATCH, buildModel, intEnv, median, randomData, threadsEnv, wasmThreadCount, type ModelKind } from "./models.js";
+import { BATCH, intEnv, median, threadsEnv, wasmThreadCount, type ModelKind, trainingRig } from "./models.js";
 
 const STEPS = intEnv("STEPS", 20);
 const PROFILE_STEPS = intEnv("PROFILE_STEPS", 5);
@@ -29,19 +29,8 @@ interface Profile {
 }
 
 async function profileModel(kind: ModelKind): Promise<Profile> {
-  const model = buildModel(kind);
-  const { xs, ys } = randomData(kind, BATCH);
-  const optimizer: tf.Optimizer = tf.train.adam(1e-3);
-  const loss = resolveLoss("sparseCategoricalCrossentropy");
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const step = async (): Promise<number> => {
-    const { value, grads } = optimizer.computeGradients(() => tf.mean(loss(ys, model.apply(xs, { training: true }) as tf.Tensor)) as tf.Scalar, vars);
-    optimizer.applyGradients(grads);
-    tf.dispose(grads);
-    const v = (await value.data())[0]!;
-    value.dispose();
-    return v;
-  };
+  const rig = trainingRig(kind, BATCH);
+  const step = rig.step;
   for (let i = 0; i < 3; i++) await step();
   const times: number[] = [];
   for (let i = 0; i < STEPS; i++) {
@@ -57,9 +46,7 @@ async function profileModel(kind: ModelKind): Promise<Profile> {
       acc.set(k.name, [prev[0] + (typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0), prev[1] + 1]);
     }
   }
-  model.dispose();
-  optimizer.dispose();
-  tf.dispose([xs, ys]);
+  rig.dispose();
   const byKernel = [...acc].map(([n, [ms, c]]) => [n, ms / PROFILE_STEPS, c / PROFILE_STEPS] as [string, number, number]).sort((a, b) => b[1] - a[1]);
   return { msPerStep: median(times), kernelMsPerStep: byKernel.reduce((s, k) => s + k[1], 0), byKernel };
 }

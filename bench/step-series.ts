@@ -8,27 +8,17 @@
  *   npx tsx --conditions=@fitloop/source bench/step-series.ts   # env: KIND (mlp | cnn), STEPS (300), THREADS, WASM_KERNELS, WASM_SIMD_MATMUL, ...
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { resolveLoss, useBackend } from "../packages/core/src/index.js";
+import { useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
-import { buildModel, median, randomData, threadsEnv } from "./models.js";
+import { median, threadsEnv, trainingRig } from "./models.js";
 
 const STEPS = Number(process.env["STEPS"] ?? 300);
 async function main() {
   await useBackend("wasm", threadsEnv());
   applyKernelChoice();
   const kind = (process.env["KIND"] ?? "mlp") as "mlp" | "cnn";
-  const model = buildModel(kind);
-  const { xs, ys } = randomData(kind, 64);
-  const optimizer: tf.Optimizer = tf.train.adam(1e-3);
-  const loss = resolveLoss("sparseCategoricalCrossentropy");
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const step = async () => {
-    const { value, grads } = optimizer.computeGradients(() => tf.mean(loss(ys, model.apply(xs, { training: true }) as tf.Tensor)) as tf.Scalar, vars);
-    optimizer.applyGradients(grads);
-    tf.dispose(grads);
-    await value.data();
-    value.dispose();
-  };
+  const rig = trainingRig(kind, 64);
+  const step = rig.step;
   // TIMEK=1: time every wasm kernel call (the kernels are synchronous): per step, the matmuls' time and all kernels' time.
   let kMat = 0;
   let kAll = 0;

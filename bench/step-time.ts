@@ -6,9 +6,9 @@
  *   pnpm run bench:step-time       # env: KIND (mlp | cnn), STEPS (200), THREADS, WASM_KERNELS, THREAD_MIN_MFLOPS, DIST=1 (deciles)
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { resolveLoss, useBackend } from "../packages/core/src/index.js";
+import { useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
-import { buildModel, median, randomData, threadsEnv, wasmThreadCount } from "./models.js";
+import { median, threadsEnv, wasmThreadCount, trainingRig } from "./models.js";
 
 const STEPS = Number(process.env["STEPS"] ?? 200);
 async function main() {
@@ -16,18 +16,8 @@ async function main() {
   const threads = await wasmThreadCount();
   const on = applyKernelChoice();
   const kind = (process.env["KIND"] ?? "mlp") as "mlp" | "cnn";
-  const model = buildModel(kind);
-  const { xs, ys } = randomData(kind, 64);
-  const optimizer: tf.Optimizer = tf.train.adam(1e-3);
-  const loss = resolveLoss("sparseCategoricalCrossentropy");
-  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const step = async () => {
-    const { value, grads } = optimizer.computeGradients(() => tf.mean(loss(ys, model.apply(xs, { training: true }) as tf.Tensor)) as tf.Scalar, vars);
-    optimizer.applyGradients(grads);
-    tf.dispose(grads);
-    await value.data();
-    value.dispose();
-  };
+  const rig = trainingRig(kind, 64);
+  const step = rig.step;
   for (let i = 0; i < 10; i++) await step();
   const times: number[] = [];
   const c0 = process.cpuUsage(); const w0 = performance.now();

@@ -9,10 +9,11 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
 import { useBackend } from "../packages/core/src/backend.js";
+import { CLASSES, buildModel } from "./models.js";
 
 type Backend = "wasm" | "cpu";
 const BATCH = 64;
-const CLASSES = 10;
+
 const intEnv = (name: string, fallback: number): number => {
   const v = Number(process.env[name]);
   return Number.isInteger(v) && v > 0 ? v : fallback;
@@ -27,24 +28,10 @@ interface Rig {
   dispose(): void;
 }
 
-function buildModel(): tfl.Sequential {
-  const m = tfl.sequential();
-  m.add(tfl.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: "relu" }));
-  m.add(tfl.layers.batchNormalization({ momentum: 0.9 }));
-  m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
-  m.add(tfl.layers.conv2d({ filters: 64, kernelSize: 3, activation: "relu" }));
-  m.add(tfl.layers.batchNormalization({ momentum: 0.9 }));
-  m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
-  m.add(tfl.layers.flatten());
-  m.add(tfl.layers.dense({ units: 128, activation: "relu" }));
-  m.add(tfl.layers.dense({ units: CLASSES, activation: "softmax" }));
-  return m;
-}
-
 /** Model, data and optimizer created on `backend`, so each rig's tensors stay on its backend. */
 async function rig(backend: Backend): Promise<Rig> {
   await activate(backend);
-  const model = buildModel();
+  const model = buildModel("cnn");
   const x = tf.randomUniform([BATCH, 28, 28, 1], 0, 1, "float32", 1);
   const y = tf.oneHot(tf.randomUniform([BATCH], 0, CLASSES, "int32", 2) as tf.Tensor1D, CLASSES);
   const opt = tf.train.adam(1e-3);

@@ -36,7 +36,7 @@ export {
 } from "./hyperparams.js";
 export { resolveLoss, resolveMetrics, accuracyFor, LOSS_NAMES, type LossFn, type LossName, type MetricSpec } from "./losses.js";
 export { tensorData, arrayData, type DataSource, type DataCursor, type TensorDataOptions } from "./data.js";
-export { Rng, seeded, withRandom, epochPermutation, mixSeed, type RngState } from "./rng.js";
+export { Rng, seeded, withRandom, epochPermutation, permutation, mixSeed, type RngState } from "./rng.js";
 export { TOKENS, createRootContainer, type PluginClass, type RootServices } from "./di.js";
 export { consoleLogger, silentLogger, systemClock, type Logger, type Clock } from "./logger.js";
 export { parseOptions } from "./options.js";

@@ -166,7 +166,7 @@ async function step(run: RunScope, skip: boolean): Promise<void> {
     if (skip) throw new CancelStep();
     await run.fireGradients();
     await run.fire("beforeStep");
-    run.optimizer.applyGradients(inVariableOrder(run));
+    run.optimizer.applyGradients(run.grads!); // in trainable-variable order (see RunScope.replaceGradients)
     run.state.step++;
     run.stepSkipped = false;
   } catch (e) {
@@ -174,17 +174,6 @@ async function step(run: RunScope, skip: boolean): Promise<void> {
   }
   run.state.cursor = { epoch: run.state.epoch, batchIndex: run.state.batchIndex + 1 };
   await run.fire("afterStep");
-}
-
-/** tfjs keeps optimizer slots by position: always pass gradients in trainable-variable order. */
-function inVariableOrder(run: RunScope): tf.NamedTensorMap {
-  const grads = run.grads!;
-  const ordered: tf.NamedTensorMap = {};
-  for (const w of run.model.trainableWeights) {
-    const name = (w.read() as tf.Variable).name;
-    if (grads[name]) ordered[name] = grads[name];
-  }
-  return ordered;
 }
 
 function disposeBatch(run: RunScope, batch: Batch): void {

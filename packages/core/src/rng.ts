@@ -94,7 +94,11 @@ function rotl(x: number, k: number): number {
 
 /** A permutation of [0, n) that depends only on `(seed, epoch)`: reproducible and resumable by index. */
 export function epochPermutation(n: number, seed: number, epoch: number): Int32Array {
-  const rng = new Rng(mixSeed(seed, epoch, 0x5eed));
+  return permutation(new Rng(mixSeed(seed, epoch, 0x5eed)), n);
+}
+
+/** A uniformly random permutation of [0, n) drawn from `rng` (Fisher-Yates). */
+export function permutation(rng: Rng, n: number): Int32Array {
   const perm = new Int32Array(n);
   for (let i = 0; i < n; i++) perm[i] = i;
   for (let i = n - 1; i > 0; i--) {

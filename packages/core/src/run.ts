@@ -85,8 +85,11 @@ export class RunScope {
     const old = this.grads ?? {};
     checkReplacement(old, next, plugin);
     const kept = new Set(Object.values(next));
-    for (const [name, t] of Object.entries(old)) if (!kept.has(t)) t.dispose();
-    this.grads = next;
+    for (const t of Object.values(old)) if (!kept.has(t)) t.dispose();
+    // tfjs keeps optimizer slots by position: keep computeGradients' (trainable-variable) key order.
+    const ordered: tf.NamedTensorMap = {};
+    for (const name of Object.keys(old)) ordered[name] = next[name]!;
+    this.grads = ordered;
   }
 
   setLogs(logs: Logs): void {

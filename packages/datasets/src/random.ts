@@ -106,15 +106,5 @@ export function beta(rng: Rng, a: number, b: number): number {
   return x + y === 0 ? 0.5 : x / (x + y);
 }
 
-/** A uniformly random permutation of [0, n) (Fisher-Yates). */
-export function permutation(rng: Rng, n: number): Int32Array {
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
-}
+/** A uniformly random permutation of [0, n) (Fisher-Yates), from core. */
+export { permutation } from "@fitloop/core";

@@ -1,10 +1,10 @@
-/** Test data for the kernel tests: deterministic values in [-1, 1) without touching tfjs's RNG. */
-export function values(n: number, seed: number): Float32Array {
+/** Test data for the kernel tests: deterministic values in [-scale, scale) without touching tfjs's RNG. */
+export function values(n: number, seed: number, scale = 1): Float32Array {
   let s = seed >>> 0 || 1;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
+    out[i] = (s / 2 ** 31 - 1) * scale;
   }
   return out;
 }

@@ -7,19 +7,11 @@ import { useBackend } from "../backend.js";
 import { setLearningRate, setMomentum } from "../hyperparams.js";
 import { loadOptimizerStateDict, optimizerStateDict } from "../optimizer-state.js";
 import { expectNoLeaks } from "../testing/index.js";
+import { values } from "./values.fixture.js";
 
 /** What `applyGradients` takes (tfjs types its map as Variables; gradients are plain tensors). */
 type Grads = Parameters<tf.AdamOptimizer["applyGradients"]>[0];
 
-function values(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return out;
-}
 
 async function use(name: "cpu" | "wasm"): Promise<void> {
   if (name === "wasm") await useBackend("wasm");

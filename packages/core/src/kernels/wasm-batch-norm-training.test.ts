@@ -7,6 +7,7 @@ import { batchNormSimd, setSimdKernelsEnabled, type EmscriptenWasm } from "./sim
 import { useBackend } from "../backend.js";
 import { expectNoLeaks } from "../testing/index.js";
 import { values, size } from "./values.fixture.js";
+import { expectClose } from "./expect-close.fixture.js";
 
 const rand = (shape: number[], seed: number, scale = 1, shift = 0) => tf.tensor(values(size(shape), seed).map((v) => v * scale + shift), shape);
 
@@ -16,14 +17,6 @@ async function use(name: "cpu" | "wasm"): Promise<void> {
   await tf.ready();
 }
 
-function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string, rtol = 1e-5, floor = 1e-6): void {
-  expect(actual.length, label).toBe(expected.length);
-  let scale = floor;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-  expect(worst / scale, `${label}: max abs error ${worst} vs scale ${scale}`).toBeLessThanOrEqual(rtol);
-}
 
 interface Case {
   shape: number[];

@@ -7,6 +7,7 @@ import { useBackend } from "../backend.js";
 import { seeded } from "../rng.js";
 import { expectNoLeaks } from "../testing/index.js";
 import { values } from "./values.fixture.js";
+import { expectClose as expectCloseTo } from "./expect-close.fixture.js";
 
 type Pad = "same" | "valid" | number | tf.backend_util.ExplicitPadding;
 type Rounding = "floor" | "round" | "ceil" | undefined;
@@ -70,15 +71,7 @@ function reference(c: Case, seed: number): Float32Array {
   return out;
 }
 
-/** Max abs error relative to the largest expected magnitude (at least `floor`). */
-function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string, rtol = 1e-4, floor = 1e-6): void {
-  expect(actual.length, label).toBe(expected.length);
-  let scale = floor;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-  expect(worst / scale, `${label}: max abs error ${worst} vs scale ${scale}`).toBeLessThanOrEqual(rtol);
-}
+const expectClose = (actual: ArrayLike<number>, expected: ArrayLike<number>, label: string, rtol = 1e-4, floor = 1e-6): void => expectCloseTo(actual, expected, label, rtol, floor);
 
 const label = (c: Case): string => JSON.stringify(c);
 

@@ -8,6 +8,7 @@ import { useBackend } from "../backend.js";
 import { seeded } from "../rng.js";
 import { expectNoLeaks } from "../testing/index.js";
 import { values, size } from "./values.fixture.js";
+import { expectClose } from "./expect-close.fixture.js";
 
 const rand = (shape: number[], seed: number) => tf.tensor(values(size(shape), seed), shape);
 
@@ -30,15 +31,6 @@ async function compare<C>(cases: C[], run: (c: C, i: number) => tf.Tensor, label
   tf.disposeVariables();
 }
 
-/** Max abs error relative to the largest expected magnitude (at least `floor`). */
-function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string, rtol = 1e-5, floor = 1e-6): void {
-  expect(actual.length, label).toBe(expected.length);
-  let scale = floor;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
-  let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
-  expect(worst / scale, `${label}: max abs error ${worst} vs scale ${scale}`).toBeLessThanOrEqual(rtol);
-}
 
 const wasmBackend = () => tf.engine().backend as unknown as { numDataIds(): number; wasm: { HEAPU8: Uint8Array } };
 

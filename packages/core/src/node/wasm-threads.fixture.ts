@@ -9,21 +9,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import * as tfwasm from "@tensorflow/tfjs-backend-wasm";
 import { useBackend } from "../backend.js";
+import { values } from "../kernels/values.fixture.js";
 
 const arg = process.argv[2] ?? "false";
 const threads = arg === "false" ? false : Number(arg);
 const warnings: string[] = [];
 console.warn = (...m: unknown[]) => void warnings.push(m.map(String).join(" "));
 
-function values(n: number, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return out;
-}
 
 if (process.argv[3] === "pre-init" && !(await tf.setBackend("wasm"))) throw new Error("setBackend(wasm) failed");
 await useBackend("wasm", { threads });
