@@ -1,6 +1,7 @@
 import { Conv2D, DepthwiseConv2dNative, FusedConv2D, FusedDepthwiseConv2D, _FusedMatMul, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 import { simdMatMul } from "./wasm-matmul-simd.js";
+import { im2colConv2D } from "./wasm-conv2d-im2col.js";
 
 /**
  * The stock tfjs-wasm matmul and convolution kernels that fitloop does not otherwise replace, run
@@ -14,8 +15,14 @@ const gated = (kernelName: string): KernelConfig => ({
   kernelFunc: asKernelFunc(({ inputs, backend, attrs }: KernelArgs): TensorInfo => runWasm(kernelName, backend, inputs, attrs)),
 });
 
-export const wasmGatedConv2DConfig = gated(Conv2D);
-export const wasmGatedFusedConv2DConfig = gated(FusedConv2D);
+/** Conv2D and FusedConv2D with few filter taps: im2col + fitloop's SIMD GEMM (`wasm-conv2d-im2col.ts`), else the gated stock kernel. */
+const gatedConv = (kernelName: string): KernelConfig => ({
+  kernelName,
+  backendName: WASM,
+  kernelFunc: asKernelFunc((args: KernelArgs): TensorInfo => im2colConv2D(args, kernelName) ?? runWasm(kernelName, args.backend, args.inputs, args.attrs)),
+});
+export const wasmGatedConv2DConfig = gatedConv(Conv2D);
+export const wasmGatedFusedConv2DConfig = gatedConv(FusedConv2D);
 /** _FusedMatMul: fitloop's SIMD GEMM (`wasm-matmul-simd.ts`) where it applies, else the gated stock kernel. */
 export const wasmGatedFusedMatMulConfig: KernelConfig = {
   kernelName: _FusedMatMul,

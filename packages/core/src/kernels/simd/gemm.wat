@@ -17,8 +17,17 @@
   (import "env" "memory" MEMORY)
 
   ;; C[4 x 8] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
-  (func $t4x8 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+  (func $t4x8 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
     (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $c0_0 v128) (local $c0_1 v128) (local $c1_0 v128) (local $c1_1 v128) (local $c2_0 v128) (local $c2_1 v128) (local $c3_0 v128) (local $c3_1 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (v128.load offset=0 (local.get $c)))
+      (local.set $c0_1 (v128.load offset=16 (local.get $c)))
+      (local.set $c1_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c1_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c2_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c2_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c3_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))
+      (local.set $c3_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))))
     (local.set $a0 (local.get $a))
     (local.set $a1 (i32.add (local.get $a0) (local.get $ars)))
     (local.set $a2 (i32.add (local.get $a1) (local.get $ars)))
@@ -60,8 +69,13 @@
   )
 
   ;; C[4 x 4] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
-  (func $t4x4 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+  (func $t4x4 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
     (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $c0_0 v128) (local $c1_0 v128) (local $c2_0 v128) (local $c3_0 v128) (local $b0 v128) (local $s v128)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (v128.load offset=0 (local.get $c)))
+      (local.set $c1_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c2_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c3_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))))
     (local.set $a0 (local.get $a))
     (local.set $a1 (i32.add (local.get $a0) (local.get $ars)))
     (local.set $a2 (i32.add (local.get $a1) (local.get $ars)))
@@ -94,8 +108,13 @@
   )
 
   ;; C[4 x 1] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
-  (func $t4x1 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+  (func $t4x1 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
     (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $c0_0 f32) (local $c1_0 f32) (local $c2_0 f32) (local $c3_0 f32) (local $b0 f32)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (f32.load (local.get $c)))
+      (local.set $c1_0 (f32.load (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c2_0 (f32.load (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c3_0 (f32.load (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))))
     (local.set $a0 (local.get $a))
     (local.set $a1 (i32.add (local.get $a0) (local.get $ars)))
     (local.set $a2 (i32.add (local.get $a1) (local.get $ars)))
@@ -124,8 +143,11 @@
   )
 
   ;; C[1 x 8] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
-  (func $t1x8 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+  (func $t1x8 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
     (local $a0 i32) (local $c0_0 v128) (local $c0_1 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (v128.load offset=0 (local.get $c)))
+      (local.set $c0_1 (v128.load offset=16 (local.get $c)))))
     (local.set $a0 (local.get $a))
     (block $done (loop $k
       (br_if $done (i32.eqz (local.get $K)))
@@ -143,8 +165,10 @@
   )
 
   ;; C[1 x 4] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
-  (func $t1x4 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+  (func $t1x4 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
     (local $a0 i32) (local $c0_0 v128) (local $b0 v128) (local $s v128)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (v128.load offset=0 (local.get $c)))))
     (local.set $a0 (local.get $a))
     (block $done (loop $k
       (br_if $done (i32.eqz (local.get $K)))
@@ -159,8 +183,10 @@
   )
 
   ;; C[1 x 1] at c (row stride ldc) = sum over k < K of A(r, k) * B(k, j), A(r, k) at a + r*ars + k*aks, B(k, j) at b + k*ldb + 4j.
-  (func $t1x1 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32)
+  (func $t1x1 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
     (local $a0 i32) (local $c0_0 f32) (local $b0 f32)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (f32.load (local.get $c)))))
     (local.set $a0 (local.get $a))
     (block $done (loop $k
       (br_if $done (i32.eqz (local.get $K)))
@@ -174,55 +200,78 @@
   )
 
   ;; rows [i, i + 4) of C: 8-column tiles, then one 4-column tile, then single columns.
-  (func $rows4 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $N i32) (param $K i32)
+  (func $rows4 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $N i32) (param $K i32) (param $acc i32)
     (local $j i32)
     (block $d8 (loop $l8
       (br_if $d8 (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $N)))
-      (call $t4x8 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (call $t4x8 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K) (local.get $acc))
       (local.set $j (i32.add (local.get $j) (i32.const 8)))
       (br $l8)))
     (if (i32.le_u (i32.add (local.get $j) (i32.const 4)) (local.get $N)) (then
-      (call $t4x4 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (call $t4x4 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K) (local.get $acc))
       (local.set $j (i32.add (local.get $j) (i32.const 4)))))
     (block $d1 (loop $l1
       (br_if $d1 (i32.ge_u (local.get $j) (local.get $N)))
-      (call $t4x1 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (call $t4x1 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K) (local.get $acc))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $l1)))
   )
 
   ;; rows [i, i + 1) of C: 8-column tiles, then one 4-column tile, then single columns.
-  (func $rows1 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $N i32) (param $K i32)
+  (func $rows1 (param $a i32) (param $ars i32) (param $aks i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32) (param $N i32) (param $K i32) (param $acc i32)
     (local $j i32)
     (block $d8 (loop $l8
       (br_if $d8 (i32.gt_u (i32.add (local.get $j) (i32.const 8)) (local.get $N)))
-      (call $t1x8 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (call $t1x8 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K) (local.get $acc))
       (local.set $j (i32.add (local.get $j) (i32.const 8)))
       (br $l8)))
     (if (i32.le_u (i32.add (local.get $j) (i32.const 4)) (local.get $N)) (then
-      (call $t1x4 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (call $t1x4 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K) (local.get $acc))
       (local.set $j (i32.add (local.get $j) (i32.const 4)))))
     (block $d1 (loop $l1
       (br_if $d1 (i32.ge_u (local.get $j) (local.get $N)))
-      (call $t1x1 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K))
+      (call $t1x1 (local.get $a) (local.get $ars) (local.get $aks) (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldb) (i32.add (local.get $c) (i32.shl (local.get $j) (i32.const 2))) (local.get $ldc) (local.get $K) (local.get $acc))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $l1)))
   )
 
+  ;; C = A·B in K blocks of kc: each block's rows of B (kc x N) stay in cache while every row tile of
+  ;; C passes over them; blocks after the first continue from the partial sums in C (the tiles load
+  ;; them into their accumulators), so each element is still one sum in increasing k, as unblocked.
+  (func $gemmKc (export "gemmKc") (param $pa i32) (param $ars i32) (param $aks i32) (param $pb i32) (param $ldb i32) (param $pc i32) (param $ldc i32) (param $M i32) (param $N i32) (param $K i32) (param $kc i32)
+    (local $i i32) (local $k0 i32) (local $kb i32) (local $a i32) (local $b i32)
+    (if (i32.eqz (local.get $kc)) (then (local.set $kc (local.get $K))))
+    (loop $blocks
+      (local.set $kb (i32.sub (local.get $K) (local.get $k0)))
+      (if (i32.gt_u (local.get $kb) (local.get $kc)) (then (local.set $kb (local.get $kc))))
+      (local.set $a (i32.add (local.get $pa) (i32.mul (local.get $k0) (local.get $aks))))
+      (local.set $b (i32.add (local.get $pb) (i32.mul (local.get $k0) (local.get $ldb))))
+      (local.set $i (i32.const 0))
+      (block $d4 (loop $l4
+        (br_if $d4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $M)))
+        (call $rows4 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $ars))) (local.get $ars) (local.get $aks) (local.get $b) (local.get $ldb)
+          (i32.add (local.get $pc) (i32.mul (local.get $i) (local.get $ldc))) (local.get $ldc) (local.get $N) (local.get $kb) (local.get $k0))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $l4)))
+      (block $d1 (loop $l1
+        (br_if $d1 (i32.ge_u (local.get $i) (local.get $M)))
+        (call $rows1 (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $ars))) (local.get $ars) (local.get $aks) (local.get $b) (local.get $ldb)
+          (i32.add (local.get $pc) (i32.mul (local.get $i) (local.get $ldc))) (local.get $ldc) (local.get $N) (local.get $kb) (local.get $k0))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l1)))
+      (local.set $k0 (i32.add (local.get $k0) (local.get $kb)))
+      (br_if $blocks (i32.lt_u (local.get $k0) (local.get $K))))
+  )
+
+  ;; gemmKc with the default block: unblocked while B (K x N floats) is at most 128 KiB, else
+  ;; blocks of 64 KiB of B (at least 16 rows).
   (func (export "gemm") (param $pa i32) (param $ars i32) (param $aks i32) (param $pb i32) (param $ldb i32) (param $pc i32) (param $ldc i32) (param $M i32) (param $N i32) (param $K i32)
-    (local $i i32)
-    (block $d4 (loop $l4
-      (br_if $d4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $M)))
-      (call $rows4 (i32.add (local.get $pa) (i32.mul (local.get $i) (local.get $ars))) (local.get $ars) (local.get $aks) (local.get $pb) (local.get $ldb)
-        (i32.add (local.get $pc) (i32.mul (local.get $i) (local.get $ldc))) (local.get $ldc) (local.get $N) (local.get $K))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
-      (br $l4)))
-    (block $d1 (loop $l1
-      (br_if $d1 (i32.ge_u (local.get $i) (local.get $M)))
-      (call $rows1 (i32.add (local.get $pa) (i32.mul (local.get $i) (local.get $ars))) (local.get $ars) (local.get $aks) (local.get $pb) (local.get $ldb)
-        (i32.add (local.get $pc) (i32.mul (local.get $i) (local.get $ldc))) (local.get $ldc) (local.get $N) (local.get $K))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $l1)))
+    (local $kc i32)
+    (local.set $kc (local.get $K))
+    (if (i32.gt_u (i32.mul (local.get $K) (local.get $N)) (i32.const 32768)) (then
+      (local.set $kc (i32.div_u (i32.const 16384) (local.get $N)))
+      (if (i32.lt_u (local.get $kc) (i32.const 16)) (then (local.set $kc (i32.const 16))))))
+    (call $gemmKc (local.get $pa) (local.get $ars) (local.get $aks) (local.get $pb) (local.get $ldb) (local.get $pc) (local.get $ldc) (local.get $M) (local.get $N) (local.get $K) (local.get $kc))
   )
 
   ;; dst (cols x rows, row-major) = transpose of src (rows x cols, row-major); byte offsets.

@@ -84,6 +84,8 @@ export interface AdamSimdExports {
  */
 export interface GemmSimdExports {
   gemm(pa: number, ars: number, aks: number, pb: number, ldb: number, pc: number, ldc: number, m: number, n: number, k: number): void;
+  /** `gemm` in K blocks of kc rows of B (0: one block); `gemm` picks kc from the size of B. */
+  gemmKc(pa: number, ars: number, aks: number, pb: number, ldb: number, pc: number, ldc: number, m: number, n: number, k: number, kc: number): void;
   transpose(src: number, rows: number, cols: number, dst: number): void;
   biasAct(pc: number, m: number, n: number, bias: number, relu: number): void;
   /** im2col rows of one filter tap (see gemm.wat); byte pointers, sizes in floats. */

@@ -1,0 +1,78 @@
+import { backend_util, Transpose, type KernelBackend, type TensorInfo } from "@tensorflow/tfjs-core";
+import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
+import { runWasm } from "./wasm-util.js";
+
+interface WasmHeapBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  wasm: { HEAPF32: Float32Array };
+}
+
+/**
+ * patchesᵀ[(kh*fw + kw)*ci + c, (b*outH + oh)*outW + ow] = x[b, oh*sh + kh*dh - top, ow*sw + kw*dw - left, c] (0 outside).
+ * x is first transposed (XNNPACK) to [ci, b, H, W], so each output row segment (fixed tap, image and
+ * output row) reads one input row with stride sw: contiguous for stride 1.
+ */
+export function im2colT(backend: KernelBackend, x: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const b = backend as unknown as WasmHeapBackend;
+  const { batchSize, inHeight, inWidth, inChannels: ci, outHeight, outWidth, filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const rows = batchSize * outHeight * outWidth;
+  const xT = ci === 1 ? x : runWasm(Transpose, backend, { x }, { perm: [3, 0, 1, 2] });
+  try {
+    const out = b.makeOutput([fh * fw * ci, rows], "float32");
+    const { top, left } = info.padInfo;
+    const simd = gemmSimd(b.wasm as unknown as EmscriptenWasm);
+    if (simd) {
+      const src = b.dataIdMap.get(xT.dataId)!.memoryOffset;
+      let dst = b.dataIdMap.get(out.dataId)!.memoryOffset;
+      for (let kh = 0; kh < fh; kh++) {
+        for (let kw = 0; kw < fw; kw++) {
+          const shift = kw * dw - left;
+          const lo = Math.min(outWidth, Math.max(0, Math.ceil(-shift / sw)));
+          const hi = Math.max(lo, Math.min(outWidth, Math.ceil((inWidth - shift) / sw)));
+          simd.exports.im2colRows(src, dst, ci * batchSize, inHeight * inWidth, inHeight, inWidth, outHeight, outWidth, sh, sw, kh * dh - top, shift, lo, hi);
+          dst += 4 * ci * rows;
+        }
+      }
+      return out;
+    }
+    const heap = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
+    const x0 = b.dataIdMap.get(xT.dataId)!.memoryOffset / 4;
+    let o = b.dataIdMap.get(out.dataId)!.memoryOffset / 4;
+    const imageStride = inHeight * inWidth;
+    const channelStride = batchSize * imageStride;
+    for (let kh = 0; kh < fh; kh++) {
+      for (let kw = 0; kw < fw; kw++) {
+        // output columns ow with 0 <= ow*sw + kw*dw - left < inWidth: [lo, hi)
+        const shift = kw * dw - left;
+        const lo = Math.min(outWidth, Math.max(0, Math.ceil(-shift / sw)));
+        const hi = Math.max(lo, Math.min(outWidth, Math.ceil((inWidth - shift) / sw)));
+        for (let c = 0; c < ci; c++) {
+          for (let n = 0; n < batchSize; n++) {
+            const image = x0 + c * channelStride + n * imageStride + shift;
+            for (let oh = 0; oh < outHeight; oh++) {
+              const ih = oh * sh + kh * dh - top;
+              if (ih < 0 || ih >= inHeight) {
+                heap.fill(0, o, o + outWidth);
+                o += outWidth;
+                continue;
+              }
+              const row = image + ih * inWidth;
+              for (let ow = 0; ow < lo; ow++) heap[o++] = 0;
+              if (sw === 1) {
+                for (let ow = lo; ow < hi; ow++) heap[o++] = heap[row + ow]!;
+              } else {
+                for (let ow = lo; ow < hi; ow++) heap[o++] = heap[row + ow * sw]!;
+              }
+              for (let ow = hi; ow < outWidth; ow++) heap[o++] = 0;
+            }
+          }
+        }
+      }
+    }
+    return out;
+  } finally {
+    if (xT !== x) backend.disposeData(xT.dataId);
+  }
+}
+
