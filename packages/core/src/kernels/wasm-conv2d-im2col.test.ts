@@ -70,7 +70,7 @@ describe("forward convolution with few taps as im2col + SIMD GEMM (wasm) against
     // the path itself applies to this case
     tf.tidy(() => {
       const { x, filter, bias } = inputs(c, i);
-      const out = im2colConv2D({ inputs: bias ? { x, filter, bias } : { x, filter }, backend: tf.backend(), attrs: { strides: c.strides, pad: c.pad, dilations: c.dilations ?? 1, dimRoundingMode: c.rounding, dataFormat: "NHWC", activation: c.activation ?? "linear" } }, bias ? "FusedConv2D" : "Conv2D");
+      const out = im2colConv2D({ inputs: bias ? { x, filter, bias } : { x, filter }, backend: tf.backend(), attrs: { strides: c.strides, pad: c.pad, dilations: c.dilations ?? 1, ...(c.rounding ? { dimRoundingMode: c.rounding } : {}), dataFormat: "NHWC", activation: c.activation ?? "linear" } }, bias ? "FusedConv2D" : "Conv2D");
       expect(out, "im2col path applies").toBeDefined();
       tf.backend().disposeData(out!.dataId);
     });
@@ -100,7 +100,7 @@ describe("forward convolution with few taps as im2col + SIMD GEMM (wasm) against
     const grads = (): Float32Array[] =>
       tf.tidy(() => {
         const { x, filter } = inputs(c, 7);
-        const g = tf.grads((a: tf.Tensor4D, b: tf.Tensor4D) => tf.sum(tf.square(tf.relu(tf.conv2d(a, b, 1, "same")))))([x, filter]);
+        const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.relu(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, "same")))))([x, filter]);
         return g.map((t) => t.dataSync().slice() as Float32Array);
       });
     await use("cpu");
