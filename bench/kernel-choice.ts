@@ -31,11 +31,15 @@ import {
   wasmGatedKernelConfigs,
   wasmThreadGateEnabled,
   wasmThreadMinFlops,
+  setKernelThreadsEnabled,
+  setMemoryBoundSplit,
 } from "../packages/core/src/kernels/index.js";
 
 export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all"): string[] {
   setSimdKernelsEnabled(process.env["WASM_SIMD"] !== "false");
   setSimdMatMulEnabled(process.env["WASM_SIMD_MATMUL"] !== "false");
+  if (process.env["KERNEL_THREADS"] === "false") setKernelThreadsEnabled(false); // fitloop's own kernels on the calling thread only
+  if (process.env["SPLIT_MEMORY_BOUND"] === "true") setMemoryBoundSplit(true); // BatchNorm/ReLU-gradient passes over the kernel threads too
   const mflops = process.env["THREAD_MIN_MFLOPS"];
   if (mflops) setWasmThreadGate(wasmThreadGateEnabled(), { minFlops: Number(mflops) * 1e6 });
   if (choice !== "all") {

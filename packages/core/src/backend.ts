@@ -20,6 +20,14 @@ export interface UseBackendOptions {
    * reason when the threaded build cannot start. Ignored outside Node and for other backends.
    */
   threads?: boolean | number;
+  /**
+   * Worker threads for fitloop's own WebAssembly SIMD kernels (`@fitloop/core/node`'s kernel
+   * threads): in Node with the threaded build, kernels that use them split their rows between the
+   * calling thread and `threads - 1` workers on the same shared memory (memory-bound passes only
+   * after `setMemoryBoundSplit(true)`; docs/performance.md, round 8c). Default true; `false` runs
+   * them on the calling thread only. Ignored outside Node and single-threaded.
+   */
+  kernelThreads?: boolean;
   /** Where fail-safe reasons (e.g. falling back to one thread) are reported. Default: console. */
   logger?: Logger;
 }
@@ -43,7 +51,12 @@ async function setWasmBackend(options: UseBackendOptions): Promise<boolean> {
     return tf.setBackend("wasm");
   }
   const logger = options.logger ?? consoleLogger;
-  return (await node.setWasmBackendThreaded({ threads: options.threads ?? true, warn: (m) => logger.warn(m) })).ok;
+  const result = await node.setWasmBackendThreaded({ threads: options.threads ?? true, warn: (m) => logger.warn(m) });
+  if (result.ok && options.kernelThreads !== false && result.threads > 1) {
+    const started = await node.ensureKernelThreads(result.threads);
+    if (started.reason) logger.warn(`fitloop: kernel threads not started: ${started.reason}`);
+  }
+  return result.ok;
 }
 
 const PACKAGES: Record<BackendName, readonly string[]> = {
@@ -85,7 +98,8 @@ export async function useBackend(name: BackendName, options: UseBackendOptions =
   }
   const tfName = name === "tensorflow" ? "tensorflow" : name;
   if (name === "wasm") {
-    const { registerWasmKernels, restoreWasmKernels } = await import("./kernels/index.js");
+    const { registerWasmKernels, restoreWasmKernels, setKernelThreadsEnabled } = await import("./kernels/index.js");
+    setKernelThreadsEnabled(options.kernelThreads !== false && options.threads !== false && options.threads !== 1);
     if (options.wasmKernels === false) restoreWasmKernels();
     else {
       const wasmModule = (await import(/* @vite-ignore */ "@tensorflow/tfjs-backend-wasm")) as { version_wasm?: string };

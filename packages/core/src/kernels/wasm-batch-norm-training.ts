@@ -19,6 +19,7 @@ import {
 } from "@tensorflow/tfjs-core";
 import { batchNormSimd, type BatchNormSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
 import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
+import { bnGradSums, bnGradX, bnNormalize, bnStats } from "./wasm-batch-norm-threads.js";
 
 /**
  * BatchNormalization in training as one forward and two backward kernels on the wasm heap.
@@ -87,7 +88,7 @@ function simdTrain(b: WasmHeapBackend, simd: SimdKernels<BatchNormSimdExports>, 
   withScratch(simd, 20 * c, (sp) => {
     const qp = sp + 8 * c;
     const scp = sp + 16 * c; // f32 scale [c]
-    simd.exports.stats(ptr(b, x), rows, c, sp, qp);
+    bnStats(simd, ptr(b, x), rows, c, sp, qp);
     const buf = simd.memory.buffer; // after every malloc (the heap may have grown)
     const s = new Float64Array(buf, sp, c);
     const q = new Float64Array(buf, qp, c);
@@ -102,7 +103,7 @@ function simdTrain(b: WasmHeapBackend, simd: SimdKernels<BatchNormSimdExports>, 
       variance[k] = Math.max(0, q[k]! / rows - m * m);
       scale[k] = g[k]! / Math.sqrt(variance[k]! + eps);
     }
-    simd.exports.normalize(ptr(b, x), ptr(b, y), rows, c, ptr(b, meanOut), scp, ptr(b, beta));
+    bnNormalize(simd, ptr(b, x), ptr(b, y), rows, c, ptr(b, meanOut), scp, ptr(b, beta));
   });
   return [y, meanOut, varOut];
 }
@@ -183,7 +184,7 @@ export function wasmBatchNormTrainGradSums({ inputs, backend, attrs }: KernelArg
   const simd = simdFor(b, c);
   if (simd) {
     withScratch(simd, 16 * c, (sp) => {
-      simd.exports.gradSums(ptr(b, dy), ptr(b, x), rows, c, ptr(b, mean), sp, sp + 8 * c);
+      bnGradSums(simd, ptr(b, dy), ptr(b, x), rows, c, ptr(b, mean), sp, sp + 8 * c);
       const buf = simd.memory.buffer;
       const sd = new Float64Array(buf, sp, c);
       const sdx = new Float64Array(buf, sp + 8 * c, c);
@@ -268,7 +269,7 @@ export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs):
         bx[k] = (-g[k]! * rstd * rstd * sums[c + k]!) / rows + (dv ? (2 * dv[k]!) / rows : 0);
         k0[k] = (-g[k]! * rstd * sums[k]!) / rows + (dm ? dm[k]! / rows : 0);
       }
-      simd.exports.gradX(ptr(b, dy), ptr(b, x), ptr(b, dx), rows, c, sp, ptr(b, mean), sp + 4 * c, sp + 8 * c);
+      bnGradX(simd, ptr(b, dy), ptr(b, x), ptr(b, dx), rows, c, sp, ptr(b, mean), sp + 4 * c, sp + 8 * c);
     });
     return dx;
   }

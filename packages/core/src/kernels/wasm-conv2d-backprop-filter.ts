@@ -14,6 +14,10 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import { im2colT } from "./wasm-im2col.js";
+import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
+import { poolFor } from "./kernel-threads.js";
+import { splitGemm } from "./wasm-gemm-split.js";
+import { wasmThreadMinFlops } from "./wasm-threadpool.js";
 import { runWasm } from "./wasm-util.js";
 
 const BACKEND = "wasm";
@@ -134,6 +138,29 @@ export function useIm2colFilterGrad(taps: number, rows: number, outChannels: num
   return 2 * taps * rows * outChannels >= im2colMinFlops && taps * rows <= IM2COL_MAX_SCRATCH;
 }
 
+interface GemmBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  wasm: EmscriptenWasm;
+}
+
+/**
+ * dW [taps, co] = patchesᵀ [taps, rows] · dy [rows, co] on fitloop's SIMD GEMM (split over fitloop's
+ * kernel threads, `kernel-threads.ts`, when a pool runs): below the thread gate's size always (the
+ * stock XNNPACK matmul took ~6 ms for the first layer's [9, 43264]·[43264, 32]: it repacks dy, new at
+ * every call, and streams it once per row tile), from it only with a kernel thread pool; else
+ * undefined (then XNNPACK on its threads). Measured in docs/performance.md, round 8.
+ */
+function gemmFilterGrad(backend: KernelBackend, patches: TensorInfo, dy: TensorInfo, taps: number, rows: number, co: number): TensorInfo | undefined {
+  const b = backend as unknown as GemmBackend;
+  const gemm = gemmSimd(b.wasm);
+  if (!gemm || (2 * taps * rows * co >= wasmThreadMinFlops() && !poolFor(gemm.memory))) return undefined;
+  const out = b.makeOutput([taps, co], "float32");
+  const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
+  splitGemm(gemm, { pa: p(patches), ars: 4 * rows, aks: 4, pb: p(dy), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: taps, n: co, k: rows });
+  return out;
+}
+
 /**
  * The kernel function. Few filter taps: im2col + one matmul (see IM2COL_MAX_TAPS). Otherwise:
  * transposes, one XNNPACK Conv2D, an optional crop, a transpose back.
@@ -151,6 +178,8 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
     const rows = info.batchSize * info.outHeight * info.outWidth;
     const patches = im2colT(backend, x, info);
     try {
+      const own = gemmFilterGrad(backend, patches, dy, fh * fw * ci, rows, co);
+      if (own) return { ...own, shape: [fh, fw, ci, co] };
       const dy2 = { dataId: dy.dataId, shape: [1, rows, co], dtype: dy.dtype };
       const p3 = { ...patches, shape: [1, fh * fw * ci, rows] };
       const grad = runWasm(BatchMatMul, backend, { a: p3, b: dy2 }, { transposeA: false, transposeB: false });

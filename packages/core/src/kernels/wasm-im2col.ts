@@ -1,6 +1,10 @@
 import { backend_util, Transpose, type KernelBackend, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { runWasm } from "./wasm-util.js";
+import { DEFAULT_MIN_SPLIT_BYTES, poolFor, type KernelCall } from "./kernel-threads.js";
+
+/** Most tasks one `KernelThreadPool.run` takes. */
+const MAX_TASKS = 64;
 
 interface WasmHeapBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
@@ -25,15 +29,20 @@ export function im2colT(backend: KernelBackend, x: TensorInfo, info: backend_uti
     if (simd) {
       const src = b.dataIdMap.get(xT.dataId)!.memoryOffset;
       let dst = b.dataIdMap.get(out.dataId)!.memoryOffset;
+      const calls: KernelCall[] = [];
       for (let kh = 0; kh < fh; kh++) {
         for (let kw = 0; kw < fw; kw++) {
           const shift = kw * dw - left;
           const lo = Math.min(outWidth, Math.max(0, Math.ceil(-shift / sw)));
           const hi = Math.max(lo, Math.min(outWidth, Math.ceil((inWidth - shift) / sw)));
-          simd.exports.im2colRows(src, dst, ci * batchSize, inHeight * inWidth, inHeight, inWidth, outHeight, outWidth, sh, sw, kh * dh - top, shift, lo, hi);
+          calls.push({ module: "gemm", fn: "im2colRows", args: [src, dst, ci * batchSize, inHeight * inWidth, inHeight, inWidth, outHeight, outWidth, sh, sw, kh * dh - top, shift, lo, hi] });
           dst += 4 * ci * rows;
         }
       }
+      // One task per filter tap (disjoint rows of patchesᵀ) over fitloop's kernel threads when the copy is large.
+      const pool = poolFor(simd.memory);
+      if (pool && calls.length > 1 && calls.length <= MAX_TASKS && 4 * fh * fw * ci * rows >= DEFAULT_MIN_SPLIT_BYTES) pool.run(calls);
+      else for (const c of calls) simd.exports.im2colRows(...(c.args as Parameters<typeof simd.exports.im2colRows>));
       return out;
     }
     const heap = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap

@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmKernels, setSimdMatMulEnabled, simdMatMul } from "./index.js";
 import { useBackend } from "../backend.js";
+import { setKernelThreadsEnabled } from "./kernel-threads.js";
 import { expectNoLeaks } from "../testing/index.js";
 import { values, size } from "./values.fixture.js";
 
@@ -128,7 +129,12 @@ describe("fitloop's SIMD matmul (simd/gemm.wat) on wasm against cpu", () => {
     const info = (shape: number[], dtype: tf.DataType = "float32") => ({ dataId: {}, shape, dtype });
     const call = (a: number[], b: number[], attrs: tf.NamedAttrMap = {}, kernel = "BatchMatMul", dtype: tf.DataType = "float32") => simdMatMul({ inputs: { a: info(a, dtype), b: info(b) }, backend, attrs }, kernel);
     expect(call([2, 4, 5], [2, 5, 3])).toBeUndefined(); // a batch: XNNPACK
-    expect(call([1024, 256], [256, 256])).toBeUndefined(); // 134 MFLOP >= the thread gate: XNNPACK with threads
+    setKernelThreadsEnabled(false);
+    try {
+      expect(call([1024, 256], [256, 256])).toBeUndefined(); // 134 MFLOP >= the thread gate, no kernel threads: XNNPACK with threads
+    } finally {
+      setKernelThreadsEnabled(true);
+    }
     expect(call([4, 5], [5, 3], {}, "BatchMatMul", "int32")).toBeUndefined();
     expect(call([0, 5], [5, 3])).toBeUndefined();
     expect(call([4, 5], [5, 3], { activation: "elu" }, "_FusedMatMul")).toBeUndefined();
@@ -139,6 +145,14 @@ describe("fitloop's SIMD matmul (simd/gemm.wat) on wasm against cpu", () => {
     } finally {
       setSimdMatMulEnabled(true);
     }
+  });
+
+  it("takes matmuls from the thread gate's size when fitloop's kernel threads run, split over them, as cpu", async () => {
+    const c: Case = { a: [1024, 256], b: [1024, 200], ta: true, tb: false }; // 105 MFLOP
+    await use("cpu");
+    const expected = reference(c, 5);
+    await use("wasm");
+    expectClose(simd(c, 5, "BatchMatMul").data, expected, "large, transposed A");
   });
 
   it("leaks neither tensors, wasm buffers nor heap (dense layer forward and gradients)", async () => {

@@ -1,5 +1,6 @@
 import { backend_util, MaxPoolGrad, util, type KernelBackend, type KernelConfig, type MaxPoolGradAttrs, type TensorInfo } from "@tensorflow/tfjs-core";
-import { maxPoolGradSimd, type EmscriptenWasm } from "./simd/index.js";
+import { maxPool2x2Simd, maxPoolGradSimd, type EmscriptenWasm } from "./simd/index.js";
+import { isPool2x2 } from "./wasm-max-pool.js";
 import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
@@ -15,7 +16,8 @@ interface WasmHeapBackend {
  * tfjs-wasm's stock kernel (like cpu's) loops over every input cell and every window covering it,
  * and was the largest kernel of a small CNN's step after the convolutions were fixed.
  * With a channel count that is a multiple of 4 the pass runs as WebAssembly SIMD
- * (`simd/max-pool-grad.wat`, on tfjs-wasm's memory, same semantics), else as the JS loop below.
+ * (`simd/max-pool-grad.wat`, on tfjs-wasm's memory, same semantics), else as the JS loop below;
+ * 2x2 windows with stride 2 and no padding take `simd/max-pool-2x2.wat` (same semantics, one write per dx element).
  */
 export function wasmMaxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const { dy, input } = inputs;
@@ -32,6 +34,13 @@ function poolGrad(dy: TensorInfo, x: TensorInfo, info: backend_util.Conv2DInfo, 
   const out = backend.makeOutput([...x.shape], "float32");
   const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
   const { top, left } = info.padInfo;
+  // 2x2 windows with stride 2 do not overlap: each dx element written once, no zero fill + scatter
+  const simd2x2 = isPool2x2(info) ? maxPool2x2Simd(backend.wasm) : undefined;
+  if (simd2x2) {
+    const p = (t: TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    simd2x2.exports.maxPoolGrad(p(x), p(dy), p(out), batchSize, inHeight, inWidth, ch, outHeight, outWidth);
+    return out;
+  }
   const simd = ch % 4 === 0 ? maxPoolGradSimd(backend.wasm) : undefined;
   if (simd) {
     const p = (t: TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;

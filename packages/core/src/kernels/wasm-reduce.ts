@@ -1,11 +1,12 @@
 import { backend_util, Mean, Sum, util, type KernelBackend, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
+import { elementwiseSimd, type EmscriptenWasm } from "./simd/index.js";
 import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
 interface WasmHeapBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAPF32: Float32Array };
+  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
 }
 
 /**
@@ -21,7 +22,8 @@ function leadingRows(shape: readonly number[], axes: number[]): number {
 /**
  * Sum and Mean over leading axes (e.g. [0, 1, 2] of an NHWC tensor: bias and BatchNorm gradients)
  * as a column sum on the wasm heap, in float64. tfjs-wasm's stock kernels first transpose the whole
- * tensor so the reduced axes are innermost, then reduce; other axis sets still go there.
+ * tensor so the reduced axes are innermost, then reduce; other axis sets still go there. With
+ * WebAssembly SIMD the column sum runs in `simd/elementwise.wat` (float64 accumulators too).
  */
 function reduceLeading(kind: "sum" | "mean", { inputs, backend, attrs }: KernelArgs): TensorInfo {
   const { x } = inputs;
@@ -40,6 +42,20 @@ function reduceLeading(kind: "sum" | "mean", { inputs, backend, attrs }: KernelA
 function columnSum(x: TensorInfo, rows: number, cols: number, shape: number[], scale: number, kb: KernelBackend): TensorInfo {
   const backend = kb as unknown as WasmHeapBackend;
   const out = backend.makeOutput(shape, "float32");
+  const simd = elementwiseSimd(backend.wasm);
+  if (simd) {
+    // the same float64 column sum as the JS loop below, 4 channels per vector (simd/elementwise.wat)
+    const acc = simd.malloc(cols * 8);
+    try {
+      new Float64Array(simd.memory.buffer, acc, cols).fill(0);
+      const p = (t: TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+      simd.exports.colSum(p(x), acc, rows, cols);
+      simd.exports.finishSum(acc, p(out), cols, scale);
+    } finally {
+      simd.free(acc);
+    }
+    return out;
+  }
   const heap = backend.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
   const src = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
   const dst = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;

@@ -4,3 +4,4 @@
  * when it runs in Node.
  */
 export { PINNED_TFJS_WASM_VERSION, requestedThreads, setWasmBackendThreaded, type WasmThreadsOptions, type WasmThreadsResult } from "./wasm-threads.js";
+export { createKernelThreadPool, ensureKernelThreads, startKernelThreads, stopKernelThreads, type KernelThreadsOptions } from "./kernel-threads.js";

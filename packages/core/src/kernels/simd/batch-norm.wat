@@ -22,6 +22,11 @@
   ;; Per-channel shifted sums of x (shift = x's first row): s[k] = sum(x - shift), q[k] = sum((x - shift)^2).
   ;; s, q: f64 [c], overwritten. Four rows per step are summed in f32, then added in f64.
   (func (export "stats") (param $x i32) (param $rows i32) (param $c i32) (param $s i32) (param $q i32)
+    (call $statsShift (local.get $x) (local.get $x) (local.get $rows) (local.get $c) (local.get $s) (local.get $q)))
+
+  ;; As `stats` with the shift row given (f32 [c] at $sh): kernel threads sum row ranges of one
+  ;; tensor with the tensor's first row as the common shift, then add the partial sums.
+  (func $statsShift (export "statsShift") (param $x i32) (param $sh i32) (param $rows i32) (param $c i32) (param $s i32) (param $q i32)
     (local $rb i32) (local $p i32) (local $end4 i32) (local $end i32) (local $k i32) (local $a i32)
     (local $h v128) (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128)
     (local.set $rb (i32.shl (local.get $c) (i32.const 2)))
@@ -35,7 +40,7 @@
       (local.set $k (i32.const 0))
       (block $cd (loop $cl
         (br_if $cd (i32.ge_u (local.get $k) (local.get $rb)))
-        (local.set $h (v128.load (i32.add (local.get $x) (local.get $k))))
+        (local.set $h (v128.load (i32.add (local.get $sh) (local.get $k))))
         (local.set $a (i32.add (local.get $p) (local.get $k)))
         (local.set $d0 (f32x4.sub (v128.load (local.get $a)) (local.get $h)))
         (local.set $a (i32.add (local.get $a) (local.get $rb)))
@@ -59,7 +64,7 @@
       (local.set $k (i32.const 0))
       (block $cd (loop $cl
         (br_if $cd (i32.ge_u (local.get $k) (local.get $rb)))
-        (local.set $d0 (f32x4.sub (v128.load (i32.add (local.get $p) (local.get $k))) (v128.load (i32.add (local.get $x) (local.get $k)))))
+        (local.set $d0 (f32x4.sub (v128.load (i32.add (local.get $p) (local.get $k))) (v128.load (i32.add (local.get $sh) (local.get $k)))))
         (call $acc (i32.add (local.get $s) (i32.shl (local.get $k) (i32.const 1))) (local.get $d0))
         (call $acc (i32.add (local.get $q) (i32.shl (local.get $k) (i32.const 1))) (f32x4.mul (local.get $d0) (local.get $d0)))
         (local.set $k (i32.add (local.get $k) (i32.const 16)))

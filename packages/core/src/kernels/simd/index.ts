@@ -3,9 +3,12 @@ import { WASM_BASE64 as MAX_POOL_GRAD_WASM } from "./max-pool-grad.wasm.js";
 import { WASM_BASE64 as RELU_GRAD_WASM } from "./relu-grad.wasm.js";
 import { WASM_BASE64 as ADAM_WASM } from "./adam.wasm.js";
 import { WASM_BASE64 as GEMM_WASM } from "./gemm.wasm.js";
+import { WASM_BASE64 as COL2IM_WASM } from "./col2im.wasm.js";
+import { WASM_BASE64 as ELEMENTWISE_WASM } from "./elementwise.wasm.js";
+import { WASM_BASE64 as MAX_POOL_2X2_WASM } from "./max-pool-2x2.wasm.js";
 
 /** The embedded modules by source name (`<name>.wat`). */
-export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM, gemm: GEMM_WASM };
+export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM, gemm: GEMM_WASM, col2im: COL2IM_WASM, elementwise: ELEMENTWISE_WASM, "max-pool-2x2": MAX_POOL_2X2_WASM };
 
 /**
  * fitloop's own WebAssembly SIMD kernels, instantiated on tfjs-wasm's memory (no copies).
@@ -90,6 +93,14 @@ export interface GemmSimdExports {
   biasAct(pc: number, m: number, n: number, bias: number, relu: number): void;
   /** im2col rows of one filter tap (see gemm.wat); byte pointers, sizes in floats. */
   im2colRows(src: number, dst: number, planes: number, planeStride: number, inH: number, inW: number, outH: number, outW: number, sh: number, sw: number, rowOff: number, colShift: number, lo: number, hi: number): void;
+}
+
+/**
+ * Exports of `col2im.wat`: dx (NHWC) = the gather of cols (one row per output pixel, one column per
+ * (kh, kw, c)) for Conv2DBackpropInput; byte pointers, sizes in elements; scratch: (fh + fw + fh*fw) i32.
+ */
+export interface Col2imSimdExports {
+  col2im(cols: number, dx: number, batch: number, inH: number, inW: number, ci: number, outH: number, outW: number, fh: number, fw: number, sh: number, sw: number, top: number, left: number, scratch: number): void;
 }
 
 /** The parts of tfjs-wasm 4.22's Emscripten module used here. */
@@ -187,3 +198,30 @@ export const adamSimd = (wasm: EmscriptenWasm): SimdKernels<AdamSimdExports> | u
 
 /** The strided GEMM SIMD kernel on this tfjs-wasm module's memory, or undefined (then the stock matmul runs). */
 export const gemmSimd = (wasm: EmscriptenWasm): SimdKernels<GemmSimdExports> | undefined => instantiate<GemmSimdExports>("gemm", GEMM_WASM, wasm);
+
+/** The col2im SIMD kernel on this tfjs-wasm module's memory, or undefined (then the JS loop runs). */
+export const col2imSimd = (wasm: EmscriptenWasm): SimdKernels<Col2imSimdExports> | undefined => instantiate<Col2imSimdExports>("col2im", COL2IM_WASM, wasm);
+
+/**
+ * Exports of `elementwise.wat` (byte pointers, counts in elements; each works on any sub-range of
+ * rows/elements, so the work can be split between threads): `addBias` out = x + bias per row of c,
+ * `relu` out = max(x, 0), `colSum` acc (float64) += column sums of rows x cols, `finishSum` out = float32(acc * scale).
+ */
+export interface ElementwiseSimdExports {
+  addBias(x: number, bias: number, out: number, rows: number, c: number): void;
+  relu(x: number, out: number, n: number): void;
+  colSum(x: number, acc: number, rows: number, cols: number): void;
+  finishSum(acc: number, out: number, n: number, scale: number): void;
+}
+
+/** Exports of `max-pool-2x2.wat`: 2x2 windows, stride 2, no padding, NHWC, c % 4 == 0, whole images. */
+export interface MaxPool2x2SimdExports {
+  maxPool(x: number, y: number, images: number, inH: number, inW: number, c: number, outH: number, outW: number): void;
+  maxPoolGrad(x: number, dy: number, dx: number, images: number, inH: number, inW: number, c: number, outH: number, outW: number): void;
+}
+
+/** The elementwise SIMD kernels on this tfjs-wasm module's memory, or undefined (then the previous path runs). */
+export const elementwiseSimd = (wasm: EmscriptenWasm): SimdKernels<ElementwiseSimdExports> | undefined => instantiate<ElementwiseSimdExports>("elementwise", ELEMENTWISE_WASM, wasm);
+
+/** The 2x2/stride-2 max pooling SIMD kernels on this tfjs-wasm module's memory, or undefined (then the general path runs). */
+export const maxPool2x2Simd = (wasm: EmscriptenWasm): SimdKernels<MaxPool2x2SimdExports> | undefined => instantiate<MaxPool2x2SimdExports>("max-pool-2x2", MAX_POOL_2X2_WASM, wasm);

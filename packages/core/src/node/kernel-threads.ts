@@ -1,0 +1,333 @@
+/**
+ * Worker threads for fitloop's own WebAssembly SIMD kernels (Node only; see
+ * `kernels/kernel-threads.ts` for how kernels use them).
+ *
+ * Each worker instantiates the embedded modules (`simd/*.wasm.ts`, `shared` variant, compiled once
+ * here and posted) on tfjs-wasm's shared `WebAssembly.Memory`, so it reads and writes tensors in
+ * place. Calls go through a SharedArrayBuffer control block per worker: the caller writes the
+ * function and arguments, bumps a sequence number and notifies; the worker, blocked in
+ * `Atomics.wait` while idle (never spinning, so it does not take the core V8 and XNNPACK need),
+ * runs the call and publishes its sequence number (and an error message if it threw). The caller
+ * runs its own part meanwhile, then spins briefly and `Atomics.wait`s with a timeout: a worker error
+ * is rethrown, a worker that does not answer breaks the pool (later calls run single-threaded) and
+ * throws. Workers are unref'd: they never keep the process alive.
+ */
+import { Worker } from "node:worker_threads";
+import * as tf from "@tensorflow/tfjs-core";
+import { EMBEDDED_SIMD_MODULES, wasmMemoryOf, type EmscriptenWasm } from "../kernels/simd/index.js";
+import { setKernelThreadPool, type KernelCall, type KernelThreadPool } from "../kernels/kernel-threads.js";
+
+// One control block shared by the caller and all workers (Int32 slots), then per-task function ids,
+// per-task args (f64), the first error message (bytes).
+const SEQ = 0; // job number, bumped (and notified) to wake the workers; -1 = quit
+// (job & 0xffff) << 16 | tasks << 8 | next unclaimed task, claimed by compareExchange. The job and
+// its task count live in this one word: a worker still looping over the previous job can never
+// claim an index of the next one (with separate NTASKS/CLAIM stores it could, between the two).
+const CLAIM = 1;
+const COMPLETED = 2; // tasks finished in the current job
+const NTASKS = 3;
+const STATUS = 4; // 1 once a task threw in this job (first message kept)
+const MSG_LEN = 5;
+const WORKER_TASKS = 6; // tasks the workers ran since start (a diagnostic: do the workers get a core?)
+const READY = 8; // READY + i: worker i's start-up state (1 ready, -1 failed)
+const MAX_WORKERS = 8;
+const CTRL_INTS = READY + MAX_WORKERS;
+const MAX_TASKS = 64;
+const MAX_ARGS = 16;
+const FNS_BYTE = 4 * CTRL_INTS;
+const ARGS_BYTE = FNS_BYTE + 4 * MAX_TASKS + 8 * 2; // 8-aligned, with NARGS per task below
+const NARGS_BYTE = ARGS_BYTE + 8 * MAX_TASKS * MAX_ARGS;
+const MSG_BYTE = NARGS_BYTE + 4 * MAX_TASKS;
+const MSG_MAX = 1024;
+const BLOCK_BYTES = MSG_BYTE + MSG_MAX;
+
+/**
+ * The worker: plain CommonJS evaluated from a string (no file resolution that differs between tsx,
+ * vitest and dist). Both it and the caller claim tasks of the current job, so a worker that is not
+ * scheduled in time costs nothing: the caller runs the remaining tasks itself.
+ */
+const WORKER_SOURCE = `
+const { workerData } = require("node:worker_threads");
+const { memory, modules, names, block, index } = workerData;
+const ctrl = new Int32Array(block, 0, ${CTRL_INTS});
+const fnOf = new Int32Array(block, ${FNS_BYTE}, ${MAX_TASKS});
+const args = new Float64Array(block, ${ARGS_BYTE}, ${MAX_TASKS * MAX_ARGS});
+const nargs = new Int32Array(block, ${NARGS_BYTE}, ${MAX_TASKS});
+const msg = new Uint8Array(block, ${MSG_BYTE}, ${MSG_MAX});
+const fail = (e) => {
+  if (Atomics.compareExchange(ctrl, ${STATUS}, 0, 1) !== 0) return;
+  const bytes = new TextEncoder().encode(String((e && e.stack) || e)).subarray(0, ${MSG_MAX});
+  msg.set(bytes);
+  Atomics.store(ctrl, ${MSG_LEN}, bytes.length);
+};
+let fns = [];
+try {
+  const inst = {};
+  for (const name of Object.keys(modules)) inst[name] = new WebAssembly.Instance(modules[name], { env: { memory } }).exports;
+  fns = names.map((n) => { const [m, f] = n.split("."); return inst[m][f]; });
+  Atomics.store(ctrl, ${READY} + index, 1);
+} catch (e) {
+  fail(e);
+  Atomics.store(ctrl, ${READY} + index, -1);
+}
+Atomics.notify(ctrl, ${READY} + index);
+let seen = Atomics.load(ctrl, ${SEQ});
+while (Atomics.load(ctrl, ${READY} + index) === 1) {
+  Atomics.wait(ctrl, ${SEQ}, seen);
+  const seq = Atomics.load(ctrl, ${SEQ});
+  if (seq < 0) break;
+  if (seq === seen) continue;
+  seen = seq;
+  const tag = (seq & 0xffff) << 16;
+  for (;;) {
+    const w = Atomics.load(ctrl, ${CLAIM});
+    const i = w & 255;
+    if ((w & 0xffff0000) !== tag || i >= ((w >>> 8) & 255)) break;
+    if (Atomics.compareExchange(ctrl, ${CLAIM}, w, w + 1) !== w) continue;
+    try {
+      const n = nargs[i];
+      fns[fnOf[i]].apply(null, Array.from(args.subarray(i * ${MAX_ARGS}, i * ${MAX_ARGS} + n)));
+    } catch (e) {
+      fail(e);
+    }
+    Atomics.add(ctrl, ${WORKER_TASKS}, 1);
+    if (Atomics.add(ctrl, ${COMPLETED}, 1) + 1 === ((w >>> 8) & 255)) Atomics.notify(ctrl, ${COMPLETED});
+  }
+}
+`;
+
+export interface KernelThreadsOptions {
+  /** Threads including the caller (>= 2 to start workers; at most 9). */
+  threads: number;
+  /** How long the caller waits for a worker's claimed task before giving up (ms). Default 10000. */
+  timeoutMs?: number;
+  /** Spin iterations before `Atomics.wait` when waiting for a worker. Default 20000 (~20-50 us). */
+  spin?: number;
+  /** Source run in each worker before its own (tests: make the worker misbehave). */
+  testWorkerPrefix?: string;
+}
+
+function decode(b64: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+class NodeKernelThreadPool implements KernelThreadPool {
+  readonly threads: number;
+  private broken: string | undefined;
+  private readonly fnIds = new Map<string, number>();
+  private readonly local: ((...a: number[]) => unknown)[] = [];
+  private readonly workers: Worker[] = [];
+  private readonly ctrl: Int32Array;
+  private readonly fnOf: Int32Array;
+  private readonly args: Float64Array;
+  private readonly nargs: Int32Array;
+  private readonly msg: Uint8Array;
+  private seq = 0;
+  private readonly timeoutMs: number;
+  private readonly spin: number;
+
+  constructor(
+    readonly memory: WebAssembly.Memory,
+    modules: Record<string, WebAssembly.Module>,
+    options: KernelThreadsOptions,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.spin = options.spin ?? 20_000;
+    const names: string[] = [];
+    for (const [name, mod] of Object.entries(modules)) {
+      const exports = new WebAssembly.Instance(mod, { env: { memory } }).exports;
+      for (const e of WebAssembly.Module.exports(mod)) {
+        if (e.kind !== "function") continue;
+        this.fnIds.set(`${name}.${e.name}`, names.length);
+        names.push(`${name}.${e.name}`);
+        this.local.push(exports[e.name] as (...a: number[]) => unknown);
+      }
+    }
+    const block = new SharedArrayBuffer(BLOCK_BYTES);
+    this.ctrl = new Int32Array(block, 0, CTRL_INTS);
+    this.fnOf = new Int32Array(block, FNS_BYTE, MAX_TASKS);
+    this.args = new Float64Array(block, ARGS_BYTE, MAX_TASKS * MAX_ARGS);
+    this.nargs = new Int32Array(block, NARGS_BYTE, MAX_TASKS);
+    this.msg = new Uint8Array(block, MSG_BYTE, MSG_MAX);
+    const n = Math.min(MAX_WORKERS, options.threads - 1);
+    for (let index = 0; index < n; index++) {
+      const worker = new Worker((options.testWorkerPrefix ?? "") + WORKER_SOURCE, { eval: true, workerData: { memory, modules, names, block, index } });
+      worker.unref();
+      worker.on("error", (e) => (this.broken ??= `a kernel worker failed: ${e.message}`));
+      worker.on("exit", () => (this.broken ??= "a kernel worker exited"));
+      this.workers.push(worker);
+    }
+    this.threads = n + 1;
+  }
+
+  /** Tasks run so far, and how many of them ran on a worker. */
+  stats(): { tasks: number; workerTasks: number } {
+    return { tasks: this.tasks, workerTasks: Atomics.load(this.ctrl, WORKER_TASKS) };
+  }
+  private tasks = 0;
+
+  ready(): boolean {
+    return this.broken === undefined && this.workers.every((_, i) => Atomics.load(this.ctrl, READY + i) === 1);
+  }
+
+  /** Resolves when every worker has instantiated the modules (or rejects with the reason it could not). */
+  async started(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (let i = 0; i < this.workers.length; i++) {
+      for (;;) {
+        const r = Atomics.load(this.ctrl, READY + i);
+        if (r === 1) break;
+        if (r === -1) throw new Error(`a kernel worker could not start: ${this.message()}`);
+        if (this.broken) throw new Error(this.broken);
+        if (Date.now() > deadline) throw new Error(`kernel workers did not start within ${timeoutMs} ms`);
+        await new Promise((res) => setTimeout(res, 2)); // start-up takes ~20-50 ms: no quicker polling needed
+      }
+    }
+  }
+
+  private message(): string {
+    return new TextDecoder().decode(this.msg.slice(0, Atomics.load(this.ctrl, MSG_LEN)));
+  }
+
+  private fnId(c: KernelCall): number {
+    const id = this.fnIds.get(`${c.module}.${c.fn}`);
+    if (id === undefined) throw new Error(`fitloop kernel threads: no export ${c.module}.${c.fn}`);
+    if (c.args.length > MAX_ARGS) throw new Error(`fitloop kernel threads: more than ${MAX_ARGS} arguments`);
+    return id;
+  }
+
+  run(tasks: readonly KernelCall[]): void {
+    if (tasks.length > MAX_TASKS) throw new Error(`fitloop kernel threads: more than ${MAX_TASKS} tasks`);
+    if (!this.ready()) throw new Error(`fitloop kernel threads are not usable: ${this.broken ?? "workers not started"}`);
+    const n = tasks.length;
+    this.tasks += n;
+    tasks.forEach((t, i) => {
+      this.fnOf[i] = this.fnId(t);
+      this.nargs[i] = t.args.length;
+      this.args.set(t.args, i * MAX_ARGS);
+    });
+    const c = this.ctrl;
+    this.seq = (this.seq + 1) & 0x3fffffff;
+    const tag = ((this.seq & 0xffff) << 16) | (n << 8);
+    Atomics.store(c, STATUS, 0);
+    Atomics.store(c, COMPLETED, 0);
+    Atomics.store(c, NTASKS, n);
+    Atomics.store(c, CLAIM, tag);
+    Atomics.store(c, SEQ, this.seq);
+    Atomics.notify(c, SEQ);
+    // the caller claims tasks too (all of them when no worker wakes in time)
+    let error: unknown;
+    for (;;) {
+      const w = Atomics.load(c, CLAIM);
+      const i = w & 255;
+      if (i >= n) break;
+      if (Atomics.compareExchange(c, CLAIM, w, w + 1) !== w) continue;
+      try {
+        this.local[this.fnOf[i]!]!(...tasks[i]!.args);
+      } catch (e) {
+        error ??= e;
+      }
+      Atomics.add(c, COMPLETED, 1);
+    }
+    // always wait for tasks a worker claimed: they write into tensors the caller owns
+    error ??= this.waitCompleted(n);
+    if (error === undefined && Atomics.load(c, STATUS) === 1) error = new Error(`fitloop kernel thread: ${this.message()}`);
+    if (error !== undefined) throw error;
+  }
+
+  private waitCompleted(n: number): Error | undefined {
+    const c = this.ctrl;
+    for (let i = 0; i < this.spin && Atomics.load(c, COMPLETED) !== n; i++);
+    const deadline = performance.now() + this.timeoutMs;
+    for (let done = Atomics.load(c, COMPLETED); done !== n; done = Atomics.load(c, COMPLETED)) {
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        this.broken = `a kernel worker did not finish a task within ${this.timeoutMs} ms`;
+        this.shutdown();
+        return new Error(`fitloop kernel threads: ${this.broken}`);
+      }
+      Atomics.wait(c, COMPLETED, done, left);
+    }
+    return undefined;
+  }
+
+  /** Stops the workers (the pool is unusable afterwards). */
+  shutdown(): void {
+    this.broken ??= "shut down";
+    Atomics.store(this.ctrl, SEQ, -1);
+    Atomics.notify(this.ctrl, SEQ);
+    for (const w of this.workers) void w.terminate();
+  }
+}
+
+export type { NodeKernelThreadPool };
+/** Test access: the pool's workers. */
+export const poolWorkers = (pool: NodeKernelThreadPool): Worker[] => (pool as unknown as { workers: Worker[] }).workers;
+
+/** Compiles the embedded modules' `shared` variant; undefined where WebAssembly SIMD is unavailable. */
+function sharedModules(): Record<string, WebAssembly.Module> | undefined {
+  const out: Record<string, WebAssembly.Module> = {};
+  for (const [name, variants] of Object.entries(EMBEDDED_SIMD_MODULES)) {
+    const bytes = decode(variants.shared);
+    if (!WebAssembly.validate(bytes)) return undefined;
+    out[name] = new WebAssembly.Module(bytes);
+  }
+  return out;
+}
+
+/**
+ * Starts `threads - 1` kernel workers on `memory` (tfjs-wasm's shared memory) and installs them for
+ * fitloop's kernels (`setKernelThreadPool`); a running pool is shut down first. Returns the pool, or
+ * the reason there is none (then the kernels run single-threaded, as before).
+ */
+export async function startKernelThreads(memory: WebAssembly.Memory, options: KernelThreadsOptions): Promise<{ pool?: NodeKernelThreadPool; reason?: string }> {
+  stopKernelThreads();
+  const r = await createKernelThreadPool(memory, options);
+  if (r.pool) {
+    current = r.pool;
+    setKernelThreadPool(r.pool);
+  }
+  return r;
+}
+
+/** A started pool on `memory` that is not installed for the kernels (tests, benches), or the reason there is none. */
+export async function createKernelThreadPool(memory: WebAssembly.Memory, options: KernelThreadsOptions): Promise<{ pool?: NodeKernelThreadPool; reason?: string }> {
+  if (options.threads < 2) return { reason: "one thread" };
+  if (typeof SharedArrayBuffer === "undefined" || !(memory.buffer instanceof SharedArrayBuffer)) return { reason: "tfjs-wasm's memory is not shared (single-threaded build)" };
+  let pool: NodeKernelThreadPool | undefined;
+  try {
+    const modules = sharedModules();
+    if (!modules) return { reason: "WebAssembly SIMD is not available" };
+    pool = new NodeKernelThreadPool(memory, modules, options);
+    await pool.started();
+  } catch (e) {
+    pool?.shutdown();
+    return { reason: (e as Error).message };
+  }
+  return { pool };
+}
+
+let current: NodeKernelThreadPool | undefined;
+
+/** Shuts the installed pool down; the kernels run single-threaded. */
+export function stopKernelThreads(): void {
+  if (!current) return;
+  setKernelThreadPool(undefined);
+  current.shutdown();
+  current = undefined;
+}
+
+/**
+ * Kernel threads for the active wasm backend (`useBackend` calls it after starting the threaded
+ * build): keeps a running pool on the same memory, else starts one with `threads` threads in all.
+ */
+export async function ensureKernelThreads(threads: number, options: Omit<KernelThreadsOptions, "threads"> = {}): Promise<{ pool?: NodeKernelThreadPool; reason?: string }> {
+  const backend = tf.engine().registry["wasm"] as unknown as { wasm?: EmscriptenWasm } | undefined;
+  const memory = backend?.wasm ? wasmMemoryOf(backend.wasm) : undefined;
+  if (!memory) return { reason: "the wasm backend's memory was not found" };
+  if (current && current.memory === memory && current.ready() && current.threads === Math.max(2, threads)) return { pool: current };
+  return startKernelThreads(memory, { ...options, threads });
+}
