@@ -5,7 +5,10 @@
  * comma-separated list of replaced kernels to enable, e.g. `BatchMatMul,Tile` (`BatchNorm` = the fused
  * BatchNormalization training kernels, `ReluGrad` = the one-kernel ReLU gradient, `Adam` = the fused Adam update, `ThreadGate` = threads only
  * for large matmuls/convolutions, with Conv2D, FusedConv2D, _FusedMatMul and the depthwise convolutions). Call after useBackend.
+ * `ConvBiasRelu` = tfjs-layers' Conv2D with bias + ReLU in training as one fused forward kernel.
  * THREAD_MIN_MFLOPS sets the gate's threshold (default 100).
+ * KERNEL_THREADS=false runs fitloop's own kernels on the calling thread only (no kernel worker
+ * threads); SPLIT_MEMORY_BOUND=false splits only compute-bound work (GEMMs, im2col, col2im) over them.
  * WASM_SIMD=false runs the JS loops instead of fitloop's WebAssembly SIMD kernels (BatchNorm,
  * MaxPoolGrad, ReluGrad: the state before they existed; also turns off the SIMD matmul).
  * WASM_SIMD_MATMUL=false keeps XNNPACK for every BatchMatMul/_FusedMatMul (fitloop's SIMD GEMM,
@@ -33,13 +36,19 @@ import {
   wasmThreadMinFlops,
   setKernelThreadsEnabled,
   setMemoryBoundSplit,
+  enableConvBiasRelu,
+  isConvBiasReluEnabled,
+  kernelThreadPool,
+  kernelThreadsEnabled,
+  memoryBoundSplitEnabled,
 } from "../packages/core/src/kernels/index.js";
 
 export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all"): string[] {
   setSimdKernelsEnabled(process.env["WASM_SIMD"] !== "false");
   setSimdMatMulEnabled(process.env["WASM_SIMD_MATMUL"] !== "false");
   if (process.env["KERNEL_THREADS"] === "false") setKernelThreadsEnabled(false); // fitloop's own kernels on the calling thread only
-  if (process.env["SPLIT_MEMORY_BOUND"] === "true") setMemoryBoundSplit(true); // BatchNorm/ReLU-gradient passes over the kernel threads too
+  const split = process.env["SPLIT_MEMORY_BOUND"];
+  if (split) setMemoryBoundSplit(split !== "false"); // BatchNorm/ReLU-gradient passes over the kernel threads too (default on)
   const mflops = process.env["THREAD_MIN_MFLOPS"];
   if (mflops) setWasmThreadGate(wasmThreadGateEnabled(), { minFlops: Number(mflops) * 1e6 });
   if (choice !== "all") {
@@ -58,6 +67,10 @@ export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all")
         enableFusedAdam();
         continue;
       }
+      if (name === "ConvBiasRelu") {
+        enableConvBiasRelu();
+        continue;
+      }
       if (name === "ThreadGate") {
         setWasmThreadGate(true);
         for (const config of wasmGatedKernelConfigs) replaceWasmKernel(config);
@@ -73,5 +86,7 @@ export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all")
   const gate = wasmThreadGateEnabled() ? [`ThreadGate(>=${wasmThreadMinFlops() / 1e6} MFLOP)`] : [];
   const ours = (name: string) => [...replacedWasmKernelConfigs].some((c) => c.kernelName === name && tf.getKernel(name, "wasm")?.kernelFunc === c.kernelFunc);
   const simdMatMul = simdMatMulEnabled() && simdKernelsEnabled() && (ours("BatchMatMul") || ours("_FusedMatMul")) ? ["SimdMatMul"] : [];
-  return [...on, ...simdMatMul, ...(isFusedBatchNormEnabled() ? ["BatchNorm"] : []), ...(isReluGradEnabled() ? ["ReluGrad"] : []), ...(isFusedAdamEnabled() ? ["Adam"] : []), ...gate];
+  const pool = kernelThreadPool();
+  const threads = pool?.ready() && kernelThreadsEnabled() ? [`KernelThreads(${pool.threads}${memoryBoundSplitEnabled() ? "" : ", compute-bound only"})`] : [];
+  return [...on, ...simdMatMul, ...(isFusedBatchNormEnabled() ? ["BatchNorm"] : []), ...(isReluGradEnabled() ? ["ReluGrad"] : []), ...(isFusedAdamEnabled() ? ["Adam"] : []), ...(isConvBiasReluEnabled() ? ["ConvBiasRelu"] : []), ...gate, ...threads];
 }

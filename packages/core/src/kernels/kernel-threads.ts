@@ -58,11 +58,12 @@ export const kernelThreadsEnabled = (): boolean => enabled;
  */
 export const DEFAULT_MIN_SPLIT_BYTES = 256 * 1024;
 
-let memoryBound = false;
+let memoryBound = true;
 /**
  * Whether memory-bound passes (`SplitRowsOptions.memoryBound`: the fused BatchNorm passes, the ReLU
- * gradient) are split too. Default off: on this 2-core machine, shared with other benchmarks, they
- * measured 0.85-0.95x split (docs/performance.md, round 8c); compute-bound work is split regardless.
+ * gradient) are split too. Default on: on a quiet 2-core machine the CNN step ran 1.039-1.061x
+ * faster with them split (under load from other processes they measured 0.85-0.95x;
+ * docs/performance.md, round 8); compute-bound work is split regardless.
  */
 export function setMemoryBoundSplit(on: boolean): void {
   memoryBound = on;

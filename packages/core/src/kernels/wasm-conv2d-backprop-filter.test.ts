@@ -93,6 +93,10 @@ function grid(): Case[] {
   for (const [fh, fw, ci] of [[3, 3, 32], [1, 1, 288], [1, 1, 289], [3, 3, 33]] as const)
     for (const s of [1, 2])
       for (const pad of ["same", "valid"] as const) cases.push({ b: 2, h: 7, w: 6, ci, co: 3, fh, fw, s, d: 1, pad });
+  // NHWC im2col (ci >= IM2COL_NHWC_MIN_CHANNELS = 8): filter rows that cross the border, strides, numeric padding
+  for (const [fh, fw, ci] of [[3, 3, 8], [2, 3, 12], [5, 5, 8], [1, 1, 16]] as const)
+    for (const s of [1, 2])
+      for (const pad of ["same", "valid", 1] as const) cases.push({ b: 2, h: 7, w: 9, ci, co: 6, fh, fw, s, d: 1, pad });
   // numeric padding with every rounding mode; 'ceil' reads past the padded input
   for (const rounding of ["floor", "round", "ceil"] as const)
     for (const s of [2, 3]) cases.push({ b: 2, h: 8, w: 7, ci: 3, co: 4, fh: 3, fw: 3, s, d: 1, pad: 1, rounding });
@@ -132,7 +136,7 @@ describe("wasm Conv2DBackpropFilter", () => {
     const cases: Case[] = [];
     for (const pad of ["same", "valid", 2] as const)
       for (const [fh, fw] of [[3, 3], [3, 2], [1, 1]] as const)
-        for (const s of [1, 2]) cases.push({ b: 3, h: 11, w: 10, ci: 3, co: 4, fh, fw, s, d: 2, pad });
+        for (const s of [1, 2]) for (const ci of [3, 8]) cases.push({ b: 3, h: 11, w: 10, ci, co: 4, fh, fw, s, d: 2, pad });
     cases.forEach((c, i) => expectClose(filterGrad(c, 500 + i), reference(c, 500 + i), label(c)));
   });
 

@@ -13,8 +13,8 @@ import {
   type NamedTensorInfoMap,
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
-import { im2colT } from "./wasm-im2col.js";
-import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
+import { im2colNhwc, im2colT } from "./wasm-im2col.js";
+import { gemmSimd, type EmscriptenWasm, type GemmSimdExports, type SimdKernels } from "./simd/index.js";
 import { poolFor } from "./kernel-threads.js";
 import { splitGemm } from "./wasm-gemm-split.js";
 import { wasmThreadMinFlops } from "./wasm-threadpool.js";
@@ -117,6 +117,13 @@ export interface WasmKernelArgs {
 export const IM2COL_MAX_TAPS = 288;
 
 /**
+ * From this many input channels im2col writes patches in x's NHWC order (`im2colNhwc`: runs of ci
+ * floats, no transpose of x) when fitloop's GEMM takes the matmul; conv2 of the CNN (ci 32): ~2.0 ->
+ * ~0.5 ms (docs/performance.md, round 8). With fewer the runs are too short to copy well.
+ */
+export const IM2COL_NHWC_MIN_CHANNELS = 8;
+
+/**
  * From this many FLOPs (2 * fh*fw*ci * batch*outH*outW * co), the filter gradient also runs as
  * im2col + one matmul whatever the taps: that matmul reaches the thread gate's minimum, so XNNPACK
  * runs it on all pool threads (docs/performance.md, round 7). Infinity: only IM2COL_MAX_TAPS applies.
@@ -151,13 +158,19 @@ interface GemmBackend {
  * every call, and streams it once per row tile), from it only with a kernel thread pool; else
  * undefined (then XNNPACK on its threads). Measured in docs/performance.md, round 8.
  */
-function gemmFilterGrad(backend: KernelBackend, patches: TensorInfo, dy: TensorInfo, taps: number, rows: number, co: number): TensorInfo | undefined {
+/** fitloop's SIMD GEMM for dW when it applies (see above), else undefined. */
+function ownGemm(backend: KernelBackend, flops: number): SimdKernels<GemmSimdExports> | undefined {
+  const gemm = gemmSimd((backend as unknown as GemmBackend).wasm);
+  return gemm && (flops < wasmThreadMinFlops() || poolFor(gemm.memory)) ? gemm : undefined;
+}
+
+function gemmFilterGrad(backend: KernelBackend, gemm: SimdKernels<GemmSimdExports>, patches: TensorInfo, dy: TensorInfo, taps: number, rows: number, co: number, nhwc: boolean): TensorInfo {
   const b = backend as unknown as GemmBackend;
-  const gemm = gemmSimd(b.wasm);
-  if (!gemm || (2 * taps * rows * co >= wasmThreadMinFlops() && !poolFor(gemm.memory))) return undefined;
   const out = b.makeOutput([taps, co], "float32");
   const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
-  splitGemm(gemm, { pa: p(patches), ars: 4 * rows, aks: 4, pb: p(dy), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: taps, n: co, k: rows });
+  // A(tap, pixel): patchesᵀ [taps, rows] row-major, or patches [rows, taps] (NHWC) read transposed
+  const [ars, aks] = nhwc ? [4, 4 * taps] : [4 * rows, 4];
+  splitGemm(gemm, { pa: p(patches), ars, aks, pb: p(dy), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: taps, n: co, k: rows });
   return out;
 }
 
@@ -176,10 +189,13 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
   if (useIm2colFilterGrad(fh * fw * ci, dyRows, co) && x.dtype === "float32" && dy.dtype === "float32" && "makeOutput" in backend) {
     const info = backend_util.computeConv2DInfo([...xShape], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, "channelsLast");
     const rows = info.batchSize * info.outHeight * info.outWidth;
-    const patches = im2colT(backend, x, info);
+    // Many input channels: patches in NHWC order (runs of ci floats, no transpose of x), read by the
+    // GEMM through its strides; few: patchesᵀ from x transposed to [ci, b, H, W].
+    const gemm = ownGemm(backend, 2 * fh * fw * ci * rows * co);
+    const nhwc = gemm && ci >= IM2COL_NHWC_MIN_CHANNELS ? im2colNhwc(backend, x, info) : undefined;
+    const patches = nhwc ?? im2colT(backend, x, info);
     try {
-      const own = gemmFilterGrad(backend, patches, dy, fh * fw * ci, rows, co);
-      if (own) return { ...own, shape: [fh, fw, ci, co] };
+      if (gemm) return { ...gemmFilterGrad(backend, gemm, patches, dy, fh * fw * ci, rows, co, !!nhwc), shape: [fh, fw, ci, co] };
       const dy2 = { dataId: dy.dataId, shape: [1, rows, co], dtype: dy.dtype };
       const p3 = { ...patches, shape: [1, fh * fw * ci, rows] };
       const grad = runWasm(BatchMatMul, backend, { a: p3, b: dy2 }, { transposeA: false, transposeB: false });

@@ -3,6 +3,8 @@ import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { im2colT } from "./wasm-im2col.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 import type { KernelArgs } from "./wasm-util.js";
+import { splitRows } from "./kernel-threads.js";
+import { splitGemm } from "./wasm-gemm-split.js";
 
 /**
  * Forward convolutions with few filter taps (fh*fw*ci) as im2col + fitloop's SIMD GEMM, for
@@ -79,8 +81,16 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
       const out = backend.makeOutput(info.outShape, "float32");
       const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
       // C[rows, co] = patches[rows, taps] · filter[taps, co]; patches(m, k) = patchesᵀ[k, m].
-      simd.exports.gemm(p(patches), 4, 4 * rows, p(filter), 4 * co, p(out), 4 * co, rows, co, taps);
-      if (bias || activation === "relu") simd.exports.biasAct(p(out), rows, co, bias ? p(bias) : 0, activation === "relu" ? 1 : 0);
+      splitGemm(simd, { pa: p(patches), ars: 4, aks: 4 * rows, pb: p(filter), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: rows, n: co, k: taps });
+      if (bias || activation === "relu") {
+        // a memory-bound pass over the output: rows split over fitloop's kernel threads
+        const [pc, pb, relu] = [p(out), bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
+        splitRows(simd.memory, "gemm", "biasAct", rows, (start, count) => [pc + start * 4 * co, count, co, pb, relu], () => simd.exports.biasAct(pc, rows, co, pb, relu), {
+          align: 1,
+          bytes: 8 * rows * co,
+          memoryBound: true,
+        });
+      }
       return out;
     } finally {
       backend.disposeData(patches.dataId);

@@ -1,7 +1,7 @@
 import { backend_util, Transpose, type KernelBackend, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { runWasm } from "./wasm-util.js";
-import { DEFAULT_MIN_SPLIT_BYTES, poolFor, type KernelCall } from "./kernel-threads.js";
+import { DEFAULT_MIN_SPLIT_BYTES, planParts, poolFor, type KernelCall } from "./kernel-threads.js";
 
 /** Most tasks one `KernelThreadPool.run` takes. */
 const MAX_TASKS = 64;
@@ -85,3 +85,31 @@ export function im2colT(backend: KernelBackend, x: TensorInfo, info: backend_uti
   }
 }
 
+
+/**
+ * patches[(b*outH + oh)*outW + ow, (kh*fw + kw)*ci + c] = x[b, oh*sh + kh*dh - top, ow*sw + kw*dw - left, c]
+ * (0 outside): im2col in x's own NHWC order, so each tap is a run of ci floats (a filter row of fw*ci
+ * floats when dw = 1) and x needs no transpose; images split over fitloop's kernel threads. For
+ * many input channels; undefined without WebAssembly SIMD (then use `im2colT`).
+ */
+export function im2colNhwc(backend: KernelBackend, x: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo | undefined {
+  const b = backend as unknown as WasmHeapBackend;
+  const simd = gemmSimd(b.wasm as unknown as EmscriptenWasm);
+  if (!simd) return undefined;
+  const { batchSize, inHeight, inWidth, inChannels: ci, outHeight, outWidth, filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const { top, left } = info.padInfo;
+  const taps = fh * fw * ci;
+  const out = b.makeOutput([batchSize * outHeight * outWidth, taps], "float32");
+  const src = b.dataIdMap.get(x.dataId)!.memoryOffset;
+  const dst = b.dataIdMap.get(out.dataId)!.memoryOffset;
+  const [xImage, outImage] = [4 * inHeight * inWidth * ci, 4 * outHeight * outWidth * taps];
+  const parts = planParts(simd.memory, batchSize, { align: 1, bytes: batchSize * outImage });
+  const calls: KernelCall[] = parts.map(([start, count]) => ({
+    module: "gemm",
+    fn: "im2colNhwc",
+    args: [src + start * xImage, dst + start * outImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left],
+  }));
+  if (calls.length > 1) poolFor(simd.memory)!.run(calls);
+  else simd.exports.im2colNhwc(...(calls[0]!.args as Parameters<typeof simd.exports.im2colNhwc>));
+  return out;
+}

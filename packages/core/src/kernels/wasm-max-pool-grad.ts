@@ -1,5 +1,6 @@
 import { backend_util, MaxPoolGrad, util, type KernelBackend, type KernelConfig, type MaxPoolGradAttrs, type TensorInfo } from "@tensorflow/tfjs-core";
 import { maxPool2x2Simd, maxPoolGradSimd, type EmscriptenWasm } from "./simd/index.js";
+import { splitRows } from "./kernel-threads.js";
 import { isPool2x2 } from "./wasm-max-pool.js";
 import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 
@@ -38,7 +39,14 @@ function poolGrad(dy: TensorInfo, x: TensorInfo, info: backend_util.Conv2DInfo, 
   const simd2x2 = isPool2x2(info) ? maxPool2x2Simd(backend.wasm) : undefined;
   if (simd2x2) {
     const p = (t: TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
-    simd2x2.exports.maxPoolGrad(p(x), p(dy), p(out), batchSize, inHeight, inWidth, ch, outHeight, outWidth);
+    // images split over fitloop's kernel threads (a memory-bound pass; kernel-threads.ts)
+    const [xImage, yImage] = [4 * inHeight * inWidth * ch, 4 * outHeight * outWidth * ch];
+    const [px, pdy, pdx] = [p(x), p(dy), p(out)];
+    splitRows(simd2x2.memory, "max-pool-2x2", "maxPoolGrad", batchSize, (start, count) => [px + start * xImage, pdy + start * yImage, pdx + start * xImage, count, inHeight, inWidth, ch, outHeight, outWidth], () => simd2x2.exports.maxPoolGrad(px, pdy, pdx, batchSize, inHeight, inWidth, ch, outHeight, outWidth), {
+      align: 1,
+      bytes: batchSize * (2 * xImage + yImage),
+      memoryBound: true,
+    });
     return out;
   }
   const simd = ch % 4 === 0 ? maxPoolGradSimd(backend.wasm) : undefined;

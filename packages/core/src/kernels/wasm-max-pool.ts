@@ -1,5 +1,6 @@
 import { backend_util, MaxPool, type KernelConfig, type MaxPoolAttrs, type TensorInfo } from "@tensorflow/tfjs-core";
 import { maxPool2x2Simd, type EmscriptenWasm } from "./simd/index.js";
+import { splitRows } from "./kernel-threads.js";
 import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
@@ -39,7 +40,15 @@ export function wasmMaxPool({ inputs, backend, attrs }: KernelArgs): TensorInfo 
   if (!simd) return runWasm(MaxPool, backend, inputs, attrs);
   const out = wb.makeOutput([...info.outShape], "float32");
   const p = (t: TensorInfo): number => wb.dataIdMap.get(t.dataId)!.memoryOffset;
-  simd.exports.maxPool(p(x), p(out), info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth);
+  // images split over fitloop's kernel threads (a memory-bound pass; kernel-threads.ts)
+  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth } = info;
+  const [xImage, yImage] = [4 * inHeight * inWidth * c, 4 * outHeight * outWidth * c];
+  const [px, py] = [p(x), p(out)];
+  splitRows(simd.memory, "max-pool-2x2", "maxPool", batchSize, (start, count) => [px + start * xImage, py + start * yImage, count, inHeight, inWidth, c, outHeight, outWidth], () => simd.exports.maxPool(px, py, batchSize, inHeight, inWidth, c, outHeight, outWidth), {
+    align: 1,
+    bytes: batchSize * (xImage + yImage),
+    memoryBound: true,
+  });
   return out;
 }
 

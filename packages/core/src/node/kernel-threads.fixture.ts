@@ -7,12 +7,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { useBackend } from "../backend.js";
-import { kernelThreadPool, setMemoryBoundSplit } from "../kernels/kernel-threads.js";
+import { kernelThreadPool } from "../kernels/kernel-threads.js";
 
 const off = process.argv[2] === "off";
 await useBackend("wasm", off ? { kernelThreads: false } : {});
-// the split kernels here are memory-bound ones (opt-in): with the opt-out they still must not split
-setMemoryBoundSplit(true);
+// the split kernels here are memory-bound ones (split by default): with the opt-out they still must not split
 const pool = kernelThreadPool();
 let runs = 0;
 if (pool) {

@@ -85,11 +85,11 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/core/node)", () =>
     const r = await ensureKernelThreads(2);
     if (!r.pool) throw new Error(`no kernel threads: ${r.reason}`);
     pool = r.pool;
-    setMemoryBoundSplit(true); // the fused BatchNorm and ReLU-gradient passes are memory-bound: opt-in
+    expect(memoryBoundSplitEnabled(), "memory-bound passes are split by default").toBe(true);
   });
   afterAll(() => {
     setKernelThreadsEnabled(true);
-    setMemoryBoundSplit(false);
+    setMemoryBoundSplit(true);
   });
 
   it("are started by useBackend on tfjs-wasm's shared memory", () => {
@@ -112,7 +112,7 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/core/node)", () =>
     expect(planParts(memory, 1003, { bytes: 1 << 20, align: 4, chunksPerThread: 4, maxParts: 3 })).toHaveLength(3);
     expect(planParts(memory, 1003, { bytes: 1000 })).toEqual([[0, 1003]]);
     expect(planParts(memory, 4, { bytes: 1 << 20, align: 4 })).toEqual([[0, 4]]);
-    // memory-bound passes split only when opted in (default off)
+    // memory-bound passes are not split when switched off
     setMemoryBoundSplit(false);
     expect(planParts(memory, 1003, { bytes: 1 << 20, memoryBound: true })).toEqual([[0, 1003]]);
     expect(countRuns(pool, () => kernels([8, 26, 26, 32])).runs).toBe(0);

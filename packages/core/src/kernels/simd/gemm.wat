@@ -371,4 +371,63 @@
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (br $pl)))
   )
+
+  ;; im2col in NHWC order (Conv2DBackpropFilter with many input channels): for each of `images`
+  ;; images of inH x inW x ci floats at x (contiguous) and each output pixel (oh, ow), dst gets one
+  ;; row of fh*fw*ci floats: for each tap (kh, kw), x[ih, iw, 0..ci) with ih = oh*sh + kh*dh - top,
+  ;; iw = ow*sw + kw*dw - left, zeros outside the image. With dw = 1 a filter row inside the image is
+  ;; one copy of fw*ci floats. Byte pointers, sizes in floats; dst advances by images*outH*outW rows.
+  (func (export "im2colNhwc") (param $x i32) (param $dst i32) (param $images i32) (param $inH i32) (param $inW i32) (param $ci i32)
+    (param $outH i32) (param $outW i32) (param $fh i32) (param $fw i32) (param $sh i32) (param $sw i32) (param $dh i32) (param $dw i32)
+    (param $top i32) (param $left i32)
+    (local $b i32) (local $img i32) (local $oh i32) (local $ow i32) (local $kh i32) (local $kw i32) (local $ih i32) (local $iw i32)
+    (local $iw0 i32) (local $cb i32) (local $rowBytes i32) (local $imgBytes i32)
+    (local.set $cb (i32.shl (local.get $ci) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (local.get $fw) (local.get $cb)))
+    (local.set $imgBytes (i32.mul (i32.mul (local.get $inH) (local.get $inW)) (local.get $cb)))
+    (local.set $img (local.get $x))
+    (block $bd (loop $bl
+      (br_if $bd (i32.ge_u (local.get $b) (local.get $images)))
+      (local.set $oh (i32.const 0))
+      (block $od (loop $ol
+        (br_if $od (i32.ge_u (local.get $oh) (local.get $outH)))
+        (local.set $ow (i32.const 0))
+        (block $wd (loop $wl
+          (br_if $wd (i32.ge_u (local.get $ow) (local.get $outW)))
+          (local.set $iw0 (i32.sub (i32.mul (local.get $ow) (local.get $sw)) (local.get $left)))
+          (local.set $kh (i32.const 0))
+          (block $hd (loop $hl
+            (br_if $hd (i32.ge_u (local.get $kh) (local.get $fh)))
+            (local.set $ih (i32.sub (i32.add (i32.mul (local.get $oh) (local.get $sh)) (i32.mul (local.get $kh) (local.get $dh))) (local.get $top)))
+            (if (i32.or (i32.lt_s (local.get $ih) (i32.const 0)) (i32.ge_s (local.get $ih) (local.get $inH)))
+              (then (memory.fill (local.get $dst) (i32.const 0) (local.get $rowBytes)))
+              (else
+                (if (i32.and (i32.eq (local.get $dw) (i32.const 1))
+                      (i32.and (i32.ge_s (local.get $iw0) (i32.const 0)) (i32.le_s (i32.add (local.get $iw0) (local.get $fw)) (local.get $inW))))
+                  (then (memory.copy (local.get $dst)
+                    (i32.add (local.get $img) (i32.mul (i32.add (i32.mul (local.get $ih) (local.get $inW)) (local.get $iw0)) (local.get $cb)))
+                    (local.get $rowBytes)))
+                  (else
+                    (local.set $kw (i32.const 0))
+                    (block $kd (loop $kl
+                      (br_if $kd (i32.ge_u (local.get $kw) (local.get $fw)))
+                      (local.set $iw (i32.add (local.get $iw0) (i32.mul (local.get $kw) (local.get $dw))))
+                      (if (i32.or (i32.lt_s (local.get $iw) (i32.const 0)) (i32.ge_s (local.get $iw) (local.get $inW)))
+                        (then (memory.fill (i32.add (local.get $dst) (i32.mul (local.get $kw) (local.get $cb))) (i32.const 0) (local.get $cb)))
+                        (else (memory.copy (i32.add (local.get $dst) (i32.mul (local.get $kw) (local.get $cb)))
+                          (i32.add (local.get $img) (i32.mul (i32.add (i32.mul (local.get $ih) (local.get $inW)) (local.get $iw)) (local.get $cb)))
+                          (local.get $cb))))
+                      (local.set $kw (i32.add (local.get $kw) (i32.const 1)))
+                      (br $kl)))))))
+            (local.set $dst (i32.add (local.get $dst) (local.get $rowBytes)))
+            (local.set $kh (i32.add (local.get $kh) (i32.const 1)))
+            (br $hl)))
+          (local.set $ow (i32.add (local.get $ow) (i32.const 1)))
+          (br $wl)))
+        (local.set $oh (i32.add (local.get $oh) (i32.const 1)))
+        (br $ol)))
+      (local.set $img (i32.add (local.get $img) (local.get $imgBytes)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $bl)))
+  )
 )

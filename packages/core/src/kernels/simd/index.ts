@@ -93,6 +93,8 @@ export interface GemmSimdExports {
   biasAct(pc: number, m: number, n: number, bias: number, relu: number): void;
   /** im2col rows of one filter tap (see gemm.wat); byte pointers, sizes in floats. */
   im2colRows(src: number, dst: number, planes: number, planeStride: number, inH: number, inW: number, outH: number, outW: number, sh: number, sw: number, rowOff: number, colShift: number, lo: number, hi: number): void;
+  /** im2col in NHWC order, one row of fh*fw*ci floats per output pixel (see gemm.wat); byte pointers, sizes in floats. */
+  im2colNhwc(x: number, dst: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number, fh: number, fw: number, sh: number, sw: number, dh: number, dw: number, top: number, left: number): void;
 }
 
 /**
