@@ -7,7 +7,9 @@
  *
  *   pnpm run bench:profile-step      # env: STEPS (timed, 20), PROFILE_STEPS (5), WASM_KERNELS (below),
  *                                    # THREADS (unset: all cores; `false`: single-threaded, as before threads),
- *                                    # WASM_SIMD (`false`: JS loops instead of fitloop's SIMD kernels)
+ *                                    # WASM_SIMD (`false`: JS loops instead of fitloop's SIMD kernels),
+ *                                    # KERNEL_THREADS / SPLIT_MEMORY_BOUND (`false`: see bench/kernel-choice.ts),
+ *                                    # SHAPES (`1`: one row per kernel and input shapes), TOP (rows, 14)
  *
  * WASM_KERNELS: `all` (default), `added` (before fitloop replaced stock kernels) or a list such as
  * `BatchMatMul,Tile` (see bench/kernel-choice.ts).
@@ -20,7 +22,9 @@ import { BATCH, intEnv, median, threadsEnv, wasmThreadCount, type ModelKind, tra
 
 const STEPS = intEnv("STEPS", 20);
 const PROFILE_STEPS = intEnv("PROFILE_STEPS", 5);
-const TOP = 14;
+const TOP = intEnv("TOP", 14);
+/** SHAPES=1: one row per kernel and input shapes (which call of a kernel is slow). */
+const BY_SHAPES = process.env["SHAPES"] === "1";
 
 interface Profile {
   msPerStep: number;
@@ -42,8 +46,9 @@ async function profileModel(kind: ModelKind): Promise<Profile> {
   for (let i = 0; i < PROFILE_STEPS; i++) {
     const info = await tf.profile(() => step());
     for (const k of info.kernels) {
-      const prev = acc.get(k.name) ?? [0, 0];
-      acc.set(k.name, [prev[0] + (typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0), prev[1] + 1]);
+      const key = BY_SHAPES ? `${k.name} ${JSON.stringify(k.inputShapes)}` : k.name;
+      const prev = acc.get(key) ?? [0, 0];
+      acc.set(key, [prev[0] + (typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : 0), prev[1] + 1]);
     }
   }
   rig.dispose();

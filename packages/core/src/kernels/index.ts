@@ -28,7 +28,6 @@ export { isPool2x2, wasmMaxPool, wasmMaxPoolConfig } from "./wasm-max-pool.js";
 export { planBiasAdd, wasmAdd, wasmAddConfig } from "./wasm-add-bias.js";
 export type { BiasAddPlan } from "./wasm-add-bias.js";
 // not registered (no faster than stock XNNPACK in a training step; round 8b): kept for a row-split (threaded) ReLU
-export { wasmRelu, wasmReluConfig } from "./wasm-relu.js";
 export { wasmIdentity, wasmIdentityConfig } from "./wasm-identity.js";
 export { replaceWasmKernel, stockWasmKernel } from "./wasm-util.js";
 export {

@@ -185,6 +185,31 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/core/node)", () =>
     bad!.shutdown();
   });
 
+  it("keeps back-to-back jobs of different sizes apart (a worker still in the last job never takes the next one's task)", async () => {
+    // The job and its task count share one claim word: with the count in a separate word, a worker
+    // finishing job j could (in a window of a few instructions) claim index n(j) of job j+1 with stale
+    // arguments and miscount completions. 20,000 tiny jobs of 1-8 tasks, each checked.
+    const memory = freshMemory();
+    const { pool: p } = await createKernelThreadPool(memory, { threads: 2, timeoutMs: 2000 });
+    const f32 = new Float32Array(memory.buffer);
+    const [X, DY, DX, W] = [0, 4096, 8192, 16]; // byte offsets; W floats per task
+    f32.fill(1, X / 4, X / 4 + 8 * W); // x > 0: dx = dy
+    try {
+      for (let job = 1; job <= 20000; job++) {
+        const n = 1 + (job % 8);
+        f32.fill(job, DY / 4, DY / 4 + 8 * W);
+        f32.fill(-1, DX / 4, DX / 4 + 8 * W);
+        p!.run(Array.from({ length: n }, (_, i) => ({ module: "relu-grad", fn: "reluGrad", args: [DY + 4 * W * i, X, DX + 4 * W * i, W] })));
+        for (let i = 0; i < 8; i++) {
+          const v = f32[DX / 4 + W * i]!;
+          if (v !== (i < n ? job : -1)) throw new Error(`job ${job} (${n} tasks): task ${i} wrote ${v}`);
+        }
+      }
+    } finally {
+      p!.shutdown();
+    }
+  });
+
   it("times out with a clear error when a worker does not finish, and is unusable afterwards", async () => {
     // the worker blocks forever after its first task instead of reporting it complete
     const prefix = "{ const add = Atomics.add; Atomics.add = (a, i, v) => (i === 2 ? Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0) : add(a, i, v)); }\n";

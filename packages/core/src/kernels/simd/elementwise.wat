@@ -34,27 +34,6 @@
       (br $rl)))
   )
 
-  ;; out = max(x, 0) over n floats: NaN stays NaN and -0 becomes +0, as the cpu backend's Math.max(0, x).
-  (func (export "relu") (param $x i32) (param $out i32) (param $n i32)
-    (local $i i32) (local $end8 i32) (local $end i32)
-    (local.set $end8 (i32.shl (i32.and (local.get $n) (i32.const -8)) (i32.const 2)))
-    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
-    (local.set $i (i32.const 0))
-    (block $done (loop $l
-      (br_if $done (i32.ge_u (local.get $i) (local.get $end8)))
-      (v128.store (i32.add (local.get $out) (local.get $i))
-        (f32x4.max (v128.load (i32.add (local.get $x) (local.get $i))) (v128.const f32x4 0 0 0 0)))
-      (v128.store offset=16 (i32.add (local.get $out) (local.get $i))
-        (f32x4.max (v128.load offset=16 (i32.add (local.get $x) (local.get $i))) (v128.const f32x4 0 0 0 0)))
-      (local.set $i (i32.add (local.get $i) (i32.const 32)))
-      (br $l)))
-    (block $done1 (loop $l1
-      (br_if $done1 (i32.ge_u (local.get $i) (local.get $end)))
-      (f32.store (i32.add (local.get $out) (local.get $i)) (f32.max (f32.load (i32.add (local.get $x) (local.get $i))) (f32.const 0)))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
-      (br $l1)))
-  )
-
   ;; acc[j] += sum over `rows` rows of x[r, j] (float64 accumulator of `cols` doubles at $acc, 8-byte
   ;; aligned): the column sum of a Sum over leading axes. Four rows are added in float64 first, then to
   ;; the accumulator (as the JS loop it replaces, whose rows come eight at a time: both are float64

@@ -207,11 +207,10 @@ export const col2imSimd = (wasm: EmscriptenWasm): SimdKernels<Col2imSimdExports>
 /**
  * Exports of `elementwise.wat` (byte pointers, counts in elements; each works on any sub-range of
  * rows/elements, so the work can be split between threads): `addBias` out = x + bias per row of c,
- * `relu` out = max(x, 0), `colSum` acc (float64) += column sums of rows x cols, `finishSum` out = float32(acc * scale).
+ * `colSum` acc (float64) += column sums of rows x cols, `finishSum` out = float32(acc * scale).
  */
 export interface ElementwiseSimdExports {
   addBias(x: number, bias: number, out: number, rows: number, c: number): void;
-  relu(x: number, out: number, n: number): void;
   colSum(x: number, acc: number, rows: number, cols: number): void;
   finishSum(acc: number, out: number, n: number, scale: number): void;
 }
