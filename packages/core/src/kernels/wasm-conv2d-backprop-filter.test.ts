@@ -8,23 +8,9 @@ import { seeded } from "../rng.js";
 import { expectNoLeaks } from "../testing/index.js";
 import { values } from "./values.fixture.js";
 import { expectClose as expectCloseTo } from "./expect-close.fixture.js";
+import type { ConvCase, Pad } from "./conv-case.fixture.js";
 
-type Pad = "same" | "valid" | number | tf.backend_util.ExplicitPadding;
-type Rounding = "floor" | "round" | "ceil" | undefined;
-interface Case {
-  b: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
-  fh: number;
-  fw: number;
-  s: number;
-  d: number;
-  pad: Pad;
-  rounding?: Rounding;
-}
-
+type Case = ConvCase & { s: number; d: number };
 
 async function use(name: "cpu" | "wasm"): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`setBackend(${name}) failed`);

@@ -7,20 +7,9 @@ import { useBackend } from "../backend.js";
 import { expectNoLeaks } from "../testing/index.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
+import type { ConvCase, Pad } from "./conv-case.fixture.js";
 
-type Pad = "same" | "valid" | number | tf.backend_util.ExplicitPadding;
-interface Case {
-  b: number;
-  h: number;
-  w: number;
-  ci: number;
-  co: number;
-  fh: number;
-  fw: number;
-  s: number | [number, number];
-  pad: Pad;
-  rounding?: "floor" | "round" | "ceil";
-}
+type Case = ConvCase;
 
 async function use(name: "cpu" | "wasm"): Promise<void> {
   if (!(await tf.setBackend(name))) throw new Error(`setBackend(${name}) failed`);
