@@ -210,6 +210,32 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/core/node)", () =>
     }
   });
 
+  it("waits for the workers' tasks also when one of the caller's tasks threw", async () => {
+    // Regression: the caller returned (threw) as soon as its own task failed, while a worker was still
+    // running a task of that job; the worker's completion then counted towards the next job, which
+    // returned before its own tasks were done (or waited until the timeout).
+    const memory = new WebAssembly.Memory({ initial: 1024, maximum: 1024, shared: true }); // 64 MiB
+    const { pool: p } = await createKernelThreadPool(memory, { threads: 2, timeoutMs: 1000 });
+    const f32 = new Float32Array(memory.buffer);
+    const MB = 1 << 20;
+    const [X, DY, DX, DY2, DX2] = [0, 8 * MB, 16 * MB, 24 * MB, 32 * MB]; // byte offsets
+    const N = MB / 4; // floats per slow task (~0.1-0.3 ms each)
+    f32.fill(1, X / 4, X / 4 + 8 * N);
+    const task = (dy: number, dx: number, i: number) => ({ module: "relu-grad", fn: "reluGrad", args: [dy + 4 * N * i, X, dx + 4 * N * i, N] });
+    const trap = { module: "relu-grad", fn: "reluGrad", args: [-64, -64, -64, 16] };
+    try {
+      for (let round = 1; round <= 30; round++) {
+        f32.fill(round, DY2 / 4, DY2 / 4 + 8 * N);
+        f32.fill(-1, DX2 / 4, DX2 / 4 + 8 * N);
+        expect(() => p!.run([trap, ...Array.from({ length: 8 }, (_, i) => task(DY, DX, i))])).toThrow(/out of bounds/);
+        p!.run(Array.from({ length: 8 }, (_, i) => task(DY2, DX2, i))); // right after: no gap for a late worker
+        for (let i = 0; i < 8; i++) expect(f32[DX2 / 4 + N * i + N - 1], `round ${round}, task ${i}`).toBe(round);
+      }
+    } finally {
+      p!.shutdown();
+    }
+  });
+
   it("times out with a clear error when a worker does not finish, and is unusable afterwards", async () => {
     // the worker blocks forever after its first task instead of reporting it complete
     const prefix = "{ const add = Atomics.add; Atomics.add = (a, i, v) => (i === 2 ? Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0) : add(a, i, v)); }\n";

@@ -232,8 +232,10 @@ class NodeKernelThreadPool implements KernelThreadPool {
       }
       Atomics.add(c, COMPLETED, 1);
     }
-    // always wait for tasks a worker claimed: they write into tensors the caller owns
-    error ??= this.waitCompleted(n);
+    // always wait for tasks a worker claimed, also when a task of the caller threw: they write into
+    // tensors the caller owns, and their completions must not count towards the next job
+    const waitError = this.waitCompleted(n);
+    error ??= waitError;
     if (error === undefined && Atomics.load(c, STATUS) === 1) error = new Error(`fitloop kernel thread: ${this.message()}`);
     if (error !== undefined) throw error;
   }
