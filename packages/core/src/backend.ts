@@ -23,9 +23,9 @@ export interface UseBackendOptions {
   /**
    * Worker threads for fitloop's own WebAssembly SIMD kernels (`@fitloop/core/node`'s kernel
    * threads): in Node with the threaded build, kernels that use them split their rows between the
-   * calling thread and `threads - 1` workers on the same shared memory (memory-bound passes only
-   * after `setMemoryBoundSplit(true)`; docs/performance.md, round 8c). Default true; `false` runs
-   * them on the calling thread only. Ignored outside Node and single-threaded.
+   * calling thread and `threads - 1` workers on the same shared memory (docs/performance.md, round 8).
+   * Results are the same as on one thread within float tolerance (most bit for bit). Default true;
+   * `false` runs them on the calling thread only. Ignored outside Node and single-threaded.
    */
   kernelThreads?: boolean;
   /** Where fail-safe reasons (e.g. falling back to one thread) are reported. Default: console. */

@@ -125,7 +125,7 @@ export function splitRows(
 export function planParts(memory: WebAssembly.Memory, rows: number, options: SplitRowsOptions): [number, number][] {
   const p = poolFor(memory);
   const align = Math.max(1, options.align ?? 4);
-  const wanted = Math.min((p?.threads ?? 1) * Math.max(1, Math.floor(options.chunksPerThread ?? 1)), options.maxParts ?? Infinity, Math.floor(rows / align));
+  const wanted = Math.floor(Math.min((p?.threads ?? 1) * Math.max(1, Math.floor(options.chunksPerThread ?? 1)), options.maxParts ?? Infinity, Math.floor(rows / align)));
   if (!p || wanted < 2 || options.bytes < (options.minBytes ?? DEFAULT_MIN_SPLIT_BYTES) || (options.memoryBound && !memoryBound)) return [[0, rows]];
   const parts: [number, number][] = [];
   let start = 0;

@@ -28,6 +28,7 @@ export const simdMatMulEnabled = (): boolean => enabled;
 interface WasmHeapBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: string): TensorInfo;
+  disposeData(dataId: object): void;
   wasm: EmscriptenWasm;
 }
 
@@ -83,6 +84,10 @@ function gemmInto(
   const out = backend.makeOutput([...outer, m, n], "float32");
   const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
   const scratch = tb && k > 0 ? simd.malloc(4 * k * n) : 0;
+  if (tb && k > 0 && !scratch) {
+    backend.disposeData(out.dataId);
+    throw new Error(`fitloop wasm matmul: could not allocate ${4 * k * n} bytes for the transposed right operand`);
+  }
   try {
     let pb = p(b);
     if (scratch) {

@@ -112,6 +112,8 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/core/node)", () =>
     expect(planParts(memory, 1003, { bytes: 1 << 20, align: 4, chunksPerThread: 4, maxParts: 3 })).toHaveLength(3);
     expect(planParts(memory, 1003, { bytes: 1000 })).toEqual([[0, 1003]]);
     expect(planParts(memory, 4, { bytes: 1 << 20, align: 4 })).toEqual([[0, 4]]);
+    // a fractional maxParts never yields a part past the rows
+    expect(planParts(memory, 100, { bytes: 1 << 20, align: 4, chunksPerThread: 4, maxParts: 2.5 })).toEqual([[0, 52], [52, 48]]);
     // memory-bound passes are not split when switched off
     setMemoryBoundSplit(false);
     expect(planParts(memory, 1003, { bytes: 1 << 20, memoryBound: true })).toEqual([[0, 1003]]);
@@ -231,6 +233,7 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/core/node)", () =>
         p!.run(Array.from({ length: 8 }, (_, i) => task(DY2, DX2, i))); // right after: no gap for a late worker
         for (let i = 0; i < 8; i++) expect(f32[DX2 / 4 + N * i + N - 1], `round ${round}, task ${i}`).toBe(round);
       }
+      expect(p!.stats().workerTasks, "the worker took part (else this proves nothing)").toBeGreaterThan(0);
     } finally {
       p!.shutdown();
     }
@@ -253,6 +256,11 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/core/node)", () =>
     expect(performance.now() - t0).toBeLessThan(5000);
     expect(stuck!.ready()).toBe(false);
     expect(() => stuck!.run(manyTasks())).toThrow(/not usable/);
+  });
+
+  it("rejects a thread count that is not an integer", async () => {
+    await expect(createKernelThreadPool(freshMemory(), { threads: 2.5 })).rejects.toThrow(/threads must be an integer, got 2.5/);
+    await expect(createKernelThreadPool(freshMemory(), { threads: Number.NaN })).rejects.toThrow(/threads must be an integer/);
   });
 
   it("reports why there is no pool: a plain memory, a worker that cannot start, one thread", async () => {

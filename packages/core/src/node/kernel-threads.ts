@@ -97,7 +97,7 @@ while (Atomics.load(ctrl, ${READY} + index) === 1) {
 `;
 
 export interface KernelThreadsOptions {
-  /** Threads including the caller (>= 2 to start workers; at most 9). */
+  /** Threads including the caller: an integer, >= 2 to start workers (more than 9 count as 9). */
   threads: number;
   /** How long the caller waits for a worker's claimed task before giving up (ms). Default 10000. */
   timeoutMs?: number;
@@ -247,7 +247,9 @@ class NodeKernelThreadPool implements KernelThreadPool {
     for (let done = Atomics.load(c, COMPLETED); done !== n; done = Atomics.load(c, COMPLETED)) {
       const left = deadline - performance.now();
       if (left <= 0) {
-        this.broken = `a kernel worker did not finish a task within ${this.timeoutMs} ms`;
+        // The worker may still write into buffers the caller frees after this throws: the wasm
+        // heap cannot be trusted afterwards (said in the message); later calls run single-threaded.
+        this.broken = `a kernel worker did not finish a task within ${this.timeoutMs} ms (the wasm memory may be inconsistent: recreate the backend)`;
         this.shutdown();
         return new Error(`fitloop kernel threads: ${this.broken}`);
       }
@@ -285,18 +287,25 @@ function sharedModules(): Record<string, WebAssembly.Module> | undefined {
  * fitloop's kernels (`setKernelThreadPool`); a running pool is shut down first. Returns the pool, or
  * the reason there is none (then the kernels run single-threaded, as before).
  */
-export async function startKernelThreads(memory: WebAssembly.Memory, options: KernelThreadsOptions): Promise<{ pool?: NodeKernelThreadPool; reason?: string }> {
-  stopKernelThreads();
-  const r = await createKernelThreadPool(memory, options);
-  if (r.pool) {
-    current = r.pool;
-    setKernelThreadPool(r.pool);
-  }
-  return r;
+export function startKernelThreads(memory: WebAssembly.Memory, options: KernelThreadsOptions): Promise<{ pool?: NodeKernelThreadPool; reason?: string }> {
+  // one start at a time: two overlapping starts would each install a pool and orphan the first
+  const run = starting.then(async () => {
+    stopKernelThreads();
+    const r = await createKernelThreadPool(memory, options);
+    if (r.pool) {
+      current = r.pool;
+      setKernelThreadPool(r.pool);
+    }
+    return r;
+  });
+  starting = run.catch(() => undefined);
+  return run;
 }
+let starting: Promise<unknown> = Promise.resolve();
 
 /** A started pool on `memory` that is not installed for the kernels (tests, benches), or the reason there is none. */
 export async function createKernelThreadPool(memory: WebAssembly.Memory, options: KernelThreadsOptions): Promise<{ pool?: NodeKernelThreadPool; reason?: string }> {
+  if (!Number.isInteger(options.threads)) throw new RangeError(`kernel threads: threads must be an integer, got ${options.threads}`);
   if (options.threads < 2) return { reason: "one thread" };
   if (typeof SharedArrayBuffer === "undefined" || !(memory.buffer instanceof SharedArrayBuffer)) return { reason: "tfjs-wasm's memory is not shared (single-threaded build)" };
   let pool: NodeKernelThreadPool | undefined;
@@ -330,6 +339,6 @@ export async function ensureKernelThreads(threads: number, options: Omit<KernelT
   const backend = tf.engine().registry["wasm"] as unknown as { wasm?: EmscriptenWasm } | undefined;
   const memory = backend?.wasm ? wasmMemoryOf(backend.wasm) : undefined;
   if (!memory) return { reason: "the wasm backend's memory was not found" };
-  if (current && current.memory === memory && current.ready() && current.threads === Math.max(2, threads)) return { pool: current };
+  if (current && current.memory === memory && current.ready() && current.threads === Math.min(MAX_WORKERS + 1, Math.max(2, threads))) return { pool: current };
   return startKernelThreads(memory, { ...options, threads });
 }
