@@ -18,7 +18,7 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import { batchNormSimd, type BatchNormSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
-import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
 import { bnGradSums, bnGradX, bnNormalize, bnStats } from "./wasm-batch-norm-threads.js";
 
 /**
@@ -85,7 +85,7 @@ function simdTrain(b: WasmHeapBackend, simd: SimdKernels<BatchNormSimdExports>, 
   const y = b.makeOutput([...x.shape], "float32");
   const meanOut = b.makeOutput([c], "float32");
   const varOut = b.makeOutput([c], "float32");
-  withScratch(simd, 20 * c, (sp) => {
+  disposeOnThrow(b, [y, meanOut, varOut], () => withScratch(simd, 20 * c, (sp) => {
     const qp = sp + 8 * c;
     const scp = sp + 16 * c; // f32 scale [c]
     bnStats(simd, ptr(b, x), rows, c, sp, qp);
@@ -104,7 +104,7 @@ function simdTrain(b: WasmHeapBackend, simd: SimdKernels<BatchNormSimdExports>, 
       scale[k] = g[k]! / Math.sqrt(variance[k]! + eps);
     }
     bnNormalize(simd, ptr(b, x), ptr(b, y), rows, c, ptr(b, meanOut), scp, ptr(b, beta));
-  });
+  }));
   return [y, meanOut, varOut];
 }
 
@@ -183,7 +183,7 @@ export function wasmBatchNormTrainGradSums({ inputs, backend, attrs }: KernelArg
   const out = b.makeOutput([2, c], "float32");
   const simd = simdFor(b, c);
   if (simd) {
-    withScratch(simd, 16 * c, (sp) => {
+    disposeOnThrow(b, [out], () => withScratch(simd, 16 * c, (sp) => {
       bnGradSums(simd, ptr(b, dy), ptr(b, x), rows, c, ptr(b, mean), sp, sp + 8 * c);
       const buf = simd.memory.buffer;
       const sd = new Float64Array(buf, sp, c);
@@ -194,7 +194,7 @@ export function wasmBatchNormTrainGradSums({ inputs, backend, attrs }: KernelArg
         o[k] = sd[k]!;
         o[c + k] = sdx[k]! / Math.sqrt(v[k]! + eps);
       }
-    });
+    }));
     return out;
   }
   const heap = b.wasm.HEAPF32;
@@ -255,7 +255,7 @@ export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs):
   const dx = b.makeOutput([...x.shape], "float32");
   const simd = simdFor(b, c);
   if (simd) {
-    withScratch(simd, 12 * c, (sp) => {
+    disposeOnThrow(b, [dx], () => withScratch(simd, 12 * c, (sp) => {
       const buf = simd.memory.buffer;
       const [a, bx, k0] = [0, 1, 2].map((i) => new Float32Array(buf, sp + 4 * c * i, c)) as [Float32Array, Float32Array, Float32Array];
       const v = new Float32Array(buf, ptr(b, variance), c);
@@ -270,7 +270,7 @@ export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs):
         k0[k] = (-g[k]! * rstd * sums[k]!) / rows + (dm ? dm[k]! / rows : 0);
       }
       bnGradX(simd, ptr(b, dy), ptr(b, x), ptr(b, dx), rows, c, sp, ptr(b, mean), sp + 4 * c, sp + 8 * c);
-    });
+    }));
     return dx;
   }
   const heap = b.wasm.HEAPF32;

@@ -18,7 +18,7 @@ import { gemmSimd, type EmscriptenWasm, type GemmSimdExports, type SimdKernels }
 import { poolFor } from "./kernel-threads.js";
 import { splitGemm } from "./wasm-gemm-split.js";
 import { wasmThreadMinFlops } from "./wasm-threadpool.js";
-import { runWasm } from "./wasm-util.js";
+import { disposeOnThrow, runWasm } from "./wasm-util.js";
 
 const BACKEND = "wasm";
 
@@ -170,7 +170,7 @@ function gemmFilterGrad(backend: KernelBackend, gemm: SimdKernels<GemmSimdExport
   const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
   // A(tap, pixel): patchesᵀ [taps, rows] row-major, or patches [rows, taps] (NHWC) read transposed
   const [ars, aks] = nhwc ? [4, 4 * taps] : [4 * rows, 4];
-  splitGemm(gemm, { pa: p(patches), ars, aks, pb: p(dy), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: taps, n: co, k: rows });
+  disposeOnThrow(backend, [out], () => splitGemm(gemm, { pa: p(patches), ars, aks, pb: p(dy), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: taps, n: co, k: rows }));
   return out;
 }
 

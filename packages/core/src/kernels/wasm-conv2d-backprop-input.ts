@@ -3,7 +3,7 @@ import { col2imSimd, gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { planParts, poolFor, type KernelCall } from "./kernel-threads.js";
 import { splitGemm } from "./wasm-gemm-split.js";
 import { wasmThreadMinFlops } from "./wasm-threadpool.js";
-import { asKernelFunc, runWasm, withTemps, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, runWasm, withTemps, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** Padding of the forward Conv2D that computes an input gradient, or null when it does not apply. */
 export function planInputGradConv(
@@ -112,7 +112,10 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
       const listBytes = 4 * (fh + fw + fh * fw);
       const parts = planParts(simd.memory, batchSize, { align: 1, bytes: 4 * (rows * taps + batchSize * inHeight * inWidth * ci) });
       const scratch = simd.malloc(listBytes * parts.length);
-      if (!scratch) throw new Error("fitloop wasm Conv2DBackpropInput: wasm malloc failed");
+      if (!scratch) {
+        kb.disposeData(dx.dataId);
+        throw new Error("fitloop wasm Conv2DBackpropInput: wasm malloc failed");
+      }
       try {
         const [c0, d0] = [p(cols), p(dx)];
         const [colsImage, dxImage] = [4 * outHeight * outWidth * taps, 4 * inHeight * inWidth * ci];
@@ -121,8 +124,10 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
           fn: "col2im",
           args: [c0 + start * colsImage, d0 + start * dxImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, top, left, scratch + i * listBytes],
         }));
-        if (calls.length > 1) poolFor(simd.memory)!.run(calls);
-        else simd.exports.col2im(...(calls[0]!.args as Parameters<typeof simd.exports.col2im>));
+        disposeOnThrow(backend, [dx], () => {
+          if (calls.length > 1) poolFor(simd.memory)!.run(calls);
+          else simd.exports.col2im(...(calls[0]!.args as Parameters<typeof simd.exports.col2im>));
+        });
       } finally {
         simd.free(scratch);
       }

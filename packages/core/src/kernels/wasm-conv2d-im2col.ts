@@ -2,7 +2,7 @@ import { backend_util, util, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { im2colT } from "./wasm-im2col.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
-import type { KernelArgs } from "./wasm-util.js";
+import { disposeOnThrow, type KernelArgs } from "./wasm-util.js";
 import { splitRows } from "./kernel-threads.js";
 import { splitGemm } from "./wasm-gemm-split.js";
 
@@ -80,6 +80,7 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
     try {
       const out = backend.makeOutput(info.outShape, "float32");
       const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+      return disposeOnThrow(backend, [out], () => {
       // C[rows, co] = patches[rows, taps] · filter[taps, co]; patches(m, k) = patchesᵀ[k, m].
       splitGemm(simd, { pa: p(patches), ars: 4, aks: 4 * rows, pb: p(filter), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: rows, n: co, k: taps });
       if (bias || activation === "relu") {
@@ -92,6 +93,7 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
         });
       }
       return out;
+      });
     } finally {
       backend.disposeData(patches.dataId);
     }

@@ -1,6 +1,6 @@
 import { backend_util, Transpose, type KernelBackend, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
-import { runWasm } from "./wasm-util.js";
+import { disposeOnThrow, runWasm } from "./wasm-util.js";
 import { DEFAULT_MIN_SPLIT_BYTES, planParts, poolFor, type KernelCall } from "./kernel-threads.js";
 
 /** Most tasks one `KernelThreadPool.run` takes. */
@@ -41,8 +41,10 @@ export function im2colT(backend: KernelBackend, x: TensorInfo, info: backend_uti
       }
       // One task per filter tap (disjoint rows of patchesᵀ) over fitloop's kernel threads when the copy is large.
       const pool = poolFor(simd.memory);
-      if (pool && calls.length > 1 && calls.length <= MAX_TASKS && 4 * fh * fw * ci * rows >= DEFAULT_MIN_SPLIT_BYTES) pool.run(calls);
-      else for (const c of calls) simd.exports.im2colRows(...(c.args as Parameters<typeof simd.exports.im2colRows>));
+      disposeOnThrow(backend, [out], () => {
+        if (pool && calls.length > 1 && calls.length <= MAX_TASKS && 4 * fh * fw * ci * rows >= DEFAULT_MIN_SPLIT_BYTES) pool.run(calls);
+        else for (const c of calls) simd.exports.im2colRows(...(c.args as Parameters<typeof simd.exports.im2colRows>));
+      });
       return out;
     }
     const heap = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
@@ -109,7 +111,9 @@ export function im2colNhwc(backend: KernelBackend, x: TensorInfo, info: backend_
     fn: "im2colNhwc",
     args: [src + start * xImage, dst + start * outImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left],
   }));
-  if (calls.length > 1) poolFor(simd.memory)!.run(calls);
-  else simd.exports.im2colNhwc(...(calls[0]!.args as Parameters<typeof simd.exports.im2colNhwc>));
+  disposeOnThrow(backend, [out], () => {
+    if (calls.length > 1) poolFor(simd.memory)!.run(calls);
+    else simd.exports.im2colNhwc(...(calls[0]!.args as Parameters<typeof simd.exports.im2colNhwc>));
+  });
   return out;
 }

@@ -97,6 +97,9 @@ function gemmInto(
     const [ars, aks] = ta ? [4, 4 * m] : [4 * k, 4];
     splitGemm(simd, { pa: p(a), ars, aks, pb, ldb: 4 * n, pc: p(out), ldc: 4 * n, m, n, k });
     if (bias || activation === "relu") simd.exports.biasAct(p(out), m, n, bias ? p(bias) : 0, activation === "relu" ? 1 : 0);
+  } catch (e) {
+    backend.disposeData(out.dataId); // a kernel thread's error: leave no buffer behind
+    throw e;
   } finally {
     if (scratch) simd.free(scratch);
   }

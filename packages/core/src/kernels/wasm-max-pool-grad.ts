@@ -2,7 +2,7 @@ import { backend_util, MaxPoolGrad, util, type KernelBackend, type KernelConfig,
 import { maxPool2x2Simd, maxPoolGradSimd, type EmscriptenWasm } from "./simd/index.js";
 import { splitRows } from "./kernel-threads.js";
 import { isPool2x2 } from "./wasm-max-pool.js";
-import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
 interface WasmHeapBackend {
@@ -42,11 +42,11 @@ function poolGrad(dy: TensorInfo, x: TensorInfo, info: backend_util.Conv2DInfo, 
     // images split over fitloop's kernel threads (a memory-bound pass; kernel-threads.ts)
     const [xImage, yImage] = [4 * inHeight * inWidth * ch, 4 * outHeight * outWidth * ch];
     const [px, pdy, pdx] = [p(x), p(dy), p(out)];
-    splitRows(simd2x2.memory, "max-pool-2x2", "maxPoolGrad", batchSize, (start, count) => [px + start * xImage, pdy + start * yImage, pdx + start * xImage, count, inHeight, inWidth, ch, outHeight, outWidth], () => simd2x2.exports.maxPoolGrad(px, pdy, pdx, batchSize, inHeight, inWidth, ch, outHeight, outWidth), {
+    disposeOnThrow(backend, [out], () => splitRows(simd2x2.memory, "max-pool-2x2", "maxPoolGrad", batchSize, (start, count) => [px + start * xImage, pdy + start * yImage, pdx + start * xImage, count, inHeight, inWidth, ch, outHeight, outWidth], () => simd2x2.exports.maxPoolGrad(px, pdy, pdx, batchSize, inHeight, inWidth, ch, outHeight, outWidth), {
       align: 1,
       bytes: batchSize * (2 * xImage + yImage),
       memoryBound: true,
-    });
+    }));
     return out;
   }
   const simd = ch % 4 === 0 ? maxPoolGradSimd(backend.wasm) : undefined;

@@ -1,7 +1,7 @@
 import { backend_util, MaxPool, type KernelConfig, type MaxPoolAttrs, type TensorInfo } from "@tensorflow/tfjs-core";
 import { maxPool2x2Simd, type EmscriptenWasm } from "./simd/index.js";
 import { splitRows } from "./kernel-threads.js";
-import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
 interface WasmHeapBackend {
@@ -44,11 +44,11 @@ export function wasmMaxPool({ inputs, backend, attrs }: KernelArgs): TensorInfo 
   const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth } = info;
   const [xImage, yImage] = [4 * inHeight * inWidth * c, 4 * outHeight * outWidth * c];
   const [px, py] = [p(x), p(out)];
-  splitRows(simd.memory, "max-pool-2x2", "maxPool", batchSize, (start, count) => [px + start * xImage, py + start * yImage, count, inHeight, inWidth, c, outHeight, outWidth], () => simd.exports.maxPool(px, py, batchSize, inHeight, inWidth, c, outHeight, outWidth), {
+  disposeOnThrow(wb, [out], () => splitRows(simd.memory, "max-pool-2x2", "maxPool", batchSize, (start, count) => [px + start * xImage, py + start * yImage, count, inHeight, inWidth, c, outHeight, outWidth], () => simd.exports.maxPool(px, py, batchSize, inHeight, inWidth, c, outHeight, outWidth), {
     align: 1,
     bytes: batchSize * (xImage + yImage),
     memoryBound: true,
-  });
+  }));
   return out;
 }
 

@@ -1,6 +1,6 @@
 import { engine, getGradient, getKernel, registerGradient, registerKernel, Relu, util, zerosLike, type GradConfig, type KernelConfig, type NamedAttrMap, type Tensor, type TensorInfo } from "@tensorflow/tfjs-core";
 import { reluGradSimd, type EmscriptenWasm } from "./simd/index.js";
-import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, splitRows } from "./kernel-threads.js";
 
 /**
@@ -32,7 +32,9 @@ export function wasmReluGrad({ inputs, backend }: KernelArgs): TensorInfo {
   if (simd) {
     const [pd, px, po] = [p(dy), p(x), p(dx)];
     // elementwise: kernel threads (Node) take equal element ranges, multiples of 4 (SIMD lanes)
-    splitRows(simd.memory, "relu-grad", "reluGrad", n, (s, count) => [pd + 4 * s, px + 4 * s, po + 4 * s, count], () => simd.exports.reluGrad(pd, px, po, n), { bytes: 12 * n, chunksPerThread: CHUNKS_PER_THREAD, memoryBound: true });
+    disposeOnThrow(b, [dx], () =>
+      splitRows(simd.memory, "relu-grad", "reluGrad", n, (s, count) => [pd + 4 * s, px + 4 * s, po + 4 * s, count], () => simd.exports.reluGrad(pd, px, po, n), { bytes: 12 * n, chunksPerThread: CHUNKS_PER_THREAD, memoryBound: true }),
+    );
     return dx;
   }
   const heap = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap

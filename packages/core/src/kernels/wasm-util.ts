@@ -62,6 +62,19 @@ export interface KernelArgs {
 
 export const asKernelFunc = (f: (args: KernelArgs) => TensorInfo): KernelFunc => f as unknown as KernelFunc;
 
+/**
+ * Runs `body`; when it throws (a trap, a kernel thread's error or timeout), disposes `outputs`, made
+ * for it and not yet owned by the engine, and rethrows: a kernel that fails leaves no buffers behind.
+ */
+export function disposeOnThrow<T>(backend: object, outputs: readonly TensorInfo[], body: () => T): T {
+  try {
+    return body();
+  } catch (e) {
+    for (const t of outputs) (backend as KernelBackend).disposeData(t.dataId);
+    throw e;
+  }
+}
+
 /** Runs `body` with a list to collect intermediates; disposes them all afterwards (also on error). */
 export function withTemps<T>(backend: KernelBackend, body: (keep: (t: TensorInfo) => TensorInfo) => T): T {
   const temps: TensorInfo[] = [];

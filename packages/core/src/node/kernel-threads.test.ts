@@ -258,6 +258,40 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/core/node)", () =>
     expect(() => stuck!.run(manyTasks())).toThrow(/not usable/);
   });
 
+  it("leaves no wasm buffers behind when a split kernel fails (a kernel thread's error or timeout)", () => {
+    const backend = tf.backend();
+    const run = pool.run.bind(pool);
+    const t = (shape: number[]): tf.Tensor => tf.ones(shape);
+    const conv = { strides: [1, 1], pad: "valid", dataFormat: "NHWC", dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
+    const pool2 = { filterSize: [2, 2], strides: [2, 2], pad: "valid", dimRoundingMode: undefined } as unknown as tf.NamedAttrMap;
+    // each kernel called directly (a failing tf.grad leaves the tape's saved tensors to the caller)
+    const cases: [string, string, Record<string, tf.Tensor>, tf.NamedAttrMap][] = [
+      ["ReluGrad", RELU_GRAD, { dy: t([64, 26, 26, 32]), x: t([64, 26, 26, 32]) }, {}],
+      ["MaxPool", "MaxPool", { x: t([8, 26, 26, 32]) }, pool2],
+      ["MaxPoolGrad", "MaxPoolGrad", { dy: t([8, 13, 13, 32]), input: t([8, 26, 26, 32]), output: t([8, 13, 13, 32]) }, pool2],
+      ["BatchNorm (training)", BN_TRAIN, { x: t([64, 26, 26, 32]), gamma: t([32]), beta: t([32]) }, { epsilon: 1e-3 }],
+      ["BatchMatMul", "BatchMatMul", { a: t([64, 784]), b: t([784, 256]) }, { transposeA: false, transposeB: false }],
+      ["Conv2D (im2col)", "Conv2D", { x: t([64, 28, 28, 1]), filter: t([3, 3, 1, 32]) }, conv],
+      ["Conv2DBackpropFilter", "Conv2DBackpropFilter", { x: t([16, 13, 13, 32]), dy: t([16, 11, 11, 64]) }, { ...conv, filterShape: [3, 3, 32, 64] }],
+      ["Conv2DBackpropInput", "Conv2DBackpropInput", { dy: t([16, 11, 11, 64]), filter: t([3, 3, 32, 64]) }, { ...conv, inputShape: [16, 13, 13, 32] }],
+    ];
+    try {
+      pool.run = () => {
+        throw new Error("kernel thread boom");
+      };
+      for (const [name, kernel, inputs, attrs] of cases) {
+        const ids = backend.numDataIds();
+        const bytes = tf.memory().numBytes;
+        expect(() => tf.engine().runKernel(kernel, inputs as unknown as tf.NamedTensorMap, attrs), name).toThrow(/kernel thread boom/);
+        expect(backend.numDataIds(), `${name}: wasm buffers`).toBe(ids);
+        expect(tf.memory().numBytes, `${name}: tensor bytes`).toBe(bytes);
+      }
+    } finally {
+      pool.run = run;
+      for (const [, , inputs] of cases) tf.dispose(Object.values(inputs));
+    }
+  });
+
   it("rejects a thread count that is not an integer", async () => {
     await expect(createKernelThreadPool(freshMemory(), { threads: 2.5 })).rejects.toThrow(/threads must be an integer, got 2.5/);
     await expect(createKernelThreadPool(freshMemory(), { threads: Number.NaN })).rejects.toThrow(/threads must be an integer/);
