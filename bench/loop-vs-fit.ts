@@ -13,7 +13,7 @@
  * median of the per-round (paired) ratios, which is less sensitive to drift of the machine.
  * The last line is one JSON record (ratios from the medians of samples/s).
  *
- *   pnpm run bench:loop-vs-fit     # env: MLP_ROUNDS (15), CNN_ROUNDS (5), MLP_SAMPLES (2048), CNN_SAMPLES (512)
+ *   pnpm run bench:loop-vs-fit     # env: MLP_ROUNDS (15), CNN_ROUNDS (11), MLP_SAMPLES (2048), CNN_SAMPLES (512)
  */
 import "reflect-metadata";
 import * as tf from "@tensorflow/tfjs-core";
@@ -59,7 +59,7 @@ const SPECS: Spec[] = [
   {
     kind: "cnn",
     samples: intEnv("CNN_SAMPLES", 512),
-    rounds: intEnv("CNN_ROUNDS", 5),
+    rounds: intEnv("CNN_ROUNDS", 11),
     inputShape: [28, 28, 1],
     build() {
       const m = tfl.sequential();
