@@ -83,9 +83,11 @@ const REPLACED = [
  * - routes tfjs-layers' Conv2D with bias and ReLU in training on wasm through one fused forward kernel (`wasm-conv-bias-relu.ts`).
  * The full-size passes of BatchNorm, MaxPoolGrad and the ReLU gradient run as WebAssembly SIMD
  * (`simd/`) where available, on tfjs-wasm's own memory.
+ * Forward convolutions with few taps run as im2col + fitloop's SIMD GEMM (`wasm-conv2d-im2col.ts`).
  * With tfjs-wasm's threaded build, threads per operation (`wasm-threadpool.ts`): only matmuls and
- * convolutions above a size use the thread pool (Conv2D, FusedConv2D, _FusedMatMul and the depthwise
- * convolutions are wrapped for this), everything else runs on the calling thread.
+ * convolutions above a size use XNNPACK's thread pool (Conv2D, FusedConv2D, _FusedMatMul and the
+ * depthwise convolutions are wrapped for this); and in Node, fitloop's own kernel threads
+ * (`kernel-threads.ts`, started by `@fitloop/core/node`) split fitloop's GEMMs and SIMD passes.
  * Idempotent, and safe before the wasm backend is initialised (the registry is keyed by backend
  * name only; the stock kernels' setup functions are kept). An added kernel already registered under
  * the same name, ours or one a later tfjs ships, is left in place. `restoreWasmKernels()` undoes

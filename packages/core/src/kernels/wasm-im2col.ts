@@ -1,7 +1,7 @@
 import { backend_util, Transpose, type KernelBackend, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { disposeOnThrow, runWasm } from "./wasm-util.js";
-import { DEFAULT_MIN_SPLIT_BYTES, planParts, poolFor, type KernelCall } from "./kernel-threads.js";
+import { DEFAULT_MIN_SPLIT_BYTES, memoryBoundSplitEnabled, planParts, poolFor, type KernelCall } from "./kernel-threads.js";
 
 /** Most tasks one `KernelThreadPool.run` takes. */
 const MAX_TASKS = 64;
@@ -42,7 +42,7 @@ export function im2colT(backend: KernelBackend, x: TensorInfo, info: backend_uti
       // One task per filter tap (disjoint rows of patchesᵀ) over fitloop's kernel threads when the copy is large.
       const pool = poolFor(simd.memory);
       disposeOnThrow(backend, [out], () => {
-        if (pool && calls.length > 1 && calls.length <= MAX_TASKS && 4 * fh * fw * ci * rows >= DEFAULT_MIN_SPLIT_BYTES) pool.run(calls);
+        if (pool && memoryBoundSplitEnabled() && calls.length > 1 && calls.length <= MAX_TASKS && 4 * fh * fw * ci * rows >= DEFAULT_MIN_SPLIT_BYTES) pool.run(calls);
         else for (const c of calls) simd.exports.im2colRows(...(c.args as Parameters<typeof simd.exports.im2colRows>));
       });
       return out;
@@ -105,7 +105,7 @@ export function im2colNhwc(backend: KernelBackend, x: TensorInfo, info: backend_
   const src = b.dataIdMap.get(x.dataId)!.memoryOffset;
   const dst = b.dataIdMap.get(out.dataId)!.memoryOffset;
   const [xImage, outImage] = [4 * inHeight * inWidth * ci, 4 * outHeight * outWidth * taps];
-  const parts = planParts(simd.memory, batchSize, { align: 1, bytes: batchSize * outImage });
+  const parts = planParts(simd.memory, batchSize, { align: 1, bytes: batchSize * outImage, memoryBound: true });
   const calls: KernelCall[] = parts.map(([start, count]) => ({
     module: "gemm",
     fn: "im2colNhwc",
