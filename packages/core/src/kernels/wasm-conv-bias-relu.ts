@@ -102,11 +102,11 @@ function fusable(layer: ConvLayer, input: Tensor | undefined): input is Tensor {
   return e.state.gradientDepth > 0 && e.backendName === WASM && getKernel(CONV_BIAS_RELU, WASM) !== undefined && getKernel(RELU_GRAD, WASM) !== undefined;
 }
 
-let patched: CallFn | undefined;
+/** tfjs-layers' own call (inherited from Conv), kept when the patch is installed. */
+let stockCall: CallFn | undefined;
 function fusedCall(this: ConvLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor | Tensor[] {
   const input = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
-  const stock = Object.getPrototypeOf(conv2dPrototype()) as { call: CallFn };
-  if (!fusable(this, input)) return stock.call.call(this, inputs, kwargs);
+  if (!fusable(this, input)) return stockCall!.call(this, inputs, kwargs);
   return tidy(() =>
     run(CONV_BIAS_RELU, { x: input, filter: this.kernel.read(), bias: this.bias!.read() }, { strides: [this.strides[0]!, this.strides[1]!], pad: this.padding } as unknown as NamedAttrMap),
   );
@@ -119,14 +119,14 @@ export function enableConvBiasRelu(): void {
   const proto = conv2dPrototype();
   // Conv2D inherits `call` from Conv; an own property on Conv2D.prototype shadows it and is removed to undo.
   if (!proto || Object.prototype.hasOwnProperty.call(proto, "call")) return;
-  patched = fusedCall;
+  stockCall = proto.call;
   Object.defineProperty(proto, "call", { value: fusedCall, writable: true, configurable: true });
 }
 
 /** Puts back tfjs-layers' own Conv2D.call (the kernel stays registered, unused). */
 export function disableConvBiasRelu(): void {
   const proto = conv2dPrototype();
-  if (proto && Object.prototype.hasOwnProperty.call(proto, "call") && (proto as { call: CallFn }).call === patched) delete (proto as { call?: CallFn }).call;
+  if (proto && Object.prototype.hasOwnProperty.call(proto, "call") && (proto as { call: CallFn }).call === fusedCall) delete (proto as { call?: CallFn }).call;
 }
 
 export const isConvBiasReluEnabled = (): boolean => conv2dPrototype()?.call === fusedCall;

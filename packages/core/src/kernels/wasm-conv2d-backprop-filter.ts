@@ -14,10 +14,8 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import { im2colNhwc, im2colT } from "./wasm-im2col.js";
-import { gemmSimd, type EmscriptenWasm, type GemmSimdExports, type SimdKernels } from "./simd/index.js";
-import { poolFor } from "./kernel-threads.js";
-import { splitGemm } from "./wasm-gemm-split.js";
-import { wasmThreadMinFlops } from "./wasm-threadpool.js";
+import type { EmscriptenWasm, GemmSimdExports, SimdKernels } from "./simd/index.js";
+import { ownGemm, splitGemm } from "./wasm-gemm-split.js";
 import { disposeOnThrow, runWasm } from "./wasm-util.js";
 
 const BACKEND = "wasm";
@@ -158,12 +156,6 @@ interface GemmBackend {
  * every call, and streams it once per row tile), from it only with a kernel thread pool; else
  * undefined (then XNNPACK on its threads). Measured in docs/performance.md, round 8.
  */
-/** fitloop's SIMD GEMM for dW when it applies (see above), else undefined. */
-function ownGemm(backend: KernelBackend, flops: number): SimdKernels<GemmSimdExports> | undefined {
-  const gemm = gemmSimd((backend as unknown as GemmBackend).wasm);
-  return gemm && (flops < wasmThreadMinFlops() || poolFor(gemm.memory)) ? gemm : undefined;
-}
-
 function gemmFilterGrad(backend: KernelBackend, gemm: SimdKernels<GemmSimdExports>, patches: TensorInfo, dy: TensorInfo, taps: number, rows: number, co: number, nhwc: boolean): TensorInfo {
   const b = backend as unknown as GemmBackend;
   const out = b.makeOutput([taps, co], "float32");
@@ -191,7 +183,7 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
     const rows = info.batchSize * info.outHeight * info.outWidth;
     // Many input channels: patches in NHWC order (runs of ci floats, no transpose of x), read by the
     // GEMM through its strides; few: patchesᵀ from x transposed to [ci, b, H, W].
-    const gemm = ownGemm(backend, 2 * fh * fw * ci * rows * co);
+    const gemm = ownGemm((backend as unknown as GemmBackend).wasm, 2 * fh * fw * ci * rows * co);
     const nhwc = gemm && ci >= IM2COL_NHWC_MIN_CHANNELS ? im2colNhwc(backend, x, info) : undefined;
     const patches = nhwc ?? im2colT(backend, x, info);
     try {

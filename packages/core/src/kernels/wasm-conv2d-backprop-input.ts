@@ -1,8 +1,7 @@
 import { backend_util, BatchMatMul, Conv2D, Conv2DBackpropInput, Reverse, Transpose, type Conv2DBackpropInputAttrs, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
-import { col2imSimd, gemmSimd, type EmscriptenWasm } from "./simd/index.js";
-import { planParts, poolFor, type KernelCall } from "./kernel-threads.js";
-import { splitGemm } from "./wasm-gemm-split.js";
-import { wasmThreadMinFlops } from "./wasm-threadpool.js";
+import { col2imSimd, type EmscriptenWasm } from "./simd/index.js";
+import { planParts, splitRows } from "./kernel-threads.js";
+import { ownGemm, splitGemm } from "./wasm-gemm-split.js";
 import { asKernelFunc, disposeOnThrow, runWasm, withTemps, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** Padding of the forward Conv2D that computes an input gradient, or null when it does not apply. */
@@ -96,9 +95,9 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
     const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
     // fitloop's SIMD GEMM (split over the kernel threads) below the thread gate's size, or from it when
     // kernel threads run; else XNNPACK on its threads.
-    const gemm = gemmSimd(backend.wasm);
+    const gemm = ownGemm(backend.wasm, 2 * rows * taps * co);
     let cols: TensorInfo;
-    if (gemm && (2 * rows * taps * co < wasmThreadMinFlops() || poolFor(gemm.memory))) {
+    if (gemm) {
       cols = keep(backend.makeOutput([rows, taps], "float32"));
       splitGemm(gemm, { pa: p(dy), ars: 4 * co, aks: 4, pb: p(wT), ldb: 4 * taps, pc: p(cols), ldc: 4 * taps, m: rows, n: taps, k: co });
     } else {
@@ -110,8 +109,8 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
     if (simd) {
       // Images split over fitloop's kernel threads when a pool runs (one scratch list per part).
       const listBytes = 4 * (fh + fw + fh * fw);
-      const parts = planParts(simd.memory, batchSize, { align: 1, bytes: 4 * (rows * taps + batchSize * inHeight * inWidth * ci) });
-      const scratch = simd.malloc(listBytes * parts.length);
+      const split = { align: 1, bytes: 4 * (rows * taps + batchSize * inHeight * inWidth * ci) };
+      const scratch = simd.malloc(listBytes * planParts(simd.memory, batchSize, split).length);
       if (!scratch) {
         kb.disposeData(dx.dataId);
         throw new Error("fitloop wasm Conv2DBackpropInput: wasm malloc failed");
@@ -119,15 +118,9 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
       try {
         const [c0, d0] = [p(cols), p(dx)];
         const [colsImage, dxImage] = [4 * outHeight * outWidth * taps, 4 * inHeight * inWidth * ci];
-        const calls: KernelCall[] = parts.map(([start, count], i) => ({
-          module: "col2im",
-          fn: "col2im",
-          args: [c0 + start * colsImage, d0 + start * dxImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, top, left, scratch + i * listBytes],
-        }));
-        disposeOnThrow(backend, [dx], () => {
-          if (calls.length > 1) poolFor(simd.memory)!.run(calls);
-          else simd.exports.col2im(...(calls[0]!.args as Parameters<typeof simd.exports.col2im>));
-        });
+        const args = (start: number, count: number, part: number): [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number] =>
+          [c0 + start * colsImage, d0 + start * dxImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, top, left, scratch + part * listBytes];
+        disposeOnThrow(backend, [dx], () => splitRows(simd.memory, "col2im", "col2im", batchSize, args, () => simd.exports.col2im(...args(0, batchSize, 0)), split));
       } finally {
         simd.free(scratch);
       }

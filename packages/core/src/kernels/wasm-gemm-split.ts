@@ -1,5 +1,16 @@
 import { planParts, poolFor, type KernelCall } from "./kernel-threads.js";
-import type { GemmSimdExports, SimdKernels } from "./simd/index.js";
+import { gemmSimd, type EmscriptenWasm, type GemmSimdExports, type SimdKernels } from "./simd/index.js";
+import { wasmThreadMinFlops } from "./wasm-threadpool.js";
+
+/**
+ * fitloop's SIMD GEMM for a product of `flops`, or undefined: below the thread gate's size always
+ * (XNNPACK repacks its right operand, new at every training step), from it only when fitloop's kernel
+ * threads run (else XNNPACK on its thread pool is faster); undefined without WebAssembly SIMD.
+ */
+export function ownGemm(wasm: EmscriptenWasm, flops: number): SimdKernels<GemmSimdExports> | undefined {
+  const gemm = gemmSimd(wasm);
+  return gemm && (flops < wasmThreadMinFlops() || poolFor(gemm.memory)) ? gemm : undefined;
+}
 
 /**
  * C = A·B on fitloop's SIMD GEMM (`simd/gemm.wat`), split over fitloop's kernel threads

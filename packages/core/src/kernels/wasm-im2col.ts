@@ -1,7 +1,7 @@
 import { backend_util, Transpose, type KernelBackend, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { disposeOnThrow, runWasm } from "./wasm-util.js";
-import { DEFAULT_MIN_SPLIT_BYTES, memoryBoundSplitEnabled, planParts, poolFor, type KernelCall } from "./kernel-threads.js";
+import { DEFAULT_MIN_SPLIT_BYTES, memoryBoundSplitEnabled, poolFor, splitRows, type KernelCall } from "./kernel-threads.js";
 
 /** Most tasks one `KernelThreadPool.run` takes. */
 const MAX_TASKS = 64;
@@ -105,15 +105,10 @@ export function im2colNhwc(backend: KernelBackend, x: TensorInfo, info: backend_
   const src = b.dataIdMap.get(x.dataId)!.memoryOffset;
   const dst = b.dataIdMap.get(out.dataId)!.memoryOffset;
   const [xImage, outImage] = [4 * inHeight * inWidth * ci, 4 * outHeight * outWidth * taps];
-  const parts = planParts(simd.memory, batchSize, { align: 1, bytes: batchSize * outImage, memoryBound: true });
-  const calls: KernelCall[] = parts.map(([start, count]) => ({
-    module: "gemm",
-    fn: "im2colNhwc",
-    args: [src + start * xImage, dst + start * outImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left],
-  }));
-  disposeOnThrow(backend, [out], () => {
-    if (calls.length > 1) poolFor(simd.memory)!.run(calls);
-    else simd.exports.im2colNhwc(...(calls[0]!.args as Parameters<typeof simd.exports.im2colNhwc>));
-  });
+  const args = (start: number, count: number): [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number] =>
+    [src + start * xImage, dst + start * outImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left];
+  disposeOnThrow(backend, [out], () =>
+    splitRows(simd.memory, "gemm", "im2colNhwc", batchSize, args, () => simd.exports.im2colNhwc(...args(0, batchSize)), { align: 1, bytes: batchSize * outImage, memoryBound: true }),
+  );
   return out;
 }

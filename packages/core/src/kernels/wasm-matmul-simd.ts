@@ -1,9 +1,8 @@
 import { backend_util, util, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import type { KernelArgs } from "./wasm-util.js";
-import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
-import { poolFor } from "./kernel-threads.js";
-import { splitGemm } from "./wasm-gemm-split.js";
+import { kernelFlops, withWasmThreads } from "./wasm-threadpool.js";
+import { ownGemm, splitGemm } from "./wasm-gemm-split.js";
 
 /**
  * fitloop's own matmul on wasm (`simd/gemm.wat`: a strided f32x4 GEMM without packing) for
@@ -56,10 +55,9 @@ export function simdMatMul(args: KernelArgs, kernelName: string): TensorInfo | u
   if (bias && (bias.dtype !== "float32" || util.sizeFromShape(bias.shape) !== n || (bias.shape.length > 0 && bias.shape[bias.shape.length - 1] !== n))) return undefined;
   const flops = kernelFlops(kernelName, args.inputs, args.attrs ?? {});
   const backend = args.backend as unknown as WasmHeapBackend;
-  const simd = gemmSimd(backend.wasm);
-  if (!simd) return undefined;
   // From the gate's size XNNPACK runs on its threads, unless fitloop's kernel threads can split this GEMM.
-  if (flops >= wasmThreadMinFlops() && !poolFor(simd.memory)) return undefined;
+  const simd = ownGemm(backend.wasm, flops);
+  if (!simd) return undefined;
   // Through the thread gate although this kernel never uses the pool: the gate puts tfjs-wasm's pool
   // pointer to rest (0) on its first call, and in a model whose matmuls all run here (the MLP) no
   // other kernel may call it, which left every small XNNPACK op (broadcast Add, Multiply...) on
