@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -21,7 +22,7 @@ export async function runReadmeExample(packageDir: string, timeoutMs = 120_000):
   const file = join(packageDir, `.readme-example-${process.pid}.ts`);
   writeFileSync(file, readmeExample(packageDir));
   try {
-    const tsx = join(packageDir, "..", "..", "node_modules", ".bin", "tsx");
+    const tsx = join(dirname(fileURLToPath(import.meta.url)), "..", "node_modules", ".bin", "tsx");
     const { stdout } = await run(tsx, ["--conditions=@fitloop/source", file], { cwd: packageDir, timeout: timeoutMs });
     return stdout;
   } finally {

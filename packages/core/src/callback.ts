@@ -3,7 +3,8 @@ import type { LayersModel } from "@tensorflow/tfjs-layers";
 import type { EventName } from "./events.js";
 import type { Hyperparameters } from "./hyperparams.js";
 import type { Logger } from "./logger.js";
-import type { FitOutcome, Logs, StateDict, TrainState } from "./state.js";
+import type { LogOptions } from "./logs.js";
+import type { FitOutcome, Logs, StateDict, StopDetails, TrainState } from "./state.js";
 
 export type Awaitable<T> = T | Promise<T>;
 
@@ -44,9 +45,22 @@ export interface HookContext {
   readonly logger: Logger;
   readonly model: LayersModel;
   readonly optimizer: tf.Optimizer;
-  /** Ask the run to stop after the current batch; requests from several plugins OR together. */
-  requestStop(reason: string): void;
+  /**
+   * Ask the run to stop after the current batch; requests from several plugins OR together.
+   * `details` (numbers, strings) go into `outcome.stopRequests` beside the reason.
+   */
+  requestStop(reason: string, details?: StopDetails): void;
   readonly stopRequested: boolean;
+  /**
+   * Adds a value to the logs under `name` (not one the loop writes: loss, metrics, `val_*`).
+   * - In training-batch hooks it is part of this batch's logs (`ctx.logs` from `beforeStep` on,
+   *   `state.batchLogs`, observers) and is reduced over the epoch (`options.reduce`, default mean
+   *   over the batches that logged it). A scalar tensor is read together with the loss in the step's
+   *   one device read, so tensors can be logged up to `afterGradients`; the loop disposes them.
+   * - In epoch hooks (`beforeEpoch` .. `afterEpoch`) it is an epoch value (numbers only), also
+   *   written into that epoch's history record.
+   */
+  log(name: string, value: number | tf.Scalar, options?: LogOptions): void;
 }
 
 /** Context of training-batch hooks; tensors are valid only during the hook. */
@@ -55,12 +69,14 @@ export interface BatchContext extends HookContext {
   readonly batchSize: number;
   /** Model outputs (from `afterForward` on). */
   readonly outputs: tf.Tensor | undefined;
-  /** The scalar loss tensor (from `afterLoss` on); its value is `logs.loss`. */
+  /** The scalar loss tensor (from `afterForward` on); its value is `logs.loss` from `beforeStep` on. */
   readonly loss: tf.Scalar | undefined;
   /** Gradients by variable name (from `afterGradients` to `beforeStep`). */
   readonly grads: Readonly<tf.NamedTensorMap> | undefined;
   /** True in `afterStep`/`afterBatch` when the step was cancelled or skipped. */
   readonly stepSkipped: boolean;
+  /** Whether this batch's logs have, or will have after the step's device read, a value for `name`. */
+  hasLog(name: string): boolean;
 }
 
 export interface FitEndContext extends HookContext {

@@ -169,16 +169,18 @@ describe("events", () => {
     fx.dispose();
   });
 
-  it("hook contexts expose batch tensors, outputs, loss and plain-number logs", async () => {
-    const got: { batch: number; outShape: number[]; loss: number; logLoss: number | undefined }[] = [];
+  it("hook contexts expose batch tensors, outputs, loss; plain-number logs from beforeStep on (after the step's one read)", async () => {
+    const got: { batch: number; outShape: number[]; loss: number; logLossBefore: number | undefined; logLoss?: number }[] = [];
     const cb: Callback = {
-      afterLoss: (ctx) => void got.push({ batch: ctx.batch.xs.shape[0]!, outShape: ctx.outputs!.shape, loss: ctx.loss!.dataSync()[0]!, logLoss: ctx.logs["loss"] }),
+      afterLoss: (ctx) => void got.push({ batch: ctx.batch.xs.shape[0]!, outShape: ctx.outputs!.shape, loss: ctx.loss!.dataSync()[0]!, logLossBefore: ctx.logs["loss"] }),
+      beforeStep: (ctx) => void (got[0]!.logLoss = ctx.logs["loss"]),
     };
     const { fx, trainer } = setup([cb]);
     await trainer.fit({ epochs: 1, train: arrayData([{ xs: fx.xs, ys: fx.ys }]) });
     expect(got).toHaveLength(1);
     expect(got[0]!.batch).toBe(12);
     expect(got[0]!.outShape).toEqual([12, 3]);
+    expect(got[0]!.logLossBefore).toBeUndefined(); // not read yet: no stale value from another batch
     expect(got[0]!.logLoss).toBeCloseTo(got[0]!.loss, 6);
     fx.dispose();
   });

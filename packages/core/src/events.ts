@@ -11,7 +11,8 @@
  *             forward(training=true); loss            -> afterForward, afterLoss
  *             grads = computeGradients(loss)
  *             afterGradients   (may replace grads: clipping, noise, ...)
- *             beforeStep       (CancelStep here skips applyGradients)
+ *             read logs        (one device read: loss, metrics, tensors plugins logged)
+ *             beforeStep       (ctx.logs has this batch's numbers; CancelStep skips applyGradients)
  *             applyGradients
  *             afterStep
  *           afterBatch         (stop requested? -> leave the batch loop)

@@ -21,6 +21,7 @@ export {
   type StatefulCallback,
   type EpochRecord,
   type StopRequest,
+  type StopDetails,
   type FitOutcome,
   type FitStatus,
 } from "./state.js";
@@ -40,6 +41,8 @@ export { Rng, seeded, withRandom, epochPermutation, permutation, mixSeed, type R
 export { TOKENS, createRootContainer, type PluginClass, type RootServices } from "./di.js";
 export { consoleLogger, silentLogger, systemClock, type Logger, type Clock } from "./logger.js";
 export { parseOptions } from "./options.js";
+export type { LogReduce, LogOptions } from "./logs.js";
+export { resolveMonitorMode, initialBest, isImprovement, monitorValue, MissingMonitorError, type MonitorMode, type MinDeltaMode, type ImprovementRule } from "./monitor.js";
 export {
   FitloopError,
   OptionsError,

@@ -18,6 +18,8 @@ export interface LoopSpec {
   readonly rng: Rng | undefined;
   readonly startEpoch: number;
   readonly startBatch: number;
+  /** `loss` and the metric names: the batch logs averaged by samples over an epoch. */
+  readonly logNames: readonly string[];
 }
 
 /**
@@ -39,6 +41,9 @@ export async function fitLoop(run: RunScope, spec: LoopSpec): Promise<void> {
   const { state } = run;
   for (state.epoch = spec.startEpoch; state.epoch < state.epochs; state.epoch++) {
     const startBatch = state.epoch === spec.startEpoch ? spec.startBatch : 0;
+    state.epochLogs = {};
+    run.epochRecorded = false;
+    run.pluginLogs.startEpoch();
     await withEvents(run, "beforeEpoch", "afterEpoch", CancelEpoch, () => epoch(run, spec, startBatch));
     if (run.stopRequested) break;
   }
@@ -46,13 +51,13 @@ export async function fitLoop(run: RunScope, spec: LoopSpec): Promise<void> {
 
 async function epoch(run: RunScope, spec: LoopSpec, startBatch: number): Promise<void> {
   const { state } = run;
-  state.epochLogs = {};
   state.batchesPerEpoch = spec.train.batchesPerEpoch;
   await withEvents(run, "beforeTrain", "afterTrain", null, () => train(run, spec, startBatch));
   if (spec.validation) await withEvents(run, "beforeValidate", "afterValidate", null, () => validate(run, spec, spec.validation!));
   run.setLogs(state.epochLogs);
   // The record goes in before `checkpoint`, so a saver stores a history that matches its cursor.
   state.history.push({ epoch: state.epoch, logs: { ...state.epochLogs } });
+  run.epochRecorded = true;
   await run.fire("checkpoint");
 }
 
@@ -65,7 +70,8 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   for await (const batch of spec.train.batches({ epoch: state.epoch, batchIndex: startBatch })) {
     const logs = await trainBatch(run, spec, batch);
     if (logs) {
-      for (const [k, v] of Object.entries(logs)) sums.set(k, (sums.get(k) ?? 0) + v * run.batchSize);
+      // loss and metrics: sample-weighted means, as Keras reports them
+      for (const k of spec.logNames) sums.set(k, (sums.get(k) ?? 0) + logs[k]! * run.batchSize);
       seen += run.batchSize;
     }
     state.batchIndex++;
@@ -81,15 +87,16 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   for (const [k, v] of sums) means[k] = v / seen;
   const lr = currentLearningRate(run);
   if (lr !== undefined) means["lr"] = lr;
-  state.epochLogs = { ...state.epochLogs, ...means };
+  state.epochLogs = { ...state.epochLogs, ...means, ...run.pluginLogs.epochValues() };
   run.setLogs(state.epochLogs);
 }
 
-/** One training batch; returns its logs, or undefined when cancelled before the loss was read. */
+/** One training batch; returns its logs, or undefined when cancelled before they were read. */
 async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch): Promise<Logs | undefined> {
   run.batch = batch;
   run.batchSize = batch.xs.shape[0] ?? 0;
   run.stepSkipped = true;
+  run.setLogs({});
   let logs: Logs | undefined;
   try {
     await withEvents(run, "beforeBatch", "afterBatch", CancelBatch, async () => {
@@ -97,20 +104,20 @@ async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch): Promise<
       run.loss = loss;
       run.grads = grads;
       run.outputs = outputs;
-      logs = await readLogs(spec, batch, outputs, loss);
-      run.state.batchLogs = logs;
-      run.setLogs(logs);
       let skip = false;
       try {
         await run.fire("afterForward");
         await run.fire("afterLoss");
+        await run.fireGradients();
       } catch (e) {
         if (!(e instanceof CancelStep)) throw e;
         skip = true; // gradients exist but are not applied
       }
+      logs = await readLogs(run, spec, batch);
       await step(run, skip);
     });
   } finally {
+    run.pluginLogs.endBatch(logs);
     disposeBatch(run, batch);
   }
   return logs;
@@ -150,21 +157,33 @@ function releaseTape(): void {
   for (const node of tape ?? []) for (const t of node.saved ?? []) t.dispose();
 }
 
-/** One device read per step: loss and every metric, packed. */
-async function readLogs(spec: LoopSpec, batch: Batch, outputs: tf.Tensor, loss: tf.Scalar): Promise<Logs> {
-  if (spec.metrics.length === 0) return { loss: (await loss.data())[0]! };
-  const packed = tf.tidy(() => tf.stack([loss, ...spec.metrics.map(([, fn]) => tf.mean(fn(batch.ys, outputs)))]));
-  const values = await packed.data();
-  packed.dispose();
+/**
+ * The step's one device read, after the gradient stage: loss, every metric and the scalars plugins
+ * logged, packed. Its numbers are `ctx.logs` from `beforeStep` on.
+ */
+async function readLogs(run: RunScope, spec: LoopSpec, batch: Batch): Promise<Logs> {
+  const extra = run.pluginLogs.pendingTensors();
+  const loss = run.loss!;
+  let values: ArrayLike<number>;
+  if (spec.metrics.length === 0 && extra.length === 0) {
+    values = await loss.data();
+  } else {
+    const outputs = run.outputs!;
+    const packed = tf.tidy(() => tf.stack([loss, ...spec.metrics.map(([, fn]) => tf.mean(fn(batch.ys, outputs))), ...extra.map(([, t]) => tf.reshape(tf.cast(t, "float32"), []))]));
+    values = await packed.data();
+    packed.dispose();
+  }
   const logs: Logs = { loss: values[0]! };
   spec.metrics.forEach(([name], i) => (logs[name] = values[i + 1]!));
+  run.pluginLogs.completeRead(values, 1 + spec.metrics.length, logs);
+  run.state.batchLogs = logs;
+  run.setLogs(logs);
   return logs;
 }
 
 async function step(run: RunScope, skip: boolean): Promise<void> {
   try {
     if (skip) throw new CancelStep();
-    await run.fireGradients();
     await run.fire("beforeStep");
     run.optimizer.applyGradients(run.grads!); // in trainable-variable order (see RunScope.replaceGradients)
     run.state.step++;

@@ -6,8 +6,9 @@ import { EVENTS, type EventName } from "./events.js";
 import { FitloopError } from "./errors.js";
 import type { Hyperparameters } from "./hyperparams.js";
 import type { Logger } from "./logger.js";
+import { PluginLogs, type LogOptions } from "./logs.js";
 import { hookOrder, type ResolvedPlugin } from "./order.js";
-import type { FitOutcome, Logs, TrainState } from "./state.js";
+import type { FitOutcome, Logs, StopDetails, TrainState } from "./state.js";
 
 type AnyHook = (this: Callback, ctx: PluginContext) => unknown;
 
@@ -19,6 +20,10 @@ export class RunScope {
   loss: tf.Scalar | undefined;
   grads: tf.NamedTensorMap | undefined;
   stepSkipped = false;
+  /** Values plugins log (`ctx.log`). */
+  readonly pluginLogs: PluginLogs;
+  /** The current epoch's record is in `state.history` (epoch values logged later go into it too). */
+  epochRecorded = false;
   private readonly hooks = new Map<EventName, { fn: AnyHook; cb: Callback; ctx: PluginContext }[]>();
 
   constructor(
@@ -29,7 +34,9 @@ export class RunScope {
     readonly logger: Logger,
     readonly bus: ObserverBus,
     plugins: readonly ResolvedPlugin[],
+    reservedLogNames: ReadonlySet<string>,
   ) {
+    this.pluginLogs = new PluginLogs(reservedLogNames);
     const contexts = new Map(plugins.map((p) => [p, new PluginContext(this, p.name)]));
     for (const event of EVENTS) {
       this.hooks.set(
@@ -43,14 +50,28 @@ export class RunScope {
     return this.state.stopRequests.length > 0;
   }
 
-  requestStop(by: string, reason: string): void {
-    this.state.stopRequests.push({ by, reason, epoch: this.state.epoch, step: this.state.step });
+  requestStop(by: string, reason: string, details?: StopDetails): void {
+    this.state.stopRequests.push({ by, reason: String(reason), epoch: this.state.epoch, step: this.state.step, ...(details ? { details: { ...details } } : {}) });
   }
 
-  /** Runs the hooks of `event` one by one, then tells observers. */
+  log(plugin: string, event: EventName, name: string, value: number | tf.Scalar, options: LogOptions | undefined): void {
+    if (this.pluginLogs.check(plugin, event, name, value, options)) this.pluginLogs.addBatch(name, value, options?.reduce, this.state.batchLogs);
+    else this.setEpochLog(name, value as number);
+  }
+
+  private setEpochLog(name: string, value: number): void {
+    const s = this.state;
+    const showing = s.logs === s.epochLogs;
+    s.epochLogs = { ...s.epochLogs, [name]: value };
+    if (showing) s.logs = s.epochLogs;
+    const record = s.history.at(-1);
+    if (this.epochRecorded && record && record.epoch === s.epoch) record.logs[name] = value;
+  }
+
   /** The hook that threw last (names the culprit when a cancellation escapes its scope). */
   lastThrow: { event: EventName; plugin: string } | undefined;
 
+  /** Runs the hooks of `event` one by one, then tells observers. */
   async fire(event: EventName): Promise<void> {
     for (const h of this.hooks.get(event)!) {
       h.ctx.event = event;
@@ -129,8 +150,14 @@ export class PluginContext implements BatchContext, FitEndContext {
   get stopRequested(): boolean {
     return this.run.stopRequested;
   }
-  requestStop(reason: string): void {
-    this.run.requestStop(this.plugin, reason);
+  requestStop(reason: string, details?: StopDetails): void {
+    this.run.requestStop(this.plugin, reason, details);
+  }
+  log(name: string, value: number | tf.Scalar, options?: LogOptions): void {
+    this.run.log(this.plugin, this.event, name, value, options);
+  }
+  hasLog(name: string): boolean {
+    return this.run.pluginLogs.has(name, this.run.state.batchLogs);
   }
   get batch(): Batch {
     if (!this.run.batch) throw new Error(`ctx.batch is only available in batch hooks (not in ${this.event})`);

@@ -22,12 +22,16 @@ export interface EpochRecord {
   readonly logs: Logs;
 }
 
+/** Facts a plugin attaches to a stop request (best epoch, offending value, ...). */
+export type StopDetails = Readonly<Record<string, number | string | boolean>>;
+
 /** Who asked the run to stop, and why. Requests OR together: the first one stops the run. */
 export interface StopRequest {
   readonly by: string;
   readonly reason: string;
   readonly epoch: number;
   readonly step: number;
+  readonly details?: StopDetails;
 }
 
 export type FitStatus = "completed" | "stopped" | "cancelled" | "failed";
@@ -60,9 +64,12 @@ export interface TrainState {
   cursor: { epoch: number; batchIndex: number };
   /** Batches per epoch, when the data source knows it. */
   batchesPerEpoch: number | undefined;
-  /** Latest logs: batch logs during training, epoch logs from `afterValidate` on. */
+  /**
+   * Latest logs: during a training batch, that batch's logs (empty until the step's device read,
+   * which comes after `afterGradients`); epoch logs from `afterTrain` on.
+   */
   logs: Logs;
-  /** Logs of the last completed training batch. */
+  /** Logs of the last training batch whose values were read. */
   batchLogs: Logs;
   /** Logs of the current epoch so far (train means, then val_*). */
   epochLogs: Logs;

@@ -104,15 +104,19 @@ export class Trainer {
       if (options.validation) await preflight(this.model, loss, options.validation, "validation");
       this.pending = undefined;
       this.state = state;
-      const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins);
+      const metrics = resolveMetrics(this.opts.metrics ?? [], loss);
+      const logNames = ["loss", ...metrics.map(([name]) => name)];
+      const reserved = new Set([...logNames, ...logNames.map((n) => `val_${n}`)]);
+      const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins, reserved);
       const spec = {
         train: options.train,
         validation: options.validation,
         loss: resolveLoss(loss),
-        metrics: resolveMetrics(this.opts.metrics ?? [], loss),
+        metrics,
         rng: this.rng,
         startEpoch,
         startBatch,
+        logNames,
       };
       return await runFit(scope, () => fitLoop(scope, spec));
     } finally {

@@ -1,0 +1,144 @@
+import * as tf from "@tensorflow/tfjs-core";
+import { FitloopError } from "./errors.js";
+import type { EventName } from "./events.js";
+import type { Logs } from "./state.js";
+
+/** How a value a plugin logs per batch becomes the epoch's value. */
+export type LogReduce = "mean" | "sum" | "min" | "max" | "last";
+
+export interface LogOptions {
+  /** Epoch value of a per-batch log: mean over the batches that logged it (default), sum, min, max, last. */
+  readonly reduce?: LogReduce;
+}
+
+/** Training-batch events in which `ctx.log` adds to the batch's logs. */
+const BATCH_EVENTS: ReadonlySet<EventName> = new Set<EventName>(["beforeBatch", "afterForward", "afterLoss", "afterGradients", "beforeStep", "afterStep", "afterBatch"]);
+/** Events after the step's one device read: numbers still go in, tensors no longer can. */
+const AFTER_READ: ReadonlySet<EventName> = new Set<EventName>(["beforeStep", "afterStep", "afterBatch"]);
+/** Epoch events in which `ctx.log` sets an epoch value. */
+const EPOCH_EVENTS: ReadonlySet<EventName> = new Set<EventName>(["beforeEpoch", "beforeTrain", "afterTrain", "beforeValidate", "afterValidate", "checkpoint", "afterEpoch"]);
+
+interface Aggregate {
+  reduce: LogReduce;
+  sum: number;
+  count: number;
+  min: number;
+  max: number;
+  last: number;
+}
+
+/**
+ * Values plugins add to the logs (`ctx.log`). Per batch, scalar tensors wait for the step's one
+ * packed device read (core reads loss, metrics and these together), numbers go in directly; over an
+ * epoch each name is reduced as its first `log` call asked. Names the loop itself writes (loss,
+ * metrics and their `val_` forms) are reserved.
+ */
+export class PluginLogs {
+  private readonly pending = new Map<string, tf.Scalar>();
+  private readonly numbers = new Map<string, number>();
+  private readonly epoch = new Map<string, Aggregate>();
+  private readonly reduces = new Map<string, LogReduce>();
+  private read = false;
+
+  constructor(private readonly reserved: ReadonlySet<string>) {}
+
+  /** Checks a `ctx.log` call; returns whether it is a batch value (else an epoch value). */
+  check(plugin: string, event: EventName, name: unknown, value: unknown, options: LogOptions | undefined): boolean {
+    const fail = (message: string) => new FitloopError("INVALID_LOG", `ctx.log from "${plugin}" in ${event}: ${message}`);
+    if (typeof name !== "string" || name.length === 0) throw fail(`the name must be a non-empty string, got ${String(name)}`);
+    if (this.reserved.has(name)) throw fail(`"${name}" is written by the loop itself (reserved: ${[...this.reserved].join(", ")}); choose another name`);
+    const reduce = options?.reduce;
+    if (reduce !== undefined && !["mean", "sum", "min", "max", "last"].includes(reduce)) throw fail(`reduce must be mean, sum, min, max or last, got ${String(reduce)}`);
+    const isTensor = value instanceof tf.Tensor;
+    if (!isTensor && typeof value !== "number") throw fail(`"${name}" must be a number or a scalar tensor, got ${typeof value}`);
+    if (isTensor && (value.size !== 1 || value.isDisposed)) throw fail(`"${name}" must be a live scalar tensor, got shape [${value.shape.join(", ")}]${value.isDisposed ? " (disposed)" : ""}`);
+    if (BATCH_EVENTS.has(event)) {
+      if (isTensor && (this.read || AFTER_READ.has(event))) throw fail(`"${name}" is a tensor, but this step's device read is done (tensors can be logged up to afterGradients; log a number here)`);
+      return true;
+    }
+    if (EPOCH_EVENTS.has(event)) {
+      if (isTensor) throw fail(`"${name}": epoch values must be numbers (read the tensor yourself once per epoch)`);
+      return false;
+    }
+    throw fail(`logs belong to a training batch or an epoch; ${event} has neither`);
+  }
+
+  /** A batch value: a tensor waits for the read (the loop disposes it); a number goes in now or at the read. */
+  addBatch(name: string, value: number | tf.Scalar, reduce: LogReduce | undefined, batchLogs: Logs | undefined): void {
+    if (!this.reduces.has(name)) this.reduces.set(name, reduce ?? "mean");
+    if (value instanceof tf.Tensor) {
+      const old = this.pending.get(name);
+      if (old && old !== value) old.dispose();
+      this.pending.set(name, value);
+      this.numbers.delete(name);
+    } else if (this.read && batchLogs) {
+      batchLogs[name] = value;
+    } else {
+      this.pending.get(name)?.dispose();
+      this.pending.delete(name);
+      this.numbers.set(name, value);
+    }
+  }
+
+  /** Whether this step already has (or will have after the read) a value for `name`. */
+  has(name: string, batchLogs: Logs | undefined): boolean {
+    return this.pending.has(name) || this.numbers.has(name) || (this.read && batchLogs !== undefined && name in batchLogs);
+  }
+
+  /** Tensors to pack into the step's device read, in a fixed order. */
+  pendingTensors(): [string, tf.Scalar][] {
+    return [...this.pending];
+  }
+
+  /** After the read: the step's plugin values, and the loop takes the tensors back (disposed). */
+  completeRead(values: ArrayLike<number>, offset: number, logs: Logs): void {
+    let i = offset;
+    for (const [name, t] of this.pending) {
+      logs[name] = values[i++]!;
+      t.dispose();
+    }
+    this.pending.clear();
+    for (const [name, v] of this.numbers) logs[name] = v;
+    this.numbers.clear();
+    this.read = true;
+  }
+
+  /** End of a training batch: fold its plugin values into the epoch's aggregates. */
+  endBatch(batchLogs: Logs | undefined): void {
+    if (batchLogs) {
+      for (const [name, reduce] of this.reduces) {
+        const v = batchLogs[name];
+        if (v === undefined) continue;
+        const a = this.epoch.get(name) ?? { reduce, sum: 0, count: 0, min: Infinity, max: -Infinity, last: Number.NaN };
+        a.sum += v;
+        a.count++;
+        a.min = Math.min(a.min, v);
+        a.max = Math.max(a.max, v);
+        a.last = v;
+        this.epoch.set(name, a);
+      }
+    }
+    this.disposePending();
+    this.read = false;
+  }
+
+  /** Releases tensors a cancelled or failed batch never read. */
+  disposePending(): void {
+    for (const t of this.pending.values()) t.dispose();
+    this.pending.clear();
+    this.numbers.clear();
+  }
+
+  startEpoch(): void {
+    this.epoch.clear();
+  }
+
+  /** The epoch values of per-batch plugin logs. */
+  epochValues(): Logs {
+    const out: Logs = {};
+    for (const [name, a] of this.epoch) {
+      out[name] = a.reduce === "mean" ? a.sum / a.count : a.reduce === "sum" ? a.sum : a.reduce === "min" ? a.min : a.reduce === "max" ? a.max : a.last;
+    }
+    return out;
+  }
+}
