@@ -32,7 +32,7 @@ describe("ctx.log: values plugins add to the logs", () => {
       name: "Norm",
       afterGradients: (ctx) => {
         const n = globalNorm(ctx.grads!);
-        manual.push(tf.tidy(() => Math.sqrt(Object.values(ctx.grads!).reduce((s, g) => s + tf.sum(tf.square(g)).arraySync(), 0))));
+        manual.push(Math.sqrt(Object.values(ctx.grads!).reduce((s, g) => s + tf.tidy(() => tf.sum(tf.square(g)).dataSync()[0]!), 0)));
         ctx.log("grad_norm", n);
       },
       beforeStep: (ctx) => void seenInBeforeStep.push(ctx.logs["grad_norm"]!),
