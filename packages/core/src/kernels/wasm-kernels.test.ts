@@ -118,7 +118,10 @@ describe("fitloop's replacements of stock tfjs-wasm kernels", () => {
     );
   });
 
-  it("Sum and Mean match cpu over shapes, axes (leading, trailing, mixed, all), keepDims and dtypes", async () => {
+  it.each([
+    ["WebAssembly SIMD", true],
+    ["the JS loop (SIMD off)", false],
+  ])("Sum and Mean match cpu over shapes, axes (leading, trailing, mixed, all), keepDims and dtypes, with %s", async (_, simd) => {
     type C = { op: "sum" | "mean"; shape: number[]; axis: number[] | number | null; keepDims: boolean; int: boolean };
     const cases: C[] = [];
     const grid: [number[], (number[] | number | null)[]][] = [
@@ -127,20 +130,30 @@ describe("fitloop's replacements of stock tfjs-wasm kernels", () => {
       [[4, 5, 6, 3], [[0, 1, 2], [0], [0, 1], [1, 2], [3], [0, 3], [2, 0, 1], null]],
       [[9, 1, 17], [[0, 1], 0, 2]],
       [[33, 3, 2, 5, 2], [[0, 1, 2, 3], [0, 1]]],
+      // full reductions from 1024 values: the SIMD [rows, 64] column sum plus a tail
+      [[1024], [null]],
+      [[1100], [null, 0]],
+      [[784, 256], [null, [1, 0]]],
+      [[3, 17, 29], [[0, 1, 2]]],
     ];
     for (const [shape, axes] of grid)
       for (const axis of axes)
         for (const op of ["sum", "mean"] as const)
           for (const keepDims of [false, true]) cases.push({ op, shape, axis, keepDims, int: false });
     cases.push({ op: "sum", shape: [6, 4], axis: 0, keepDims: false, int: true });
-    await compare(
-      cases,
-      (c, i) => {
-        const x = c.int ? tf.cast(tf.mul(rand(c.shape, i), 50), "int32") : rand(c.shape, i);
-        return c.op === "sum" ? tf.sum(x, c.axis ?? undefined, c.keepDims) : tf.mean(x, c.axis ?? undefined, c.keepDims);
-      },
-      (c) => JSON.stringify(c),
-    );
+    setSimdKernelsEnabled(simd);
+    try {
+      await compare(
+        cases,
+        (c, i) => {
+          const x = c.int ? tf.cast(tf.mul(rand(c.shape, i), 50), "int32") : rand(c.shape, i);
+          return c.op === "sum" ? tf.sum(x, c.axis ?? undefined, c.keepDims) : tf.mean(x, c.axis ?? undefined, c.keepDims);
+        },
+        (c) => JSON.stringify(c),
+      );
+    } finally {
+      setSimdKernelsEnabled(true);
+    }
   });
 
   it.each([

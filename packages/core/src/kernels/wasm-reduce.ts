@@ -30,8 +30,12 @@ function reduceLeading(kind: "sum" | "mean", { inputs, backend, attrs }: KernelA
   if (!x) throw new Error(`fitloop wasm ${kind}: input x is required`);
   const { axis, keepDims } = attrs as unknown as { axis: number | number[]; keepDims: boolean };
   const axes = util.parseAxisParam(axis, x.shape);
-  const rows = x.dtype === "float32" ? leadingRows(x.shape, axes) : 0;
   const size = util.sizeFromShape(x.shape);
+  if (x.dtype === "float32" && size >= FULL_SUM_MIN && new Set(axes).size === x.shape.length) {
+    const [outShape] = backend_util.computeOutAndReduceShapes(x.shape, axes);
+    return fullSum(x, size, keepDims ? backend_util.expandShapeToKeepDim(outShape, axes) : outShape, kind === "mean" ? 1 / size : 1, backend);
+  }
+  const rows = x.dtype === "float32" ? leadingRows(x.shape, axes) : 0;
   if (rows === 0 || size === 0) return runWasm(kind === "sum" ? Sum : Mean, backend, inputs, attrs);
   const cols = size / rows;
   const [outShape] = backend_util.computeOutAndReduceShapes(x.shape, axes);
@@ -74,6 +78,46 @@ function columnSum(x: TensorInfo, rows: number, cols: number, shape: number[], s
     for (let c = 0; c < cols; c++) acc[c]! += heap[p + c]!;
   }
   for (let c = 0; c < cols; c++) heap[dst + c] = acc[c]! * scale;
+  return out;
+}
+
+/** Below this many elements the stock kernel's fixed cost is already small. */
+const FULL_SUM_MIN = 1024;
+/** Lanes of the float64 partial sums of a full reduction (a [size / LANES, LANES] column sum). */
+const LANES = 64;
+
+/**
+ * Sum or mean over every axis (gradient norms, losses). tfjs-wasm's stock kernel is a scalar loop
+ * (~107 us for 200k values here); this is the SIMD column sum over a [rows, 64] view in float64,
+ * then the 64 partial sums and the tail in JS, also in float64.
+ */
+function fullSum(x: TensorInfo, size: number, shape: number[], scale: number, kb: KernelBackend): TensorInfo {
+  const backend = kb as unknown as WasmHeapBackend;
+  const out = backend.makeOutput(shape, "float32");
+  const rows = Math.floor(size / LANES);
+  const src = backend.dataIdMap.get(x.dataId)!.memoryOffset / 4;
+  const dst = backend.dataIdMap.get(out.dataId)!.memoryOffset / 4;
+  const simd = elementwiseSimd(backend.wasm);
+  let total = 0;
+  if (simd) {
+    const acc = simd.malloc(LANES * 8);
+    try {
+      const partial = new Float64Array(simd.memory.buffer, acc, LANES);
+      partial.fill(0);
+      simd.exports.colSum(src * 4, acc, rows, LANES);
+      for (let c = 0; c < LANES; c++) total += partial[c]!;
+    } finally {
+      simd.free(acc);
+    }
+  } else {
+    const heap = backend.wasm.HEAPF32;
+    const partial = new Float64Array(LANES);
+    for (let r = 0, p = src; r < rows; r++, p += LANES) for (let c = 0; c < LANES; c++) partial[c]! += heap[p + c]!;
+    for (let c = 0; c < LANES; c++) total += partial[c]!;
+  }
+  const heap = backend.wasm.HEAPF32; // after the mallocs above, which may grow the heap
+  for (let i = src + rows * LANES; i < src + size; i++) total += heap[i]!;
+  heap[dst] = total * scale;
   return out;
 }
 
