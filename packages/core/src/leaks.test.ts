@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
-import { EVENTS, Trainer, silentLogger, type Callback } from "./index.js";
+import { CancelFit, EVENTS, Trainer, silentLogger, type Callback } from "./index.js";
 import { TensorLeakError, expectNoLeaks, tinyFixture } from "./testing/index.js";
 
 /** A plugin on every event that also creates and disposes tensors, as real plugins do. */
@@ -24,6 +24,19 @@ describe("tensor leaks", () => {
     // 5 batches per epoch; warm-up creates the optimizer slots
     const result = await expectNoLeaks(() => t.fit({ epochs: 4, train: fx.data(8), validation: fx.data(20) }), { warmup: 1, iterations: 10 });
     expect(result.after).toBe(result.before);
+    fx.dispose();
+  });
+
+  it("no tensor growth when a plugin throws in any hook (validation sums included) or cancels the fit", async () => {
+    const fx = tinyFixture({ samples: 16 });
+    const opt = tf.train.adam(0.01);
+    for (const event of [...EVENTS.filter((e) => e !== "afterFit"), "cancel" as const]) {
+      const thrower: Callback = { name: "Thrower", [event === "cancel" ? "afterBatch" : event]: () => { throw event === "cancel" ? new CancelFit("stop") : new Error(`boom in ${event}`); } };
+      const fitOnce = () => new Trainer({ model: fx.model, optimizer: opt, loss: "sparseCategoricalCrossentropy", callbacks: [thrower], logger: silentLogger }).fit({ epochs: 2, train: fx.data(8), validation: fx.data(16) });
+      await expectNoLeaks(() => fitOnce().catch(() => undefined), { warmup: 1, iterations: 2 }).catch((e: unknown) => {
+        throw new Error(`throw in ${event}: ${String(e)}`);
+      });
+    }
     fx.dispose();
   });
 

@@ -206,34 +206,37 @@ function disposeBatch(run: RunScope, batch: Batch): void {
 async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promise<void> {
   let sums: tf.Tensor | undefined;
   let seen = 0;
-  for await (const batch of data.batches({ epoch: 0, batchIndex: 0 })) {
-    run.batch = batch;
-    run.batchSize = batch.xs.shape[0] ?? 0;
-    try {
-      await withEvents(run, "beforeValBatch", "afterValBatch", CancelBatch, async () => {
-        const preds = tf.tidy(() => run.model.apply(batch.xs, { training: false }) as tf.Tensor);
-        run.outputs = preds;
-        const next = tf.tidy(() => {
-          const n = run.batchSize;
-          const parts = [tf.mul(tf.mean(spec.loss(batch.ys, preds)), n), ...spec.metrics.map(([, fn]) => tf.mul(tf.mean(fn(batch.ys, preds)), n))];
-          const packed = tf.stack(parts);
-          return sums ? tf.add(sums, packed) : packed;
+  try {
+    for await (const batch of data.batches({ epoch: 0, batchIndex: 0 })) {
+      run.batch = batch;
+      run.batchSize = batch.xs.shape[0] ?? 0;
+      try {
+        await withEvents(run, "beforeValBatch", "afterValBatch", CancelBatch, async () => {
+          const preds = tf.tidy(() => run.model.apply(batch.xs, { training: false }) as tf.Tensor);
+          run.outputs = preds;
+          const next = tf.tidy(() => {
+            const n = run.batchSize;
+            const parts = [tf.mul(tf.mean(spec.loss(batch.ys, preds)), n), ...spec.metrics.map(([, fn]) => tf.mul(tf.mean(fn(batch.ys, preds)), n))];
+            const packed = tf.stack(parts);
+            return sums ? tf.add(sums, packed) : packed;
+          });
+          sums?.dispose();
+          sums = next;
+          seen += run.batchSize;
         });
-        sums?.dispose();
-        sums = next;
-        seen += run.batchSize;
-      });
-    } finally {
-      disposeBatch(run, batch);
+      } finally {
+        disposeBatch(run, batch);
+      }
     }
+    if (!sums) return;
+    const values = await (sums as tf.Tensor).data();
+    const logs: Logs = { val_loss: values[0]! / seen };
+    spec.metrics.forEach(([name], i) => (logs[`val_${name}`] = values[i + 1]! / seen));
+    run.state.epochLogs = { ...run.state.epochLogs, ...logs };
+    run.setLogs(run.state.epochLogs);
+  } finally {
+    (sums as tf.Tensor | undefined)?.dispose(); // also when a validation hook throws
   }
-  if (!sums) return;
-  const values = await (sums as tf.Tensor).data();
-  (sums as tf.Tensor).dispose();
-  const logs: Logs = { val_loss: values[0]! / seen };
-  spec.metrics.forEach(([name], i) => (logs[`val_${name}`] = values[i + 1]! / seen));
-  run.state.epochLogs = { ...run.state.epochLogs, ...logs };
-  run.setLogs(run.state.epochLogs);
 }
 
 function currentLearningRate(run: RunScope): number | undefined {

@@ -10,9 +10,15 @@ import { LOSS_NAMES } from "./losses.js";
 export function parseOptions<T>(owner: string, schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
+  const accepted = schema instanceof z.ZodObject ? Object.keys(schema.shape) : undefined;
   throw new OptionsError(
     owner,
-    r.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })),
+    r.error.issues.map((i) => {
+      const path = i.path.map(String).join(".");
+      // a typo'd option must not be silently ignored: say what the accepted names are
+      if (i.code === "unrecognized_keys" && accepted) return { path: path || i.keys.join(", "), message: `unknown option${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")}; accepted: ${accepted.join(", ")}` };
+      return { path, message: i.message };
+    }),
   );
 }
 

@@ -1,7 +1,9 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { tensorData, type DataSource } from "../data.js";
+import { loadOptimizerStateDict, optimizerStateDict, type OptimizerStateDict } from "../optimizer-state.js";
 import { seeded } from "../rng.js";
+import type { Trainer, TrainerStateDict } from "../trainer.js";
 
 /** Thrown by `expectNoLeaks` when the tensor count grows. */
 export class TensorLeakError extends Error {
@@ -95,4 +97,33 @@ export function tinyFixture(options: TinyFixtureOptions = {}): TinyFixture {
       tf.dispose([xs, ys]);
     },
   };
+}
+
+/** Everything needed to continue a run, deep-copied (as if saved and loaded in a new process). */
+export interface RunSnapshot {
+  readonly trainer: TrainerStateDict;
+  readonly optimizer: OptimizerStateDict;
+  readonly weights: readonly { readonly values: Float32Array; readonly shape: readonly number[] }[];
+}
+
+/**
+ * Takes a run's position, RNG, plugin states, optimizer slots and weights (call from a hook or after
+ * `fit()`). For resume tests of plugins until a checkpoint plugin does this to disk.
+ */
+export async function snapshotRun(trainer: Trainer): Promise<RunSnapshot> {
+  const variables = trainer.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  return structuredClone({
+    trainer: trainer.stateDict(),
+    optimizer: await optimizerStateDict(trainer.optimizer, variables),
+    weights: trainer.model.getWeights().map((w) => ({ values: Float32Array.from(w.dataSync()), shape: [...w.shape] })),
+  });
+}
+
+/** Restores a snapshot into a trainer (a new model and optimizer of the same architecture); applies at its next `fit()`. */
+export function restoreRun(trainer: Trainer, snapshot: RunSnapshot): void {
+  const weights = snapshot.weights.map((w) => tf.tensor(w.values, [...w.shape]));
+  trainer.model.setWeights(weights);
+  tf.dispose(weights);
+  loadOptimizerStateDict(trainer.optimizer, snapshot.optimizer, trainer.model.trainableWeights.map((w) => w.read() as tf.Variable));
+  trainer.loadStateDict(structuredClone(snapshot.trainer));
 }
