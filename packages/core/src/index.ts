@@ -41,6 +41,7 @@ export { Rng, seeded, withRandom, epochPermutation, permutation, mixSeed, type R
 export { TOKENS, createRootContainer, type PluginClass, type RootServices } from "./di.js";
 export { consoleLogger, silentLogger, systemClock, type Logger, type Clock } from "./logger.js";
 export { parseOptions } from "./options.js";
+export { globalNorm, sumOfSquares, scaleTensors, SUM_OF_SQUARES_KERNEL, SCALE_TENSORS_KERNEL } from "./grads.js";
 export type { LogReduce, LogOptions } from "./logs.js";
 export { resolveMonitorMode, initialBest, isImprovement, monitorValue, MissingMonitorError, type MonitorMode, type MinDeltaMode, type ImprovementRule } from "./monitor.js";
 export {

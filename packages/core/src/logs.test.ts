@@ -1,23 +1,7 @@
 import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import { CancelBatch, FitloopError, Trainer, silentLogger, type Callback, type Logs, type ObserverEvent } from "./index.js";
-import { expectNoLeaks, tinyFixture } from "./testing/index.js";
-
-/** Counts reads from the device while `fn` runs (the cpu backend's `read` goes through `readSync`). */
-async function countReads<T>(fn: () => Promise<T>, onRead: (reads: number) => void = () => {}): Promise<{ result: T; reads: number }> {
-  const backend = tf.backend() as unknown as { readSync: (...a: unknown[]) => unknown };
-  const { readSync } = backend;
-  let reads = 0;
-  backend.readSync = function (...a: unknown[]) {
-    onRead(++reads);
-    return readSync.apply(this, a);
-  };
-  try {
-    return { result: await fn(), reads };
-  } finally {
-    backend.readSync = readSync;
-  }
-}
+import { countDeviceReads, expectNoLeaks, tinyFixture } from "./testing/index.js";
 
 function globalNorm(grads: Readonly<tf.NamedTensorMap>): tf.Scalar {
   return tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
@@ -49,11 +33,11 @@ describe("ctx.log: values plugins add to the logs", () => {
 
   it("one device read per step with loss, a metric and two logged tensors (as without them)", async () => {
     const fx = tinyFixture({ samples: 32 });
-    let reads = 0;
+    const reads = countDeviceReads();
     const perStep: number[] = [];
     let atStart = 0;
     // runs first in beforeBatch and last in afterBatch: brackets the whole step
-    const bracket: Callback = { name: "Bracket", order: -1e9, beforeBatch: () => void (atStart = reads), afterBatch: () => void perStep.push(reads - atStart) };
+    const bracket: Callback = { name: "Bracket", order: -1e9, beforeBatch: () => void (atStart = reads.count), afterBatch: () => void perStep.push(reads.count - atStart) };
     const plugin: Callback = {
       afterGradients: (ctx) => {
         ctx.log("a", tf.scalar(1));
@@ -62,9 +46,10 @@ describe("ctx.log: values plugins add to the logs", () => {
     };
     const bare = new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], callbacks: [bracket], logger: silentLogger });
     const withLogs = new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], callbacks: [bracket, plugin], logger: silentLogger });
-    await countReads(() => bare.fit({ epochs: 2, train: fx.data(8) }), (n) => (reads = n));
+    await bare.fit({ epochs: 2, train: fx.data(8) });
     const bareSteps = perStep.splice(0);
-    const b = await countReads(() => withLogs.fit({ epochs: 2, train: fx.data(8) }), (n) => (reads = n));
+    const b = { result: await withLogs.fit({ epochs: 2, train: fx.data(8) }) };
+    reads.stop();
     expect(bareSteps).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
     expect(perStep).toEqual(bareSteps);
     expect(b.result.state.history[1]!.logs["a"]).toBe(1);

@@ -169,7 +169,7 @@ async function readLogs(run: RunScope, spec: LoopSpec, batch: Batch): Promise<Lo
     values = await loss.data();
   } else {
     const outputs = run.outputs!;
-    const packed = tf.tidy(() => tf.stack([loss, ...spec.metrics.map(([, fn]) => tf.mean(fn(batch.ys, outputs))), ...extra.map(([, t]) => tf.reshape(tf.cast(t, "float32"), []))]));
+    const packed = tf.tidy(() => tf.stack([loss, ...spec.metrics.map(([, fn]) => tf.mean(fn(batch.ys, outputs))), ...extra.map(([, t]) => (t.dtype === "float32" && t.rank === 0 ? t : tf.reshape(tf.cast(t, "float32"), [])))]));
     values = await packed.data();
     packed.dispose();
   }

@@ -99,6 +99,31 @@ export function tinyFixture(options: TinyFixtureOptions = {}): TinyFixture {
   };
 }
 
+/** A running count of device reads; see `countDeviceReads`. */
+export interface DeviceReadCounter {
+  readonly count: number;
+  /** Puts the backend's method back. */
+  stop(): void;
+}
+
+/**
+ * Counts reads from the device (the active backend's `readSync`, which `data()` also goes through on
+ * the cpu and wasm backends) until `stop()`: to show that a plugin adds no device read per step.
+ */
+export function countDeviceReads(): DeviceReadCounter {
+  const backend = tf.backend() as unknown as { readSync: (...a: unknown[]) => unknown };
+  const original = backend.readSync;
+  const counter = {
+    count: 0,
+    stop: () => void (backend.readSync = original),
+  };
+  backend.readSync = function (this: unknown, ...a: unknown[]) {
+    counter.count++;
+    return original.apply(this, a);
+  };
+  return counter;
+}
+
 /** Everything needed to continue a run, deep-copied (as if saved and loaded in a new process). */
 export interface RunSnapshot {
   readonly trainer: TrainerStateDict;

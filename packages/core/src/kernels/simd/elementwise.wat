@@ -103,6 +103,71 @@
       (br $tl)))
   )
 
+  ;; out = x * s for n float32 values (one float32 multiply each: the same result as a broadcast Mul).
+  (func (export "scale") (param $x i32) (param $out i32) (param $n i32) (param $s f32)
+    (local $end16 i32) (local $end i32) (local $v v128)
+    (local.set $end16 (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $v (f32x4.splat (local.get $s)))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $x) (local.get $end16)))
+      (v128.store (local.get $out) (f32x4.mul (v128.load (local.get $x)) (local.get $v)))
+      (v128.store offset=16 (local.get $out) (f32x4.mul (v128.load offset=16 (local.get $x)) (local.get $v)))
+      (v128.store offset=32 (local.get $out) (f32x4.mul (v128.load offset=32 (local.get $x)) (local.get $v)))
+      (v128.store offset=48 (local.get $out) (f32x4.mul (v128.load offset=48 (local.get $x)) (local.get $v)))
+      (local.set $x (i32.add (local.get $x) (i32.const 64)))
+      (local.set $out (i32.add (local.get $out) (i32.const 64)))
+      (br $l)))
+    (block $td (loop $tl
+      (br_if $td (i32.ge_u (local.get $x) (local.get $end)))
+      (f32.store (local.get $out) (f32.mul (f32.load (local.get $x)) (local.get $s)))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $tl))))
+
+  ;; sum(x^2) over n float32 values, returned as f64. Squares are added in float32 within blocks of
+  ;; 1024 values (4 vectors x 4 lanes: 64 values per lane), then each block is added in float64: the
+  ;; gradient norm in one pass, with float32 rounding bounded to short runs.
+  (func (export "sumSquares") (param $x i32) (param $n i32) (result f64)
+    (local $end16 i32) (local $end i32) (local $blockEnd i32) (local $total f64)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $v v128) (local $acc v128)
+    (local.set $end16 (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $acc (f64x2.splat (f64.const 0)))
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u (local.get $x) (local.get $end16)))
+      (local.set $blockEnd (i32.add (local.get $x) (i32.const 4096)))
+      (if (i32.gt_u (local.get $blockEnd) (local.get $end16)) (then (local.set $blockEnd (local.get $end16))))
+      (local.set $a0 (f32x4.splat (f32.const 0)))
+      (local.set $a1 (f32x4.splat (f32.const 0)))
+      (local.set $a2 (f32x4.splat (f32.const 0)))
+      (local.set $a3 (f32x4.splat (f32.const 0)))
+      (block $bd (loop $bl
+        (br_if $bd (i32.ge_u (local.get $x) (local.get $blockEnd)))
+        (local.set $v (v128.load (local.get $x)))
+        (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $v) (local.get $v))))
+        (local.set $v (v128.load offset=16 (local.get $x)))
+        (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $v) (local.get $v))))
+        (local.set $v (v128.load offset=32 (local.get $x)))
+        (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $v) (local.get $v))))
+        (local.set $v (v128.load offset=48 (local.get $x)))
+        (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $v) (local.get $v))))
+        (local.set $x (i32.add (local.get $x) (i32.const 64)))
+        (br $bl)))
+      (local.set $v (f32x4.add (f32x4.add (local.get $a0) (local.get $a1)) (f32x4.add (local.get $a2) (local.get $a3))))
+      (local.set $acc (f64x2.add (local.get $acc)
+        (f64x2.add (f64x2.promote_low_f32x4 (local.get $v))
+          (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $v) (local.get $v))))))
+      (br $blocks)))
+    (local.set $total (f64.add (f64x2.extract_lane 0 (local.get $acc)) (f64x2.extract_lane 1 (local.get $acc))))
+    ;; the last n % 16 values
+    (block $td (loop $tl
+      (br_if $td (i32.ge_u (local.get $x) (local.get $end)))
+      (local.set $total (f64.add (local.get $total) (f64.promote_f32 (f32.mul (f32.load (local.get $x)) (f32.load (local.get $x))))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (br $tl)))
+    (local.get $total))
+
   ;; out[j] = float32(acc[j] * scale) for n doubles (1 for Sum, 1/rows for Mean).
   (func (export "finishSum") (param $acc i32) (param $out i32) (param $n i32) (param $scale f64)
     (local $i i32)

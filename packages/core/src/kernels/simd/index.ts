@@ -213,6 +213,8 @@ export interface ElementwiseSimdExports {
   addBias(x: number, bias: number, out: number, rows: number, c: number): void;
   colSum(x: number, acc: number, rows: number, cols: number): void;
   finishSum(acc: number, out: number, n: number, scale: number): void;
+  sumSquares(x: number, n: number): number;
+  scale(x: number, out: number, n: number, s: number): void;
 }
 
 /** Exports of `max-pool-2x2.wat`: 2x2 windows, stride 2, no padding, NHWC, c % 4 == 0, whole images. */

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-wasm";
+import { SCALE_TENSORS, SUM_OF_SQUARES } from "./index.js";
+import { setSimdKernelsEnabled } from "./simd/index.js";
+import { useBackend } from "../backend.js";
+import { globalNorm, scaleTensors, sumOfSquares, SCALE_TENSORS_KERNEL, SUM_OF_SQUARES_KERNEL } from "../grads.js";
+import { expectNoLeaks } from "../testing/index.js";
+import { values, size } from "./values.fixture.js";
+import { expectClose } from "./expect-close.fixture.js";
+
+// sizes with and without a tail (not a multiple of 16), a block boundary (1024) and an MLP kernel
+const SHAPES = [[784, 256], [256], [7], [1024], [1031], [3, 3, 8, 16], [1], [0]];
+const tensors = () => SHAPES.map((s, i) => tf.tensor(values(size(s), 40 + i), s));
+
+async function use(name: "cpu" | "wasm"): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`setBackend(${name}) failed`);
+  await tf.ready();
+}
+
+describe("fused kernels over many tensors (gradient norms and clipping)", () => {
+  beforeAll(async () => {
+    await useBackend("wasm");
+  });
+  afterAll(async () => {
+    await use("cpu");
+  });
+
+  it("are registered on wasm under the names core looks for, and not on cpu", () => {
+    expect(SUM_OF_SQUARES).toBe(SUM_OF_SQUARES_KERNEL);
+    expect(SCALE_TENSORS).toBe(SCALE_TENSORS_KERNEL);
+    for (const k of [SUM_OF_SQUARES, SCALE_TENSORS]) {
+      expect(tf.getKernel(k, "wasm"), k).toBeDefined();
+      expect(tf.getKernel(k, "cpu"), k).toBeUndefined();
+    }
+  });
+
+  it.each([
+    ["WebAssembly SIMD", true],
+    ["the JS loop (SIMD off)", false],
+  ])("sumOfSquares, scaleTensors and globalNorm match the cpu backend's ops, with %s", async (_, simd) => {
+    await use("cpu");
+    const ref = tf.tidy(() => {
+      const xs = tensors();
+      return { ss: sumOfSquares(xs).dataSync()[0]!, scaled: scaleTensors(xs, tf.scalar(-0.37)).map((t) => t.dataSync().slice()), norm: globalNorm(Object.fromEntries(xs.map((x, i) => [`x${i}`, x]))).dataSync()[0]! };
+    });
+    await use("wasm");
+    setSimdKernelsEnabled(simd);
+    try {
+      tf.tidy(() => {
+        const xs = tensors();
+        expectClose([sumOfSquares(xs).dataSync()[0]!], [ref.ss], "sum of squares", 1e-6);
+        const scaled = scaleTensors(xs, tf.scalar(-0.37));
+        scaled.forEach((t, i) => {
+          expect(t.shape).toEqual(SHAPES[i]);
+          expect(Array.from(t.dataSync()), `scaled ${i}`).toEqual(Array.from(ref.scaled[i]!)); // one float32 multiply: bit for bit
+        });
+        expectClose([globalNorm(Object.fromEntries(xs.map((x, i) => [`x${i}`, x]))).dataSync()[0]!], [ref.norm], "norm", 1e-6);
+      });
+    } finally {
+      setSimdKernelsEnabled(true);
+    }
+  });
+
+  it("propagate NaN and Infinity, leave no tensors behind, and fall back to tfjs ops for other dtypes", async () => {
+    await use("wasm");
+    tf.tidy(() => {
+      expect(sumOfSquares([tf.tensor1d([1, Number.NaN, 2])]).dataSync()[0]).toBeNaN();
+      expect(sumOfSquares([tf.fill([100], 1), tf.tensor1d([Number.POSITIVE_INFINITY])]).dataSync()[0]).toBe(Number.POSITIVE_INFINITY);
+      expect(Array.from(scaleTensors([tf.tensor1d([1, 2])], tf.scalar(Number.NaN))[0]!.dataSync())).toEqual([Number.NaN, Number.NaN]);
+      expect(sumOfSquares([tf.tensor1d([3, 4], "int32")]).dataSync()[0]).toBe(25);
+      expect(sumOfSquares([]).dataSync()[0]).toBe(0);
+    });
+    const xs = tensors();
+    const s = tf.scalar(2);
+    await expectNoLeaks(() => {
+      tf.dispose(sumOfSquares(xs));
+      tf.dispose(scaleTensors(xs, s));
+      tf.dispose(globalNorm({ a: xs[0]!, b: xs[1]! }));
+    });
+    tf.dispose([...xs, s]);
+  });
+});
