@@ -3,10 +3,7 @@ import type { LayersModel } from "@tensorflow/tfjs-layers";
 import { Trainer, silentLogger, type Callback, type Logger } from "@fitloop/core";
 import type { TinyFixture } from "@fitloop/core/testing";
 
-/** A monitor the test scripts: logs `name` = values[epoch] at the end of each epoch's training. */
-export function scripted(values: readonly number[], name = "score"): Callback {
-  return { name: `Script(${name})`, afterTrain: (ctx) => ctx.log(name, values[ctx.state.epoch]!) };
-}
+export { scriptedLog as scripted } from "@fitloop/core/testing";
 
 /** Every model weight (trainable and not) as plain arrays. */
 export const weightsOf = (model: LayersModel): number[][] => model.weights.map((w) => Array.from((w.read() as tf.Tensor).dataSync()));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import { ORDER, StateError, Trainer, silentLogger, type Callback, type StateDict } from "@fitloop/core";
-import { restoreRun, snapshotRun, tinyFixture, type RunSnapshot, type TinyFixture } from "@fitloop/core/testing";
+import { restoreRun, snapshotRun, stateWithPlugins, tinyFixture, type RunSnapshot, type TinyFixture } from "@fitloop/core/testing";
 import { EarlyStopping, type EarlyStoppingOptions } from "./index.js";
 import { scripted, weightsOf } from "./helpers.fixture.js";
 
@@ -112,7 +112,7 @@ describe("saved state is validated", () => {
       const before = weightsOf(fx.model);
       const es = new EarlyStopping({ restoreBestWeights: true });
       const t = make(fx, [es]);
-      t.loadStateDict({ train: { epoch: 0, step: 0, globalBatch: 0, batchIndex: 0, cursor: { epoch: 0, batchIndex: 0 }, history: [] }, rng: null, plugins: { "early-stopping": state as StateDict } });
+      t.loadStateDict(stateWithPlugins({ "early-stopping": state as StateDict }));
       const err = await t.fit({ epochs: 1, train: fx.data(8), validation: fx.data(16) }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(StateError);
       expect((err as Error).message).toMatch(message);

@@ -1,8 +1,12 @@
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
+import type { Callback, HookContext } from "../callback.js";
+import { CancelFit } from "../cancel.js";
 import { tensorData, type DataSource } from "../data.js";
+import { EVENTS, type EventName } from "../events.js";
 import { loadOptimizerStateDict, optimizerStateDict, type OptimizerStateDict } from "../optimizer-state.js";
 import { seeded } from "../rng.js";
+import type { StateDict } from "../state.js";
 import type { Trainer, TrainerStateDict } from "../trainer.js";
 
 /** Thrown by `expectNoLeaks` when the tensor count grows. */
@@ -151,4 +155,36 @@ export function restoreRun(trainer: Trainer, snapshot: RunSnapshot): void {
   tf.dispose(weights);
   loadOptimizerStateDict(trainer.optimizer, snapshot.optimizer, trainer.model.trainableWeights.map((w) => w.read() as tf.Variable));
   trainer.loadStateDict(structuredClone(snapshot.trainer));
+}
+
+/** Where a `failingPlugins()` plugin fails: an event it throws an Error in, or `cancel` (CancelFit in afterBatch). */
+export type FailurePoint = EventName | "cancel";
+
+/**
+ * One plugin per failure path, for leak and robustness tests of a plugin: each throws an Error in one
+ * event (every event), and one cancels the run (`CancelFit` from `afterBatch`).
+ * `when` limits the failure to some calls (e.g. the second epoch, once a plugin holds state).
+ */
+export function failingPlugins(options: { when?: (ctx: HookContext) => boolean } = {}): { where: FailurePoint; plugin: Callback }[] {
+  const points: FailurePoint[] = [...EVENTS, "cancel"];
+  return points.map((where) => ({
+    where,
+    plugin: {
+      name: `FailIn-${where}`,
+      [where === "cancel" ? "afterBatch" : where]: (ctx: HookContext) => {
+        if (options.when && !options.when(ctx)) return;
+        throw where === "cancel" ? new CancelFit("test cancel") : new Error(`test failure in ${where}`);
+      },
+    },
+  }));
+}
+
+/** A monitor with a known sequence: logs `name` = `values[epoch]` as an epoch value at the end of each epoch's training. */
+export function scriptedLog(values: readonly number[], name = "score"): Callback {
+  return { name: `Script(${name})`, afterTrain: (ctx) => ctx.log(name, values[ctx.state.epoch]!) };
+}
+
+/** A trainer state at the very start of a run carrying the given plugin states (e.g. corrupt ones, to test `loadStateDict`). */
+export function stateWithPlugins(plugins: Readonly<Record<string, StateDict>>): TrainerStateDict {
+  return { train: { epoch: 0, step: 0, globalBatch: 0, batchIndex: 0, cursor: { epoch: 0, batchIndex: 0 }, history: [] }, rng: null, plugins };
 }
