@@ -56,7 +56,9 @@ export interface HookContext {
    * - In training-batch hooks it is part of this batch's logs (`ctx.logs` from `beforeStep` on,
    *   `state.batchLogs`, observers) and is reduced over the epoch (`options.reduce`, default mean
    *   over the batches that logged it). A scalar tensor is read together with the loss in the step's
-   *   one device read, so tensors can be logged up to `afterGradients`; the loop disposes them.
+   *   one device read, so tensors can be logged up to `afterGradients`; the loop disposes it (also
+   *   when the call is refused). The loop's own tensors (loss, outputs, gradients, variables) are
+   *   logged as clones. In one step a name belongs to the first plugin that logs it.
    * - In epoch hooks (`beforeEpoch` .. `afterEpoch`) it is an epoch value (numbers only), also
    *   written into that epoch's history record.
    */
@@ -77,6 +79,11 @@ export interface BatchContext extends HookContext {
   readonly stepSkipped: boolean;
   /** Whether this batch's logs have, or will have after the step's device read, a value for `name`. */
   hasLog(name: string): boolean;
+  /**
+   * Do not apply this step's update, but let every other plugin's hooks run (a guard after you still
+   * sees the step; unlike throwing `CancelStep`, which ends the phase). From afterForward to beforeStep.
+   */
+  skipStep(reason: string): void;
 }
 
 export interface FitEndContext extends HookContext {

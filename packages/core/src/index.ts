@@ -43,7 +43,7 @@ export { consoleLogger, silentLogger, systemClock, type Logger, type Clock } fro
 export { parseOptions } from "./options.js";
 export { globalNorm, sumOfSquares, scaleTensors, SUM_OF_SQUARES_KERNEL, SCALE_TENSORS_KERNEL } from "./grads.js";
 export type { LogReduce, LogOptions } from "./logs.js";
-export { resolveMonitorMode, initialBest, isImprovement, monitorValue, MissingMonitorError, type MonitorMode, type MinDeltaMode, type ImprovementRule } from "./monitor.js";
+export { resolveMonitorMode, initialBest, isImprovement, monitorValue, checkMonitorPossible, MissingMonitorError, type MonitorMode, type MinDeltaMode, type ImprovementRule } from "./monitor.js";
 export {
   FitloopError,
   OptionsError,

@@ -170,4 +170,65 @@ describe("ctx.log: values plugins add to the logs", () => {
     expect(r.outcome.stopRequests[0]).toMatchObject({ by: "Stopper", reason: "enough", details: { bestEpoch: 0, monitor: "loss" } });
     fx.dispose();
   });
+
+  it("ownership: tensors the loop owns, the same tensor twice, a logged tensor returned as a gradient, logging inside a tidy: no early dispose, no leak", async () => {
+    const fx = tinyFixture({ samples: 16, hidden: 1 }); // hidden 1: some gradients are scalars, so they can be logged
+    const read: number[] = [];
+    const plugin: Callback = {
+      name: "Owner",
+      afterLoss: (ctx) => {
+        ctx.log("raw_loss", ctx.loss!); // the loop's own loss: logged as a clone
+        ctx.log("out", tf.sum(ctx.outputs!) as tf.Scalar);
+      },
+      afterGradients: (ctx) => {
+        const scalarGrad = Object.entries(ctx.grads!).find(([, g]) => g.size === 1)!;
+        ctx.log("g", scalarGrad[1] as tf.Scalar); // a gradient the loop disposes itself
+        const t = tf.scalar(3);
+        ctx.log("a", t);
+        ctx.log("b", t); // the same tensor under a second name
+        ctx.log("a", 1); // and the first name replaced by a number
+        tf.tidy(() => ctx.log("in_tidy", tf.scalar(5))); // logged from inside a plugin's own tidy
+        const replaced = tf.mul(scalarGrad[1], 1) as tf.Scalar;
+        ctx.log("replacement", replaced); // then handed to the loop as a gradient too
+        return { ...ctx.grads!, [scalarGrad[0]]: replaced };
+      },
+      afterStep: (ctx) => void read.push(ctx.loss!.dataSync()[0]!), // still alive after being logged
+    };
+    const t = new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", callbacks: [plugin], logger: silentLogger });
+    await expectNoLeaks(() => t.fit({ epochs: 1, train: fx.data(8) }));
+    const r = await t.fit({ epochs: 1, train: fx.data(8) });
+    expect(r.state.batchLogs).toMatchObject({ a: 1, b: 3, in_tidy: 5 });
+    expect(r.state.batchLogs["raw_loss"]).toBeCloseTo(r.state.batchLogs["loss"]!, 6);
+    expect(read.length).toBeGreaterThan(0);
+    fx.dispose();
+  });
+
+  it("two plugins cannot log one name in a step (two meanings under one key)", async () => {
+    const fx = tinyFixture({ samples: 8 });
+    const a: Callback = { name: "A", afterGradients: (ctx) => ctx.log("grad_norm", tf.scalar(1)) };
+    const b: Callback = { name: "B", afterGradients: (ctx) => ctx.log("grad_norm", tf.scalar(2)) };
+    const t = new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", callbacks: [a, b], logger: silentLogger });
+    await expect(t.fit({ epochs: 1, train: fx.data(8) })).rejects.toThrow(/ctx.log from "B" in afterGradients: "grad_norm" was already logged in this step by "A"/);
+    await expectNoLeaks(() => t.fit({ epochs: 1, train: fx.data(8) }).catch(() => undefined));
+    fx.dispose();
+  });
+});
+
+describe("ctx.skipStep", () => {
+  it("skips the update but every other hook still runs; the reasons are the cancellation's", async () => {
+    const fx = tinyFixture({ samples: 16 });
+    const before = fx.model.getWeights().map((w) => Array.from(w.dataSync()));
+    const seen: string[] = [];
+    const skipper: Callback = { name: "Skipper", order: 0, afterGradients: (ctx) => ctx.skipStep("not this one") };
+    const later: Callback = { name: "Later", order: 10, beforeStep: () => void seen.push("beforeStep"), afterStep: (ctx) => void seen.push(`afterStep skipped=${ctx.stepSkipped}`) };
+    const t = new Trainer({ model: fx.model, optimizer: tf.train.sgd(1), loss: "sparseCategoricalCrossentropy", callbacks: [skipper, later], logger: silentLogger });
+    const r = await t.fit({ epochs: 1, train: fx.data(8) });
+    expect(seen).toEqual(["beforeStep", "afterStep skipped=true", "beforeStep", "afterStep skipped=true"]);
+    expect(r.state.step).toBe(0);
+    expect(fx.model.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(before);
+    const late: Callback = { name: "Late", afterStep: (ctx) => ctx.skipStep("too late") };
+    const t2 = new Trainer({ model: fx.model, optimizer: tf.train.sgd(1), loss: "sparseCategoricalCrossentropy", callbacks: [late], logger: silentLogger });
+    await expect(t2.fit({ epochs: 1, train: fx.data(8) })).rejects.toThrow(/ctx.skipStep from "Late" in afterStep: a step can be skipped from afterForward to beforeStep/);
+    fx.dispose();
+  });
 });

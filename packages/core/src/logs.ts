@@ -31,16 +31,27 @@ interface Aggregate {
  * Values plugins add to the logs (`ctx.log`). Per batch, scalar tensors wait for the step's one
  * packed device read (core reads loss, metrics and these together), numbers go in directly; over an
  * epoch each name is reduced as its first `log` call asked. Names the loop itself writes (loss,
- * metrics and their `val_` forms) are reserved.
+ * metrics and their `val_` forms) are reserved, and in one step a name belongs to the plugin that
+ * logged it first (another plugin logging it too is an error: two meanings under one key).
+ *
+ * Ownership: a logged tensor is the loop's to dispose after the read. A tensor the loop already
+ * owns (loss, outputs, a gradient, a variable), or one already waiting under another name, is
+ * logged as a clone (clones share the data), so nothing is disposed twice or under a plugin's feet.
  */
 export class PluginLogs {
   private readonly pending = new Map<string, tf.Scalar>();
   private readonly numbers = new Map<string, number>();
+  /** Which plugin logged each name in this step. */
+  private readonly owners = new Map<string, string>();
   private readonly epoch = new Map<string, Aggregate>();
   private readonly reduces = new Map<string, LogReduce>();
   private read = false;
 
-  constructor(private readonly reserved: ReadonlySet<string>) {}
+  constructor(
+    private readonly reserved: ReadonlySet<string>,
+    /** Whether the loop owns `t` for this batch (loss, outputs, gradients) or it is a variable. */
+    private readonly loopOwns: (t: tf.Tensor) => boolean,
+  ) {}
 
   /** Checks a `ctx.log` call; returns whether it is a batch value (else an epoch value). */
   check(plugin: string, event: EventName, name: unknown, value: unknown, options: LogOptions | undefined): boolean {
@@ -54,6 +65,9 @@ export class PluginLogs {
     if (isTensor && (value.size !== 1 || value.isDisposed)) throw fail(`"${name}" must be a live scalar tensor, got shape [${value.shape.join(", ")}]${value.isDisposed ? " (disposed)" : ""}`);
     if (BATCH_EVENTS.has(event)) {
       if (isTensor && (this.read || AFTER_READ.has(event))) throw fail(`"${name}" is a tensor, but this step's device read is done (tensors can be logged up to afterGradients; log a number here)`);
+      const owner = this.owners.get(name);
+      if (owner !== undefined && owner !== plugin) throw fail(`"${name}" was already logged in this step by "${owner}"; two plugins cannot log one name (rename one, or read the other's value with ctx.hasLog / ctx.logs)`);
+      this.owners.set(name, plugin);
       return true;
     }
     if (EPOCH_EVENTS.has(event)) {
@@ -66,18 +80,22 @@ export class PluginLogs {
   /** A batch value: a tensor waits for the read (the loop disposes it); a number goes in now or at the read. */
   addBatch(name: string, value: number | tf.Scalar, reduce: LogReduce | undefined, batchLogs: Logs | undefined): void {
     if (!this.reduces.has(name)) this.reduces.set(name, reduce ?? "mean");
+    if (this.pending.get(name) === value) return; // the same tensor again
+    this.release(name);
     if (value instanceof tf.Tensor) {
-      const old = this.pending.get(name);
-      if (old && old !== value) old.dispose();
-      this.pending.set(name, value);
-      this.numbers.delete(name);
+      const shared = this.loopOwns(value) || [...this.pending.values()].includes(value);
+      // keep: the plugin may log from inside its own tf.tidy
+      this.pending.set(name, tf.keep(shared ? tf.clone(value) : value));
     } else if (this.read && batchLogs) {
       batchLogs[name] = value;
     } else {
-      this.pending.get(name)?.dispose();
-      this.pending.delete(name);
       this.numbers.set(name, value);
     }
+  }
+
+  /** Whether `t` waits for the read under some name (then replacing gradients must not dispose it). */
+  isPending(t: tf.Tensor): boolean {
+    return [...this.pending.values()].includes(t as tf.Scalar);
   }
 
   /** Whether this step already has (or will have after the read) a value for `name`. */
@@ -90,14 +108,13 @@ export class PluginLogs {
     return [...this.pending];
   }
 
-  /** After the read: the step's plugin values, and the loop takes the tensors back (disposed). */
+  /** After the read: the step's plugin values; the loop releases the tensors it took (not those it owns otherwise). */
   completeRead(values: ArrayLike<number>, offset: number, logs: Logs): void {
     let i = offset;
-    for (const [name, t] of this.pending) {
+    for (const name of [...this.pending.keys()]) {
       logs[name] = values[i++]!;
-      t.dispose();
+      this.release(name);
     }
-    this.pending.clear();
     for (const [name, v] of this.numbers) logs[name] = v;
     this.numbers.clear();
     this.read = true;
@@ -118,15 +135,18 @@ export class PluginLogs {
         this.epoch.set(name, a);
       }
     }
-    this.disposePending();
+    for (const name of [...this.pending.keys()]) this.release(name);
+    this.numbers.clear();
+    this.owners.clear();
     this.read = false;
   }
 
-  /** Releases tensors a cancelled or failed batch never read. */
-  disposePending(): void {
-    for (const t of this.pending.values()) t.dispose();
-    this.pending.clear();
-    this.numbers.clear();
+  /** Drops the value waiting under `name`; its tensor is disposed unless the loop owns it now (e.g. returned as a gradient). */
+  private release(name: string): void {
+    const t = this.pending.get(name);
+    this.pending.delete(name);
+    this.numbers.delete(name);
+    if (t && !this.loopOwns(t)) t.dispose();
   }
 
   startEpoch(): void {

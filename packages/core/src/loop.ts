@@ -96,6 +96,7 @@ async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch): Promise<
   run.batch = batch;
   run.batchSize = batch.xs.shape[0] ?? 0;
   run.stepSkipped = true;
+  run.skipReasons = [];
   run.setLogs({});
   let logs: Logs | undefined;
   try {
@@ -185,6 +186,7 @@ async function step(run: RunScope, skip: boolean): Promise<void> {
   try {
     if (skip) throw new CancelStep();
     await run.fire("beforeStep");
+    if (run.skipReasons.length > 0) throw new CancelStep(run.skipReasons.join("; "));
     run.optimizer.applyGradients(run.grads!); // in trainable-variable order (see RunScope.replaceGradients)
     run.state.step++;
     run.stepSkipped = false;

@@ -51,8 +51,16 @@ export class MissingMonitorError extends FitloopError {
     where: string,
   ) {
     const hint = monitor.startsWith("val_") && !available.some((k) => k.startsWith("val_")) ? " (val_* metrics need `validation` data in fit())" : "";
-    super("MONITOR_MISSING", `${owner} monitors "${monitor}", but the logs ${where} have no such key${hint}. Available: ${available.length ? available.join(", ") : "(none)"}.`);
+    super("MONITOR_MISSING", `${owner} monitors "${monitor}", but the logs ${where} have no such key${hint}.${available.length ? ` Available: ${available.join(", ")}.` : ""}`);
   }
+}
+
+/**
+ * Before the first step: a `val_*` monitor in a fit without validation data can never be there, so
+ * say it now (a `MissingMonitorError`) rather than after a whole epoch of training.
+ */
+export function checkMonitorPossible(state: { readonly hasValidation: boolean }, monitor: string, owner: string): void {
+  if (monitor.startsWith("val_") && !state.hasValidation) throw new MissingMonitorError(owner, monitor, [], "of a fit() without validation data");
 }
 
 /** The monitored value, or a `MissingMonitorError` naming the keys that are there. */

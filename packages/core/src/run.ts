@@ -1,4 +1,4 @@
-import type * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
 import type { Batch, BatchContext, Callback, FitEndContext } from "./callback.js";
 import type { ObserverBus } from "./bus.js";
@@ -12,6 +12,9 @@ import type { FitOutcome, Logs, StopDetails, TrainState } from "./state.js";
 
 type AnyHook = (this: Callback, ctx: PluginContext) => unknown;
 
+/** Where `ctx.skipStep` can still keep the update from being applied. */
+const SKIPPABLE: ReadonlySet<EventName> = new Set<EventName>(["afterForward", "afterLoss", "afterGradients", "beforeStep"]);
+
 /** Everything one `fit()` shares between the loop and the plugin contexts. */
 export class RunScope {
   batch: Batch | undefined;
@@ -20,6 +23,8 @@ export class RunScope {
   loss: tf.Scalar | undefined;
   grads: tf.NamedTensorMap | undefined;
   stepSkipped = false;
+  /** Why plugins asked to skip this step's update (`ctx.skipStep`); the other hooks still run. */
+  skipReasons: string[] = [];
   /** Values plugins log (`ctx.log`). */
   readonly pluginLogs: PluginLogs;
   /** The current epoch's record is in `state.history` (epoch values logged later go into it too). */
@@ -36,7 +41,7 @@ export class RunScope {
     plugins: readonly ResolvedPlugin[],
     reservedLogNames: ReadonlySet<string>,
   ) {
-    this.pluginLogs = new PluginLogs(reservedLogNames);
+    this.pluginLogs = new PluginLogs(reservedLogNames, (t) => this.owns(t));
     const contexts = new Map(plugins.map((p) => [p, new PluginContext(this, p.name)]));
     for (const event of EVENTS) {
       this.hooks.set(
@@ -50,12 +55,28 @@ export class RunScope {
     return this.state.stopRequests.length > 0;
   }
 
+  /** Tensors the loop disposes itself (this batch's loss, outputs, gradients) and variables. */
+  owns(t: tf.Tensor): boolean {
+    if (t === this.loss || t === this.outputs) return true;
+    if (this.grads && Object.values(this.grads).includes(t)) return true;
+    // a Variable: tfjs's Tensor[Symbol.hasInstance] makes `instanceof Variable` true for any tensor
+    return typeof (t as Partial<tf.Variable>).assign === "function";
+  }
+
   requestStop(by: string, reason: string, details?: StopDetails): void {
     this.state.stopRequests.push({ by, reason: String(reason), epoch: this.state.epoch, step: this.state.step, ...(details ? { details: { ...details } } : {}) });
   }
 
   log(plugin: string, event: EventName, name: string, value: number | tf.Scalar, options: LogOptions | undefined): void {
-    if (this.pluginLogs.check(plugin, event, name, value, options)) this.pluginLogs.addBatch(name, value, options?.reduce, this.state.batchLogs);
+    let batch: boolean;
+    try {
+      batch = this.pluginLogs.check(plugin, event, name, value, options);
+    } catch (e) {
+      // a tensor passed to ctx.log is the loop's, also when the call is refused
+      if (value instanceof tf.Tensor && !value.isDisposed && !this.owns(value) && !this.pluginLogs.isPending(value)) value.dispose();
+      throw e;
+    }
+    if (batch) this.pluginLogs.addBatch(name, value, options?.reduce, this.state.batchLogs);
     else this.setEpochLog(name, value as number);
   }
 
@@ -106,7 +127,8 @@ export class RunScope {
     const old = this.grads ?? {};
     checkReplacement(old, next, plugin);
     const kept = new Set(Object.values(next));
-    for (const t of Object.values(old)) if (!kept.has(t)) t.dispose();
+    // a replaced gradient a plugin logged waits for the read, which disposes it
+    for (const t of Object.values(old)) if (!kept.has(t) && !this.pluginLogs.isPending(t)) t.dispose();
     // tfjs keeps optimizer slots by position: keep computeGradients' (trainable-variable) key order.
     const ordered: tf.NamedTensorMap = {};
     for (const name of Object.keys(old)) ordered[name] = next[name]!;
@@ -155,6 +177,10 @@ export class PluginContext implements BatchContext, FitEndContext {
   }
   log(name: string, value: number | tf.Scalar, options?: LogOptions): void {
     this.run.log(this.plugin, this.event, name, value, options);
+  }
+  skipStep(reason: string): void {
+    if (!SKIPPABLE.has(this.event)) throw new FitloopError("SKIP_OUT_OF_SCOPE", `ctx.skipStep from "${this.plugin}" in ${this.event}: a step can be skipped from afterForward to beforeStep (before the update)`);
+    this.run.skipReasons.push(`${this.plugin}: ${reason}`);
   }
   hasLog(name: string): boolean {
     return this.run.pluginLogs.has(name, this.run.state.batchLogs);

@@ -64,6 +64,8 @@ export interface TrainState {
   cursor: { epoch: number; batchIndex: number };
   /** Batches per epoch, when the data source knows it. */
   batchesPerEpoch: number | undefined;
+  /** This fit has validation data (so `val_*` logs will exist at the end of each epoch). */
+  hasValidation: boolean;
   /**
    * Latest logs: during a training batch, that batch's logs (empty until the step's device read,
    * which comes after `afterGradients`); epoch logs from `afterTrain` on.
@@ -88,6 +90,7 @@ export function createTrainState(epochs: number): TrainState {
     batchIndex: 0,
     cursor: { epoch: 0, batchIndex: 0 },
     batchesPerEpoch: undefined,
+    hasValidation: false,
     logs: {},
     batchLogs: {},
     epochLogs: {},

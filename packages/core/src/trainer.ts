@@ -86,6 +86,7 @@ export class Trainer {
     parseOptions("Trainer.fit", fitOptionsSchema, options);
     const loss = this.opts.loss;
     const state = createTrainState(options.epochs);
+    state.hasValidation = options.validation !== undefined;
     const resume = this.pending;
     const run = this.root.createChildContainer();
     try {

@@ -51,11 +51,15 @@ describe("stopping in a real run", () => {
     fx.dispose();
   });
 
-  it("a monitor missing from the logs is a MissingMonitorError naming the keys that are there", async () => {
+  it("a monitor missing from the logs is a MissingMonitorError naming the keys that are there; a val_ monitor without validation data fails before the first step", async () => {
     const fx = tinyFixture({ samples: 16 });
+    const before = weightsOf(fx.model);
     const err = await trainer(fx, [new EarlyStopping()]).fit({ epochs: 3, train: fx.data(8) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MissingMonitorError);
-    expect((err as Error).message).toBe('EarlyStopping monitors "val_loss", but the logs at the end of epoch 0 have no such key (val_* metrics need `validation` data in fit()). Available: loss, acc, lr.');
+    expect((err as Error).message).toBe('EarlyStopping monitors "val_loss", but the logs of a fit() without validation data have no such key (val_* metrics need `validation` data in fit()).');
+    expect(weightsOf(fx.model)).toEqual(before); // no step was taken
+    const typo = await trainer(fx, [new EarlyStopping({ monitor: "val_accuracy" })]).fit({ epochs: 3, train: fx.data(8), validation: fx.data(16) }).catch((e: unknown) => e);
+    expect((typo as Error).message).toBe('EarlyStopping monitors "val_accuracy", but the logs at the end of epoch 0 have no such key. Available: loss, acc, lr, val_loss, val_acc.');
     // only from startFromEpoch on: a value that appears at epoch 2 is fine; one that is missing at epoch 1 is not
     const late: Callback = { name: "Late", afterTrain: (ctx) => void (ctx.state.epoch >= 2 && ctx.log("score", 1)) };
     await expect(trainer(fx, [new EarlyStopping({ monitor: "score", mode: "min", startFromEpoch: 2 }), late]).fit({ epochs: 4, train: fx.data(8) })).resolves.toBeDefined();

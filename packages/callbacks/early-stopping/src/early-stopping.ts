@@ -1,4 +1,4 @@
-import { monitorValue, ORDER, type Callback, type FitEndContext, type HookContext, type StateDict, type StopDetails } from "@fitloop/core";
+import { checkMonitorPossible, monitorValue, ORDER, type Callback, type FitEndContext, type HookContext, type StateDict, type StopDetails } from "@fitloop/core";
 import { resolveEarlyStoppingOptions, type EarlyStoppingOptions, type ResolvedEarlyStoppingOptions } from "./options.js";
 import { earlyStoppingStateDict, parseEarlyStoppingState } from "./state.js";
 import { earlyStoppingStep, fmt, initialEarlyStoppingState, type EarlyStoppingState, type StopKind } from "./step.js";
@@ -64,6 +64,7 @@ export class EarlyStopping implements Callback {
 
   beforeFit(ctx: HookContext): void {
     this.active = false;
+    checkMonitorPossible(ctx.state, this.options.monitor, this.name);
     if (this.loaded) {
       this.loaded = false;
       try {

@@ -1,5 +1,5 @@
 import type * as tf from "@tensorflow/tfjs-core";
-import { CancelStep, FitloopError, OptionsError, ORDER, parseOptions, StateError, type BatchContext, type Callback, type HookContext, type StateDict } from "@fitloop/core";
+import { FitloopError, OptionsError, ORDER, parseOptions, StateError, type BatchContext, type Callback, type HookContext, type StateDict } from "@fitloop/core";
 import { z } from "zod";
 import { adaptiveClip, clipByNorm, clipByValue, scaleToGlobalNorm, type ClipResult } from "./clip.js";
 
@@ -34,8 +34,9 @@ export class NonFiniteGradientError extends FitloopError {
  * Gradient clipping in core's gradient stage (`afterGradients`, at `ORDER.GRADIENT`), on the
  * device: no device read of its own. The pre-clip global norm (`grad_norm`) and whether clipping
  * engaged (`grad_clipped`, its epoch mean is the fraction of steps) ride in the step's one packed
- * read. With those numbers, in `beforeStep`, a non-finite norm skips the step (counted in
- * `grad_nonfinite` and the plugin's state), stops the run after this batch, or throws.
+ * read. With those numbers, in `beforeStep`, a non-finite norm skips the update (`ctx.skipStep`,
+ * counted in `grad_nonfinite` and the plugin's state; later guards still see the step), stops the
+ * run after this batch, or throws.
  */
 export class GradClip implements Callback {
   readonly name: string;
@@ -95,7 +96,8 @@ export class GradClip implements Callback {
     } else {
       ctx.logger.warn(`${this.name}: skipped ${where}: the gradient norm is ${norm} (${this.nonFiniteSteps} skipped so far)`);
     }
-    throw new CancelStep(`non-finite gradient norm (${norm})`);
+    // not CancelStep: guards after this (a NaN-loss guard, say) still see the step
+    ctx.skipStep(`non-finite gradient norm (${norm})`);
   }
 
   stateDict(): StateDict {

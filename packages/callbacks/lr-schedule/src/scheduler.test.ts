@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
-import { FitloopError, HyperparameterError, MissingMonitorError, OptionsError, StateError, Trainer, silentLogger, type Callback, type Logger } from "@fitloop/core";
+import { FitloopError, HyperparameterError, MissingMonitorError, OptionsError, StateError, Trainer, setLearningRate, silentLogger, type Callback, type Logger } from "@fitloop/core";
 import { expectNoLeaks, failingPlugins, restoreRun, scriptedLog, snapshotRun, stateWithPlugins, tinyFixture } from "@fitloop/core/testing";
 import { constant, cosineAnnealingLR, linearLR, linearWarmup, oneCycleLR, preview, ReduceLROnPlateau, Scheduler, stepLR } from "./index.js";
 
@@ -117,12 +117,36 @@ describe("plateau on top of a schedule, and ReduceLROnPlateau alone", () => {
     fx.dispose();
   });
 
-  it("a monitor missing from the logs is an error at the end of the first epoch, naming the keys that are there", async () => {
+  it("a new fit starts the plateau over from the optimizer's current rate (Keras' on_train_begin); a loaded state is kept", async () => {
     const fx = tinyFixture({ samples: 16 });
+    const opt = tf.train.adam(0.01);
+    const plateau = new ReduceLROnPlateau({ monitor: "score", mode: "min", patience: 1, factor: 0.5 });
+    const t = new Trainer({ model: fx.model, optimizer: opt, loss: "sparseCategoricalCrossentropy", callbacks: [plateau, scriptedLog([1, 2, 3])], logger: silentLogger });
+    await t.fit({ epochs: 3, train: fx.data(8) });
+    expect(plateau.plateauFactor).toBe(0.25);
+    expect(opt.getConfig()["learningRate"]).toBeCloseTo(0.0025, 12);
+    setLearningRate(opt, 1e-4); // the user changes it between runs
+    const r = await t.fit({ epochs: 1, train: fx.data(8) });
+    expect(r.state.history[0]!.logs["lr"]).toBe(1e-4); // not overridden by the previous run's base x factor
+    expect(plateau.plateauFactor).toBe(1);
+    const saved = { plateau: { factor: 0.5, best: 1, wait: 0, cooldownCounter: 0 }, baseLr: 0.02 };
+    plateau.loadStateDict(saved);
+    const r2 = await t.fit({ epochs: 1, train: fx.data(8) });
+    expect(r2.state.history[0]!.logs["lr"]).toBe(0.01); // the loaded base x factor
+    fx.dispose();
+  });
+
+  it("a monitor missing from the logs is an error naming the keys that are there; val_ without validation data, before the first step", async () => {
+    const fx = tinyFixture({ samples: 16 });
+    const before = weightsOf(fx);
     const t = new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], callbacks: [new ReduceLROnPlateau()], logger: silentLogger });
     const err = await t.fit({ epochs: 3, train: fx.data(8) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MissingMonitorError);
-    expect((err as Error).message).toMatch(/ReduceLROnPlateau monitors "val_loss", but the logs at the end of epoch 0 have no such key \(val_\* metrics need `validation` data in fit\(\)\)\. Available: loss, acc, lr\./);
+    expect((err as Error).message).toBe('ReduceLROnPlateau monitors "val_loss", but the logs of a fit() without validation data have no such key (val_* metrics need `validation` data in fit()).');
+    expect(weightsOf(fx)).toEqual(before);
+    const t2 = new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], callbacks: [new ReduceLROnPlateau({ monitor: "val_los", mode: "min" })], logger: silentLogger });
+    const typo = await t2.fit({ epochs: 3, train: fx.data(8), validation: fx.data(16) }).catch((e: unknown) => e);
+    expect((typo as Error).message).toBe('ReduceLROnPlateau monitors "val_los", but the logs at the end of epoch 0 have no such key. Available: loss, acc, lr, val_loss, val_acc.');
     fx.dispose();
   });
 });

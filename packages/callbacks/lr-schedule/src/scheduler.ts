@@ -1,4 +1,4 @@
-import { FitloopError, HyperparameterError, monitorValue, ORDER, parseOptions, resolveMonitorMode, StateError, type Callback, type HookContext, type StateDict } from "@fitloop/core";
+import { checkMonitorPossible, FitloopError, HyperparameterError, monitorValue, ORDER, parseOptions, resolveMonitorMode, StateError, type Callback, type HookContext, type StateDict } from "@fitloop/core";
 import { z } from "zod";
 import { applyPlateau, initialPlateauState, parsePlateauState, plateauSchema, plateauStateDict, plateauUpdate, type PlateauOptions, type PlateauState, type ResolvedPlateauOptions } from "./plateau.js";
 import type { Schedule } from "./schedule.js";
@@ -59,6 +59,8 @@ export class Scheduler implements Callback {
   /** The learning rate the plateau factor scales when there is no `lr` schedule (the optimizer's, at the first fit). */
   private baseLr: number | undefined;
   private checked = false;
+  /** A state was loaded for the next fit: `beforeFit` keeps it instead of starting over. */
+  private loaded = false;
 
   constructor(options: SchedulerOptions, owner = "Scheduler", defaultStateKey = "lr-schedule") {
     const o = parseOptions(owner, schedulerSchema, options);
@@ -86,7 +88,14 @@ export class Scheduler implements Callback {
     if (this.momentum && !ctx.hyper.hasMomentum) {
       throw new HyperparameterError(`${this.name}: a momentum schedule needs an optimizer with momentum or beta1 (momentum, rmsprop, adam, adamax); ${ctx.optimizer.getClassName()} has neither`);
     }
-    if (!this.lr && this.baseLr === undefined) this.baseLr = ctx.hyper.learningRate;
+    if (this.plateau) checkMonitorPossible(ctx.state, this.plateau.monitor, this.name);
+    if (this.loaded) {
+      this.loaded = false;
+    } else {
+      // a new run (Keras' on_train_begin): the plateau starts over from the optimizer's current rate
+      this.plateauState = initialPlateauState();
+      this.baseLr = this.lr ? undefined : ctx.hyper.learningRate;
+    }
     this.checked = false;
     this.apply(ctx, this.position(ctx));
   }
@@ -131,6 +140,7 @@ export class Scheduler implements Callback {
     const plateau = parsePlateauState(this.name, r.data.plateau);
     this.plateauState = plateau;
     this.baseLr = r.data.baseLr ?? undefined;
+    this.loaded = true;
   }
 
   private position(ctx: HookContext): number {

@@ -81,6 +81,18 @@ describe("TerminateOnNaN", () => {
     fx.dispose();
   });
 
+  it("with gradient clipping that skips non-finite steps, the NaN loss still stops the run (clipping skips the update, the guard still sees the step)", async () => {
+    const fx = tinyFixture({ samples: 16 });
+    const { loss, tracker } = lossWithNaNAt([2]);
+    // clipping's non-finite policy, as @fitloop/grad-clip's "skip" does it: skip the update, let the others see the step
+    const clipLike: Callback = { name: "ClipLike", order: ORDER.GRADIENT, beforeStep: (ctx) => void (Number.isFinite(ctx.logs["loss"]) || ctx.skipStep("non-finite gradients")) };
+    const guard = new TerminateOnNaN();
+    const r = await new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss, callbacks: [clipLike, guard, tracker], logger: silentLogger }).fit({ epochs: 3, train: fx.data(4) });
+    expect(r.outcome.status).toBe("stopped");
+    expect(guard.finding).toMatchObject({ key: "loss", step: 2 });
+    fx.dispose();
+  });
+
   it("a watched key missing from the batch logs is an error naming the keys that are there", async () => {
     const fx = tinyFixture({ samples: 8 });
     const err = await new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], callbacks: [new TerminateOnNaN({ watch: ["loss", "grad_norm"] })], logger: silentLogger }).fit({ epochs: 1, train: fx.data(4) }).catch((e: unknown) => e);

@@ -1,4 +1,4 @@
-import { CancelStep, FitloopError, globalNorm, MissingMonitorError, ORDER, parseOptions, type BatchContext, type Callback, type Logs } from "@fitloop/core";
+import { FitloopError, globalNorm, MissingMonitorError, ORDER, parseOptions, type BatchContext, type Callback, type Logs } from "@fitloop/core";
 import { z } from "zod";
 
 const optionsSchema = z.strictObject({
@@ -84,6 +84,6 @@ export class TerminateOnNaN implements Callback {
     const what = `${bad.key} is ${bad.value} at step ${s.step} (epoch ${s.epoch}, batch ${s.batchIndex})`;
     if (this.action === "throw") throw new NonFiniteValueError(`${this.name}: ${what}; that step was not applied`, this.found);
     ctx.requestStop(`${what}; that step was not applied`, { key: bad.key, value: String(bad.value), step: s.step, epoch: s.epoch, batch: s.batchIndex });
-    throw new CancelStep(`${bad.key} is ${bad.value}`);
+    ctx.skipStep(`${bad.key} is ${bad.value}`);
   }
 }
