@@ -4,6 +4,7 @@ import type { EventName } from "./events.js";
 import type { Hyperparameters } from "./hyperparams.js";
 import type { Logger } from "./logger.js";
 import type { LogOptions } from "./logs.js";
+import type { RunSnapshot } from "./snapshot.js";
 import type { FitOutcome, Logs, StateDict, StopDetails, TrainState } from "./state.js";
 
 export type Awaitable<T> = T | Promise<T>;
@@ -63,6 +64,12 @@ export interface HookContext {
    *   written into that epoch's history record.
    */
   log(name: string, value: number | tf.Scalar, options?: LogOptions): void;
+  /**
+   * The whole run as it stands: position and data cursor, RNG, every plugin's state, optimizer slots
+   * and model weights, as plain arrays (`fit({ resumeFrom })` continues from it exactly). Only at the
+   * safe points, `batchCheckpoint` and `epochCheckpoint`; every caller there gets the same snapshot.
+   */
+  snapshot(): Promise<RunSnapshot>;
 }
 
 /** Context of training-batch hooks; tensors are valid only during the hook. */
@@ -126,8 +133,11 @@ export interface Callback {
   beforeValBatch?: Hook<BatchContext>;
   afterValBatch?: Hook<BatchContext>;
   afterValidate?: Hook;
-  checkpoint?: Hook;
   afterEpoch?: Hook;
+  /** Safe point after every plugin's `afterBatch`: save here (`ctx.snapshot()`); do not change state. */
+  batchCheckpoint?: Hook;
+  /** Safe point after every plugin's `afterEpoch` (fresh `val_*` logs, monitors decided): save here. */
+  epochCheckpoint?: Hook;
   afterFit?: Hook<FitEndContext>;
   /**
    * Release resources. Called after `afterFit` for plugins the run container constructed (plugin

@@ -12,22 +12,27 @@
  *             grads = computeGradients(loss)
  *             afterGradients   (may replace grads: clipping, noise, ...)
  *             read logs        (one device read: loss, metrics, tensors plugins logged)
- *             beforeStep       (ctx.logs has this batch's numbers; CancelStep skips applyGradients)
+ *             beforeStep       (ctx.logs has this batch's numbers; CancelStep or ctx.skipStep skips the update)
  *             applyGradients
  *             afterStep
  *           afterBatch         (stop requested? -> leave the batch loop)
+ *           batchCheckpoint    (safe point: every plugin is done with this batch)
  *       afterTrain
  *       beforeValidate
  *         for batch in validation: beforeValBatch  forward(training=false)  afterValBatch
  *       afterValidate
- *       checkpoint            (after validation, so savers see fresh val_* metrics)
- *     afterEpoch              (stop requested? -> leave the epoch loop)
+ *     afterEpoch               (monitors decide here: early stopping, plateaus)
+ *     epochCheckpoint          (safe point: every plugin is done with this epoch; stop requested? -> leave)
  * afterFit                    (always; also on cancel or error, with the outcome)
  * ```
  *
  * `before*` hooks and the un-paired events run in the resolved plugin order; `after*` hooks run in
  * the reverse order so that pairs nest. Hooks are awaited one by one. A hook may throw a
  * `Cancel*` (see cancel.ts) to skip part of the loop; any other error fails the run.
+ *
+ * Snapshots (`ctx.snapshot()`, for checkpoint plugins) exist only at the two safe points, which run
+ * after every plugin's `afterBatch` / `afterEpoch` whatever the plugin order, so no order can save a
+ * state that a plugin was still about to change. Hooks on the safe points must not change state.
  */
 export const EVENTS = [
   "beforeFit",
@@ -40,15 +45,19 @@ export const EVENTS = [
   "beforeStep",
   "afterStep",
   "afterBatch",
+  "batchCheckpoint",
   "afterTrain",
   "beforeValidate",
   "beforeValBatch",
   "afterValBatch",
   "afterValidate",
-  "checkpoint",
   "afterEpoch",
+  "epochCheckpoint",
   "afterFit",
 ] as const;
+
+/** The safe points: every plugin is done with the batch or epoch; `ctx.snapshot()` works here. */
+export const CHECKPOINT_EVENTS: ReadonlySet<EventName> = new Set<EventName>(["batchCheckpoint", "epochCheckpoint"]);
 
 export type EventName = (typeof EVENTS)[number];
 
@@ -56,6 +65,7 @@ export type EventName = (typeof EVENTS)[number];
 export const REVERSED_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   "afterStep",
   "afterBatch",
+  "batchCheckpoint",
   "afterTrain",
   "afterValBatch",
   "afterValidate",

@@ -2,7 +2,7 @@
 import "reflect-metadata";
 
 export { Trainer, fit, type TrainerOptions, type FitOptions, type FitResult, type TrainerStateDict } from "./trainer.js";
-export { EVENTS, REVERSED_EVENTS, isEventName, type EventName } from "./events.js";
+export { EVENTS, REVERSED_EVENTS, CHECKPOINT_EVENTS, isEventName, type EventName } from "./events.js";
 export { ORDER, BaseCallback, type Callback, type Batch, type HookContext, type BatchContext, type FitEndContext, type Awaitable } from "./callback.js";
 export { CancelBatch, CancelStep, CancelEpoch, CancelFit, Cancellation, type CancellationClass } from "./cancel.js";
 export { resolveOrder, describeOrder, pluginName, type ResolvedPlugin } from "./order.js";
@@ -20,6 +20,8 @@ export {
   type StateDict,
   type StatefulCallback,
   type EpochRecord,
+  type EpochProgress,
+  type LogAggregate,
   type StopRequest,
   type StopDetails,
   type FitOutcome,
@@ -56,6 +58,8 @@ export {
   StateError,
   type OptionIssue,
 } from "./errors.js";
-export { optimizerStateDict, loadOptimizerStateDict, type OptimizerStateDict, type SavedSlot } from "./optimizer-state.js";
+export { optimizerStateDict, loadOptimizerStateDict, checkOptimizerStateDict, type OptimizerStateDict, type SavedSlot } from "./optimizer-state.js";
+export { captureWeights, checkWeights, loadWeights, trainableVariables, SNAPSHOT_FORMAT, type RunSnapshot, type SavedWeight } from "./snapshot.js";
+export { parseTrainerStateDict } from "./state-schema.js";
 export { useBackend, type BackendName, type UseBackendOptions } from "./backend.js";
 export { registerWasmKernels, restoreWasmKernels } from "./kernels/index.js";

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { FitloopError } from "./errors.js";
 import type { EventName } from "./events.js";
-import type { Logs } from "./state.js";
+import type { LogAggregate, Logs } from "./state.js";
 
 /** How a value a plugin logs per batch becomes the epoch's value. */
 export type LogReduce = "mean" | "sum" | "min" | "max" | "last";
@@ -16,16 +16,8 @@ const BATCH_EVENTS: ReadonlySet<EventName> = new Set<EventName>(["beforeBatch", 
 /** Events after the step's one device read: numbers still go in, tensors no longer can. */
 const AFTER_READ: ReadonlySet<EventName> = new Set<EventName>(["beforeStep", "afterStep", "afterBatch"]);
 /** Epoch events in which `ctx.log` sets an epoch value. */
-const EPOCH_EVENTS: ReadonlySet<EventName> = new Set<EventName>(["beforeEpoch", "beforeTrain", "afterTrain", "beforeValidate", "afterValidate", "checkpoint", "afterEpoch"]);
+const EPOCH_EVENTS: ReadonlySet<EventName> = new Set<EventName>(["beforeEpoch", "beforeTrain", "afterTrain", "beforeValidate", "afterValidate", "afterEpoch"]);
 
-interface Aggregate {
-  reduce: LogReduce;
-  sum: number;
-  count: number;
-  min: number;
-  max: number;
-  last: number;
-}
 
 /**
  * Values plugins add to the logs (`ctx.log`). Per batch, scalar tensors wait for the step's one
@@ -43,7 +35,8 @@ export class PluginLogs {
   private readonly numbers = new Map<string, number>();
   /** Which plugin logged each name in this step. */
   private readonly owners = new Map<string, string>();
-  private readonly epoch = new Map<string, Aggregate>();
+  /** This epoch's reductions: the state's `epochProgress.plugins`, so checkpoints carry them. */
+  private epoch: Record<string, LogAggregate> = {};
   private readonly reduces = new Map<string, LogReduce>();
   private read = false;
 
@@ -126,13 +119,12 @@ export class PluginLogs {
       for (const [name, reduce] of this.reduces) {
         const v = batchLogs[name];
         if (v === undefined) continue;
-        const a = this.epoch.get(name) ?? { reduce, sum: 0, count: 0, min: Infinity, max: -Infinity, last: Number.NaN };
+        const a = (this.epoch[name] ??= { reduce, sum: 0, count: 0, min: Infinity, max: -Infinity, last: Number.NaN });
         a.sum += v;
         a.count++;
         a.min = Math.min(a.min, v);
         a.max = Math.max(a.max, v);
         a.last = v;
-        this.epoch.set(name, a);
       }
     }
     for (const name of [...this.pending.keys()]) this.release(name);
@@ -149,14 +141,16 @@ export class PluginLogs {
     if (t && !this.loopOwns(t)) t.dispose();
   }
 
-  startEpoch(): void {
-    this.epoch.clear();
+  /** Reduces into `aggregates` (empty for a new epoch; restored ones for a run resumed mid-epoch). */
+  startEpoch(aggregates: Record<string, LogAggregate>): void {
+    this.epoch = aggregates;
+    for (const [name, a] of Object.entries(aggregates)) if (!this.reduces.has(name)) this.reduces.set(name, a.reduce);
   }
 
   /** The epoch values of per-batch plugin logs. */
   epochValues(): Logs {
     const out: Logs = {};
-    for (const [name, a] of this.epoch) {
+    for (const [name, a] of Object.entries(this.epoch)) {
       out[name] = a.reduce === "mean" ? a.sum / a.count : a.reduce === "sum" ? a.sum : a.reduce === "min" ? a.min : a.reduce === "max" ? a.max : a.last;
     }
     return out;

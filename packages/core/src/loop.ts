@@ -6,7 +6,7 @@ import type { EventName } from "./events.js";
 import type { LossFn } from "./losses.js";
 import { withRandom, type Rng } from "./rng.js";
 import type { RunScope } from "./run.js";
-import type { Logs } from "./state.js";
+import { emptyEpochProgress, type Logs } from "./state.js";
 
 /** What the loop needs besides the run scope. */
 export interface LoopSpec {
@@ -43,8 +43,11 @@ export async function fitLoop(run: RunScope, spec: LoopSpec): Promise<void> {
     const startBatch = state.epoch === spec.startEpoch ? spec.startBatch : 0;
     state.epochLogs = {};
     run.epochRecorded = false;
-    run.pluginLogs.startEpoch();
+    // resumed mid-epoch: carry on with the saved totals, so the epoch's means are those of an uninterrupted run
+    if (startBatch === 0) state.epochProgress = emptyEpochProgress();
+    run.pluginLogs.startEpoch(state.epochProgress.plugins);
     await withEvents(run, "beforeEpoch", "afterEpoch", CancelEpoch, () => epoch(run, spec, startBatch));
+    await run.fire("epochCheckpoint");
     if (run.stopRequested) break;
   }
 }
@@ -55,27 +58,25 @@ async function epoch(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   await withEvents(run, "beforeTrain", "afterTrain", null, () => train(run, spec, startBatch));
   if (spec.validation) await withEvents(run, "beforeValidate", "afterValidate", null, () => validate(run, spec, spec.validation!));
   run.setLogs(state.epochLogs);
-  // The record goes in before `checkpoint`, so a saver stores a history that matches its cursor.
   state.history.push({ epoch: state.epoch, logs: { ...state.epochLogs } });
   run.epochRecorded = true;
-  await run.fire("checkpoint");
 }
 
 async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise<void> {
   const { state } = run;
-  const sums = new Map<string, number>();
-  let seen = 0;
+  const progress = state.epochProgress;
   state.batchIndex = startBatch;
   let stoppedEarly = false;
   for await (const batch of spec.train.batches({ epoch: state.epoch, batchIndex: startBatch })) {
     const logs = await trainBatch(run, spec, batch);
     if (logs) {
       // loss and metrics: sample-weighted means, as Keras reports them
-      for (const k of spec.logNames) sums.set(k, (sums.get(k) ?? 0) + logs[k]! * run.batchSize);
-      seen += run.batchSize;
+      for (const k of spec.logNames) progress.sums[k] = (progress.sums[k] ?? 0) + logs[k]! * run.batchSize;
+      progress.samples += run.batchSize;
     }
     state.batchIndex++;
     state.globalBatch++;
+    await run.fire("batchCheckpoint");
     if (run.stopRequested) {
       stoppedEarly = state.batchesPerEpoch === undefined || state.batchIndex < state.batchesPerEpoch;
       break;
@@ -84,7 +85,7 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   // A stop in the middle of the epoch leaves the cursor at the next untrained batch.
   if (!stoppedEarly) state.cursor = { epoch: state.epoch + 1, batchIndex: 0 };
   const means: Logs = {};
-  for (const [k, v] of sums) means[k] = v / seen;
+  for (const [k, v] of Object.entries(progress.sums)) means[k] = v / progress.samples;
   const lr = currentLearningRate(run);
   if (lr !== undefined) means["lr"] = lr;
   state.epochLogs = { ...state.epochLogs, ...means, ...run.pluginLogs.epochValues() };

@@ -82,34 +82,62 @@ export async function optimizerStateDict(optimizer: tf.Optimizer, variables: rea
  * rebuilt in a fresh process (new variable names) restores correctly.
  */
 export function loadOptimizerStateDict(optimizer: tf.Optimizer, state: OptimizerStateDict, variables: readonly tf.Variable[]): void {
-  const { slots, scalars, kind } = layoutOf(optimizer);
-  if (state.kind !== kind) throw new StateError(`saved optimizer state is for ${state.kind}, but the optimizer is ${kind}`);
-  if (state.variables.length !== variables.length) {
-    throw new StateError(`saved optimizer state has ${state.variables.length} variables, the model has ${variables.length} trainable variables`);
-  }
-  state.variables.forEach((v, i) => {
-    const cur = variables[i]!;
-    if (v.shape.length !== cur.shape.length || v.shape.some((d, j) => d !== cur.shape[j])) {
-      throw new StateError(`saved variable ${i} (${v.name}) has shape [${v.shape.join(",")}] but ${cur.name} has [${cur.shape.join(",")}]`);
-    }
-  });
+  checkOptimizerStateDict(optimizer, state, variables);
+  const { slots, scalars } = layoutOf(optimizer);
   const o = optimizer as unknown as Fields;
   for (const field of slots) {
     const saved = state.slots[field] ?? [];
-    if (saved.length !== 0 && saved.length !== variables.length) throw new StateError(`saved slot family ${field} has ${saved.length} entries for ${variables.length} variables`);
     const old = (o[field] as (SlotRef | undefined)[] | undefined) ?? [];
     for (const r of old) r?.variable.dispose();
     o[field] = saved.map((s, i) => ({ originalName: `${variables[i]!.name}/${field}`, variable: tf.tidy(() => tf.variable(tf.tensor(s.values, [...s.shape]), false)) }));
   }
   for (const field of scalars) {
-    const value = state.scalars[field];
-    if (value === undefined) throw new StateError(`saved optimizer state lacks ${field}`);
     const v = o[field] as tf.Variable;
-    tf.tidy(() => v.assign(tf.scalar(value)));
+    tf.tidy(() => v.assign(tf.scalar(state.scalars[field]!)));
   }
   o.iterations_ = state.iterations;
   if (state.hyper) {
     setLearningRate(optimizer, state.hyper.learningRate);
     if (state.hyper.momentum !== undefined) setMomentum(optimizer, state.hyper.momentum);
+  }
+}
+
+/**
+ * Checks that a saved state fits `optimizer` and `variables` (kind, variable count and shapes, slot
+ * counts, shapes and sizes, scalars), without changing anything: a `StateError` names the mismatch.
+ */
+export function checkOptimizerStateDict(optimizer: tf.Optimizer, state: OptimizerStateDict, variables: readonly tf.Variable[]): void {
+  const { slots, scalars, kind } = layoutOf(optimizer);
+  if (typeof state !== "object" || state === null || !Array.isArray(state.variables) || typeof state.slots !== "object" || state.slots === null || typeof state.scalars !== "object" || state.scalars === null) {
+    throw new StateError("the saved optimizer state is not an optimizer state dict (kind, iterations, variables, slots, scalars)");
+  }
+  if (state.kind !== kind) throw new StateError(`saved optimizer state is for ${state.kind}, but the optimizer is ${kind}`);
+  if (!Number.isInteger(state.iterations) || state.iterations < 0) throw new StateError(`saved optimizer iterations must be an integer >= 0, got ${String(state.iterations)}`);
+  if (state.variables.length !== variables.length) {
+    throw new StateError(`saved optimizer state has ${state.variables.length} variables, the model has ${variables.length} trainable variables`);
+  }
+  state.variables.forEach((v: { readonly name: string; readonly shape: readonly number[] }, i: number) => {
+    const cur = variables[i]!;
+    if (!Array.isArray(v?.shape) || v.shape.length !== cur.shape.length || v.shape.some((d: number, j: number) => d !== cur.shape[j])) {
+      throw new StateError(`saved variable ${i} (${v.name}) has shape [${v.shape.join(",")}] but ${cur.name} has [${cur.shape.join(",")}]`);
+    }
+  });
+  for (const field of slots) {
+    const saved = state.slots[field] ?? [];
+    if (!Array.isArray(saved) || (saved.length !== 0 && saved.length !== variables.length)) throw new StateError(`saved slot family ${field} has ${Array.isArray(saved) ? saved.length : "no"} entries for ${variables.length} variables`);
+    saved.forEach((slot, i) => {
+      const cur = variables[i]!;
+      const size = cur.shape.reduce((a, b) => a * b, 1);
+      if (!Array.isArray(slot?.shape) || slot.shape.join(",") !== cur.shape.join(",") || !(slot.values instanceof Float32Array) || slot.values.length !== size) {
+        throw new StateError(`saved slot ${field}[${i}] does not fit ${cur.name} [${cur.shape.join(",")}]: shape [${Array.isArray(slot?.shape) ? slot.shape.join(",") : "?"}], ${slot?.values?.length ?? 0} values`);
+      }
+    });
+  }
+  for (const field of scalars) {
+    const value = state.scalars[field];
+    if (typeof value !== "number" || !Number.isFinite(value)) throw new StateError(`saved optimizer state lacks a finite ${field}, got ${String(value)}`);
+  }
+  if (state.hyper !== undefined && (typeof state.hyper.learningRate !== "number" || !Number.isFinite(state.hyper.learningRate) || state.hyper.learningRate < 0)) {
+    throw new StateError(`saved learning rate must be a finite number >= 0, got ${String(state.hyper.learningRate)}`);
   }
 }

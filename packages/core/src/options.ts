@@ -51,4 +51,5 @@ export const fitOptionsSchema = z.object({
   train: z.custom<DataSource>(isDataSource, { message: "must be a data source (tensorData(xs, ys, {batchSize}) or an object with batches())" }),
   validation: z.custom<DataSource>(isDataSource, { message: "must be a data source" }).optional(),
   initialEpoch: z.number().int().min(0).optional(),
+  resumeFrom: z.custom<unknown>((v) => typeof v === "object" && v !== null, { message: "must be a run snapshot (ctx.snapshot() or trainer.snapshot())" }).optional(),
 });

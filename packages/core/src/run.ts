@@ -2,12 +2,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
 import type { Batch, BatchContext, Callback, FitEndContext } from "./callback.js";
 import type { ObserverBus } from "./bus.js";
-import { EVENTS, type EventName } from "./events.js";
+import { CHECKPOINT_EVENTS, EVENTS, type EventName } from "./events.js";
 import { FitloopError } from "./errors.js";
 import type { Hyperparameters } from "./hyperparams.js";
 import type { Logger } from "./logger.js";
 import { PluginLogs, type LogOptions } from "./logs.js";
 import { hookOrder, type ResolvedPlugin } from "./order.js";
+import type { RunSnapshot } from "./snapshot.js";
 import type { FitOutcome, Logs, StopDetails, TrainState } from "./state.js";
 
 type AnyHook = (this: Callback, ctx: PluginContext) => unknown;
@@ -40,13 +41,15 @@ export class RunScope {
     readonly bus: ObserverBus,
     plugins: readonly ResolvedPlugin[],
     reservedLogNames: ReadonlySet<string>,
+    /** Takes the whole run's snapshot (the trainer knows the RNG and every plugin). */
+    private readonly takeSnapshot: () => Promise<RunSnapshot>,
   ) {
     this.pluginLogs = new PluginLogs(reservedLogNames, (t) => this.owns(t));
     const contexts = new Map(plugins.map((p) => [p, new PluginContext(this, p.name)]));
     for (const event of EVENTS) {
       this.hooks.set(
         event,
-        hookOrder(plugins, event).map((p) => ({ fn: p.callback[event] as AnyHook, cb: p.callback, ctx: contexts.get(p)! })),
+        hookOrder(plugins, event).map((p) => ({ fn: p.callback[event] as unknown as AnyHook, cb: p.callback, ctx: contexts.get(p)! })),
       );
     }
   }
@@ -92,8 +95,19 @@ export class RunScope {
   /** The hook that threw last (names the culprit when a cancellation escapes its scope). */
   lastThrow: { event: EventName; plugin: string } | undefined;
 
+  /** This safe point's snapshot, taken on the first `ctx.snapshot()` and shared by every caller there. */
+  private snapshotAtPoint: Promise<RunSnapshot> | undefined;
+
+  snapshot(plugin: string, event: EventName): Promise<RunSnapshot> {
+    if (!CHECKPOINT_EVENTS.has(event)) {
+      return Promise.reject(new FitloopError("SNAPSHOT_OUT_OF_SCOPE", `ctx.snapshot() from "${plugin}" in ${event}: snapshots are taken at the safe points only (batchCheckpoint, epochCheckpoint), after every plugin is done with the batch or epoch`));
+    }
+    return (this.snapshotAtPoint ??= this.takeSnapshot());
+  }
+
   /** Runs the hooks of `event` one by one, then tells observers. */
   async fire(event: EventName): Promise<void> {
+    if (CHECKPOINT_EVENTS.has(event)) this.snapshotAtPoint = undefined;
     for (const h of this.hooks.get(event)!) {
       h.ctx.event = event;
       try {
@@ -184,6 +198,9 @@ export class PluginContext implements BatchContext, FitEndContext {
   }
   hasLog(name: string): boolean {
     return this.run.pluginLogs.has(name, this.run.state.batchLogs);
+  }
+  snapshot(): Promise<RunSnapshot> {
+    return this.run.snapshot(this.plugin, this.event);
   }
   get batch(): Batch {
     if (!this.run.batch) throw new Error(`ctx.batch is only available in batch hooks (not in ${this.event})`);

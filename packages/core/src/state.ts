@@ -45,6 +45,30 @@ export interface FitOutcome {
   readonly error?: unknown;
 }
 
+/** How a per-batch plugin log is being reduced over the current epoch. */
+export interface LogAggregate {
+  reduce: "mean" | "sum" | "min" | "max" | "last";
+  sum: number;
+  count: number;
+  min: number;
+  max: number;
+  last: number;
+}
+
+/** The current epoch's running totals, so a run resumed mid-epoch reports the same epoch means. */
+export interface EpochProgress {
+  /** Samples trained so far this epoch (the weights of the loss and metric means). */
+  samples: number;
+  /** Sample-weighted sums of the loss and metrics over those samples. */
+  sums: Record<string, number>;
+  /** Per-batch plugin logs reduced so far this epoch. */
+  plugins: Record<string, LogAggregate>;
+}
+
+export function emptyEpochProgress(): EpochProgress {
+  return { samples: 0, sums: {}, plugins: {} };
+}
+
 /** The run's position and results. Plugins read it; only core writes it. */
 export interface TrainState {
   /** Current epoch, 0-based. */
@@ -77,6 +101,8 @@ export interface TrainState {
   epochLogs: Logs;
   /** One record per completed epoch. */
   history: EpochRecord[];
+  /** Running totals of the current epoch (checkpointed, so a mid-epoch resume gives the same means). */
+  epochProgress: EpochProgress;
   stopRequests: StopRequest[];
   outcome: FitOutcome | undefined;
 }
@@ -95,6 +121,7 @@ export function createTrainState(epochs: number): TrainState {
     batchLogs: {},
     epochLogs: {},
     history: [],
+    epochProgress: emptyEpochProgress(),
     stopRequests: [],
     outcome: undefined,
   };
@@ -109,6 +136,13 @@ export interface TrainStateDict {
   /** The next batch to train when resuming. */
   readonly cursor: { readonly epoch: number; readonly batchIndex: number };
   readonly history: readonly EpochRecord[];
+  /** The current epoch's running totals (they matter when `cursor` is mid-epoch). */
+  readonly epochProgress?: EpochProgress;
+}
+
+/** A deep copy. */
+function copyProgress(p: EpochProgress): EpochProgress {
+  return { samples: p.samples, sums: { ...p.sums }, plugins: Object.fromEntries(Object.entries(p.plugins).map(([k, a]) => [k, { ...a }])) };
 }
 
 export function trainStateDict(state: TrainState): TrainStateDict {
@@ -119,8 +153,11 @@ export function trainStateDict(state: TrainState): TrainStateDict {
     batchIndex: state.batchIndex,
     cursor: { ...state.cursor },
     history: state.history.map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })),
+    epochProgress: copyProgress(state.epochProgress),
   };
 }
+
+export { copyProgress };
 
 /** Values in one series of the history, e.g. `historySeries(state, "val_loss")`. */
 export function historySeries(state: Pick<TrainState, "history">, key: string): number[] {

@@ -17,7 +17,11 @@ import { describeOrder, resolveOrder, type ResolvedPlugin } from "./order.js";
 import { preflight } from "./preflight.js";
 import { Rng, type RngState } from "./rng.js";
 import { RunScope } from "./run.js";
-import { collectStateful, createTrainState, trainStateDict, type FitOutcome, type StateDict, type TrainState, type TrainStateDict } from "./state.js";
+import { collectStateful, copyProgress, createTrainState, emptyEpochProgress, trainStateDict, type FitOutcome, type StateDict, type TrainState, type TrainStateDict } from "./state.js";
+import { captureWeights, checkWeights, loadWeights, SNAPSHOT_FORMAT, trainableVariables, type RunSnapshot } from "./snapshot.js";
+import { checkOptimizerStateDict, loadOptimizerStateDict, optimizerStateDict } from "./optimizer-state.js";
+import { parseTrainerStateDict } from "./state-schema.js";
+import { StateError } from "./errors.js";
 
 export interface TrainerOptions {
   model: LayersModel;
@@ -40,6 +44,12 @@ export interface FitOptions {
   validation?: DataSource;
   /** Start at this epoch (ignored when a state was loaded with `loadStateDict`). */
   initialEpoch?: number;
+  /**
+   * Continue a run exactly from a snapshot (`ctx.snapshot()` in a checkpoint hook, or
+   * `trainer.snapshot()`): weights, optimizer slots, position, RNG and plugin states are checked
+   * now and restored before the first step.
+   */
+  resumeFrom?: RunSnapshot;
 }
 
 export interface FitResult {
@@ -64,6 +74,7 @@ export class Trainer {
   private rng: Rng | undefined;
   private state: TrainState | undefined;
   private pending: TrainerStateDict | undefined;
+  private pendingSnapshot: RunSnapshot | undefined;
   private plugins: ResolvedPlugin[] = [];
 
   constructor(options: TrainerOptions) {
@@ -84,6 +95,7 @@ export class Trainer {
 
   async fit(options: FitOptions): Promise<FitResult> {
     parseOptions("Trainer.fit", fitOptionsSchema, options);
+    if (options.resumeFrom !== undefined) this.loadSnapshot(options.resumeFrom);
     const loss = this.opts.loss;
     const state = createTrainState(options.epochs);
     state.hasValidation = options.validation !== undefined;
@@ -103,12 +115,19 @@ export class Trainer {
       // After plugin state is loaded (a restored normaliser may be what makes the data valid).
       await preflight(this.model, loss, options.train, "train");
       if (options.validation) await preflight(this.model, loss, options.validation, "validation");
+      const snapshot = this.pendingSnapshot;
+      if (snapshot) {
+        // checked in loadSnapshot; applied last, once everything else has succeeded
+        loadWeights(this.model, snapshot.weights);
+        loadOptimizerStateDict(this.optimizer, snapshot.optimizer, trainableVariables(this.model));
+      }
       this.pending = undefined;
+      this.pendingSnapshot = undefined;
       this.state = state;
       const metrics = resolveMetrics(this.opts.metrics ?? [], loss);
       const logNames = ["loss", ...metrics.map(([name]) => name)];
       const reserved = new Set([...logNames, ...logNames.map((n) => `val_${n}`)]);
-      const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins, reserved);
+      const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins, reserved, () => this.snapshot());
       const spec = {
         train: options.train,
         validation: options.validation,
@@ -148,8 +167,42 @@ export class Trainer {
     return list.length ? run.resolveAll(TOKENS.Plugin) : [];
   }
 
-  private applyResume(resume: TrainerStateDict, state: TrainState, stateful: Map<string, { loadStateDict(s: StateDict): void }>): void {
+  /**
+   * Applies a loaded state to this run: plugin states first (each plugin validates its own; if one
+   * refuses, the ones already loaded get their previous state back), then position, history, epoch
+   * totals and RNG.
+   */
+  private applyResume(resume: TrainerStateDict, state: TrainState, stateful: Map<string, { stateDict(): StateDict; loadStateDict(s: StateDict): void }>): void {
+    const loaded: [{ loadStateDict(s: StateDict): void }, StateDict | undefined][] = [];
+    try {
+      for (const [key, dict] of Object.entries(resume.plugins)) {
+        const p = stateful.get(key);
+        if (!p) {
+          this.logger.warn(`fitloop: the saved state has plugin state "${key}" but no plugin with that stateKey is registered; ignored`);
+          continue;
+        }
+        let previous: StateDict | undefined;
+        try {
+          previous = p.stateDict();
+        } catch {
+          previous = undefined; // a plugin with nothing to save yet (an unfitted normaliser): nothing to take back
+        }
+        p.loadStateDict(dict);
+        loaded.push([p, previous]);
+      }
+    } catch (e) {
+      for (const [p, previous] of loaded.reverse()) {
+        if (previous === undefined) continue;
+        try {
+          p.loadStateDict(previous);
+        } catch (rollback) {
+          this.logger.error("fitloop: a plugin could not take back its previous state after another refused the saved one", rollback);
+        }
+      }
+      throw e;
+    }
     const t = resume.train;
+    const midEpoch = t.cursor.batchIndex > 0;
     Object.assign(state, {
       epoch: t.cursor.epoch,
       batchIndex: t.cursor.batchIndex,
@@ -157,14 +210,10 @@ export class Trainer {
       step: t.step,
       globalBatch: t.globalBatch,
       // a mid-epoch cursor: that epoch's partial record is replaced when the epoch completes
-      history: t.history.filter((r) => t.cursor.batchIndex === 0 || r.epoch < t.cursor.epoch).map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })),
+      history: t.history.filter((r) => !midEpoch || r.epoch < t.cursor.epoch).map((r) => ({ epoch: r.epoch, logs: { ...r.logs } })),
+      epochProgress: midEpoch && t.epochProgress ? copyProgress(t.epochProgress) : emptyEpochProgress(),
     });
     if (resume.rng) (this.rng ??= new Rng(0)).setState(resume.rng);
-    for (const [key, dict] of Object.entries(resume.plugins)) {
-      const p = stateful.get(key);
-      if (p) p.loadStateDict(dict);
-      else this.logger.warn(`fitloop: the saved state has plugin state "${key}" but no plugin with that stateKey is registered; ignored`);
-    }
   }
 
   /** The loop's events with the plugins that run on each, in order (resolves the order now). */
@@ -185,9 +234,41 @@ export class Trainer {
     return { train: trainStateDict(this.state), rng: this.rng ? this.rng.getState() : null, plugins };
   }
 
-  /** Loads a state to resume from at the next `fit()` (plugin states are applied when the run starts). */
+  /**
+   * Loads a state to resume from at the next `fit()` (plugin states are applied when the run starts).
+   * The dict is checked now (a `StateError` lists every problem); weights and optimizer slots are not
+   * part of it: see `loadSnapshot` / `fit({ resumeFrom })` for the whole run.
+   */
   loadStateDict(state: TrainerStateDict): void {
-    this.pending = state;
+    this.pending = parseTrainerStateDict(state);
+    this.pendingSnapshot = undefined;
+  }
+
+  /**
+   * The whole run as it stands: position, data cursor, epoch totals, history, RNG, every plugin's
+   * state, optimizer slots and weights. After `fit()`, or from a plugin at a safe point through
+   * `ctx.snapshot()` (in the middle of a run only the safe points are consistent).
+   */
+  async snapshot(): Promise<RunSnapshot> {
+    const trainer = this.stateDict();
+    const optimizer = await optimizerStateDict(this.optimizer, trainableVariables(this.model));
+    return { format: SNAPSHOT_FORMAT, trainer, optimizer, weights: await captureWeights(this.model) };
+  }
+
+  /**
+   * Loads a snapshot to continue from at the next `fit()` (what `fit({ resumeFrom })` does). Weights
+   * and optimizer slots are checked against this model and optimizer now, so a mismatch fails before
+   * anything changes; they are applied when the run starts, after plugin states and data checks.
+   */
+  loadSnapshot(snapshot: RunSnapshot): void {
+    if (typeof snapshot !== "object" || snapshot === null || snapshot.format !== SNAPSHOT_FORMAT) {
+      throw new StateError(`not a fitloop run snapshot (format "${SNAPSHOT_FORMAT}"), got ${snapshot === null ? "null" : typeof snapshot === "object" ? `format ${String((snapshot as { format?: unknown }).format)}` : typeof snapshot}`);
+    }
+    const trainer = parseTrainerStateDict(snapshot.trainer);
+    checkWeights(this.model, snapshot.weights);
+    checkOptimizerStateDict(this.optimizer, snapshot.optimizer, trainableVariables(this.model));
+    this.pending = trainer;
+    this.pendingSnapshot = snapshot;
   }
 }
 

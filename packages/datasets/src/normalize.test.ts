@@ -93,7 +93,7 @@ describe("Normalizer", () => {
     // The loader normalises batches with whatever statistics the normalizer holds when the batch is made.
     const train = new DataLoader(splits.train, { batchSize: 60, seed: 1, transforms: [norm.transform()] });
     let saved: TrainerStateDict | undefined;
-    const saver: Callback = { name: "saver", checkpoint: () => void (saved = trainer.stateDict()) };
+    const saver: Callback = { name: "saver", epochCheckpoint: () => void (saved = trainer.stateDict()) };
     const trainer = new Trainer({ model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", callbacks: [norm, saver], logger: silentLogger });
     await expectNoLeaks(() => trainer.fit({ epochs: 1, train }), { warmup: 1, iterations: 2 });
     const state = saved!.plugins["inputs"]!;

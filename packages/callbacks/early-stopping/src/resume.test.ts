@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
-import { ORDER, StateError, Trainer, silentLogger, type Callback, type StateDict } from "@fitloop/core";
-import { restoreRun, snapshotRun, stateWithPlugins, tinyFixture, type RunSnapshot, type TinyFixture } from "@fitloop/core/testing";
+import { ORDER, StateError, Trainer, silentLogger, type Callback, type RunSnapshot, type StateDict } from "@fitloop/core";
+import { restoreRun, snapshotRun, stateWithPlugins, tinyFixture, type TinyFixture } from "@fitloop/core/testing";
 import { EarlyStopping, type EarlyStoppingOptions } from "./index.js";
 import { scripted, weightsOf } from "./helpers.fixture.js";
 
@@ -12,18 +12,20 @@ const EPOCHS = SCRIPT.length;
 const make = (fx: TinyFixture, callbacks: Callback[]) =>
   new Trainer({ model: fx.model, optimizer: tf.train.momentum(0.05, 0.9), loss: "sparseCategoricalCrossentropy", seed: 3, callbacks, logger: silentLogger });
 
-/** Takes the snapshot at the end of epoch `k`, after EarlyStopping's afterEpoch (after* hooks run in reverse order). */
-function snapshotAt(k: number, trainer: () => Trainer, into: { snap?: RunSnapshot }): Callback {
-  return { name: "Snapshot", order: ORDER.FIRST, afterEpoch: async (ctx) => void (ctx.state.epoch === k && (into.snap = await snapshotRun(trainer()))) };
+/** Takes the snapshot at the end of epoch `k`, at the safe point (after every plugin's afterEpoch, whatever this plugin's order). */
+function snapshotAt(k: number, order: number, into: { snap?: RunSnapshot }): Callback {
+  return { name: "Snapshot", order, epochCheckpoint: async (ctx) => void (ctx.state.epoch === k && (into.snap = structuredClone(await ctx.snapshot()))) };
 }
 
 describe("resume: a resumed run stops where an uninterrupted one does", () => {
   const options: EarlyStoppingOptions = { monitor: "score", mode: "min", patience: 3, restoreBestWeights: true };
 
   it.each([
-    [3, "the best epoch (5) comes after the snapshot: its weights are copied in the resumed run"],
-    [6, "the best epoch (5) comes before the snapshot: its weights come from the saved state"],
-  ])("snapshot after epoch %i: same stop epoch, best epoch and value, best weights bit for bit (%s)", async (k) => {
+    [3, ORDER.FIRST, "the best epoch (5) comes after the snapshot: its weights are copied in the resumed run"],
+    [6, ORDER.FIRST, "the best epoch (5) comes before the snapshot: its weights come from the saved state"],
+    [3, ORDER.LAST, "a saver ordered last"],
+    [6, ORDER.MONITOR + 1, "a saver ordered just after EarlyStopping"],
+  ])("snapshot after epoch %i (saver order %i): same stop epoch, best epoch and value, best weights bit for bit (%s)", async (k, order) => {
     const full = tinyFixture({ samples: 32 });
     const esFull = new EarlyStopping(options);
     const rFull = await make(full, [esFull, scripted(SCRIPT)]).fit({ epochs: EPOCHS, train: full.data(8, 5) });
@@ -31,7 +33,7 @@ describe("resume: a resumed run stops where an uninterrupted one does", () => {
 
     const a = tinyFixture({ samples: 32 });
     const into: { snap?: RunSnapshot } = {};
-    const ta: Trainer = make(a, [new EarlyStopping(options), scripted(SCRIPT), snapshotAt(k, () => ta, into)]);
+    const ta: Trainer = make(a, [new EarlyStopping(options), scripted(SCRIPT), snapshotAt(k, order, into)]);
     await ta.fit({ epochs: k + 1, train: a.data(8, 5) });
     const snap = into.snap!;
     expect(snap.trainer.plugins["early-stopping"]).toMatchObject({ bestEpoch: k < 5 ? 2 : 5, stoppedEpoch: null });

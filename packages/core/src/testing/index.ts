@@ -4,9 +4,9 @@ import type { Callback, HookContext } from "../callback.js";
 import { CancelFit } from "../cancel.js";
 import { tensorData, type DataSource } from "../data.js";
 import { EVENTS, type EventName } from "../events.js";
-import { loadOptimizerStateDict, optimizerStateDict, type OptimizerStateDict } from "../optimizer-state.js";
 import { seeded } from "../rng.js";
 import type { StateDict } from "../state.js";
+import type { RunSnapshot } from "../snapshot.js";
 import type { Trainer, TrainerStateDict } from "../trainer.js";
 
 /** Thrown by `expectNoLeaks` when the tensor count grows. */
@@ -128,33 +128,17 @@ export function countDeviceReads(): DeviceReadCounter {
   return counter;
 }
 
-/** Everything needed to continue a run, deep-copied (as if saved and loaded in a new process). */
-export interface RunSnapshot {
-  readonly trainer: TrainerStateDict;
-  readonly optimizer: OptimizerStateDict;
-  readonly weights: readonly { readonly values: Float32Array; readonly shape: readonly number[] }[];
-}
-
 /**
- * Takes a run's position, RNG, plugin states, optimizer slots and weights (call from a hook or after
- * `fit()`). For resume tests of plugins until a checkpoint plugin does this to disk.
+ * `trainer.snapshot()` deep-copied, as if written to disk and read back in a new process (a plugin
+ * that hands out live references in its state dict would be caught).
  */
 export async function snapshotRun(trainer: Trainer): Promise<RunSnapshot> {
-  const variables = trainer.model.trainableWeights.map((w) => w.read() as tf.Variable);
-  return structuredClone({
-    trainer: trainer.stateDict(),
-    optimizer: await optimizerStateDict(trainer.optimizer, variables),
-    weights: trainer.model.getWeights().map((w) => ({ values: Float32Array.from(w.dataSync()), shape: [...w.shape] })),
-  });
+  return structuredClone(await trainer.snapshot());
 }
 
-/** Restores a snapshot into a trainer (a new model and optimizer of the same architecture); applies at its next `fit()`. */
+/** Loads a deep copy of `snapshot` into `trainer` (a new model and optimizer of the same architecture) for its next `fit()`. */
 export function restoreRun(trainer: Trainer, snapshot: RunSnapshot): void {
-  const weights = snapshot.weights.map((w) => tf.tensor(w.values, [...w.shape]));
-  trainer.model.setWeights(weights);
-  tf.dispose(weights);
-  loadOptimizerStateDict(trainer.optimizer, snapshot.optimizer, trainer.model.trainableWeights.map((w) => w.read() as tf.Variable));
-  trainer.loadStateDict(structuredClone(snapshot.trainer));
+  trainer.loadSnapshot(structuredClone(snapshot));
 }
 
 /** Where a `failingPlugins()` plugin fails: an event it throws an Error in, or `cancel` (CancelFit in afterBatch). */
@@ -187,4 +171,10 @@ export function scriptedLog(values: readonly number[], name = "score"): Callback
 /** A trainer state at the very start of a run carrying the given plugin states (e.g. corrupt ones, to test `loadStateDict`). */
 export function stateWithPlugins(plugins: Readonly<Record<string, StateDict>>): TrainerStateDict {
   return { train: { epoch: 0, step: 0, globalBatch: 0, batchIndex: 0, cursor: { epoch: 0, batchIndex: 0 }, history: [] }, rng: null, plugins };
+}
+
+/** A snapshot taken at every epoch's safe point (`epochCheckpoint`), by epoch: for resume tests. */
+export function epochSnapshots(): Callback & { readonly at: Map<number, RunSnapshot> } {
+  const at = new Map<number, RunSnapshot>();
+  return { name: "EpochSnapshots", at, epochCheckpoint: async (ctx) => void at.set(ctx.state.epoch, structuredClone(await ctx.snapshot())) };
 }
