@@ -1,26 +1,30 @@
 /**
- * What the training-dynamics plugins cost: the wasm MLP (784-256-128-10, batch 64, Adam) trained by
- * the bare loop versus the loop with a per-step 1cycle schedule on lr and beta1, global-norm
- * gradient clipping, early stopping and the NaN guard (the set a user turns on together).
+ * What the training-dynamics plugins cost: the wasm MLP (784-256-128-10, batch 64, Adam 1e-3)
+ * trained by the bare loop versus the loop with a schedule, gradient clipping, early stopping and
+ * the NaN guard (the set a user turns on together).
  *
- *   bare       new Trainer({ model, optimizer, loss }).fit({ epochs: 1, train })
- *   plugins    the same with Scheduler(oneCycleLR), GradClip({ max: 1 }), EarlyStopping, TerminateOnNaN
+ *   bare        new Trainer({ model, optimizer, loss }).fit({ epochs: 1, train })
+ *   plugins     + Scheduler(oneCycleLR on lr and beta1, every step), GradClip({ max: 1 }) (global
+ *               norm; engages on most steps here), EarlyStopping({ monitor: "loss" }), TerminateOnNaN()
+ *   same-path   the same four plugins doing all their work, but on the bare run's exact trajectory:
+ *               constant schedules at Adam's own lr and beta1, and a clipping limit never reached
+ *               (the gradients are multiplied by exactly 1). Its difference to bare is the plugins'
+ *               cost alone; `plugins` also trains differently (other weights, other clipped
+ *               gradients), which can move kernel times a little either way.
  *
  * Each arm has its own identically initialised model and optimizer. One warm-up fit per arm, then
- * interleaved rounds (the arm that goes first alternates); a round is one whole `fit` of STEPS steps.
- * S = median over rounds of the paired ratio (plugins step time / bare step time) - 1; the ratio of
- * the two medians is shown beside it. Because a few % is inside the run-to-run spread of whole fits,
- * the bench also measures directly per step: the median time of one step inside the loop (a timer
- * plugin first in beforeBatch and last in afterBatch, in both arms; thousands of steps), and the
- * time spent in each plugin hook (on wasm a hook's tensor work runs when it is called).
- * The last line is one JSON record.
+ * interleaved rounds (the order of the arms rotates); a round is one whole `fit` of STEPS steps.
+ * S = median over rounds of the paired ratio (plugins / bare step time) - 1. Because a few % is
+ * inside the run-to-run spread of whole fits, the bench also measures directly per step: the median
+ * time of one step inside the loop (a timer plugin first in beforeBatch and last in afterBatch, in
+ * every arm, thousands of steps), and the time spent in each plugin hook. The last line is JSON.
  *
  *   pnpm run bench:plugin-overhead     # env: ROUNDS (31), STEPS (96)
  */
 import "reflect-metadata";
 import * as tf from "@tensorflow/tfjs-core";
 import { EVENTS, Trainer, tensorData, useBackend, type Callback } from "../packages/core/src/index.js";
-import { Scheduler, oneCycleLR } from "../packages/callbacks/lr-schedule/src/index.js";
+import { Scheduler, constant, oneCycleLR } from "../packages/callbacks/lr-schedule/src/index.js";
 import { GradClip } from "../packages/callbacks/grad-clip/src/index.js";
 import { EarlyStopping } from "../packages/callbacks/early-stopping/src/index.js";
 import { TerminateOnNaN } from "../packages/callbacks/terminate-on-nan/src/index.js";
@@ -28,6 +32,8 @@ import { BATCH, buildModel, intEnv, median, randomData } from "./models.js";
 
 const ROUNDS = intEnv("ROUNDS", 31);
 const STEPS = intEnv("STEPS", 96);
+const ARMS = ["bare", "plugins", "same-path"] as const;
+type Arm = (typeof ARMS)[number];
 
 interface HookClock {
   ms: number;
@@ -67,10 +73,12 @@ function timed(plugins: Callback[], clock: HookClock): Callback[] {
   return plugins;
 }
 
-function plugins(): Callback[] {
+function plugins(arm: Arm): Callback[] {
+  if (arm === "bare") return [];
+  const samePath = arm === "same-path";
   return [
-    new Scheduler(oneCycleLR({ maxLr: 1e-3, totalSteps: (ROUNDS + 2) * STEPS })),
-    new GradClip({ max: 1 }),
+    samePath ? new Scheduler({ lr: constant(1e-3), momentum: constant(0.9) }) : new Scheduler(oneCycleLR({ maxLr: 1e-3, totalSteps: (ROUNDS + 2) * STEPS })),
+    new GradClip({ max: samePath ? 1e30 : 1 }),
     new EarlyStopping({ monitor: "loss", patience: 1000 }),
     new TerminateOnNaN(),
   ];
@@ -80,85 +88,73 @@ async function main(): Promise<void> {
   const backend = await useBackend("wasm");
   process.stderr.write(`backend ${backend}, tfjs ${tf.version_core}, batch ${BATCH}, ${STEPS} steps per round, ${ROUNDS} rounds\n`);
   const { xs, ys } = randomData("mlp", BATCH * STEPS);
-  const arms = {
-    bare: { model: buildModel("mlp"), optimizer: tf.train.adam(1e-3) as tf.Optimizer },
-    plugins: { model: buildModel("mlp"), optimizer: tf.train.adam(1e-3) as tf.Optimizer },
-  };
-  arms.plugins.model.setWeights(arms.bare.model.getWeights());
-  const clock: HookClock = { ms: 0, by: new Map() };
+  const models = Object.fromEntries(ARMS.map((a) => [a, { model: buildModel("mlp"), optimizer: tf.train.adam(1e-3) as tf.Optimizer }])) as Record<Arm, { model: ReturnType<typeof buildModel>; optimizer: tf.Optimizer }>;
+  for (const a of ARMS) if (a !== "bare") models[a].model.setWeights(models.bare.model.getWeights());
+  const clocks = { plugins: { ms: 0, by: new Map() }, "same-path": { ms: 0, by: new Map() } } as Record<Exclude<Arm, "bare">, HookClock>;
   const byHook = new Map<string, number[]>();
-  // per-step times from inside the loop (first beforeBatch hook to last afterBatch hook), both arms
-  const stepTimes = { bare: [] as number[], plugins: [] as number[] };
-  const bracket = (arm: "bare" | "plugins"): Callback => {
+  // per-step times from inside the loop (first beforeBatch hook to last afterBatch hook), every arm
+  const stepTimes = Object.fromEntries(ARMS.map((a) => [a, [] as number[]])) as Record<Arm, number[]>;
+  const bracket = (arm: Arm): Callback => {
     let start = 0;
     return { name: "StepTimer", order: -1e9, beforeBatch: () => void (start = performance.now()), afterBatch: () => void stepTimes[arm].push(performance.now() - start) };
   };
-  const run = async (arm: "bare" | "plugins"): Promise<number> => {
-    const { model, optimizer } = arms[arm];
-    const callbacks = [bracket(arm), ...(arm === "plugins" ? timed(plugins(), clock) : [])];
+  const run = async (arm: Arm): Promise<number> => {
+    const { model, optimizer } = models[arm];
+    const callbacks = [bracket(arm), ...(arm === "bare" ? [] : timed(plugins(arm), clocks[arm]))];
     const start = performance.now();
     await new Trainer({ model, optimizer, loss: "sparseCategoricalCrossentropy", callbacks }).fit({ epochs: 1, train: tensorData(xs, ys, { batchSize: BATCH, shuffle: false }) });
     return (performance.now() - start) / STEPS;
   };
-  await run("bare");
-  await run("plugins");
-  stepTimes.bare.length = stepTimes.plugins.length = 0;
-  const bare: number[] = [];
-  const plugged: number[] = [];
-  const hooks: number[] = [];
+  for (const a of ARMS) await run(a);
+  for (const a of ARMS) stepTimes[a].length = 0;
+  const perRound = Object.fromEntries(ARMS.map((a) => [a, [] as number[]])) as Record<Arm, number[]>;
+  const hooks = { plugins: [] as number[], "same-path": [] as number[] };
   for (let round = 0; round < ROUNDS; round++) {
-    clock.ms = 0;
-    let b: number;
-    let p: number;
-    if (round % 2 === 0) {
-      b = await run("bare");
-      p = await run("plugins");
-    } else {
-      p = await run("plugins");
-      b = await run("bare");
+    for (const c of Object.values(clocks)) c.ms = 0;
+    const order = ARMS.map((_, i) => ARMS[(i + round) % ARMS.length]!);
+    for (const a of order) perRound[a].push(await run(a));
+    for (const a of ["plugins", "same-path"] as const) {
+      hooks[a].push(clocks[a].ms / STEPS);
+      for (const [k, ms] of clocks[a].by) byHook.set(`${a}:${k}`, [...(byHook.get(`${a}:${k}`) ?? []), (ms / STEPS) * 1000]);
+      clocks[a].by.clear();
     }
-    bare.push(b);
-    plugged.push(p);
-    hooks.push(clock.ms / STEPS);
-    for (const [k, ms] of clock.by) byHook.set(k, [...(byHook.get(k) ?? []), (ms / STEPS) * 1000]);
-    clock.by.clear();
-    process.stderr.write(`round ${round + 1}/${ROUNDS}: bare ${b.toFixed(3)} ms/step, plugins ${p.toFixed(3)} ms/step, hooks ${(clock.ms / STEPS).toFixed(3)} ms/step\n`);
+    process.stderr.write(`round ${round + 1}/${ROUNDS}: ${ARMS.map((a) => `${a} ${perRound[a].at(-1)!.toFixed(3)}`).join(", ")} ms/step\n`);
   }
-  for (const a of Object.values(arms)) {
+  for (const a of Object.values(models)) {
     a.model.dispose();
     a.optimizer.dispose();
   }
   tf.dispose([xs, ys]);
 
-  const paired = median(plugged.map((p, i) => p / bare[i]!));
-  const slowdown = paired - 1;
-  const ofMedians = median(plugged) / median(bare) - 1;
-  const hookMs = median(hooks);
-  const stepBare = median(stepTimes.bare);
-  const stepPlugins = median(stepTimes.plugins);
-  const direct = (stepPlugins - stepBare) / stepBare;
-  const rows = [
-    ["bare loop", median(bare).toFixed(3), Math.min(...bare).toFixed(3), Math.max(...bare).toFixed(3), ""],
-    ["loop + 4 plugins", median(plugged).toFixed(3), Math.min(...plugged).toFixed(3), Math.max(...plugged).toFixed(3), `paired ${paired.toFixed(4)}, of medians ${(1 + ofMedians).toFixed(4)}`],
-    ["  time in plugin hooks", hookMs.toFixed(3), Math.min(...hooks).toFixed(3), Math.max(...hooks).toFixed(3), `${((100 * hookMs) / median(bare)).toFixed(2)} % of a bare step (upper bound)`],
-    ["per step, inside the loop: bare", stepBare.toFixed(3), "", "", `${stepTimes.bare.length} steps`],
-    ["per step, inside the loop: plugins", stepPlugins.toFixed(3), "", "", `+${((stepPlugins - stepBare) * 1000).toFixed(0)} us = ${(100 * direct).toFixed(2)} %`],
-  ];
-  const header = ["arm", "median ms/step", "min", "max", "vs bare"];
+  const paired = (a: Arm) => median(perRound[a].map((v, i) => v / perRound.bare[i]!)) - 1;
+  const ofMedians = (a: Arm) => median(perRound[a]) / median(perRound.bare) - 1;
+  const step = (a: Arm) => median(stepTimes[a]);
+  const direct = (a: Arm) => (step(a) - step("bare")) / step("bare");
+  const header = ["arm", "fit ms/step (median)", "min", "max", "vs bare (paired, of medians)", "one step in the loop (median)", "vs bare"];
+  const rows = ARMS.map((a) => [
+    a,
+    median(perRound[a]).toFixed(3),
+    Math.min(...perRound[a]).toFixed(3),
+    Math.max(...perRound[a]).toFixed(3),
+    a === "bare" ? "" : `${(100 * paired(a)).toFixed(2)} %, ${(100 * ofMedians(a)).toFixed(2)} %`,
+    step(a).toFixed(3),
+    a === "bare" ? `${stepTimes.bare.length} steps` : `${((step(a) - step("bare")) * 1000).toFixed(0)} us = ${(100 * direct(a)).toFixed(2)} %`,
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
   console.log(fmt(header));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const r of rows) console.log(fmt(r));
   console.log("");
-  const perHook = [...byHook].map(([k, us]) => [k, median(us)] as const).filter(([, us]) => us >= 0.5);
-  console.log(`per hook (median us per step): ${perHook.map(([k, us]) => `${k} ${us.toFixed(1)}`).join(", ")}`);
-  console.log(`plugins: Scheduler(oneCycleLR: lr and beta1 every step), GradClip({ max: 1 }) (global norm), EarlyStopping({ monitor: "loss" }), TerminateOnNaN()`);
-  console.log(`S = median of paired (plugins / bare) step-time ratios - 1 = ${slowdown.toFixed(4)} (target <= 0.03); of medians: ${ofMedians.toFixed(4)}`);
-  console.log(`direct: median step time inside the loop (beforeBatch .. afterBatch, ${stepTimes.bare.length} steps per arm): ${stepBare.toFixed(3)} vs ${stepPlugins.toFixed(3)} ms = ${(100 * direct).toFixed(2)} %`);
-  console.log(`the hooks themselves take ${(hookMs * 1000).toFixed(0)} us per step, timed around each call (an upper bound: a GC pause that lands in a hook counts)`);
+  for (const a of ["plugins", "same-path"] as const) {
+    const list = [...byHook].filter(([k]) => k.startsWith(`${a}:`)).map(([k, us]) => [k.slice(a.length + 1), median(us)] as const).filter(([, us]) => us >= 0.5);
+    console.log(`${a}: hooks ${(median(hooks[a]) * 1000).toFixed(0)} us per step, timed around each call (an upper bound: a GC pause that lands in a hook counts): ${list.map(([k, us]) => `${k} ${us.toFixed(1)}`).join(", ")}`);
+  }
+  const S = paired("plugins");
+  console.log(`S = median of paired (plugins / bare) fit step-time ratios - 1 = ${S.toFixed(4)} (target <= 0.03)`);
+  console.log(`the plugins' own cost, on the same trajectory as bare: ${(100 * paired("same-path")).toFixed(2)} % per fit (paired), ${(100 * direct("same-path")).toFixed(2)} % per step inside the loop`);
   const r4 = (x: number) => Math.round(x * 10_000) / 10_000;
-  console.log(JSON.stringify({ bench: "plugin-overhead", slowdown: r4(slowdown), slowdown_of_medians: r4(ofMedians), step_direct: r4(direct), hooks_us_per_step: Math.round(hookMs * 1000) }));
+  console.log(JSON.stringify({ bench: "plugin-overhead", slowdown: r4(S), slowdown_same_path: r4(paired("same-path")), step_direct_same_path: r4(direct("same-path")), step_direct: r4(direct("plugins")) }));
 }
 
 await main();

@@ -80,8 +80,15 @@ export interface BatchContext extends HookContext {
   readonly outputs: tf.Tensor | undefined;
   /** The scalar loss tensor (from `afterForward` on); its value is `logs.loss` from `beforeStep` on. */
   readonly loss: tf.Scalar | undefined;
-  /** Gradients by variable name (from `afterGradients` to `beforeStep`). */
+  /** Gradients by variable name (from `afterGradients` to `beforeStep`), with any pending `scaleGradients` applied. */
   readonly grads: Readonly<tf.NamedTensorMap> | undefined;
+  /**
+   * Multiply this step's update by `scale` (a scalar tensor; the loop owns it), e.g. clipping by
+   * global norm. It is applied with the update (fused into the optimizer where the backend can, so no
+   * scaled copy of every gradient is made), or when a later hook reads `ctx.grads`. Scales compose.
+   * In afterGradients or beforeStep.
+   */
+  scaleGradients(scale: tf.Scalar): void;
   /** True in `afterStep`/`afterBatch` when the step was cancelled or skipped. */
   readonly stepSkipped: boolean;
   /** Whether this batch's logs have, or will have after the step's device read, a value for `name`. */

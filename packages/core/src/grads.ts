@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs-core";
  */
 export const SUM_OF_SQUARES_KERNEL = "FitloopSumOfSquares";
 export const SCALE_TENSORS_KERNEL = "FitloopScaleTensors";
+export const NORM_SCALE_KERNEL = "FitloopNormScale";
 
 const fused = (kernel: string, tensors: readonly tf.Tensor[]): boolean => tensors.every((t) => t.dtype === "float32") && tf.getKernel(kernel, tf.getBackend()) !== undefined;
 
@@ -30,4 +31,47 @@ export function scaleTensors(tensors: readonly tf.Tensor[], scale: tf.Scalar): t
  */
 export function globalNorm(grads: Readonly<tf.NamedTensorMap>): tf.Scalar {
   return tf.tidy(() => tf.sqrt(sumOfSquares(Object.values(grads))) as tf.Scalar);
+}
+
+/**
+ * The global norm of `grads` and the factor that clips them to `maxNorm`,
+ * `maxNorm / max(norm, maxNorm)` (1 below the limit, NaN when the norm is), as scalars on the device:
+ * gradient clipping's whole computation, one fused kernel where the backend has `FitloopNormScale`.
+ */
+export function globalNormScale(grads: Readonly<tf.NamedTensorMap>, maxNorm: number): { norm: tf.Scalar; scale: tf.Scalar } {
+  const tensors = Object.values(grads);
+  if (tensors.length > 0 && fused(NORM_SCALE_KERNEL, tensors)) {
+    const [norm, scale] = tf.engine().runKernel(NORM_SCALE_KERNEL, tensors as unknown as tf.NamedTensorMap, { maxNorm } as unknown as tf.NamedAttrMap) as unknown as tf.Scalar[];
+    return { norm: norm!, scale: scale! };
+  }
+  return tf.tidy(() => {
+    const norm = globalNorm(grads);
+    return { norm, scale: tf.div(maxNorm, tf.maximum(norm, maxNorm)) as tf.Scalar };
+  });
+}
+
+/**
+ * Applies `grads * scale` to the optimizer. A backend package may register a fused way (fitloop's
+ * wasm Adam multiplies the scale in while it reads each gradient, so no scaled copy is made);
+ * otherwise the gradients are scaled first (`scaleTensors`) and applied as usual.
+ */
+export type ScaledApply = (optimizer: tf.Optimizer, grads: tf.NamedTensorMap, scale: tf.Scalar) => boolean;
+
+const scaledAppliers = new Set<ScaledApply>();
+
+/** Registers a fused `grads * scale` update; it returns false where it does not apply. Returns the unregister function. */
+export function registerScaledApply(apply: ScaledApply): () => void {
+  scaledAppliers.add(apply);
+  return () => scaledAppliers.delete(apply);
+}
+
+export function applyGradientsScaled(optimizer: tf.Optimizer, grads: tf.NamedTensorMap, scale: tf.Scalar): void {
+  for (const apply of scaledAppliers) if (apply(optimizer, grads, scale)) return;
+  const names = Object.keys(grads);
+  const scaled = scaleTensors(Object.values(grads), scale);
+  try {
+    optimizer.applyGradients(Object.fromEntries(names.map((n, i) => [n, scaled[i]!])));
+  } finally {
+    tf.dispose(scaled);
+  }
 }

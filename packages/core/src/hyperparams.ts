@@ -111,12 +111,19 @@ export function setMomentum(optimizer: tf.Optimizer, value: number): void {
 /** A live view of an optimizer's hyperparameters (the object plugins get as `ctx.hyper`). */
 export function hyperparameters(optimizer: tf.Optimizer): Hyperparameters {
   const name = momentumName(optimizer);
+  // Adam, Adamax, RMSProp, Adagrad, Adadelta read the field each step: a plain write (schedules set it every step)
+  const plainField = !["sgd", "momentum", "unknown"].includes(optimizerKind(optimizer)) && typeof (optimizer as unknown as OptimizerFields).learningRate === "number";
   return {
     get learningRate() {
       return getLearningRate(optimizer);
     },
     set learningRate(v: number) {
-      setLearningRate(optimizer, v);
+      if (plainField) {
+        assertFinite("learningRate", v, 0);
+        (optimizer as unknown as OptimizerFields).learningRate = v;
+      } else {
+        setLearningRate(optimizer, v);
+      }
     },
     get momentum() {
       return getMomentum(optimizer);

@@ -11,6 +11,12 @@ export interface LogOptions {
   readonly reduce?: LogReduce;
 }
 
+function invalidLog(plugin: string, event: EventName, message: string): FitloopError {
+  return new FitloopError("INVALID_LOG", `ctx.log from "${plugin}" in ${event}: ${message}`);
+}
+
+const REDUCES: ReadonlySet<string> = new Set(["mean", "sum", "min", "max", "last"]);
+
 /** Training-batch events in which `ctx.log` adds to the batch's logs. */
 const BATCH_EVENTS: ReadonlySet<EventName> = new Set<EventName>(["beforeBatch", "afterForward", "afterLoss", "afterGradients", "beforeStep", "afterStep", "afterBatch"]);
 /** Events after the step's one device read: numbers still go in, tensors no longer can. */
@@ -48,26 +54,25 @@ export class PluginLogs {
 
   /** Checks a `ctx.log` call; returns whether it is a batch value (else an epoch value). */
   check(plugin: string, event: EventName, name: unknown, value: unknown, options: LogOptions | undefined): boolean {
-    const fail = (message: string) => new FitloopError("INVALID_LOG", `ctx.log from "${plugin}" in ${event}: ${message}`);
-    if (typeof name !== "string" || name.length === 0) throw fail(`the name must be a non-empty string, got ${String(name)}`);
-    if (this.reserved.has(name)) throw fail(`"${name}" is written by the loop itself (reserved: ${[...this.reserved].join(", ")}); choose another name`);
+    if (typeof name !== "string" || name.length === 0) throw invalidLog(plugin, event, `the name must be a non-empty string, got ${String(name)}`);
+    if (this.reserved.has(name)) throw invalidLog(plugin, event, `"${name}" is written by the loop itself (reserved: ${[...this.reserved].join(", ")}); choose another name`);
     const reduce = options?.reduce;
-    if (reduce !== undefined && !["mean", "sum", "min", "max", "last"].includes(reduce)) throw fail(`reduce must be mean, sum, min, max or last, got ${String(reduce)}`);
+    if (reduce !== undefined && !REDUCES.has(reduce)) throw invalidLog(plugin, event, `reduce must be mean, sum, min, max or last, got ${String(reduce)}`);
     const isTensor = value instanceof tf.Tensor;
-    if (!isTensor && typeof value !== "number") throw fail(`"${name}" must be a number or a scalar tensor, got ${typeof value}`);
-    if (isTensor && (value.size !== 1 || value.isDisposed)) throw fail(`"${name}" must be a live scalar tensor, got shape [${value.shape.join(", ")}]${value.isDisposed ? " (disposed)" : ""}`);
+    if (!isTensor && typeof value !== "number") throw invalidLog(plugin, event, `"${name}" must be a number or a scalar tensor, got ${typeof value}`);
+    if (isTensor && (value.size !== 1 || value.isDisposed)) throw invalidLog(plugin, event, `"${name}" must be a live scalar tensor, got shape [${value.shape.join(", ")}]${value.isDisposed ? " (disposed)" : ""}`);
     if (BATCH_EVENTS.has(event)) {
-      if (isTensor && (this.read || AFTER_READ.has(event))) throw fail(`"${name}" is a tensor, but this step's device read is done (tensors can be logged up to afterGradients; log a number here)`);
+      if (isTensor && (this.read || AFTER_READ.has(event))) throw invalidLog(plugin, event, `"${name}" is a tensor, but this step's device read is done (tensors can be logged up to afterGradients; log a number here)`);
       const owner = this.owners.get(name);
-      if (owner !== undefined && owner !== plugin) throw fail(`"${name}" was already logged in this step by "${owner}"; two plugins cannot log one name (rename one, or read the other's value with ctx.hasLog / ctx.logs)`);
+      if (owner !== undefined && owner !== plugin) throw invalidLog(plugin, event, `"${name}" was already logged in this step by "${owner}"; two plugins cannot log one name (rename one, or read the other's value with ctx.hasLog / ctx.logs)`);
       this.owners.set(name, plugin);
       return true;
     }
     if (EPOCH_EVENTS.has(event)) {
-      if (isTensor) throw fail(`"${name}": epoch values must be numbers (read the tensor yourself once per epoch)`);
+      if (isTensor) throw invalidLog(plugin, event, `"${name}": epoch values must be numbers (read the tensor yourself once per epoch)`);
       return false;
     }
-    throw fail(`logs belong to a training batch or an epoch; ${event} has neither`);
+    throw invalidLog(plugin, event, `logs belong to a training batch or an epoch; ${event} has neither`);
   }
 
   /** A batch value: a tensor waits for the read (the loop disposes it); a number goes in now or at the read. */

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Batch } from "./callback.js";
+import { applyGradientsScaled } from "./grads.js";
 import { CancelBatch, CancelEpoch, CancelStep, type Cancellation, type CancellationClass } from "./cancel.js";
 import type { DataSource } from "./data.js";
 import type { EventName } from "./events.js";
@@ -188,7 +189,9 @@ async function step(run: RunScope, skip: boolean): Promise<void> {
     if (skip) throw new CancelStep();
     await run.fire("beforeStep");
     if (run.skipReasons.length > 0) throw new CancelStep(run.skipReasons.join("; "));
-    run.optimizer.applyGradients(run.grads!); // in trainable-variable order (see RunScope.replaceGradients)
+    // in trainable-variable order (see RunScope.replaceGradients); a pending scale goes in with the update
+    if (run.gradScale) applyGradientsScaled(run.optimizer, run.grads!, run.gradScale);
+    else run.optimizer.applyGradients(run.grads!);
     run.state.step++;
     run.stepSkipped = false;
   } catch (e) {
@@ -200,6 +203,7 @@ async function step(run: RunScope, skip: boolean): Promise<void> {
 
 function disposeBatch(run: RunScope, batch: Batch): void {
   tf.dispose([batch.xs, batch.ys]);
+  run.dropGradScale();
   if (run.outputs) run.outputs.dispose();
   if (run.loss) run.loss.dispose();
   if (run.grads) tf.dispose(Object.values(run.grads));

@@ -8,6 +8,7 @@ import type { Hyperparameters } from "./hyperparams.js";
 import type { Logger } from "./logger.js";
 import { PluginLogs, type LogOptions } from "./logs.js";
 import { hookOrder, type ResolvedPlugin } from "./order.js";
+import { scaleTensors } from "./grads.js";
 import type { RunSnapshot } from "./snapshot.js";
 import type { FitOutcome, Logs, StopDetails, TrainState } from "./state.js";
 
@@ -24,6 +25,8 @@ export class RunScope {
   loss: tf.Scalar | undefined;
   grads: tf.NamedTensorMap | undefined;
   stepSkipped = false;
+  /** A scale plugins asked for (`ctx.scaleGradients`), applied with the update unless someone reads the gradients first. */
+  gradScale: tf.Scalar | undefined;
   /** Why plugins asked to skip this step's update (`ctx.skipStep`); the other hooks still run. */
   skipReasons: string[] = [];
   /** Values plugins log (`ctx.log`). */
@@ -137,7 +140,48 @@ export class RunScope {
     this.bus.emit("afterGradients", this.state);
   }
 
+  /**
+   * Multiplies this step's update by `scale` (the loop owns it). Not applied to `grads` right away:
+   * the optimizer can take it while it reads each gradient (fitloop's wasm Adam does), so clipping
+   * costs its norm only. Whoever reads `ctx.grads` afterwards gets the scaled gradients.
+   */
+  scaleGradients(plugin: string, event: EventName, scale: tf.Scalar): void {
+    const ok = (event === "afterGradients" || event === "beforeStep") && scale instanceof tf.Tensor && scale.size === 1 && !scale.isDisposed;
+    if (!ok) {
+      if (scale instanceof tf.Tensor && !scale.isDisposed && !this.owns(scale)) scale.dispose();
+      throw new FitloopError("INVALID_GRADIENT_SCALE", `ctx.scaleGradients from "${plugin}" in ${event}: takes a live scalar tensor, in afterGradients or beforeStep (before the update)`);
+    }
+    const s = tf.keep(this.owns(scale) ? tf.clone(scale) : scale);
+    if (this.gradScale) {
+      const combined = tf.keep(tf.mul(this.gradScale, s) as tf.Scalar);
+      tf.dispose([this.gradScale, s]);
+      this.gradScale = combined;
+    } else {
+      this.gradScale = s as tf.Scalar;
+    }
+  }
+
+  /** The gradients with any pending scale applied (materialised once, for hooks that read them). */
+  currentGrads(): tf.NamedTensorMap | undefined {
+    if (this.grads && this.gradScale) {
+      const names = Object.keys(this.grads);
+      // keep: the first read may happen inside a plugin's own tf.tidy
+      const scaled = scaleTensors(Object.values(this.grads), this.gradScale).map((t) => tf.keep(t));
+      for (const t of Object.values(this.grads)) if (!this.pluginLogs.isPending(t)) t.dispose();
+      this.grads = Object.fromEntries(names.map((n, i) => [n, scaled[i]!]));
+      this.dropGradScale();
+    }
+    return this.grads;
+  }
+
+  dropGradScale(): void {
+    this.gradScale?.dispose();
+    this.gradScale = undefined;
+  }
+
   private replaceGradients(next: tf.NamedTensorMap, plugin: string): void {
+    // a hook that replaced the gradients without reading them replaced the scaled ones too
+    this.dropGradScale();
     const old = this.grads ?? {};
     checkReplacement(old, next, plugin);
     const kept = new Set(Object.values(next));
@@ -216,7 +260,10 @@ export class PluginContext implements BatchContext, FitEndContext {
     return this.run.loss;
   }
   get grads(): Readonly<tf.NamedTensorMap> | undefined {
-    return this.run.grads;
+    return this.run.currentGrads();
+  }
+  scaleGradients(scale: tf.Scalar): void {
+    this.run.scaleGradients(this.plugin, this.event, scale);
   }
   get stepSkipped(): boolean {
     return this.run.stepSkipped;

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { globalNorm, scaleTensors, sumOfSquares } from "@fitloop/core";
+import { globalNorm, globalNormScale, scaleTensors, sumOfSquares } from "@fitloop/core";
 
-export { globalNorm };
+export { globalNorm, globalNormScale };
 
 /**
  * What a clipping function returns; every tensor in it is new and the caller's to dispose, except
@@ -28,12 +28,11 @@ export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): Cli
   return { grads: out, norm, clipped: tf.tidy(() => tf.cast(tf.greater(norm, maxNorm), "float32") as tf.Scalar) };
 }
 
-/** `clipByGlobalNorm` without the `clipped` flag (whoever reads the norm can tell): the plugin's hot path. */
+/** `clipByGlobalNorm` without the `clipped` flag. */
 export function scaleToGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): { grads: tf.NamedTensorMap; norm: tf.Scalar } {
   return tf.tidy(() => {
     const names = Object.keys(grads);
-    const norm = globalNorm(grads);
-    const scale = tf.div(maxNorm, tf.maximum(norm, maxNorm)) as tf.Scalar;
+    const { norm, scale } = globalNormScale(grads, maxNorm);
     const scaled = scaleTensors(Object.values(grads), scale);
     const out: tf.NamedTensorMap = {};
     names.forEach((name, i) => (out[name] = scaled[i]!));

@@ -1,7 +1,7 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import { FitloopError, OptionsError, ORDER, parseOptions, StateError, type BatchContext, type Callback, type HookContext, type StateDict } from "@fitloop/core";
 import { z } from "zod";
-import { adaptiveClip, clipByNorm, clipByValue, scaleToGlobalNorm, type ClipResult } from "./clip.js";
+import { adaptiveClip, clipByNorm, clipByValue, globalNormScale, type ClipResult } from "./clip.js";
 
 const optionsSchema = z
   .strictObject({
@@ -62,14 +62,17 @@ export class GradClip implements Callback {
     this.skip = new Set(this.options.exclude.flatMap((n) => layers.get(n)!.trainableWeights.map((w) => (w.read() as tf.Variable).name)));
   }
 
-  afterGradients(ctx: BatchContext): tf.NamedTensorMap {
+  afterGradients(ctx: BatchContext): tf.NamedTensorMap | void {
     const grads = ctx.grads!;
     const { max, by } = this.options;
     if (by === "globalNorm") {
-      // whether it clipped follows from the norm, read with the step: set in beforeStep
-      const r = scaleToGlobalNorm(grads, max);
-      ctx.log("grad_norm", r.norm);
-      return r.grads;
+      // One scale for every gradient: the loop applies it with the update (fused into the optimizer
+      // where it can), so this costs the norm only. Whether it clipped follows from the norm, read
+      // with the step: logged in beforeStep.
+      const { norm, scale } = globalNormScale(grads, max);
+      ctx.log("grad_norm", norm);
+      ctx.scaleGradients(scale);
+      return;
     }
     let r: ClipResult;
     if (by === "norm") r = clipByNorm(grads, max);

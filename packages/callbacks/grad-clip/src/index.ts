@@ -1,2 +1,2 @@
-export { globalNorm, clipByGlobalNorm, clipByNorm, clipByValue, adaptiveClip, unitwiseNorm, type ClipResult, type AdaptiveClipOptions } from "./clip.js";
+export { globalNorm, globalNormScale, clipByGlobalNorm, clipByNorm, clipByValue, adaptiveClip, unitwiseNorm, type ClipResult, type AdaptiveClipOptions } from "./clip.js";
 export { GradClip, NonFiniteGradientError, type GradClipOptions } from "./grad-clip.js";

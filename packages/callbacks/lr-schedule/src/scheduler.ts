@@ -38,6 +38,8 @@ export interface SchedulerOptions {
   stateKey?: string;
 }
 
+const LAST = { reduce: "last" } as const;
+
 /** Largest number of positions checked before training (a schedule is cheap, but not free). */
 const MAX_CHECKED = 1_000_000;
 
@@ -113,7 +115,8 @@ export class Scheduler implements Callback {
   beforeBatch(ctx: HookContext): void {
     if (this.interval !== "step") return;
     const values = this.apply(ctx, ctx.state.step);
-    for (const [k, v] of Object.entries(values)) ctx.log(k, v, { reduce: "last" });
+    if (values.lr !== undefined) ctx.log("lr", values.lr, LAST);
+    if (values.momentum !== undefined) ctx.log("momentum", values.momentum, LAST);
   }
 
   afterEpoch(ctx: HookContext): void {
@@ -147,29 +150,28 @@ export class Scheduler implements Callback {
     return this.interval === "step" ? ctx.state.step : ctx.state.epoch;
   }
 
-  /** Sets the values for `position`; returns what it set, by log name. */
+  /** Sets the values for `position` (on the hot path: once per step); returns what it set, by log name. */
   private apply(ctx: HookContext, position: number): { lr?: number; momentum?: number } {
     const out: { lr?: number; momentum?: number } = {};
     const lr = this.learningRateAt(position);
-    if (lr !== undefined) {
-      this.set(() => (ctx.hyper.learningRate = lr), "lr", this.lr, lr, position);
-      out.lr = lr;
-    }
-    if (this.momentum) {
-      const m = this.momentum(position);
-      this.set(() => (ctx.hyper.momentum = m), "momentum", this.momentum, m, position);
-      out.momentum = m;
-    }
-    return out;
-  }
-
-  private set(write: () => void, what: string, schedule: Schedule | undefined, value: number, position: number): void {
+    let what = "lr";
     try {
-      write();
+      if (lr !== undefined) {
+        ctx.hyper.learningRate = lr;
+        out.lr = lr;
+      }
+      if (this.momentum) {
+        what = "momentum";
+        out.momentum = this.momentum(position);
+        ctx.hyper.momentum = out.momentum;
+      }
     } catch (e) {
       if (!(e instanceof HyperparameterError)) throw e;
+      const schedule = what === "lr" ? this.lr : this.momentum;
+      const value = what === "lr" ? lr : out.momentum;
       throw new FitloopError("INVALID_SCHEDULE_VALUE", `${this.name}: the ${what} schedule ${schedule?.description ?? "(plateau)"} gives ${value} at ${this.interval} ${position}, which the optimizer cannot take: ${e.message}`, { cause: e });
     }
+    return out;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { AdamOptimizer, engine, getKernel, mul, registerKernel, tidy, util, zerosLike, type KernelConfig, type NamedTensorMap, type Tensor, type TensorInfo, type Variable } from "@tensorflow/tfjs-core";
 import { adamSimd, type EmscriptenWasm } from "./simd/index.js";
+import { registerScaledApply, type ScaledApply } from "../grads.js";
 import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
 
 /**
@@ -28,6 +29,8 @@ export interface FitloopAdamAttrs {
   oneMinusAccBeta2: number;
   epsilon: number;
   learningRate: number;
+  /** The gradient is multiplied by this first (float32; 1 when no scale is pending). */
+  gradScale?: number;
 }
 
 interface WasmHeapBackend {
@@ -44,18 +47,18 @@ export function wasmAdam({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const n = util.sizeFromShape(x.shape);
   for (const t of [m, v, g]) if (util.sizeFromShape(t.shape) !== n) throw new Error(`fitloop wasm Adam: shapes differ: [${x.shape.join(",")}] vs [${t.shape.join(",")}]`);
   const f = Math.fround;
-  const [b1, omb1, b2, omb2, c1, c2, eps, neglr] = [f(a.beta1), f(1 - a.beta1), f(a.beta2), f(1 - a.beta2), f(a.oneMinusAccBeta1), f(a.oneMinusAccBeta2), f(a.epsilon), f(-a.learningRate)];
+  const [b1, omb1, b2, omb2, c1, c2, eps, neglr, gscale] = [f(a.beta1), f(1 - a.beta1), f(a.beta2), f(1 - a.beta2), f(a.oneMinusAccBeta1), f(a.oneMinusAccBeta2), f(a.epsilon), f(-a.learningRate), f(a.gradScale ?? 1)];
   const outs = [b.makeOutput([...x.shape], "float32"), b.makeOutput([...x.shape], "float32"), b.makeOutput([...x.shape], "float32")] as const;
   const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
   const simd = adamSimd(b.wasm);
   if (simd) {
-    simd.exports.adam(p(x), p(m), p(v), p(g), p(outs[0]), p(outs[1]), p(outs[2]), n, b1, omb1, b2, omb2, c1, c2, eps, neglr);
+    simd.exports.adam(p(x), p(m), p(v), p(g), p(outs[0]), p(outs[1]), p(outs[2]), n, b1, omb1, b2, omb2, c1, c2, eps, neglr, gscale);
     return [...outs];
   }
   const h = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
   const [x0, m0, v0, g0, ox, om, ov] = [x, m, v, g, ...outs].map((t) => p(t) / 4) as [number, number, number, number, number, number, number];
   for (let i = 0; i < n; i++) {
-    const gi = h[g0 + i]!;
+    const gi = f(h[g0 + i]! * gscale);
     const mi = f(f(h[m0 + i]! * b1) + f(gi * omb1));
     const vi = f(f(h[v0 + i]! * b2) + f(f(gi * gi) * omb2));
     h[ox + i] = f(f(f(f(mi / c1) / f(f(Math.sqrt(f(vi / c2))) + eps)) * neglr) + h[x0 + i]!);
@@ -91,6 +94,9 @@ type ApplyGradients = (this: AdamOptimizer, variableGradients: NamedTensorMap | 
 
 let stockApplyGradients: ApplyGradients | undefined;
 
+/** A gradient scale (a float32 scalar on the device) for the applyGradients call running now; see `applyScaledAdam`. */
+let pendingScale: Tensor | undefined;
+
 const fusedUsable = (): boolean =>
   engine().backendName === WASM && getKernel(ADAM, WASM) !== undefined && adamSimd((engine().backend as unknown as WasmHeapBackend).wasm) !== undefined;
 
@@ -108,6 +114,8 @@ function fusedApplyGradients(this: AdamOptimizer, variableGradients: NamedTensor
     });
   if (!eligible) return stockApplyGradients!.call(this, variableGradients);
   const o = this as unknown as AdamInternals;
+  // read on the wasm heap (the backend's own memory), as accBeta is below
+  const gradScale = pendingScale ? pendingScale.dataSync()[0]! : 1;
   tidy(() => {
     const f = Math.fround;
     // tfjs: oneMinusAccBeta = sub(1, accBeta), a float32 subtraction of float32 values
@@ -122,7 +130,7 @@ function fusedApplyGradients(this: AdamOptimizer, variableGradients: NamedTensor
       if (gradient == null) return;
       const firstMoment = o.accumulatedFirstMoment[i].variable;
       const secondMoment = o.accumulatedSecondMoment[i].variable;
-      const attrs: FitloopAdamAttrs = { beta1: o.beta1, beta2: o.beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon: o.epsilon, learningRate: o.learningRate };
+      const attrs: FitloopAdamAttrs = { beta1: o.beta1, beta2: o.beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon: o.epsilon, learningRate: o.learningRate, gradScale };
       const [x2, m2, v2] = engine().runKernel(ADAM, { x: value, m: firstMoment, v: secondMoment, g: gradient }, attrs as never) as unknown as Tensor[];
       firstMoment.assign(m2!);
       secondMoment.assign(v2!);
@@ -134,9 +142,33 @@ function fusedApplyGradients(this: AdamOptimizer, variableGradients: NamedTensor
   o.incrementIterations();
 }
 
+/**
+ * Applies `grads * scale` with Adam's fused kernel, the scale multiplied in while the gradient is
+ * read (no scaled copy of every gradient is made: clipping costs its norm only). Returns false when
+ * the fused path does not apply (another optimizer or backend, SIMD off, other dtypes): then the
+ * caller scales the gradients itself. Registered with core's `registerScaledApply`.
+ */
+export function applyScaledAdam(optimizer: { applyGradients(g: NamedTensorMap): void }, grads: NamedTensorMap, scale: Tensor): boolean {
+  const isAdam = Function.prototype[Symbol.hasInstance].call(AdamOptimizer, optimizer);
+  if (!isAdam || (optimizer as unknown as { applyGradients: unknown }).applyGradients !== fusedApplyGradients || !fusedUsable() || scale.dtype !== "float32") return false;
+  const registered = engine().registeredVariables;
+  const eligible = Object.entries(grads).every(([name, g]) => registered[name]?.dtype === "float32" && g.dtype === "float32" && g.size === registered[name]!.size);
+  if (!eligible) return false;
+  pendingScale = scale;
+  try {
+    optimizer.applyGradients(grads);
+  } finally {
+    pendingScale = undefined;
+  }
+  return true;
+}
+
+let unregisterScaled: (() => void) | undefined;
+
 /** Registers the kernel and patches `AdamOptimizer.prototype.applyGradients` (idempotent). */
 export function enableFusedAdam(): void {
   if (!getKernel(ADAM, WASM)) registerKernel(wasmAdamConfig);
+  unregisterScaled ??= registerScaledApply(applyScaledAdam as ScaledApply);
   const proto = AdamOptimizer.prototype as unknown as { applyGradients: ApplyGradients };
   if (proto.applyGradients === fusedApplyGradients) return;
   stockApplyGradients = proto.applyGradients;
@@ -145,6 +177,8 @@ export function enableFusedAdam(): void {
 
 /** Puts back tfjs-core's own `AdamOptimizer.prototype.applyGradients`. */
 export function disableFusedAdam(): void {
+  unregisterScaled?.();
+  unregisterScaled = undefined;
   const proto = AdamOptimizer.prototype as unknown as { applyGradients: ApplyGradients };
   if (stockApplyGradients && proto.applyGradients === fusedApplyGradients) proto.applyGradients = stockApplyGradients;
 }

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
-import { SCALE_TENSORS, SUM_OF_SQUARES } from "./index.js";
+import { NORM_SCALE, SCALE_TENSORS, SUM_OF_SQUARES } from "./index.js";
 import { setSimdKernelsEnabled } from "./simd/index.js";
 import { useBackend } from "../backend.js";
-import { globalNorm, scaleTensors, sumOfSquares, SCALE_TENSORS_KERNEL, SUM_OF_SQUARES_KERNEL } from "../grads.js";
+import { globalNorm, globalNormScale, scaleTensors, sumOfSquares, NORM_SCALE_KERNEL, SCALE_TENSORS_KERNEL, SUM_OF_SQUARES_KERNEL } from "../grads.js";
 import { expectNoLeaks } from "../testing/index.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
@@ -29,7 +29,8 @@ describe("fused kernels over many tensors (gradient norms and clipping)", () => 
   it("are registered on wasm under the names core looks for, and not on cpu", () => {
     expect(SUM_OF_SQUARES).toBe(SUM_OF_SQUARES_KERNEL);
     expect(SCALE_TENSORS).toBe(SCALE_TENSORS_KERNEL);
-    for (const k of [SUM_OF_SQUARES, SCALE_TENSORS]) {
+    expect(NORM_SCALE).toBe(NORM_SCALE_KERNEL);
+    for (const k of [SUM_OF_SQUARES, SCALE_TENSORS, NORM_SCALE]) {
       expect(tf.getKernel(k, "wasm"), k).toBeDefined();
       expect(tf.getKernel(k, "cpu"), k).toBeUndefined();
     }
@@ -60,6 +61,25 @@ describe("fused kernels over many tensors (gradient norms and clipping)", () => 
     } finally {
       setSimdKernelsEnabled(true);
     }
+  });
+
+  it("globalNormScale: the same float32 bits as the cpu backend's Sqrt, Maximum and Div of the sum (above, below and at the limit, NaN)", async () => {
+    const cases = [0.5, 3, 1e-3, 1e30];
+    const grads = () => ({ a: tf.tensor1d([3, -4]), b: tf.tensor2d([[12, 0]]) });
+    const nan = () => ({ a: tf.tensor1d([1, Number.NaN]) });
+    const read = (g: tf.NamedTensorMap, m: number) => tf.tidy(() => {
+      const { norm, scale } = globalNormScale(g, m);
+      return [norm.dataSync()[0]!, scale.dataSync()[0]!];
+    });
+    await use("cpu");
+    const ref = [...cases.map((m) => read(grads(), m)), read(nan(), 1), read(grads(), 13)];
+    await use("wasm");
+    const got = [...cases.map((m) => read(grads(), m)), read(nan(), 1), read(grads(), 13)];
+    expect(got).toEqual(ref);
+    expect(got[2]![1]).toBeCloseTo(1e-3 / 13, 9);
+    expect(got[3]![1]).toBe(1); // below the limit: exactly 1
+    expect(got[5]).toEqual([13, 1]); // at the limit
+    expect(got[4]![1]).toBeNaN();
   });
 
   it("propagate NaN and Infinity, leave no tensors behind, and fall back to tfjs ops for other dtypes", async () => {

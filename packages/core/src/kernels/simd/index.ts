@@ -76,6 +76,7 @@ export interface AdamSimdExports {
     oneMinusAccBeta2: number,
     epsilon: number,
     negLearningRate: number,
+    gradScale: number,
   ): void;
 }
 
