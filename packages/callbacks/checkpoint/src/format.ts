@@ -71,7 +71,7 @@ export interface EncodeInfo {
 }
 
 /** The files of a run checkpoint for `snapshot` (and `model`'s topology, when given). */
-export async function encodeRun(snapshot: RunSnapshot, model: LayersModel | undefined, info: EncodeInfo): Promise<Map<string, Uint8Array>> {
+export async function encodeRun(snapshot: RunSnapshot, model: LayersModel | undefined, info: EncodeInfo): Promise<Map<string, Uint8Array | Promise<Uint8Array>>> {
   const files = new Map<string, Uint8Array>(Object.entries(modelFiles(snapshot.weights, model)));
   const o = snapshot.optimizer;
   const slots = new Map<string, SafeTensor>();
@@ -89,27 +89,31 @@ export async function encodeRun(snapshot: RunSnapshot, model: LayersModel | unde
 }
 
 /** The files of a weights-only export of `model` (loadable with `loadModel`, not resumable). */
-export async function encodeWeights(weights: readonly SavedWeight[], model: LayersModel | undefined, info: EncodeInfo): Promise<Map<string, Uint8Array>> {
+export async function encodeWeights(weights: readonly SavedWeight[], model: LayersModel | undefined, info: EncodeInfo): Promise<Map<string, Uint8Array | Promise<Uint8Array>>> {
   return withManifest(new Map(Object.entries(modelFiles(weights, model))), "weights", undefined, info);
 }
 
-async function withManifest(files: Map<string, Uint8Array>, kind: "run" | "weights", trainer: TrainerStateDict | undefined, info: EncodeInfo): Promise<Map<string, Uint8Array>> {
-  const entries: Record<string, { size: number; sha256: string }> = {};
-  for (const [name, bytes] of files) entries[name] = { size: bytes.length, sha256: await sha256(bytes) };
+/**
+ * Adds the manifest. Hashing starts at once for every file (WebCrypto hashes off the main thread),
+ * and the manifest is a promise the store awaits last: a store writes the big files meanwhile.
+ */
+function withManifest(files: Map<string, Uint8Array>, kind: "run" | "weights", trainer: TrainerStateDict | undefined, info: EncodeInfo): Map<string, Uint8Array | Promise<Uint8Array>> {
+  const digests = Promise.all([...files].map(async ([name, bytes]) => [name, { size: bytes.length, sha256: await sha256(bytes) }] as const));
   const last = trainer?.train.history.at(-1);
-  const manifest: Manifest = {
-    format: CHECKPOINT_FORMAT,
-    created: (info.created ?? new Date()).toISOString(),
-    kind,
-    versions: info.versions,
-    backend: tf.getBackend() ?? "unknown",
-    step: trainer?.train.step ?? 0,
-    epoch: trainer?.train.cursor.epoch ?? 0,
-    logs: last ? (toJsonTree(last.logs, new Map()) as Record<string, unknown>) : {},
-    files: entries,
-  };
-  files.set("manifest.json", text(manifest));
-  return files;
+  const manifest = digests.then((entries) =>
+    text({
+      format: CHECKPOINT_FORMAT,
+      created: (info.created ?? new Date()).toISOString(),
+      kind,
+      versions: info.versions,
+      backend: tf.getBackend() ?? "unknown",
+      step: trainer?.train.step ?? 0,
+      epoch: trainer?.train.cursor.epoch ?? 0,
+      logs: last ? (toJsonTree(last.logs, new Map()) as Record<string, unknown>) : {},
+      files: Object.fromEntries(entries),
+    } satisfies Manifest),
+  );
+  return new Map<string, Uint8Array | Promise<Uint8Array>>([...files, ["manifest.json", manifest]]);
 }
 
 /** Reads a checkpoint's file by name (a store's read). */
@@ -131,19 +135,22 @@ export async function verifiedFiles(read: ReadFile, checkpoint: string): Promise
   const required = manifest.kind === "weights" ? ["model.json", "weights.safetensors"] : FILES;
   const missing = required.filter((n) => !names.includes(n));
   if (missing.length) throw bad(`the manifest lacks ${missing.join(", ")}`);
-  const files = new Map<string, Uint8Array>();
-  for (const name of names) {
-    const want = manifest.files[name]!;
-    let bytes: Uint8Array;
-    try {
-      bytes = await read(name);
-    } catch (e) {
-      throw bad(`${name} cannot be read (${(e as Error).message})`);
-    }
-    if (bytes.length !== want.size) throw bad(`${name} has ${bytes.length} bytes, the manifest says ${want.size} (truncated or replaced)`);
-    if ((await sha256(bytes)) !== want.sha256) throw bad(`${name} does not match its sha256 in the manifest (corrupted)`);
-    files.set(name, bytes);
-  }
+  // read and hash every file concurrently
+  const checked = await Promise.all(
+    names.map(async (name) => {
+      const want = manifest.files[name]!;
+      let bytes: Uint8Array;
+      try {
+        bytes = await read(name);
+      } catch (e) {
+        throw bad(`${name} cannot be read (${(e as Error).message})`);
+      }
+      if (bytes.length !== want.size) throw bad(`${name} has ${bytes.length} bytes, the manifest says ${want.size} (truncated or replaced)`);
+      if ((await sha256(bytes)) !== want.sha256) throw bad(`${name} does not match its sha256 in the manifest (corrupted)`);
+      return [name, bytes] as const;
+    }),
+  );
+  const files = new Map<string, Uint8Array>(checked);
   return { manifest, files };
 }
 

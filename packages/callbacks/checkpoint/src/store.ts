@@ -11,9 +11,10 @@ export interface CheckpointStore {
   readonly description: string;
   /**
    * Writes every file of checkpoint `name` so that it appears with all of them or not at all
-   * (a crash leaves the previous checkpoints as they were). Refuses a name that exists.
+   * (a crash leaves the previous checkpoints as they were). Refuses a name that exists. A file may be
+   * a promise (the manifest, which waits for the other files' hashes): write the others meanwhile.
    */
-  write(name: string, files: ReadonlyMap<string, Uint8Array>): Promise<void>;
+  write(name: string, files: ReadonlyMap<string, FileContent>): Promise<void>;
   read(name: string, file: string): Promise<Uint8Array>;
   /** Names of the complete checkpoints. */
   list(): Promise<string[]>;
@@ -22,6 +23,8 @@ export interface CheckpointStore {
   readPointers(): Promise<Pointers>;
   writePointers(pointers: Pointers): Promise<void>;
 }
+
+export type FileContent = Uint8Array | Promise<Uint8Array>;
 
 export interface Pointers {
   readonly latest?: string;
@@ -50,10 +53,11 @@ export class MemoryStore implements CheckpointStore {
   private readonly checkpoints = new Map<string, Map<string, Uint8Array>>();
   private pointers: Pointers = {};
 
-  async write(name: string, files: ReadonlyMap<string, Uint8Array>): Promise<void> {
+  async write(name: string, files: ReadonlyMap<string, FileContent>): Promise<void> {
     checkName(name);
     if (this.checkpoints.has(name)) throw new CheckpointFormatError(`checkpoint "${name}" exists in ${this.description}`);
-    this.checkpoints.set(name, new Map([...files].map(([k, v]) => [k, v.slice()])));
+    const entries = await Promise.all([...files].map(async ([k, v]) => [k, (await v).slice()] as const));
+    this.checkpoints.set(name, new Map(entries));
   }
 
   async read(name: string, file: string): Promise<Uint8Array> {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { CheckpointFormatError } from "../errors.js";
-import { checkName, type CheckpointStore, type Pointers } from "../store.js";
+import { checkName, type CheckpointStore, type FileContent, type Pointers } from "../store.js";
 
 const POINTERS = "pointers.json";
 
@@ -41,7 +41,7 @@ export class FileStore implements CheckpointStore {
     this.description = `directory ${root}`;
   }
 
-  async write(name: string, files: ReadonlyMap<string, Uint8Array>): Promise<void> {
+  async write(name: string, files: ReadonlyMap<string, FileContent>): Promise<void> {
     checkName(name);
     await mkdir(this.root, { recursive: true });
     await this.removeTemporaries();
@@ -50,10 +50,13 @@ export class FileStore implements CheckpointStore {
     const tmp = join(this.root, `.tmp-${name}-${process.pid}-${randomBytes(4).toString("hex")}`);
     await mkdir(tmp);
     try {
-      for (const [file, bytes] of files) {
+      for (const file of files.keys()) {
         if (!/^[A-Za-z0-9_.\-]+$/.test(file) || file.startsWith(".")) throw new CheckpointFormatError(`cannot write a checkpoint file named ${JSON.stringify(file)}`);
-        await writeSynced(join(tmp, file), bytes);
       }
+      // every file at once (a pending one, the manifest, as soon as it is ready); all fsynced before the rename
+      const results = await Promise.allSettled([...files].map(async ([file, bytes]) => writeSynced(join(tmp, file), await bytes)));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) throw failed.reason;
       await sync(tmp);
       await rename(tmp, final);
       await sync(this.root);
