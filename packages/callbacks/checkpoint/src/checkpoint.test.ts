@@ -61,6 +61,17 @@ describe("Checkpoint", () => {
     for (const fx of [full, a, b]) fx.dispose();
   });
 
+  it("every T minutes, by the run's clock", async () => {
+    const store = new MemoryStore();
+    const fx = fixture();
+    let now = 0;
+    const clock = { now: () => now };
+    const tick: Callback = { name: "Tick", afterStep: () => void (now += 25_000) }; // 25 s per step
+    await trainer(fx, [new Checkpoint({ store, every: { minutes: 1 }, saveLast: false, filename: "s{step}", keepLast: null, clock }), tick]).fit({ epochs: 2, train: fx.data(8) });
+    expect((await store.list()).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)))).toEqual(["s3", "s6", "s9"]); // 75 s, 150 s, 225 s
+    fx.dispose();
+  });
+
   it("keeps the best K by a monitored metric beside the last K, and points `best` at the best", async () => {
     const store = new MemoryStore();
     const fx = fixture();

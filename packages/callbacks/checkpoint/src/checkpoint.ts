@@ -1,4 +1,4 @@
-import { initialBest, isImprovement, ORDER, parseOptions, resolveMonitorMode, type Callback, type FitEndContext, type HookContext, type Logger, type MonitorMode } from "@fitloop/core";
+import { isImprovement, ORDER, parseOptions, resolveMonitorMode, systemClock, type Callback, type Clock, type FitEndContext, type HookContext, type Logger, type MonitorMode } from "@fitloop/core";
 import { z } from "zod";
 import { CHECKPOINT_FORMAT, encodeRun, encodeWeights, versions } from "./format.js";
 import { listCheckpoints } from "./load.js";
@@ -25,6 +25,7 @@ const optionsSchema = z
     saveLast: z.boolean().default(true),
     weightsOnly: z.boolean().default(false),
     saveOnSignal: z.boolean().default(false),
+    clock: z.custom<Clock>((v) => typeof (v as Clock | undefined)?.now === "function", { message: "must be a clock ({ now(): milliseconds })" }).default(systemClock),
     name: z.string().min(1).optional(),
   })
   .superRefine((o, ctx) => {
@@ -84,7 +85,7 @@ export class Checkpoint implements Callback {
       .map((c) => ({ name: c.name, step: c.manifest!.step, value: this.options.monitor ? numberOf(c.manifest!.logs[this.options.monitor]) : undefined }))
       .sort((a, b) => a.step - b.step);
     this.lastSavedStep = -1;
-    this.lastSaveTime = Date.now();
+    this.lastSaveTime = this.options.clock.now();
     this.signalled = undefined;
     if (this.options.saveOnSignal) this.installSignalHandlers();
   }
@@ -99,14 +100,16 @@ export class Checkpoint implements Callback {
       return;
     }
     const byStep = steps !== undefined && s.step > 0 && s.step % steps === 0;
-    const byTime = minutes !== undefined && Date.now() - this.lastSaveTime >= minutes * 60_000;
+    const byTime = minutes !== undefined && this.options.clock.now() - this.lastSaveTime >= minutes * 60_000;
     if ((byStep || byTime) && s.step !== this.lastSavedStep) await this.save(ctx, byStep ? `every ${steps} steps` : `every ${minutes} minutes`);
   }
 
   async epochCheckpoint(ctx: HookContext): Promise<void> {
     const s = ctx.state;
     const { epochs } = this.options.every;
-    const due = epochs !== undefined && (s.epoch + 1) % epochs === 0;
+    // a whole epoch (a run stopped mid-epoch also reaches this safe point, with its cursor mid-epoch)
+    const completed = s.cursor.epoch === s.epoch + 1 && s.cursor.batchIndex === 0;
+    const due = epochs !== undefined && completed && (s.epoch + 1) % epochs === 0;
     const ending = this.options.saveLast && (ctx.stopRequested || s.epoch === s.epochs - 1);
     if ((due || ending || this.signalled) && s.step !== this.lastSavedStep) await this.save(ctx, due ? `every ${epochs} epochs` : this.signalled ? `on ${this.signalled}` : "at the end of the run");
     if (this.signalled) {
@@ -138,7 +141,7 @@ export class Checkpoint implements Callback {
     const value = this.options.monitor ? numberOf(ctx.logs[this.options.monitor]) : undefined;
     this.saved.push({ name, step: s.step, value });
     this.lastSavedStep = s.step;
-    this.lastSaveTime = Date.now();
+    this.lastSaveTime = this.options.clock.now();
     const best = this.ranked()[0];
     await this.store.writePointers({ latest: name, ...(best ? { best: best.name } : {}) });
     await this.applyRetention(name, best?.name);
