@@ -83,7 +83,7 @@ export async function encodeRun(snapshot: RunSnapshot, model: LayersModel | unde
   files.set("optimizer.json", text(toJsonTree({ format: CHECKPOINT_FORMAT, kind: o.kind, iterations: o.iterations, variables: o.variables, slots: Object.fromEntries(Object.entries(o.slots).map(([f, list]) => [f, list.map((s) => ({ variable: s.variable, shape: s.shape }))])), families, scalars: o.scalars, hyper: o.hyper }, new Map())));
   files.set("optimizer.safetensors", encodeSafetensors(slots));
   const stateTensors = new Map<string, SafeTensor>();
-  files.set("trainer_state.json", text({ format: CHECKPOINT_FORMAT, snapshotFormat: snapshot.format, ...(toJsonTree(snapshot.trainer, stateTensors) as object) }));
+  files.set("trainer_state.json", text({ format: CHECKPOINT_FORMAT, snapshotFormat: snapshot.format, versions: info.versions, backend: tf.getBackend() ?? "unknown", ...(toJsonTree(snapshot.trainer, stateTensors) as object) }));
   files.set("state.safetensors", encodeSafetensors(stateTensors));
   return withManifest(files, "run", snapshot.trainer, info);
 }
