@@ -70,35 +70,59 @@ export interface EncodeInfo {
   readonly created?: Date;
 }
 
-/** The files of a run checkpoint for `snapshot` (and `model`'s topology, when given). */
-export async function encodeRun(snapshot: RunSnapshot, model: LayersModel | undefined, info: EncodeInfo): Promise<Map<string, Uint8Array | Promise<Uint8Array>>> {
-  const files = new Map<string, Uint8Array>(Object.entries(modelFiles(snapshot.weights, model)));
-  const o = snapshot.optimizer;
-  const slots = new Map<string, SafeTensor>();
-  const families: Record<string, number> = {};
-  for (const [family, list] of Object.entries(o.slots)) {
-    families[family] = list.length;
-    list.forEach((s, i) => slots.set(`${family}/${i}`, { dtype: "F32", shape: s.shape, data: s.values }));
+/** Runs `compute` on a later macrotask, so work already handed to the file system proceeds meanwhile. */
+const later = <T>(after: Promise<unknown>, compute: () => T): Promise<T> => after.then(() => new Promise<T>((resolve, reject) => setTimeout(() => {
+  try {
+    resolve(compute());
+  } catch (e) {
+    reject(e);
   }
-  files.set("optimizer.json", text(toJsonTree({ format: CHECKPOINT_FORMAT, kind: o.kind, iterations: o.iterations, variables: o.variables, slots: Object.fromEntries(Object.entries(o.slots).map(([f, list]) => [f, list.map((s) => ({ variable: s.variable, shape: s.shape }))])), families, scalars: o.scalars, hyper: o.hyper }, new Map())));
-  files.set("optimizer.safetensors", encodeSafetensors(slots));
+}, 0)));
+
+/**
+ * The files of a run checkpoint for `snapshot` (and `model`'s topology, when given). Each file is a
+ * promise, encoded one after the other on later turns of the event loop: a store writes (and
+ * WebCrypto hashes) the first while the next is encoded.
+ */
+export async function encodeRun(snapshot: RunSnapshot, model: LayersModel | undefined, info: EncodeInfo): Promise<Map<string, Promise<Uint8Array>>> {
+  const o = snapshot.optimizer;
+  const model$ = later(Promise.resolve(), () => modelFiles(snapshot.weights, model));
+  const optimizerSt$ = later(model$, () => {
+    const slots = new Map<string, SafeTensor>();
+    for (const [family, list] of Object.entries(o.slots)) list.forEach((s, i) => slots.set(`${family}/${i}`, { dtype: "F32", shape: s.shape, data: s.values }));
+    return encodeSafetensors(slots);
+  });
+  const families = Object.fromEntries(Object.entries(o.slots).map(([family, list]) => [family, list.length]));
+  const optimizerJson = text(toJsonTree({ format: CHECKPOINT_FORMAT, kind: o.kind, iterations: o.iterations, variables: o.variables, slots: Object.fromEntries(Object.entries(o.slots).map(([f, list]) => [f, list.map((s) => ({ variable: s.variable, shape: s.shape }))])), families, scalars: o.scalars, hyper: o.hyper }, new Map()));
   const stateTensors = new Map<string, SafeTensor>();
-  files.set("trainer_state.json", text({ format: CHECKPOINT_FORMAT, snapshotFormat: snapshot.format, versions: info.versions, backend: tf.getBackend() ?? "unknown", ...(toJsonTree(snapshot.trainer, stateTensors) as object) }));
-  files.set("state.safetensors", encodeSafetensors(stateTensors));
+  const trainerJson = text({ format: CHECKPOINT_FORMAT, snapshotFormat: snapshot.format, versions: info.versions, backend: tf.getBackend() ?? "unknown", ...(toJsonTree(snapshot.trainer, stateTensors) as object) });
+  const state$ = later(optimizerSt$, () => encodeSafetensors(stateTensors));
+  const files = new Map<string, Promise<Uint8Array>>([
+    ["model.json", model$.then((m) => m["model.json"])],
+    ["weights.safetensors", model$.then((m) => m["weights.safetensors"])],
+    ["optimizer.json", Promise.resolve(optimizerJson)],
+    ["optimizer.safetensors", optimizerSt$],
+    ["trainer_state.json", Promise.resolve(trainerJson)],
+    ["state.safetensors", state$],
+  ]);
   return withManifest(files, "run", snapshot.trainer, info);
 }
 
 /** The files of a weights-only export of `model` (loadable with `loadModel`, not resumable). */
-export async function encodeWeights(weights: readonly SavedWeight[], model: LayersModel | undefined, info: EncodeInfo): Promise<Map<string, Uint8Array | Promise<Uint8Array>>> {
-  return withManifest(new Map(Object.entries(modelFiles(weights, model))), "weights", undefined, info);
+export async function encodeWeights(weights: readonly SavedWeight[], model: LayersModel | undefined, info: EncodeInfo): Promise<Map<string, Promise<Uint8Array>>> {
+  const m = modelFiles(weights, model);
+  return withManifest(new Map(Object.entries(m).map(([k, v]) => [k, Promise.resolve(v)])), "weights", undefined, info);
 }
 
 /**
- * Adds the manifest. Hashing starts at once for every file (WebCrypto hashes off the main thread),
- * and the manifest is a promise the store awaits last: a store writes the big files meanwhile.
+ * Adds the manifest: each file is hashed as soon as it is encoded (WebCrypto hashes off the main
+ * thread), and the manifest is a promise the store awaits last, while it writes the other files.
  */
-function withManifest(files: Map<string, Uint8Array>, kind: "run" | "weights", trainer: TrainerStateDict | undefined, info: EncodeInfo): Map<string, Uint8Array | Promise<Uint8Array>> {
-  const digests = Promise.all([...files].map(async ([name, bytes]) => [name, { size: bytes.length, sha256: await sha256(bytes) }] as const));
+function withManifest(files: Map<string, Promise<Uint8Array>>, kind: "run" | "weights", trainer: TrainerStateDict | undefined, info: EncodeInfo): Map<string, Promise<Uint8Array>> {
+  const digests = Promise.all([...files].map(async ([name, pending]) => {
+    const bytes = await pending;
+    return [name, { size: bytes.length, sha256: await sha256(bytes) }] as const;
+  }));
   const last = trainer?.train.history.at(-1);
   const manifest = digests.then((entries) =>
     text({
@@ -113,7 +137,7 @@ function withManifest(files: Map<string, Uint8Array>, kind: "run" | "weights", t
       files: Object.fromEntries(entries),
     } satisfies Manifest),
   );
-  return new Map<string, Uint8Array | Promise<Uint8Array>>([...files, ["manifest.json", manifest]]);
+  return new Map<string, Promise<Uint8Array>>([...files, ["manifest.json", manifest]]);
 }
 
 /** Reads a checkpoint's file by name (a store's read). */
