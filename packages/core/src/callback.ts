@@ -70,6 +70,12 @@ export interface HookContext {
    * safe points, `batchCheckpoint` and `epochCheckpoint`; every caller there gets the same snapshot.
    */
   snapshot(): Promise<RunSnapshot>;
+  /**
+   * A uniform number in [0, 1). In deterministic mode (`seed`), the synchronous part of every hook
+   * draws `Math.random` (so `tf.random*` without a seed too) from a stream of the run seed, the
+   * plugin, the event and the position: two runs with one seed draw the same, also after a resume.
+   */
+  random(): number;
 }
 
 /** Context of training-batch hooks; tensors are valid only during the hook. */

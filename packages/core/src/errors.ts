@@ -80,3 +80,14 @@ export class StateError extends FitloopError {
     super("STATE_MISMATCH", message);
   }
 }
+
+/** A plugin's hook threw an error that is not fitloop's own; `cause` is the original. */
+export class PluginError extends FitloopError {
+  constructor(
+    readonly plugin: string,
+    readonly event: string,
+    cause: unknown,
+  ) {
+    super("PLUGIN_FAILED", `plugin "${plugin}" threw in ${event}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
-import { CancelBatch, CancelEpoch, CancelFit, CancelStep, EVENTS, Trainer, arrayData, silentLogger, type Callback, type EventName } from "./index.js";
+import { CancelBatch, CancelEpoch, CancelFit, CancelStep, EVENTS, PluginError, Trainer, arrayData, silentLogger, type Callback, type EventName } from "./index.js";
 import { tinyFixture } from "./testing/index.js";
 
 /** A callback that records every event it sees, as a class. */
@@ -128,10 +128,14 @@ describe("events", () => {
     const cb = inlineRecorder(seen, { afterGradients: () => { throw boom; } });
     const watcher: Callback = { name: "watcher", afterFit: (ctx) => void (outcome = ctx.outcome) };
     const { fx, trainer } = setup([cb, watcher]);
-    await expect(trainer.fit({ epochs: 1, train: fx.data(4) })).rejects.toBe(boom);
+    const err = await trainer.fit({ epochs: 1, train: fx.data(4) }).catch((e: unknown) => e);
+    // the plugin's own error, wrapped so the message says who threw where; the original is the cause
+    expect(err).toBeInstanceOf(PluginError);
+    expect(err).toMatchObject({ code: "PLUGIN_FAILED", plugin: "inline", event: "afterGradients", cause: boom });
+    expect((err as Error).message).toBe('plugin "inline" threw in afterGradients: boom');
     expect(seen).toEqual(["beforeFit", "beforeEpoch", "beforeTrain", "beforeBatch", "afterForward", "afterLoss", "afterGradients", "afterFit"]);
     expect(outcome?.status).toBe("failed");
-    expect(outcome?.error).toBe(boom);
+    expect(outcome?.error).toBe(err);
     fx.dispose();
   });
 

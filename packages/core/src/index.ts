@@ -56,6 +56,7 @@ export {
   BackendError,
   HyperparameterError,
   StateError,
+  PluginError,
   type OptionIssue,
 } from "./errors.js";
 export { optimizerStateDict, loadOptimizerStateDict, checkOptimizerStateDict, type OptimizerStateDict, type SavedSlot } from "./optimizer-state.js";

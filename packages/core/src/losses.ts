@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
+import { OptionsError, type OptionIssue } from "./errors.js";
 import { metrics as layerMetrics } from "@tensorflow/tfjs-layers";
 
 /** Per-sample (or already reduced) loss or metric; the loop takes the mean. */
@@ -54,5 +55,14 @@ export function resolveMetrics(specs: readonly MetricSpec[], loss: LossName | Lo
     if (spec === "acc" || spec === "accuracy") out.push([spec, accuracyFor(loss)]);
     else for (const [name, fn] of Object.entries(spec)) out.push([name, fn]);
   }
+  // a metric under a name the loop writes would overwrite that log silently
+  const issues: OptionIssue[] = [];
+  const seen = new Set<string>();
+  out.forEach(([name], i) => {
+    if (name === "loss" || name === "lr" || name.startsWith("val_") || name.length === 0) issues.push({ path: `metrics[${i}]`, message: `"${name}" is a name the loop writes (loss, lr, val_*); choose another` });
+    else if (seen.has(name)) issues.push({ path: `metrics[${i}]`, message: `"${name}" appears twice` });
+    seen.add(name);
+  });
+  if (issues.length) throw new OptionsError("Trainer", issues);
   return out;
 }

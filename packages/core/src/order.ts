@@ -2,6 +2,7 @@ import type { Callback } from "./callback.js";
 import { ORDER } from "./callback.js";
 import { EVENTS, REVERSED_EVENTS, type EventName } from "./events.js";
 import { OptionsError, PluginOrderError } from "./errors.js";
+import { checkPlugin } from "./plugin-check.js";
 
 /** A plugin with its resolved name and position. */
 export interface ResolvedPlugin {
@@ -27,6 +28,7 @@ export function resolveOrder(callbacks: readonly Callback[]): ResolvedPlugin[] {
   const plugins = callbacks.map((callback, index) => ({ name: pluginName(callback, index), callback, order: callback.order ?? ORDER.DEFAULT, index }));
   const byName = new Map<string, ResolvedPlugin>();
   for (const p of plugins) {
+    checkPlugin(p.callback, p.name);
     if (typeof p.order !== "number" || !Number.isFinite(p.order)) {
       throw new OptionsError(p.name, [{ path: "order", message: `must be a finite number (see ORDER), got ${String(p.order)}` }]);
     }

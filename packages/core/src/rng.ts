@@ -114,16 +114,24 @@ export function permutation(rng: Rng, n: number): Int32Array {
  * Runs synchronous `fn` with `Math.random` drawing from `rng`. Use it to build a model
  * reproducibly: `const model = withRandom(new Rng(42), () => buildModel())`.
  */
-export function withRandom<T>(rng: Rng, fn: () => T): T {
+export function withRandom<T>(rng: Rng, fn: () => T, options: { allowAsync?: boolean } = {}): T {
   const original = Math.random;
   Math.random = () => rng.next();
   try {
     const out = fn();
-    if (out instanceof Promise) throw new TypeError("withRandom takes a synchronous function");
+    // an async function's continuation runs after Math.random is restored: only its synchronous part is seeded
+    if (out instanceof Promise && !options.allowAsync) throw new TypeError("withRandom takes a synchronous function");
     return out;
   } finally {
     Math.random = original;
   }
+}
+
+/** A 32-bit hash of a string (FNV-1a), to mix names into seeds. */
+export function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
 }
 
 /** `withRandom(new Rng(seed), fn)`. */

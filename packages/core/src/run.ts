@@ -3,6 +3,9 @@ import type { LayersModel } from "@tensorflow/tfjs-layers";
 import type { Batch, BatchContext, Callback, FitEndContext } from "./callback.js";
 import type { ObserverBus } from "./bus.js";
 import { CHECKPOINT_EVENTS, EVENTS, type EventName } from "./events.js";
+import { Cancellation } from "./cancel.js";
+import { PluginError } from "./errors.js";
+import { hashString, mixSeed, Rng, withRandom } from "./rng.js";
 import { FitloopError } from "./errors.js";
 import type { Hyperparameters } from "./hyperparams.js";
 import type { Logger } from "./logger.js";
@@ -46,6 +49,10 @@ export class RunScope {
     reservedLogNames: ReadonlySet<string>,
     /** Takes the whole run's snapshot (the trainer knows the RNG and every plugin). */
     private readonly takeSnapshot: () => Promise<RunSnapshot>,
+    /** Deterministic mode's seed (hooks draw their randomness from it). */
+    readonly seed: number | undefined = undefined,
+    /** A hook whose promise takes longer fails the run with HOOK_TIMEOUT. */
+    readonly hookTimeoutMs: number | undefined = undefined,
   ) {
     this.pluginLogs = new PluginLogs(reservedLogNames, (t) => this.owns(t));
     const contexts = new Map(plugins.map((p) => [p, new PluginContext(this, p.name)]));
@@ -111,33 +118,58 @@ export class RunScope {
   /** Runs the hooks of `event` one by one, then tells observers. */
   async fire(event: EventName): Promise<void> {
     if (CHECKPOINT_EVENTS.has(event)) this.snapshotAtPoint = undefined;
+    for (const h of this.hooks.get(event)!) await this.call(h, event);
+    this.bus.emit(event, this.state);
+  }
+
+  /**
+   * `afterFit`: every plugin's hook runs (their cleanup), even when one throws; returns the errors,
+   * each naming its plugin.
+   */
+  async fireAll(event: EventName): Promise<unknown[]> {
+    const errors: unknown[] = [];
     for (const h of this.hooks.get(event)!) {
-      h.ctx.event = event;
       try {
-        const r = h.fn.call(h.cb, h.ctx);
-        if (r !== undefined && typeof (r as Promise<unknown>).then === "function") await r;
+        await this.call(h, event);
       } catch (e) {
-        this.lastThrow = { event, plugin: h.ctx.plugin };
-        throw e;
+        errors.push(e);
       }
     }
     this.bus.emit(event, this.state);
+    return errors;
   }
 
   /** `afterGradients`: each hook may return replacement gradients; replaced tensors are disposed. */
   async fireGradients(): Promise<void> {
     for (const h of this.hooks.get("afterGradients")!) {
-      h.ctx.event = "afterGradients";
-      let r: tf.NamedTensorMap | void;
-      try {
-        r = (await h.fn.call(h.cb, h.ctx)) as tf.NamedTensorMap | void;
-      } catch (e) {
-        this.lastThrow = { event: "afterGradients", plugin: h.ctx.plugin };
-        throw e;
-      }
-      if (r && typeof r === "object" && r !== this.grads) this.replaceGradients(r as tf.NamedTensorMap, h.ctx.plugin);
+      const r = (await this.call(h, "afterGradients")) as tf.NamedTensorMap | void;
+      if (r && typeof r === "object" && r !== this.grads) this.replaceGradients(r, h.ctx.plugin);
     }
     this.bus.emit("afterGradients", this.state);
+  }
+
+  /**
+   * One hook call. In deterministic mode its synchronous part draws `Math.random` (so `tf.random*`
+   * without a seed) from a stream of the run seed, the plugin, the event and the position: the same
+   * in every run with that seed, and after a resume. An error that is not fitloop's own is wrapped
+   * in a `PluginError` naming the plugin and the event (the original is its `cause`).
+   */
+  private async call(h: { fn: AnyHook; cb: Callback; ctx: PluginContext }, event: EventName): Promise<unknown> {
+    h.ctx.event = event;
+    try {
+      const r = this.seed === undefined ? h.fn.call(h.cb, h.ctx) : withRandom(this.hookRng(h.ctx.plugin, event), () => h.fn.call(h.cb, h.ctx), { allowAsync: true });
+      if (r === undefined || r === null || typeof (r as Promise<unknown>).then !== "function") return r;
+      return await (this.hookTimeoutMs === undefined ? r : withTimeout(r as Promise<unknown>, this.hookTimeoutMs, h.ctx.plugin, event));
+    } catch (e) {
+      this.lastThrow = { event, plugin: h.ctx.plugin };
+      throw e instanceof FitloopError || e instanceof Cancellation ? e : new PluginError(h.ctx.plugin, event, e);
+    }
+  }
+
+  /** The randomness of one hook call (deterministic mode): a function of the run seed, plugin, event and position. */
+  hookRng(plugin: string, event: EventName): Rng {
+    const s = this.state;
+    return new Rng(mixSeed(this.seed!, hashString(plugin), EVENTS.indexOf(event), s.epoch, s.globalBatch, s.step));
   }
 
   /**
@@ -246,6 +278,9 @@ export class PluginContext implements BatchContext, FitEndContext {
   snapshot(): Promise<RunSnapshot> {
     return this.run.snapshot(this.plugin, this.event);
   }
+  random(): number {
+    return Math.random(); // in deterministic mode, Math.random is this hook's seeded stream while it runs
+  }
   get batch(): Batch {
     if (!this.run.batch) throw new Error(`ctx.batch is only available in batch hooks (not in ${this.event})`);
     return this.run.batch;
@@ -286,4 +321,13 @@ function checkReplacement(old: tf.NamedTensorMap, next: tf.NamedTensorMap, plugi
     const parts = [missing.length ? `missing ${missing.join(", ")}` : "", extra.length ? `unknown ${extra.join(", ")}` : "", reshaped.length ? `wrong shape for ${reshaped.join(", ")}` : ""];
     throw new FitloopError("INVALID_GRADIENTS", `afterGradients of "${plugin}" returned gradients that do not match the variables: ${parts.filter(Boolean).join("; ")}. Return one gradient per variable, same names and shapes (zeros to freeze one).`);
   }
+}
+
+/** Rejects with HOOK_TIMEOUT when `p` takes longer than `ms` (the hook's work may still be running). */
+function withTimeout<T>(p: Promise<T>, ms: number, plugin: string, event: EventName): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new FitloopError("HOOK_TIMEOUT", `plugin "${plugin}" did not finish ${event} within ${ms} ms (hookTimeoutMs); the run stops`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

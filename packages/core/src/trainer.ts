@@ -36,6 +36,14 @@ export interface TrainerOptions {
   logger?: Logger;
   /** Root DI container (see `createRootContainer`); a child of it hosts each run. */
   container?: DependencyContainer;
+  /** Fail the run (HOOK_TIMEOUT, naming plugin and event) when an async hook takes longer than this. Default: no limit. */
+  hookTimeoutMs?: number;
+  /**
+   * Data checks during training: `every: N` checks every Nth batch on the device (NaN/Inf in inputs
+   * and targets, read with the step's one device read) and every batch's shapes on the host; 0 checks
+   * only before the first step. Default `{ every: 1 }`.
+   */
+  dataChecks?: { every: number };
 }
 
 export interface FitOptions {
@@ -76,9 +84,11 @@ export class Trainer {
   private pending: TrainerStateDict | undefined;
   private pendingSnapshot: RunSnapshot | undefined;
   private plugins: ResolvedPlugin[] = [];
+  private running = false;
 
   constructor(options: TrainerOptions) {
     parseOptions("Trainer", trainerOptionsSchema, options);
+    resolveMetrics(options.metrics ?? [], options.loss); // names checked now, before any work
     this.opts = options;
     this.model = options.model;
     this.optimizer = options.optimizer;
@@ -94,7 +104,17 @@ export class Trainer {
   }
 
   async fit(options: FitOptions): Promise<FitResult> {
+    if (this.running) throw new FitloopError("FIT_IN_PROGRESS", "this Trainer is already running fit(); two runs at once would interleave on the same model and optimizer: await the first");
     parseOptions("Trainer.fit", fitOptionsSchema, options);
+    this.running = true;
+    try {
+      return await this.fitOnce(options);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async fitOnce(options: FitOptions): Promise<FitResult> {
     if (options.resumeFrom !== undefined) this.loadSnapshot(options.resumeFrom);
     const loss = this.opts.loss;
     const state = createTrainState(options.epochs);
@@ -127,7 +147,7 @@ export class Trainer {
       const metrics = resolveMetrics(this.opts.metrics ?? [], loss);
       const logNames = ["loss", ...metrics.map(([name]) => name)];
       const reserved = new Set([...logNames, ...logNames.map((n) => `val_${n}`)]);
-      const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins, reserved, () => this.snapshot());
+      const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins, reserved, () => this.snapshot(), this.opts.seed, this.opts.hookTimeoutMs);
       const spec = {
         train: options.train,
         validation: options.validation,
@@ -290,13 +310,14 @@ async function runFit(scope: RunScope, loop: () => Promise<void>): Promise<FitRe
     }
   }
   scope.finish(outcome);
-  try {
-    await scope.fire("afterFit");
-  } catch (e) {
-    if (!failure) throw e;
-    scope.logger.error("fitloop: an afterFit hook threw while the run was failing", e);
+  // every plugin's afterFit runs (their cleanup), whatever the others do
+  const errors = (await scope.fireAll("afterFit")).map((e) => (e instanceof Cancellation ? misplacedCancel(e, scope) : e));
+  if (failure) {
+    for (const e of errors) scope.logger.error("fitloop: an afterFit hook threw while the run was failing", e);
+    throw failure.error;
   }
-  if (failure) throw failure.error;
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new AggregateError(errors, `${errors.length} afterFit hooks failed: ${errors.map((e) => (e instanceof Error ? e.message : String(e))).join("; ")}`);
   return { outcome, state: scope.state };
 }
 
@@ -307,7 +328,7 @@ export async function fit(options: TrainerOptions & FitOptions): Promise<FitResu
 }
 
 const CANCEL_SCOPES: Record<string, string> = {
-  CancelBatch: "beforeBatch .. afterBatch, beforeValBatch .. afterValBatch",
+  CancelBatch: "beforeBatch .. afterStep, beforeValBatch (not in the closing afterBatch / afterValBatch, where nothing is left to cancel)",
   CancelStep: "afterForward .. beforeStep",
   CancelEpoch: "beforeEpoch .. afterEpoch, except afterEpoch itself",
 };

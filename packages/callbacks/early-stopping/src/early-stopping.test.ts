@@ -144,7 +144,7 @@ describe("restoreBestWeights: the best epoch's weights, whatever ended the run",
   it("failed (another plugin throws) and cancelled (CancelFit)", async () => {
     const boom: Callback = { name: "Boom", beforeEpoch: (ctx) => { if (ctx.state.epoch === 4) throw new Error("boom"); } };
     const failed = await runWith([boom]);
-    expect((failed.outcome as Error).message).toBe("boom");
+    expect((failed.outcome as Error).message).toBe('plugin "Boom" threw in beforeEpoch: boom');
     expect(failed.weights).toEqual(failed.p.at.get(1));
     expect(failed.weights).not.toEqual(failed.p.at.get(3));
     const cancel: Callback = { name: "Cancel", afterBatch: (ctx) => { if (ctx.state.epoch === 3) throw new CancelFit("user"); } };

@@ -66,7 +66,7 @@ describe("options", () => {
     expect(msg).toMatch(/verbose: must be true or false/);
     expect(msg).toMatch(/name: must be a non-empty string/);
     expect(msg).toMatch(/stateKey: must be a non-empty string/);
-    expect(msg).toMatch(/unknown option "patiance"; accepted: monitor, mode, minDelta, minDeltaMode, patience, baseline, startFromEpoch, stoppingThreshold, divergenceThreshold, checkFinite, restoreBestWeights, verbose, name, stateKey/);
+    expect(msg).toMatch(/unknown option "patiance" \(did you mean "patience"\?\); accepted: monitor, mode, minDelta, minDeltaMode, patience, baseline, startFromEpoch, stoppingThreshold, divergenceThreshold, checkFinite, restoreBestWeights, verbose, name, stateKey/);
     expect(e.issues).toHaveLength(15); // one per option above
     expect(optionsError("patience 3").message).toMatch(/\(options\): /);
     expect(optionsError(null).message).toMatch(/\(options\): /);

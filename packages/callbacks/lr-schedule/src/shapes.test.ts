@@ -121,7 +121,7 @@ describe("bad options: one OptionsError naming every problem and what is accepte
 
   it("a typo'd option is not silently ignored: it is named with the accepted names", () => {
     const p = problems(() => cosineAnnealingLR({ baseLr: 0.1, tMax: 10, T_max: 10 } as never));
-    expect(p).toEqual(["T_max: unknown option \"T_max\"; accepted: baseLr, tMax, etaMin"]);
+    expect(p).toEqual(["T_max: unknown option \"T_max\" (did you mean \"tMax\"?); accepted: baseLr, tMax, etaMin"]);
   });
 
   it("1cycle: totalSteps or epochs x stepsPerEpoch, sane momenta and factors", () => {
