@@ -22,7 +22,8 @@
  *         for batch in validation: beforeValBatch  forward(training=false)  afterValBatch
  *       afterValidate
  *     afterEpoch               (monitors decide here: early stopping, plateaus)
- *     epochCheckpoint          (safe point: every plugin is done with this epoch; stop requested? -> leave)
+ *     epochCheckpoint          (safe point, after a whole epoch: every plugin is done with it)
+ *   (stop requested? -> leave)
  * afterFit                    (always; also on cancel or error, with the outcome)
  * ```
  *
@@ -33,6 +34,11 @@
  * Snapshots (`ctx.snapshot()`, for checkpoint plugins) exist only at the two safe points, which run
  * after every plugin's `afterBatch` / `afterEpoch` whatever the plugin order, so no order can save a
  * state that a plugin was still about to change. Hooks on the safe points must not change state.
+ * `epochCheckpoint` fires only after a whole epoch (or one cut short by `CancelEpoch`): a run stopped
+ * mid-epoch still validates and runs `afterEpoch` on the part it trained, so its safe point is the
+ * `batchCheckpoint` of the batch where the stop was asked for (`ctx.stopRequested` is true there).
+ * A run resumed mid-epoch fires `beforeEpoch` and `beforeTrain` again for that epoch, with
+ * `state.batchIndex > 0` and `state.resumed`.
  */
 export const EVENTS = [
   "beforeFit",

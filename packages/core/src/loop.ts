@@ -27,15 +27,18 @@ export interface LoopSpec {
  * Runs `before`, then `body`, then `after`. A `cancel` thrown inside skips the rest of `body`
  * and still runs `after`; any other error propagates and skips `after` (afterFit alone always runs).
  */
-export async function withEvents(run: RunScope, before: EventName, after: EventName, cancel: CancellationClass | null, body: () => Promise<void>): Promise<void> {
+export async function withEvents(run: RunScope, before: EventName, after: EventName, cancel: CancellationClass | null, body: () => Promise<void>): Promise<boolean> {
+  let cancelled = false;
   try {
     await run.fire(before);
     await body();
   } catch (e) {
     if (cancel === null || !(e instanceof cancel)) throw e;
+    cancelled = true;
     run.logger.debug(`fitloop: ${cancel.name}${(e as Cancellation).reason ? `: ${(e as Cancellation).reason}` : ""}`);
   }
   await run.fire(after);
+  return cancelled;
 }
 
 export async function fitLoop(run: RunScope, spec: LoopSpec): Promise<void> {
@@ -47,8 +50,14 @@ export async function fitLoop(run: RunScope, spec: LoopSpec): Promise<void> {
     // resumed mid-epoch: carry on with the saved totals, so the epoch's means are those of an uninterrupted run
     if (startBatch === 0) state.epochProgress = emptyEpochProgress();
     run.pluginLogs.startEpoch(state.epochProgress.plugins);
-    await withEvents(run, "beforeEpoch", "afterEpoch", CancelEpoch, () => epoch(run, spec, startBatch));
-    await run.fire("epochCheckpoint");
+    state.batchIndex = startBatch; // > 0 in beforeEpoch/beforeTrain: the epoch is resumed mid-way
+    const cancelled = await withEvents(run, "beforeEpoch", "afterEpoch", CancelEpoch, () => epoch(run, spec, startBatch));
+    // CancelEpoch cut the epoch on purpose: a resume goes on with the next one, as this run does
+    if (cancelled) state.cursor = { epoch: state.epoch + 1, batchIndex: 0 };
+    // The epoch's safe point exists only when the epoch is over. A run stopped mid-epoch still ran
+    // validation and afterEpoch on the part it trained; a snapshot then would resume into those hooks
+    // twice. Its safe point is the batchCheckpoint where the stop was asked for.
+    if (state.cursor.epoch === state.epoch + 1 && state.cursor.batchIndex === 0) await run.fire("epochCheckpoint");
     if (run.stopRequested) break;
   }
 }

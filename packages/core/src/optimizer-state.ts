@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { StateError } from "./errors.js";
-import { getLearningRate, getMomentum, optimizerKind, setLearningRate, setMomentum } from "./hyperparams.js";
+import { getLearningRate, getMomentum, momentumName, optimizerKind, setLearningRate, setMomentum } from "./hyperparams.js";
 
 /**
  * Optimizer state that restores bit for bit. tfjs keeps slots by position (slot i belongs to the
@@ -139,5 +139,10 @@ export function checkOptimizerStateDict(optimizer: tf.Optimizer, state: Optimize
   }
   if (state.hyper !== undefined && (typeof state.hyper.learningRate !== "number" || !Number.isFinite(state.hyper.learningRate) || state.hyper.learningRate < 0)) {
     throw new StateError(`saved learning rate must be a finite number >= 0, got ${String(state.hyper.learningRate)}`);
+  }
+  const m = state.hyper?.momentum;
+  const mName = momentumName(optimizer);
+  if (m !== undefined && (mName === undefined || typeof m !== "number" || !Number.isFinite(m) || m < 0 || (mName === "beta1" && m >= 1))) {
+    throw new StateError(`saved ${mName ?? "momentum"} ${String(m)} does not fit ${optimizer.getClassName()}${mName === "beta1" ? " (beta1 must be in [0, 1))" : mName ? " (must be a finite number >= 0)" : " (it has none)"}`);
   }
 }

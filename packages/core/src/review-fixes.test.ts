@@ -39,11 +39,12 @@ describe("resume after a stop in the middle of an epoch, saved at the checkpoint
     const opt = tf.train.adam(1e-2);
     let saved: { snapshot: RunSnapshot; historyAtSave: number } | undefined;
     const stopper: Callback = { name: "stopper", afterBatch: (ctx) => void (ctx.state.epoch === 0 && ctx.state.batchIndex === 2 && ctx.requestStop("interrupt")) };
-    const saver: Callback = { name: "saver", epochCheckpoint: async (ctx) => void (saved = { snapshot: structuredClone(await ctx.snapshot()), historyAtSave: ctx.state.history.length }) };
+    // a stop mid-epoch: the run's last safe point is the batchCheckpoint where the stop was asked for
+    const saver: Callback = { name: "saver", batchCheckpoint: async (ctx) => void (ctx.stopRequested && (saved = { snapshot: structuredClone(await ctx.snapshot()), historyAtSave: ctx.state.history.length })) };
     const t = new Trainer({ model, optimizer: opt, loss: "sparseCategoricalCrossentropy", seed: 1, logger: silentLogger, callbacks: [stopper, saver] });
     await t.fit({ epochs: 2, train: data() });
     expect(saved!.snapshot.trainer.train.cursor).toEqual({ epoch: 0, batchIndex: 3 });
-    expect(saved!.historyAtSave).toBe(1); // the checkpoint sees the epoch's record
+    expect(saved!.historyAtSave).toBe(0); // before the partial epoch's validation and record
 
     const model2 = build();
     const t2 = new Trainer({ model: model2, optimizer: tf.train.adam(1e-2), loss: "sparseCategoricalCrossentropy", seed: 1, logger: silentLogger });

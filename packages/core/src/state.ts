@@ -91,6 +91,11 @@ export interface TrainState {
   /** This fit has validation data (so `val_*` logs will exist at the end of each epoch). */
   hasValidation: boolean;
   /**
+   * This fit continues a loaded state (`fit({ resumeFrom })`, `loadSnapshot`, `loadStateDict`):
+   * plugins keep the state they were given instead of starting over (as Keras' on_train_begin would).
+   */
+  resumed: boolean;
+  /**
    * Latest logs: during a training batch, that batch's logs (empty until the step's device read,
    * which comes after `afterGradients`); epoch logs from `afterTrain` on.
    */
@@ -117,6 +122,7 @@ export function createTrainState(epochs: number): TrainState {
     cursor: { epoch: 0, batchIndex: 0 },
     batchesPerEpoch: undefined,
     hasValidation: false,
+    resumed: false,
     logs: {},
     batchLogs: {},
     epochLogs: {},

@@ -128,6 +128,7 @@ export class Trainer {
       let startEpoch = options.initialEpoch ?? 0;
       let startBatch = 0;
       if (resume) {
+        state.resumed = true;
         this.applyResume(resume, state, stateful);
         startEpoch = state.epoch;
         startBatch = state.batchIndex;

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
-import type { Batch, Rng } from "@fitloop/core";
+import { DataError, FitloopError, type Batch, type Rng } from "@fitloop/core";
 import type { ArrayDataset } from "./dataset.js";
 import { sizeOf } from "./validate.js";
 
@@ -102,11 +102,18 @@ export function toOneHot(batch: HostBatch, numClasses: number): HostBatch {
  * metrics (and fitloop's sparse cross-entropy, which floors them) expect float labels.
  */
 export function toTensors(batch: HostBatch, flatten: boolean): Batch {
+  const problem = batchProblem(batch, batch?.size);
+  if (problem) throw new DataError("BAD_BATCH", `toTensors: ${problem}`);
   const xShape = flatten ? [batch.size, sizeOf(batch.sampleShape)] : [batch.size, ...batch.sampleShape];
   const xs = tf.tensor(batch.x, xShape, "float32");
-  const y = batch.y instanceof Int32Array ? Float32Array.from(batch.y) : batch.y;
-  const ys = tf.tensor(y, [batch.size, ...batch.labelShape], "float32");
-  return { xs, ys };
+  try {
+    const y = batch.y instanceof Int32Array ? Float32Array.from(batch.y) : batch.y;
+    const ys = tf.tensor(y, [batch.size, ...batch.labelShape], "float32");
+    return { xs, ys };
+  } catch (e) {
+    xs.dispose(); // the labels failed: nothing of this batch may outlive the throw
+    throw e;
+  }
 }
 
 const copyingBackends = new WeakMap<object, boolean>();
@@ -131,9 +138,43 @@ export function tensorsCopyData(): boolean {
   return copies;
 }
 
-/** Runs the transforms in order (checks happen once, at loader construction). */
+/**
+ * Runs the transforms in order (option checks happen once, when a loader is built). A transform that
+ * throws something other than a `FitloopError` is reported as `DataError` `TRANSFORM_FAILED` naming it,
+ * the epoch and the batch (the original is the `cause`); one that returns a malformed batch is
+ * `TRANSFORM_OUTPUT`. Either way no tensor exists yet: nothing leaks.
+ */
 export function applyTransforms(batch: HostBatch, transforms: readonly BatchTransform[], ctx: TransformContext): HostBatch {
   let b = batch;
-  for (const t of transforms) b = t.apply(b, ctx);
+  for (const t of transforms) b = runTransform(t.name, () => t.apply(b, ctx), b.size, ctx);
   return b;
+}
+
+/** Runs one transform step (`apply`, or a fused `gatherApply`), wrapping foreign errors and checking its output. */
+export function runTransform(name: string, run: () => HostBatch, size: number, ctx: TransformContext): HostBatch {
+  let out: HostBatch;
+  try {
+    out = run();
+  } catch (e) {
+    if (e instanceof FitloopError) throw e;
+    const err = new DataError("TRANSFORM_FAILED", `transform "${name}" threw on batch ${ctx.batchIndex} of epoch ${ctx.epoch}: ${(e as Error)?.message ?? String(e)}`);
+    Object.defineProperty(err, "cause", { value: e, configurable: true, writable: true });
+    throw err;
+  }
+  const problem = batchProblem(out, size);
+  if (problem) throw new DataError("TRANSFORM_OUTPUT", `transform "${name}" returned a bad batch on batch ${ctx.batchIndex} of epoch ${ctx.epoch}: ${problem}`);
+  return out;
+}
+
+/** What is wrong with a host batch of `size` samples, or undefined. */
+function batchProblem(b: HostBatch, size: number): string | undefined {
+  if (typeof b !== "object" || b === null) return `expected a HostBatch, got ${b === null ? "null" : typeof b}`;
+  if (!Number.isSafeInteger(b.size) || b.size < 0) return `size ${String(b.size)} is not a count of samples`;
+  if (b.size !== size) return `size ${String(b.size)}, expected ${size} (transforms must keep every sample)`;
+  if (!(b.x instanceof Float32Array)) return "x must be a Float32Array";
+  if (!(b.y instanceof Int32Array || b.y instanceof Float32Array)) return "y must be an Int32Array or a Float32Array";
+  if (!Array.isArray(b.sampleShape) || !Array.isArray(b.labelShape)) return "sampleShape and labelShape must be arrays";
+  if (b.x.length !== size * sizeOf(b.sampleShape)) return `x has ${b.x.length} values, ${size} samples of [${b.sampleShape.join(", ")}] need ${size * sizeOf(b.sampleShape)}`;
+  if (b.y.length !== size * sizeOf(b.labelShape)) return `y has ${b.y.length} values, ${size} labels of [${b.labelShape.join(", ")}] need ${size * sizeOf(b.labelShape)}`;
+  return undefined;
 }

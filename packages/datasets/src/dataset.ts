@@ -1,6 +1,7 @@
 import type * as tf from "@tensorflow/tfjs-core";
-import { DataError } from "@fitloop/core";
-import { checkFinite, checkLabels, flattenRows, sizeOf } from "./validate.js";
+import { DataError, OptionsError, parseOptions } from "@fitloop/core";
+import { z } from "zod";
+import { checkFinite, checkLabels, checkShape, flattenRows, sizeOf } from "./validate.js";
 
 /**
  * An in-memory data set held as typed arrays: one row of `x` per sample (row-major, channels last
@@ -51,11 +52,14 @@ export interface FromArraysOptions {
  * A `Float32Array` given as `x` is used as is (not copied).
  */
 export function fromArrays(options: FromArraysOptions): ArrayDataset {
+  parseOptions("fromArrays", fromArraysSchema, options);
+  if (options.sampleShape !== undefined) checkShape("fromArrays", "sampleShape", options.sampleShape, false);
+  if (options.labelShape !== undefined) checkShape("fromArrays", "labelShape", options.labelShape, true);
+  if (options.classNames !== undefined && options.numClasses !== undefined && options.classNames.length !== options.numClasses) {
+    throw new OptionsError("fromArrays", [{ path: "classNames", message: `has ${options.classNames.length} names but numClasses is ${options.numClasses}` }]);
+  }
   const xs = flattenRows(options.x, "x", options.sampleShape);
   const classification = options.numClasses !== undefined;
-  if (classification && (!Number.isInteger(options.numClasses) || options.numClasses! < 1)) {
-    throw new DataError("INVALID_NUM_CLASSES", `numClasses must be an integer >= 1, got ${String(options.numClasses)}`);
-  }
   const size = xs.rows;
   if (size === 0) throw new DataError("EMPTY_DATA", "the data set has 0 samples");
   const ys = classification ? null : flattenRows(options.y, "y", options.labelShape ?? guessLabelShape(options.y));
@@ -76,6 +80,16 @@ export function fromArrays(options: FromArraysOptions): ArrayDataset {
   return ds;
 }
 
+const fromArraysSchema = z.strictObject({
+  x: z.custom<NumericInput>(() => true),
+  y: z.custom<NumericInput>(() => true),
+  sampleShape: z.custom<readonly number[]>(() => true).optional(),
+  numClasses: z.number({ message: "must be an integer >= 1 (classes)" }).int({ message: "must be an integer >= 1 (classes)" }).min(1, { message: "must be an integer >= 1 (classes)" }).optional(),
+  labelShape: z.custom<readonly number[]>(() => true).optional(),
+  classNames: z.array(z.string({ message: "must be strings" }), { message: "must be an array of strings" }).optional(),
+  allowNonFinite: z.boolean({ message: "must be a boolean" }).optional(),
+});
+
 function guessLabelShape(y: NumericInput): readonly number[] | undefined {
   const first = (y as ArrayLike<unknown>)[0];
   return first !== null && typeof first === "object" ? undefined : [];
@@ -86,20 +100,42 @@ function guessLabelShape(y: NumericInput): readonly number[] | undefined {
  * with `numClasses`, else regression targets `[n, ...labelShape]`). The tensors stay the caller's.
  */
 export async function fromTensors(xs: tf.Tensor, ys: tf.Tensor, options: { numClasses?: number; classNames?: readonly string[] } = {}): Promise<ArrayDataset> {
+  const issues = [
+    ...(isLiveTensor(xs) ? [] : [{ path: "xs", message: `must be a live tf.Tensor [n, ...sampleShape], got ${describeTensorArg(xs)}` }]),
+    ...(isLiveTensor(ys) ? [] : [{ path: "ys", message: `must be a live tf.Tensor [n] or [n, ...labelShape], got ${describeTensorArg(ys)}` }]),
+  ];
+  if (issues.length) throw new OptionsError("fromTensors", issues);
+  const o = parseOptions("fromTensors", fromTensorsSchema, options);
+  if (xs.rank < 2) throw new OptionsError("fromTensors", [{ path: "xs", message: `has shape [${xs.shape.join(", ")}]; it needs a sample axis and at least one feature axis ([n, features]; one feature is [n, 1])` }]);
+  checkShape("fromTensors", "xs.shape", xs.shape.slice(1), false);
   const n = xs.shape[0] ?? 0;
   if (ys.shape[0] !== n) throw new DataError("LENGTH_MISMATCH", `xs has ${n} samples but ys has ${String(ys.shape[0])}`);
   // Copy: on the cpu backend `data()` can hand back the backend's own buffer.
   const x = Float32Array.from(await xs.data());
   const yData = await ys.data();
-  const classification = options.numClasses !== undefined;
+  const classification = o.numClasses !== undefined;
+  if (classification && !(ys.rank === 1 || (ys.rank === 2 && ys.shape[1] === 1))) {
+    throw new OptionsError("fromTensors", [{ path: "ys", message: `has shape [${ys.shape.join(", ")}]; with numClasses it must hold class indices [n] or [n, 1] (one-hot rows? take argMax first)` }]);
+  }
   return fromArrays({
     x,
     y: classification ? Array.from(yData) : Float32Array.from(yData),
     sampleShape: xs.shape.slice(1),
-    ...(classification ? { numClasses: options.numClasses! } : { labelShape: ys.shape.slice(1) }),
-    ...(options.classNames ? { classNames: options.classNames } : {}),
+    ...(classification ? { numClasses: o.numClasses! } : { labelShape: ys.shape.slice(1) }),
+    ...(o.classNames ? { classNames: o.classNames } : {}),
   });
 }
+
+const fromTensorsSchema = z.strictObject({
+  numClasses: z.number().int({ message: "must be an integer >= 1" }).min(1, { message: "must be an integer >= 1" }).optional(),
+  classNames: z.array(z.string()).optional(),
+});
+
+const isLiveTensor = (t: unknown): t is tf.Tensor =>
+  typeof t === "object" && t !== null && Array.isArray((t as tf.Tensor).shape) && typeof (t as tf.Tensor).data === "function" && (t as tf.Tensor).isDisposed === false;
+
+const describeTensorArg = (t: unknown) =>
+  typeof t === "object" && t !== null && (t as tf.Tensor).isDisposed === true ? "a disposed tensor" : Array.isArray(t) ? "an array (use fromArrays)" : t === null ? "null" : typeof t;
 
 /** The samples at `indices`, copied, in that order. */
 export function subset(ds: ArrayDataset, indices: ArrayLike<number>): ArrayDataset {
@@ -118,6 +154,7 @@ export function subset(ds: ArrayDataset, indices: ArrayLike<number>): ArrayDatas
 
 /** Features of sample `i` (a view, not a copy). */
 export function sampleX(ds: ArrayDataset, i: number): Float32Array {
+  if (!Number.isInteger(i) || i < 0 || i >= ds.size) throw new DataError("INDEX_OUT_OF_RANGE", `sampleX: index ${i} is outside [0, ${ds.size})`, Number.isInteger(i) ? i : undefined);
   const f = sizeOf(ds.sampleShape);
   return ds.x.subarray(i * f, (i + 1) * f);
 }

@@ -24,7 +24,7 @@ export { gaussianNoise, type GaussianNoiseOptions } from "./augment/noise.js";
 export { mixUp, cutMix, type MixUpOptions, type CutMixOptions } from "./augment/mix.js";
 export { labelSmoothing, type LabelSmoothingOptions } from "./augment/labels.js";
 export { imageDims, type ImageDims } from "./augment/shape.js";
-export { twoSpirals, gaussianBlobs, xor, noisyRegression } from "./synthetic.js";
+export { twoSpirals, gaussianBlobs, xor, noisyRegression, SYNTHETIC_MAX_VALUES } from "./synthetic.js";
 export {
   parseIdx,
   parseIdxHeader,
@@ -33,6 +33,11 @@ export {
   IDX_TYPES,
   IDX_IMAGES_MAGIC,
   IDX_LABELS_MAGIC,
+  IDX_MAX_BYTES,
+  IDX_MAX_BYTES_LIMIT,
+  IDX_MAX_HEADER_BYTES,
+  type IdxErrorCode,
+  type IdxReadOptions,
   type IdxArray,
   type IdxDtype,
   type IdxHeader,

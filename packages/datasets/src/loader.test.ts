@@ -142,7 +142,8 @@ describe("DataLoader", () => {
     expect(paths).toMatch(/batchSize/);
     expect(paths).toMatch(/seed/);
     expect((err as OptionsError).message).toMatch(/batch_size/);
-    expect(() => new DataLoader(ds, { batchSize: 5 })).toThrow(DataError);
+    expect(() => new DataLoader(ds, { batchSize: 5, dropLast: true })).toThrow(DataError);
+    expect(new DataLoader(ds, { batchSize: 5 }).batchesPerEpoch).toBe(1); // as Keras: one smaller batch
     expect(() => new DataLoader(ds, { batchSize: 2 }).batches({ epoch: 0, batchIndex: 3 })).toThrow(OptionsError);
     expect(() => new DataLoader(ds, { batchSize: 2 }).hostBatch(0, 2)).toThrow(/\[0, 1\]/);
     expect(() => new DataLoader(ds, { batchSize: 2 }).batches({ epoch: -1, batchIndex: 0 })).toThrow(/cursor.epoch/);

@@ -1,9 +1,10 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { DataError, OptionsError, Rng, epochPermutation, mixSeed, parseOptions, type Batch, type DataCursor, type DataSource } from "@fitloop/core";
-import { applyTransforms, gatherBatch, tensorsCopyData, toOneHot, toTensors, type BatchTransform, type HostBatch, type TransformContext } from "./batch.js";
+import { applyTransforms, gatherBatch, runTransform, tensorsCopyData, toOneHot, toTensors, type BatchTransform, type HostBatch, type TransformContext } from "./batch.js";
 import type { ArrayDataset } from "./dataset.js";
 import { prefetch } from "./prefetch.js";
 import { checkCursor, checkStructure, loaderOptionsSchema } from "./options.js";
+import { checkFinite } from "./validate.js";
 
 export interface LoaderOptions {
   batchSize: number;
@@ -49,12 +50,10 @@ export class DataLoader implements DataSource {
   /** The `workspace` of the first transform that has one. */
   private readonly workspace: ((length: number) => Float32Array | undefined) | undefined;
   private readonly features: number;
-  /** The buffer the batch being made was gathered into. */
-  private gatheredX: Float32Array | undefined;
 
   constructor(dataset: ArrayDataset, options: LoaderOptions) {
-    const o = parseOptions("DataLoader", loaderOptionsSchema, options);
     checkStructure("DataLoader", dataset);
+    const o = parseOptions("DataLoader", loaderOptionsSchema, options);
     this.dataset = dataset;
     this.size = dataset.size;
     this.batchSize = o.batchSize;
@@ -73,8 +72,11 @@ export class DataLoader implements DataSource {
     }
     for (const t of this.transforms) t.check?.({ sampleShape: dataset.sampleShape, numClasses: dataset.numClasses });
     if (dataset.size === 0) throw new DataError("EMPTY_DATA", "DataLoader: the data set has 0 samples");
-    if (o.batchSize > dataset.size) {
-      throw new DataError("BATCH_LARGER_THAN_DATA", `DataLoader: batchSize ${o.batchSize} is larger than the data (${dataset.size} samples); use batchSize <= ${dataset.size}`);
+    if (o.batchSize > dataset.size && o.dropLast) {
+      throw new DataError(
+        "BATCH_LARGER_THAN_DATA",
+        `DataLoader: batchSize ${o.batchSize} is larger than the data (${dataset.size} samples) and dropLast would drop every sample; use batchSize <= ${dataset.size} or keep the last batch`,
+      );
     }
     this.batchesPerEpoch = o.dropLast ? Math.floor(dataset.size / o.batchSize) : Math.ceil(dataset.size / o.batchSize);
   }
@@ -97,9 +99,7 @@ export class DataLoader implements DataSource {
   /** Batch `batchIndex` of `epoch` as typed arrays, transforms applied: what the loop will see, with no tensors. */
   hostBatch(epoch: number, batchIndex: number): HostBatch {
     checkCursor("DataLoader", { epoch, batchIndex }, this.batchesPerEpoch - 1);
-    const host = this.make(epoch, batchIndex);
-    this.gatheredX = undefined;
-    return host;
+    return this.make(epoch, batchIndex).host;
   }
 
   /**
@@ -116,16 +116,18 @@ export class DataLoader implements DataSource {
       const rows = Math.min(this.batchSize, this.size - batchIndex * this.batchSize);
       into = this.workspace(rows * this.features) ?? into;
     }
-    const host = this.make(epoch, batchIndex, into);
+    const { host, gathered } = this.make(epoch, batchIndex, into);
     const tensors = toTensors(host, this.flatten);
     // recycle the buffer the batch was gathered into, if it is still the batch's (no transform replaced it)
-    if (host.x === this.gatheredX && tensorsCopyData()) this.spare = host.x;
-    this.gatheredX = undefined;
+    if (host.x === gathered && tensorsCopyData()) this.spare = host.x;
     return tensors;
   }
 
-  /** Gathers batch `batchIndex` of `epoch` (into `into` when it fits) and applies the transforms. */
-  private make(epoch: number, batchIndex: number, into?: Float32Array): HostBatch {
+  /**
+   * Gathers batch `batchIndex` of `epoch` (into `into` when it fits) and applies the transforms;
+   * `gathered` is the buffer it was gathered into (recycled once the tensors hold a copy).
+   */
+  private make(epoch: number, batchIndex: number, into?: Float32Array): { host: HostBatch; gathered: Float32Array } {
     const indices = this.batchIndices(epoch, batchIndex);
     const transforms = this.transforms;
     const first = transforms[0];
@@ -134,16 +136,16 @@ export class DataLoader implements DataSource {
     let ctx: TransformContext | undefined;
     if (first?.gatherApply) {
       // the first transform gathers (fused), then the others continue on the same rng
-      ctx = this.context(epoch, batchIndex);
-      batch = first.gatherApply(this.dataset, indices, ctx, into);
+      const c = (ctx = this.context(epoch, batchIndex));
+      batch = runTransform(first.name, () => first.gatherApply!(this.dataset, indices, c, into), indices.length, c);
       rest = transforms.slice(1);
     } else {
       batch = gatherBatch(this.dataset, indices, into);
     }
-    this.gatheredX = batch.x;
+    const gathered = batch.x;
     if (this.oneHot) batch = toOneHot(batch, this.dataset.numClasses!);
-    if (rest.length === 0) return batch;
-    return applyTransforms(batch, rest, ctx ?? this.context(epoch, batchIndex));
+    if (rest.length === 0) return { host: batch, gathered };
+    return { host: applyTransforms(batch, rest, ctx ?? this.context(epoch, batchIndex)), gathered };
   }
 
   private context(epoch: number, batchIndex: number): TransformContext {
@@ -164,11 +166,13 @@ export class DataLoader implements DataSource {
 
   /**
    * Every sample in data set order, without transforms, labels in the format batches have: lets
-   * the trainer's pre-flight check scan all of them. The tensors stay owned by the loader and are
-   * released when `batches()` is next called or on `dispose()`.
+   * the trainer's pre-flight check scan all of them. The features are checked on the host first
+   * (NaN/Inf: a `DataError` naming the sample, before any tensor exists). The tensors stay owned by
+   * the loader until `releasePeek()`, the next `batches()` call, or `dispose()`.
    */
   peekAll(): Batch {
     if (!this.peeked) {
+      checkFinite(this.dataset.x, this.features, "input");
       let all = gatherBatch(this.dataset, Int32Array.from({ length: this.size }, (_, i) => i));
       if (this.oneHot) all = toOneHot(all, this.dataset.numClasses!);
       this.peeked = toTensors(all, this.flatten);
@@ -176,14 +180,21 @@ export class DataLoader implements DataSource {
     return this.peeked;
   }
 
+  /**
+   * Releases the tensors of `peekAll()`, if any; idempotent, and the loader stays usable. Meant for
+   * the pre-flight check to call when it is done, also when it failed, so that a rejected `fit()`
+   * leaves no tensors behind (a `@fitloop/core` that does not call it yet leaves them until the next
+   * `batches()` or `dispose()`: call it yourself after a rejected fit).
+   */
+  releasePeek(): void {
+    const p = this.peeked;
+    this.peeked = undefined;
+    if (p) tf.dispose([p.xs, p.ys]);
+  }
+
   /** Releases the tensors of `peekAll()`, if any. */
   dispose(): void {
     this.releasePeek();
-  }
-
-  private releasePeek(): void {
-    if (this.peeked) tf.dispose([this.peeked.xs, this.peeked.ys]);
-    this.peeked = undefined;
   }
 }
 

@@ -1,6 +1,8 @@
-import { DataError } from "@fitloop/core";
+import { DataError, OptionsError, parseOptions } from "@fitloop/core";
+import { z } from "zod";
 import type { ArrayDataset } from "./dataset.js";
 import { IdxError, type IdxArray } from "./idx.js";
+import { checkFinite } from "./validate.js";
 
 export type MnistSplit = "train" | "test";
 export type MnistKind = "mnist" | "fashion-mnist";
@@ -33,17 +35,23 @@ export interface IdxDatasetOptions {
  * `[h, w, 1]` images and class indices. Counts and label range are checked.
  */
 export function idxToDataset(images: IdxArray, labels: IdxArray, options: IdxDatasetOptions = {}): ArrayDataset {
-  const files = options.files ?? { images: "images", labels: "labels" };
-  const numClasses = options.numClasses ?? 10;
-  if (images.dims.length !== 3) throw new IdxError("IDX_MALFORMED", files.images, `${files.images}: images need 3 dims [n, rows, cols], got [${images.dims.join(", ")}]`);
-  if (labels.dims.length !== 1) throw new IdxError("IDX_MALFORMED", files.labels, `${files.labels}: labels need 1 dim [n], got [${labels.dims.join(", ")}]`);
+  const o = parseOptions("idxToDataset", optionsSchema, options);
+  const files = o.files ?? { images: "images", labels: "labels" };
+  const numClasses = o.numClasses ?? 10;
+  checkArray(images, files.images, 3, "images need 3 dims [n, rows, cols]");
+  checkArray(labels, files.labels, 1, "labels need 1 dim [n]");
   const [n, h, w] = images.dims as [number, number, number];
   if (labels.dims[0] !== n) {
     throw new IdxError("IDX_MISMATCH", files.labels, `${files.images} has ${n} images but ${files.labels} has ${labels.dims[0]} labels; are they from the same split?`);
   }
-  const scale = options.scale ?? true ? 1 / 255 : 1;
+  const classNames = o.classNames ?? (numClasses === 10 ? MNIST_CLASS_NAMES : undefined);
+  if (classNames && classNames.length !== numClasses) {
+    throw new OptionsError("idxToDataset", [{ path: "classNames", message: `has ${classNames.length} names but numClasses is ${numClasses}` }]);
+  }
+  const scale = o.scale ?? true ? 1 / 255 : 1;
   const x = new Float32Array(images.data.length);
   for (let k = 0; k < x.length; k++) x[k] = images.data[k]! * scale;
+  checkFinite(x, h * w, "input");
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = labels.data[i]!;
@@ -52,5 +60,27 @@ export function idxToDataset(images: IdxArray, labels: IdxArray, options: IdxDat
     }
     y[i] = v;
   }
-  return { x, y, size: n, sampleShape: [h, w, 1], labelShape: [], numClasses, classNames: options.classNames ?? MNIST_CLASS_NAMES };
+  return { x, y, size: n, sampleShape: [h, w, 1], labelShape: [], numClasses, ...(classNames ? { classNames } : {}) };
+}
+
+const optionsSchema = z.strictObject({
+  scale: z.boolean({ message: "must be a boolean" }).optional(),
+  numClasses: z.number().int({ message: "must be an integer >= 1" }).min(1, { message: "must be an integer >= 1" }).optional(),
+  classNames: z.array(z.string()).optional(),
+  files: z.strictObject({ images: z.string(), labels: z.string() }).optional(),
+});
+
+/** An `IdxArray` built by hand or parsed: `ndims` positive integer dims and exactly `prod(dims)` values. */
+function checkArray(a: IdxArray, file: string, ndims: number, what: string): void {
+  const dims = a?.dims;
+  if (!Array.isArray(dims) || dims.length !== ndims) {
+    throw new IdxError("IDX_MALFORMED", file, `${file}: ${what}, got [${Array.isArray(dims) ? dims.join(", ") : String(dims)}]`);
+  }
+  const bad = dims.findIndex((d) => !Number.isInteger(d) || d < 1);
+  if (bad >= 0) throw new IdxError(dims[bad] === 0 ? "IDX_EMPTY" : "IDX_MALFORMED", file, `${file}: dimension ${bad} is ${String(dims[bad])} (dims [${dims.join(", ")}]); dimensions must be integers >= 1`);
+  const count = dims.reduce((p, d) => p * d, 1);
+  if (!ArrayBuffer.isView(a.data) || (a.data as { length: number }).length !== count) {
+    const len = ArrayBuffer.isView(a.data) ? (a.data as { length: number }).length : "no typed array of";
+    throw new IdxError("IDX_MALFORMED", file, `${file}: dims [${dims.join(", ")}] need ${count} values, got ${len} values`);
+  }
 }

@@ -1,9 +1,11 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { BaseCallback, DataError, StateError, parseOptions, type StateDict } from "@fitloop/core";
+import { BaseCallback, DataError, OptionsError, StateError, parseOptions, type StateDict } from "@fitloop/core";
 import { z } from "zod";
 import type { BatchTransform } from "./batch.js";
 import type { ArrayDataset } from "./dataset.js";
-import { sizeOf } from "./validate.js";
+import { checkStructure } from "./options.js";
+import { parseNormalizerState } from "./normalize-state.js";
+import { checkFinite, sizeOf } from "./validate.js";
 
 /** `feature`: one mean/std per feature; `channel`: per last axis (RGB); `global`: one for all values. */
 export type NormalizePer = "feature" | "channel" | "global";
@@ -19,7 +21,11 @@ export interface NormalizerOptions {
 const schema = z.strictObject({
   per: z.enum(["feature", "channel", "global"]).optional(),
   epsilon: z.number().min(0).optional(),
-  stateKey: z.string().min(1).optional(),
+  stateKey: z
+    .string({ message: "must be a non-empty string" })
+    .min(1, { message: "must be a non-empty string" })
+    .refine((k) => !["__proto__", "constructor", "prototype"].includes(k), { message: "must not be __proto__, constructor or prototype (reserved object keys)" })
+    .optional(),
 });
 
 interface Stats {
@@ -73,8 +79,11 @@ export class Normalizer extends BaseCallback {
 
   /** Computes mean and (population) std over `train` in float64. Pass the training split only. */
   fit(train: ArrayDataset): this {
+    checkStructure("Normalizer.fit", train);
     if (train.size === 0) throw new DataError("EMPTY_DATA", "Normalizer.fit: the training split has 0 samples");
     const f = sizeOf(train.sampleShape);
+    // NaN/Inf would make every statistic NaN and every normalised batch NaN: name the sample instead
+    checkFinite(train.x, f, "input");
     const groups = this.groupsOf(train.sampleShape);
     const group = this.groupIndex(f, groups);
     const sum = new Float64Array(groups);
@@ -91,12 +100,14 @@ export class Normalizer extends BaseCallback {
       }
     }
     const std = Float64Array.from(sq, (s) => Math.sqrt(s / per));
+    // finite float32 inputs give a finite float32 mean and std (std <= half the range <= float32 max)
     this.setStats(train.sampleShape, Float32Array.from(mean), Float32Array.from(std), train.size);
     return this;
   }
 
   /** A normalised copy of `ds` (any split). */
   apply(ds: ArrayDataset): ArrayDataset {
+    checkStructure("Normalizer.apply", ds);
     const x = ds.x.slice();
     this.normalizeInPlace(x, ds.sampleShape);
     return { ...ds, x };
@@ -104,13 +115,23 @@ export class Normalizer extends BaseCallback {
 
   /** As a loader transform: place it after pixel-space augmentations (noise, crops). */
   transform(): BatchTransform {
-    return { name: "normalize", apply: (batch) => (this.normalizeInPlace(batch.x, batch.sampleShape), batch) };
+    return {
+      name: "normalize",
+      // Checked against the loader's data when fitted; an unfitted one may be restored from a checkpoint before fit() starts.
+      check: (info) => {
+        if (this.stats && sizeOf(info.sampleShape) !== this.stats.meanFull.length) throw this.shapeMismatch(info.sampleShape);
+      },
+      apply: (batch) => (this.normalizeInPlace(batch.x, batch.sampleShape), batch),
+    };
   }
 
   /** Normalises a tensor `[n, ...sampleShape]` or `[n, features]` (inference). The caller owns the result. */
   applyTensor(x: tf.Tensor): tf.Tensor {
     const s = this.needStats();
     const f = s.meanFull.length;
+    if (!(x instanceof tf.Tensor) || x.isDisposed) throw new OptionsError(`Normalizer "${this.stateKey}".applyTensor`, [{ path: "x", message: "must be a live tf.Tensor" }]);
+    // [2, 392] would reshape to one sample of 784 without complaint: the per-sample size must match
+    if (x.rank < 2 || sizeOf(x.shape.slice(1)) !== f) throw this.shapeMismatch(x.shape.slice(1), ` (tensor [${x.shape.join(", ")}])`);
     return tf.tidy(() => {
       const flat = tf.reshape(x, [-1, f]);
       return tf.reshape(tf.mul(tf.sub(flat, tf.tensor1d(s.meanFull)), tf.tensor1d(s.invStdFull)), x.shape);
@@ -122,20 +143,18 @@ export class Normalizer extends BaseCallback {
     return { per: this.per, sampleShape: [...s.sampleShape], mean: s.mean.slice(), std: s.std.slice(), count: s.count };
   }
 
+  /**
+   * Restores saved statistics. The whole state is checked first (`per`, `sampleShape`, `mean` and
+   * `std` finite with one value per group, `std >= 0`, `count` an integer >= 1, no unknown keys) and a
+   * `StateError` names every offending key; on any error the normaliser is left exactly as it was.
+   */
   loadStateDict(state: StateDict): void {
-    const { per, sampleShape, mean, std, count } = state as Record<string, unknown>;
-    if (per !== this.per) throw new StateError(`Normalizer "${this.stateKey}": the saved statistics are per ${String(per)}, this normalizer is per ${this.per}`);
-    if (!Array.isArray(sampleShape) || !(mean instanceof Float32Array) || !(std instanceof Float32Array) || typeof count !== "number") {
-      throw new StateError(`Normalizer "${this.stateKey}": the saved state needs sampleShape, mean and std (Float32Array) and count`);
+    const owner = `Normalizer "${this.stateKey}"`;
+    const s = parseNormalizerState(owner, this.per, state, (shape) => this.groupsOf(shape));
+    if (this.stats && sizeOf(this.stats.sampleShape) !== sizeOf(s.sampleShape)) {
+      throw new StateError(`${owner}: state.sampleShape is [${s.sampleShape.join(", ")}], but it was fitted here on [${this.stats.sampleShape.join(", ")}]; nothing was loaded`);
     }
-    const shape = sampleShape as number[];
-    if (this.stats && sizeOf(this.stats.sampleShape) !== sizeOf(shape)) {
-      throw new StateError(`Normalizer "${this.stateKey}": saved for samples [${shape.join(", ")}], fitted here on [${this.stats.sampleShape.join(", ")}]`);
-    }
-    if (mean.length !== this.groupsOf(shape) || std.length !== mean.length) {
-      throw new StateError(`Normalizer "${this.stateKey}": expected ${this.groupsOf(shape)} statistics per ${this.per} for samples [${shape.join(", ")}], got ${mean.length}`);
-    }
-    this.setStats(shape, mean.slice(), std.slice(), count);
+    this.setStats(s.sampleShape, s.mean, s.std, s.count);
   }
 
   private groupsOf(sampleShape: readonly number[]): number {
@@ -165,13 +184,16 @@ export class Normalizer extends BaseCallback {
   private normalizeInPlace(x: Float32Array, sampleShape: readonly number[]): void {
     const s = this.needStats();
     const f = s.meanFull.length;
-    if (sizeOf(sampleShape) !== f) {
-      throw new DataError("SHAPE_MISMATCH", `Normalizer "${this.stateKey}" was fitted on samples [${s.sampleShape.join(", ")}] but got samples [${sampleShape.join(", ")}]`);
-    }
+    if (sizeOf(sampleShape) !== f) throw this.shapeMismatch(sampleShape);
     const { meanFull, invStdFull } = s;
     for (let base = 0; base < x.length; base += f) {
       for (let k = 0; k < f; k++) x[base + k] = (x[base + k]! - meanFull[k]!) * invStdFull[k]!;
     }
+  }
+
+  private shapeMismatch(sampleShape: readonly number[], detail = ""): DataError {
+    const fitted = this.needStats().sampleShape;
+    return new DataError("SHAPE_MISMATCH", `Normalizer "${this.stateKey}" was fitted on samples [${fitted.join(", ")}] but got samples [${sampleShape.join(", ")}]${detail}`);
   }
 
   private needStats(): Stats {

@@ -1,3 +1,5 @@
+import { OptionsError } from "@fitloop/core";
+
 /**
  * Prefetching over any (sync or async) iterator. After item i is handed out, item i+1 is
  * requested on a timer: if the consumer awaits something that yields to the event loop (a GPU
@@ -10,6 +12,12 @@
  * request) are disposed by `return()`, which `for await` calls.
  */
 export function prefetch<T>(source: Iterator<T> | AsyncIterator<T>, depth: number, dispose: (item: T) => void): AsyncIterableIterator<T> {
+  const issues = [
+    ...(typeof source === "object" && source !== null && typeof source.next === "function" ? [] : [{ path: "source", message: "must be an iterator (an object with next())" }]),
+    ...(Number.isSafeInteger(depth) && depth >= 0 ? [] : [{ path: "depth", message: `must be an integer >= 0, got ${String(depth)}` }]),
+    ...(typeof dispose === "function" ? [] : [{ path: "dispose", message: "must be a function (item) => void" }]),
+  ];
+  if (issues.length) throw new OptionsError("prefetch", issues);
   const queue: Promise<IteratorResult<T>>[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
   let finished = false;

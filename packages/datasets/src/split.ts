@@ -1,4 +1,6 @@
-import { DataError, OptionsError, Rng, mixSeed } from "@fitloop/core";
+import { DataError, OptionsError, Rng, mixSeed, parseOptions } from "@fitloop/core";
+import { z } from "zod";
+import { checkStructure } from "./options.js";
 import { subset, type ArrayDataset } from "./dataset.js";
 import { permutation } from "./random.js";
 import { checkSeed } from "./validate.js";
@@ -24,6 +26,8 @@ export type Splits<K extends string> = Record<K, ArrayDataset> & {
  * empty is a `DataError` (`EMPTY_SPLIT`) naming it.
  */
 export function splitDataset<K extends string>(ds: ArrayDataset, options: SplitOptions<K>): Splits<K> {
+  checkStructure("splitDataset", ds);
+  parseOptions("splitDataset", splitSchema, options);
   const names = Object.keys(options.fractions) as K[];
   const fractions = names.map((k) => options.fractions[k]);
   const issues: { path: string; message: string }[] = [];
@@ -58,6 +62,14 @@ export function splitDataset<K extends string>(ds: ArrayDataset, options: SplitO
   });
   return out as Splits<K>;
 }
+
+const splitSchema = z.strictObject({
+  fractions: z.custom<Record<string, number>>((v) => typeof v === "object" && v !== null && !Array.isArray(v), {
+    message: "must be an object of split names and fractions, e.g. { train: 0.8, validation: 0.2 }",
+  }),
+  seed: z.unknown().optional(),
+  stratify: z.boolean({ message: "must be a boolean" }).optional(),
+});
 
 /**
  * All indices ordered so that every class is spread evenly: each class is shuffled, its member of

@@ -5,7 +5,7 @@ import { applyTransforms, toOneHot, toTensors, type HostBatch } from "./batch.js
 import type { LoaderOptions } from "./loader.js";
 import { batchingShape, checkCursor } from "./options.js";
 import { prefetch } from "./prefetch.js";
-import { checkFinite, checkLabels, sizeOf } from "./validate.js";
+import { checkFinite, checkLabels, shapeIssue, sizeOf } from "./validate.js";
 
 /** One sample of a stream: features (`prod(sampleShape)` values) and a class index or target. */
 export interface Sample {
@@ -42,10 +42,10 @@ export interface StreamOptions extends Omit<LoaderOptions, "shuffle"> {
 
 const schema = z.strictObject({
   ...batchingShape,
-  sampleShape: z.array(z.number().int().min(1)),
-  numClasses: z.number().int().min(1).optional(),
-  labelShape: z.array(z.number().int().min(1)).optional(),
-  shuffleBuffer: z.number().int().min(0).optional(),
+  sampleShape: z.custom<readonly number[]>((v) => shapeIssue(v, false) === undefined, { message: "must be a non-empty array of integers >= 1, e.g. [784] or [28, 28, 1]" }),
+  numClasses: z.number().int({ message: "must be an integer >= 1" }).min(1, { message: "must be an integer >= 1" }).optional(),
+  labelShape: z.custom<readonly number[]>((v) => shapeIssue(v, true) === undefined, { message: "must be an array of integers >= 1 ([] for a scalar target)" }).optional(),
+  shuffleBuffer: z.number().int({ message: "must be an integer >= 0" }).min(0, { message: "must be an integer >= 0" }).max(2 ** 24, { message: "must be at most 2^24 samples" }).optional(),
 });
 
 const AUGMENT_SALT = 0xa06;
@@ -56,7 +56,11 @@ const AUGMENT_SALT = 0xa06;
  * typed arrays, transformed with the same seeded transforms as `DataLoader`, and prefetched.
  */
 export function streamData(source: StreamSource, options: StreamOptions): DataSource {
+  checkSource(source);
   const o = parseOptions("streamData", schema, options);
+  if (o.numClasses !== undefined && o.labelShape !== undefined) {
+    throw new OptionsError("streamData", [{ path: "labelShape", message: "is for regression targets; with numClasses labels are class indices (leave labelShape out)" }]);
+  }
   const seed = o.seed ?? 0;
   const transforms = o.transforms ?? [];
   const oneHot = (o.oneHot ?? false) || transforms.some((t) => t.softLabels === true);
@@ -124,6 +128,16 @@ export function streamData(source: StreamSource, options: StreamOptions): DataSo
       return { [Symbol.asyncIterator]: () => prefetch(tensors(cursor), o.prefetch ?? 1, (b) => tf.dispose([b.xs, b.ys])) };
     },
   };
+}
+
+function checkSource(source: StreamSource): void {
+  if (typeof source !== "object" || source === null || typeof source.open !== "function") {
+    throw new OptionsError("streamData", [{ path: "source", message: "must be a StreamSource: an object with open(epoch, start) returning an (async) iterable of { x, y }" }]);
+  }
+  const issues: { path: string; message: string }[] = [];
+  if (source.size !== undefined && (!Number.isSafeInteger(source.size) || source.size < 1)) issues.push({ path: "source.size", message: `must be an integer >= 1 or undefined, got ${String(source.size)}` });
+  if (source.seekable !== undefined && typeof source.seekable !== "boolean") issues.push({ path: "source.seekable", message: "must be a boolean" });
+  if (issues.length) throw new OptionsError("streamData", issues);
 }
 
 async function* toAsync(it: AsyncIterable<Sample> | Iterable<Sample>): AsyncIterable<Sample> {

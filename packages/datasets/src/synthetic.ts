@@ -1,4 +1,4 @@
-import { Rng, mixSeed, parseOptions } from "@fitloop/core";
+import { OptionsError, Rng, mixSeed, parseOptions } from "@fitloop/core";
 import { z } from "zod";
 import type { ArrayDataset } from "./dataset.js";
 import { normal } from "./random.js";
@@ -9,15 +9,28 @@ import { seedSchema } from "./options.js";
  * and the same options give the same values on every machine.
  */
 
-const count = z.number().int().min(1);
-const nonNegative = z.number().min(0);
+/** The most values (samples x features) a synthetic set may hold: 2^28 float32, 1 GiB. */
+export const SYNTHETIC_MAX_VALUES = 2 ** 28;
 
-const spiralsSchema = z.strictObject({ samples: count.optional(), noise: nonNegative.optional(), turns: z.number().positive().optional(), seed: seedSchema.optional() });
+const count = z.number({ message: "must be an integer >= 1" }).int({ message: "must be an integer >= 1" }).min(1, { message: "must be an integer >= 1" });
+const nonNegative = z.number({ message: "must be a finite number >= 0" }).min(0, { message: "must be a finite number >= 0" });
+const positive = z.number({ message: "must be a finite number > 0" }).positive({ message: "must be a finite number > 0" });
+
+/** samples x features fits in memory (a typo like 1e9 samples is an error naming the option, not a RangeError). */
+function capValues(owner: string, samples: number, features: number): void {
+  if (samples * features > SYNTHETIC_MAX_VALUES) {
+    throw new OptionsError(owner, [{ path: "samples", message: `${samples} samples x ${features} features is more than ${SYNTHETIC_MAX_VALUES} values (1 GiB)` }]);
+  }
+}
+
+const spiralsSchema = z.strictObject({ samples: count.optional(), noise: nonNegative.optional(), turns: positive.optional(), seed: seedSchema.optional() });
 
 /** Two interleaved spirals in 2-D (labels 0/1): not linearly separable, a classic for small MLPs. */
 export function twoSpirals(options: { samples?: number; noise?: number; turns?: number; seed?: number } = {}): ArrayDataset {
   const o = parseOptions("twoSpirals", spiralsSchema, options);
   const n = o.samples ?? 400;
+  if (n < 2) throw new OptionsError("twoSpirals", [{ path: "samples", message: `must be >= 2 (one per spiral), got ${n}` }]);
+  capValues("twoSpirals", n, 2);
   const noise = o.noise ?? 0.05;
   const turns = o.turns ?? 1.5;
   const rng = new Rng(mixSeed(o.seed ?? 0, 0x5b1a));
@@ -36,10 +49,10 @@ export function twoSpirals(options: { samples?: number; noise?: number; turns?: 
 
 const blobsSchema = z.strictObject({
   samples: count.optional(),
-  classes: z.number().int().min(1).optional(),
+  classes: z.number({ message: "must be an integer >= 2" }).int({ message: "must be an integer >= 2" }).min(2, { message: "must be an integer >= 2" }).optional(),
   features: count.optional(),
   spread: nonNegative.optional(),
-  box: z.number().positive().optional(),
+  box: positive.optional(),
   seed: seedSchema.optional(),
 });
 
@@ -51,6 +64,8 @@ export function gaussianBlobs(
   const n = o.samples ?? 300;
   const k = o.classes ?? 3;
   const d = o.features ?? 2;
+  if (k > n) throw new OptionsError("gaussianBlobs", [{ path: "classes", message: `${k} classes need at least ${k} samples (samples is ${n}): some classes would be empty` }]);
+  capValues("gaussianBlobs", n, d);
   const spread = o.spread ?? 1;
   const box = o.box ?? 5;
   const rng = new Rng(mixSeed(o.seed ?? 0, 0xb10b));
@@ -71,6 +86,8 @@ const xorSchema = z.strictObject({ samples: count.optional(), noise: nonNegative
 export function xor(options: { samples?: number; noise?: number; seed?: number } = {}): ArrayDataset {
   const o = parseOptions("xor", xorSchema, options);
   const n = o.samples ?? 200;
+  if (n < 4) throw new OptionsError("xor", [{ path: "samples", message: `must be >= 4 (one per cluster), got ${n}` }]);
+  capValues("xor", n, 2);
   const noise = o.noise ?? 0.2;
   const rng = new Rng(mixSeed(o.seed ?? 0, 0x0a0b));
   const x = new Float32Array(n * 2);
@@ -89,7 +106,7 @@ const regressionSchema = z.strictObject({
   samples: count.optional(),
   features: count.optional(),
   noise: nonNegative.optional(),
-  kind: z.enum(["linear", "sine"]).optional(),
+  kind: z.enum(["linear", "sine"], { message: 'must be "linear" or "sine"' }).optional(),
   seed: seedSchema.optional(),
 });
 
@@ -103,6 +120,7 @@ export function noisyRegression(
   const o = parseOptions("noisyRegression", regressionSchema, options);
   const n = o.samples ?? 200;
   const d = o.features ?? 1;
+  capValues("noisyRegression", n, d);
   const noise = o.noise ?? 0.1;
   const rng = new Rng(mixSeed(o.seed ?? 0, 0x7e61));
   const weights = Float32Array.from({ length: d }, () => 2 * rng.next() - 1);

@@ -1,5 +1,30 @@
 import { DataError, OptionsError } from "@fitloop/core";
 
+/**
+ * Checks a shape given as an option (`sampleShape`, `labelShape`, `imageShape`): an array of
+ * positive integers whose product is a safe integer; `[]` only when `allowEmpty` (a scalar label).
+ * Throws an `OptionsError` naming `owner` and `path`.
+ */
+export function checkShape(owner: string, path: string, shape: unknown, allowEmpty: boolean): readonly number[] {
+  const issue = shapeIssue(shape, allowEmpty);
+  if (issue) throw new OptionsError(owner, [{ path, message: issue }]);
+  return shape as readonly number[];
+}
+
+/** What is wrong with `shape` as a shape, or undefined. */
+export function shapeIssue(shape: unknown, allowEmpty: boolean): string | undefined {
+  if (!Array.isArray(shape)) return `must be an array of positive integers, e.g. [784] or [28, 28, 1], got ${describe(shape)}`;
+  if (shape.length === 0 && !allowEmpty) return "must not be [] (a sample needs at least one dimension; one feature is [1])";
+  const bad = shape.findIndex((d) => typeof d !== "number" || !Number.isSafeInteger(d) || d < 1);
+  if (bad >= 0) return `[${shape.map((d) => describe(d)).join(", ")}]: dimension ${bad} is ${describe(shape[bad])}; every dimension must be an integer >= 1`;
+  if (!Number.isSafeInteger(sizeOf(shape as number[]))) return `[${shape.join(", ")}] has more values per sample than can be indexed`;
+  return undefined;
+}
+
+function describe(v: unknown): string {
+  return typeof v === "number" ? String(v) : (JSON.stringify(v) ?? String(v));
+}
+
 /** Product of a shape (1 for `[]`). */
 export function sizeOf(shape: readonly number[]): number {
   let n = 1;
@@ -39,16 +64,21 @@ export function flattenRows(input: unknown, name: "x" | "y", shape: readonly num
     const rowShape = shape ?? (name === "y" ? [] : undefined);
     if (!rowShape) throw new DataError("MISSING_SAMPLE_SHAPE", `${name} is a flat array: give sampleShape (e.g. [784] or [28, 28, 1]) or one array per sample`);
     const f = sizeOf(rowShape);
-    if (f === 0 || input.length % f !== 0) {
-      throw new DataError("RAGGED_SAMPLE", `${name} has ${input.length} values, not a multiple of the sample size ${f} (shape [${rowShape.join(", ")}]); sample ${Math.floor(input.length / Math.max(f, 1))} is incomplete`, Math.floor(input.length / Math.max(f, 1)));
+    if (input.length % f !== 0) {
+      throw new DataError(
+        "RAGGED_SAMPLE",
+        `${name} has ${input.length} values, not a multiple of ${option(name)} [${rowShape.join(", ")}] (${f} values per sample); sample ${Math.floor(input.length / f)} is incomplete`,
+        Math.floor(input.length / f),
+      );
     }
     const values = input instanceof Float32Array ? input : toFloat32(input, name, f);
     return { values, rows: input.length / f, shape: [...rowShape] };
   }
   const rowShape = shapeOf(input[0]);
+  if (rowShape.includes(0)) throw new DataError("EMPTY_SAMPLE", `${name}[0] has shape [${rowShape.join(", ")}]: a sample with no values`, 0);
   const f = sizeOf(rowShape);
   if (shape && sizeOf(shape) !== f) {
-    throw new DataError("RAGGED_SAMPLE", `${name}[0] has shape [${rowShape.join(", ")}] (${f} values) but the given shape [${shape.join(", ")}] has ${sizeOf(shape)}`, 0);
+    throw new DataError("RAGGED_SAMPLE", `${name}[0] has shape [${rowShape.join(", ")}] (${f} values) but ${option(name)} [${shape.join(", ")}] has ${sizeOf(shape)}`, 0);
   }
   const values = new Float32Array(input.length * f);
   for (let i = 0; i < input.length; i++) {
@@ -61,6 +91,8 @@ export function flattenRows(input: unknown, name: "x" | "y", shape: readonly num
   }
   return { values, rows: input.length, shape: shape ? [...shape] : rowShape };
 }
+
+const option = (name: "x" | "y") => (name === "x" ? "sampleShape" : "labelShape");
 
 function toFloat32(input: ArrayLike<unknown>, name: "x" | "y", f: number): Float32Array {
   const out = new Float32Array(input.length);

@@ -98,7 +98,8 @@ describe("Checkpoint", () => {
     const rebuilt = await loadModel(store);
     const x = tf.randomNormal([3, 4], 0, 1, "float32", 9);
     expect(Array.from((rebuilt.predict(x) as tf.Tensor).dataSync())).toEqual(Array.from((fx.model.predict(x) as tf.Tensor).dataSync()));
-    await expect(resumeFrom(store)).rejects.toThrow(/weights-only export: it cannot resume a run/);
+    await expect(resumeFrom(store)).rejects.toThrow(/no loadable run checkpoint in memory/); // "latest" skips weights-only exports
+    await expect(resumeFrom(store, (await store.list())[0]!)).rejects.toThrow(/weights-only export: it cannot resume a run/);
     await saveWeights(store, "exported", fx.model);
     expect((await loadCheckpoint(store, "exported")).snapshot).toBeUndefined();
     tf.dispose([x]);
@@ -134,11 +135,13 @@ describe("Checkpoint", () => {
     await trainer(fx, [new Checkpoint({ store: new FileStore(dir), filename: "e{epoch}" })]).fit({ epochs: 1, train: fx.data(8) });
     const manifestPath = join(dir, "e0", "manifest.json");
     const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
-    manifest.files["../../etc/passwd"] = { size: 1, sha256: "x" };
+    manifest.files["../../etc/passwd"] = { size: 1, sha256: "0".repeat(64) };
     writeFileSync(manifestPath, JSON.stringify(manifest));
     await expect(loadCheckpoint(new FileStore(dir), "e0")).rejects.toThrow(/the manifest lists files fitloop does not write: "..\/..\/etc\/passwd"/);
-    writeFileSync(join(dir, "pointers.json"), JSON.stringify({ latest: "../outside" }));
-    await expect(new FileStore(dir).readPointers()).rejects.toThrow(/"..\/outside" is not a checkpoint name/);
+    writeFileSync(join(dir, "pointers.json"), JSON.stringify({ latest: "../outside", best: "x/y" }));
+    expect(await new FileStore(dir).readPointers()).toEqual({}); // ignored: the loaders scan the checkpoints instead
+    writeFileSync(manifestPath, JSON.stringify({ ...manifest, files: { ...manifest.files, "model.json": null } }));
+    await expect(loadCheckpoint(new FileStore(dir), "e0")).rejects.toThrow(/manifest.json is not a fitloop.checkpoint\/1 manifest/);
     await expect(new FileStore(dir).read("../e0", "manifest.json")).rejects.toThrow(/is not a checkpoint name/);
     await expect(new FileStore(dir).read("e0", "../../x")).rejects.toThrow(/no checkpoint file is named/);
     fx.dispose();

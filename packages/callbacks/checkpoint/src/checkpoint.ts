@@ -1,6 +1,7 @@
 import { isImprovement, ORDER, parseOptions, resolveMonitorMode, systemClock, type Callback, type Clock, type FitEndContext, type HookContext, type Logger, type MonitorMode } from "@fitloop/core";
 import { z } from "zod";
-import { CHECKPOINT_FORMAT, encodeRun, encodeWeights, versions } from "./format.js";
+import { encodeRun, encodeWeights, versions } from "./format.js";
+import { CheckpointExistsError } from "./errors.js";
 import { listCheckpoints } from "./load.js";
 import type { CheckpointStore } from "./store.js";
 import { formatName } from "./template.js";
@@ -81,7 +82,7 @@ export class Checkpoint implements Callback {
     this.logger = ctx.logger;
     // what is in the store already (a resumed run continues the same retention)
     this.saved = (await listCheckpoints(this.store))
-      .filter((c) => c.manifest?.format === CHECKPOINT_FORMAT)
+      .filter((c) => c.manifest !== undefined)
       .map((c) => ({ name: c.name, step: c.manifest!.step, value: this.options.monitor ? numberOf(c.manifest!.logs[this.options.monitor]) : undefined }))
       .sort((a, b) => a.step - b.step);
     this.lastSavedStep = -1;
@@ -93,29 +94,46 @@ export class Checkpoint implements Callback {
   async batchCheckpoint(ctx: HookContext): Promise<void> {
     const { steps, minutes } = this.options.every;
     const s = ctx.state;
+    // the batch that ends an epoch: its epoch's safe point follows at once, with the epoch's metrics
+    const lastOfEpoch = s.batchesPerEpoch !== undefined && s.batchIndex >= s.batchesPerEpoch;
     if (this.signalled) {
       await this.save(ctx, `on ${this.signalled}`);
       ctx.requestStop(`${this.signalled}: saved a checkpoint and stopped`);
       this.signalled = undefined;
       return;
     }
-    const byStep = steps !== undefined && s.step > 0 && s.step % steps === 0;
-    const byTime = minutes !== undefined && this.options.clock.now() - this.lastSaveTime >= minutes * 60_000;
-    if ((byStep || byTime) && s.step !== this.lastSavedStep) await this.save(ctx, byStep ? `every ${steps} steps` : `every ${minutes} minutes`);
+    // a stop asked for in this batch, mid-epoch: this is the run's last safe point (no epoch one follows)
+    if (ctx.stopRequested && !lastOfEpoch) {
+      const due = this.stepsDue(s.step) || this.timeDue();
+      if ((this.options.saveLast || due) && s.step !== this.lastSavedStep) await this.save(ctx, due && !this.options.saveLast ? `every ${this.options.every.steps ?? this.options.every.minutes} ${this.options.every.steps ? "steps" : "minutes"}` : "where the run stopped");
+      return;
+    }
+    if (lastOfEpoch || s.step === this.lastSavedStep) return;
+    if (this.stepsDue(s.step) || this.timeDue()) await this.save(ctx, this.stepsDue(s.step) ? `every ${steps} steps` : `every ${minutes} minutes`);
   }
 
+  /** After a whole epoch (core fires it only then). */
   async epochCheckpoint(ctx: HookContext): Promise<void> {
     const s = ctx.state;
     const { epochs } = this.options.every;
-    // a whole epoch (a run stopped mid-epoch also reaches this safe point, with its cursor mid-epoch)
-    const completed = s.cursor.epoch === s.epoch + 1 && s.cursor.batchIndex === 0;
-    const due = epochs !== undefined && completed && (s.epoch + 1) % epochs === 0;
+    const due = epochs !== undefined && (s.epoch + 1) % epochs === 0;
     const ending = this.options.saveLast && (ctx.stopRequested || s.epoch === s.epochs - 1);
-    if ((due || ending || this.signalled) && s.step !== this.lastSavedStep) await this.save(ctx, due ? `every ${epochs} epochs` : this.signalled ? `on ${this.signalled}` : "at the end of the run");
+    const reason = this.signalled ? `on ${this.signalled}` : due ? `every ${epochs} epochs` : this.stepsDue(s.step) ? `every ${this.options.every.steps} steps` : this.timeDue() ? `every ${this.options.every.minutes} minutes` : ending ? "at the end of the run" : undefined;
+    if (reason && s.step !== this.lastSavedStep) await this.save(ctx, reason);
     if (this.signalled) {
       ctx.requestStop(`${this.signalled}: saved a checkpoint and stopped`);
       this.signalled = undefined;
     }
+  }
+
+  private stepsDue(step: number): boolean {
+    const { steps } = this.options.every;
+    return steps !== undefined && step > 0 && step % steps === 0;
+  }
+
+  private timeDue(): boolean {
+    const { minutes } = this.options.every;
+    return minutes !== undefined && this.options.clock.now() - this.lastSaveTime >= minutes * 60_000;
   }
 
   afterFit(_ctx: FitEndContext): void {
@@ -130,14 +148,28 @@ export class Checkpoint implements Callback {
   private async save(ctx: HookContext, why: string): Promise<void> {
     const s = ctx.state;
     const snapshot = await ctx.snapshot();
-    const info = { versions: versions() };
+    // the logs the checkpoint is ranked by: this point's (batch logs mid-epoch, the epoch's at its end)
+    const info = { versions: versions(), step: s.step, epoch: s.epoch, logs: ctx.logs };
     const files = this.options.weightsOnly ? await encodeWeights(snapshot.weights, ctx.model, info) : await encodeRun(snapshot, ctx.model, info);
-    const base = formatName(this.options.filename, { epoch: s.epoch, step: s.step, batch: s.batchIndex, logs: ctx.logs });
+    // mid-epoch saves have batch logs only: a key that is not there (val_*) reads "NA" there; at an
+    // epoch's end every key must exist (a typo is an error at the first epoch, not a silent "NA")
+    const atEpochEnd = ctx.event === "epochCheckpoint";
+    const base = formatName(this.options.filename, { epoch: s.epoch, step: s.step, batch: s.batchIndex, logs: ctx.logs }, atEpochEnd ? "error" : "NA").slice(0, 190);
     const existing = new Set(await this.store.list());
     let name = base;
     // the same name twice (a template without the step, a resumed run): never replace a good checkpoint
-    for (let v = 1; existing.has(name); v++) name = `${base}-v${v}`;
-    await this.store.write(name, files);
+    for (let v = 1; ; v++) {
+      if (!existing.has(name)) {
+        try {
+          await this.store.write(name, files);
+          break;
+        } catch (e) {
+          // something else is there under that name (not a checkpoint the list shows): take the next
+          if (!(e instanceof CheckpointExistsError) || v > 100) throw e;
+        }
+      }
+      name = `${base}-v${v}`;
+    }
     const value = this.options.monitor ? numberOf(ctx.logs[this.options.monitor]) : undefined;
     this.saved.push({ name, step: s.step, value });
     this.lastSavedStep = s.step;

@@ -23,3 +23,10 @@ export class NoCheckpointError extends FitloopError {
     super("NO_CHECKPOINT", message);
   }
 }
+
+/** A store already has an entry under that checkpoint name. */
+export class CheckpointExistsError extends FitloopError {
+  constructor(name: string, where: string) {
+    super("CHECKPOINT_EXISTS", `checkpoint "${name}" exists in ${where}`);
+  }
+}

@@ -4,6 +4,7 @@ import { SNAPSHOT_FORMAT, type OptimizerStateDict, type RunSnapshot, type SavedW
 import { CheckpointFormatError, CheckpointIntegrityError } from "./errors.js";
 import { fromJsonTree, toJsonTree } from "./json.js";
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from "./safetensors.js";
+import { z } from "zod";
 
 /**
  * One checkpoint is one directory of these files (all written before the directory appears):
@@ -68,6 +69,10 @@ export function versions(): Record<string, string> {
 export interface EncodeInfo {
   readonly versions: Readonly<Record<string, string>>;
   readonly created?: Date;
+  /** Position and logs recorded in the manifest (ordering, ranking); default: from the snapshot. */
+  readonly step?: number;
+  readonly epoch?: number;
+  readonly logs?: Readonly<Record<string, number>>;
 }
 
 /** Runs `compute` on a later macrotask, so work already handed to the file system proceeds meanwhile. */
@@ -123,7 +128,7 @@ function withManifest(files: Map<string, Promise<Uint8Array>>, kind: "run" | "we
     const bytes = await pending;
     return [name, { size: bytes.length, sha256: await sha256(bytes) }] as const;
   }));
-  const last = trainer?.train.history.at(-1);
+  const logs = info.logs ?? trainer?.train.history.at(-1)?.logs;
   const manifest = digests.then((entries) =>
     text({
       format: CHECKPOINT_FORMAT,
@@ -131,41 +136,69 @@ function withManifest(files: Map<string, Promise<Uint8Array>>, kind: "run" | "we
       kind,
       versions: info.versions,
       backend: tf.getBackend() ?? "unknown",
-      step: trainer?.train.step ?? 0,
-      epoch: trainer?.train.cursor.epoch ?? 0,
-      logs: last ? (toJsonTree(last.logs, new Map()) as Record<string, unknown>) : {},
+      step: info.step ?? trainer?.train.step ?? 0,
+      epoch: info.epoch ?? trainer?.train.cursor.epoch ?? 0,
+      logs: logs ? (toJsonTree({ ...logs }, new Map()) as Record<string, unknown>) : {},
       files: Object.fromEntries(entries),
     } satisfies Manifest),
   );
   return new Map<string, Promise<Uint8Array>>([...files, ["manifest.json", manifest]]);
 }
 
-/** Reads a checkpoint's file by name (a store's read). */
-export type ReadFile = (file: string) => Promise<Uint8Array>;
+/** Reads a checkpoint's file by name, refusing one larger than `maxBytes` (a store's read). */
+export type ReadFile = (file: string, maxBytes: number) => Promise<Uint8Array>;
+
+/** A manifest is small: a larger file is refused before it is read. */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+const manifestSchema = z.object({
+  format: z.literal(CHECKPOINT_FORMAT),
+  created: z.string(),
+  kind: z.enum(["run", "weights"]),
+  versions: z.record(z.string(), z.string()),
+  backend: z.string(),
+  step: z.number().int().min(0),
+  epoch: z.number().int().min(0),
+  logs: z.record(z.string(), z.unknown()),
+  files: z.record(z.string(), z.strictObject({ size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+});
+
+/** Parses and checks a manifest; `undefined` when it is not one (no file content in any message). */
+export function parseManifest(bytes: Uint8Array): Manifest | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    return undefined;
+  }
+  const r = manifestSchema.safeParse(raw);
+  return r.success ? (r.data as Manifest) : undefined;
+}
 
 /** Reads and checks the manifest, then every file it lists against its size and sha256. */
 export async function verifiedFiles(read: ReadFile, checkpoint: string): Promise<{ manifest: Manifest; files: Map<string, Uint8Array> }> {
   const bad = (m: string) => new CheckpointIntegrityError(`checkpoint "${checkpoint}": ${m}`, checkpoint);
-  let manifest: Manifest;
+  let bytes: Uint8Array;
   try {
-    manifest = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(await read("manifest.json"))) as Manifest;
+    bytes = await read("manifest.json", MAX_MANIFEST_BYTES);
   } catch (e) {
-    throw bad(`manifest.json is missing or not JSON (${(e as Error).message})`);
+    throw bad(`manifest.json cannot be read (${(e as Error).message})`);
   }
-  if (manifest?.format !== CHECKPOINT_FORMAT || typeof manifest.files !== "object" || manifest.files === null) throw bad(`manifest.json is not a ${CHECKPOINT_FORMAT} manifest`);
+  const manifest = parseManifest(bytes);
+  if (!manifest) throw bad(`manifest.json is not a ${CHECKPOINT_FORMAT} manifest`);
   const names = Object.keys(manifest.files);
   const unknown = names.filter((n) => !(FILES as readonly string[]).includes(n));
   if (unknown.length) throw bad(`the manifest lists files fitloop does not write: ${unknown.map((n) => JSON.stringify(n)).join(", ")}`);
   const required = manifest.kind === "weights" ? ["model.json", "weights.safetensors"] : FILES;
   const missing = required.filter((n) => !names.includes(n));
   if (missing.length) throw bad(`the manifest lacks ${missing.join(", ")}`);
-  // read and hash every file concurrently
+  // read and hash every file concurrently; none larger than the manifest says
   const checked = await Promise.all(
     names.map(async (name) => {
       const want = manifest.files[name]!;
       let bytes: Uint8Array;
       try {
-        bytes = await read(name);
+        bytes = await read(name, want.size);
       } catch (e) {
         throw bad(`${name} cannot be read (${(e as Error).message})`);
       }
@@ -174,8 +207,7 @@ export async function verifiedFiles(read: ReadFile, checkpoint: string): Promise
       return [name, bytes] as const;
     }),
   );
-  const files = new Map<string, Uint8Array>(checked);
-  return { manifest, files };
+  return { manifest, files: new Map<string, Uint8Array>(checked) };
 }
 
 const json = (bytes: Uint8Array | undefined, name: string): Record<string, unknown> => {
@@ -184,8 +216,8 @@ const json = (bytes: Uint8Array | undefined, name: string): Record<string, unkno
     const v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as unknown;
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not an object");
     return v as Record<string, unknown>;
-  } catch (e) {
-    throw new CheckpointFormatError(`${name} is not a JSON object (${(e as Error).message})`);
+  } catch {
+    throw new CheckpointFormatError(`${name} is not a JSON object`);
   }
 };
 

@@ -4,6 +4,6 @@ export { loadCheckpoint, readCheckpoint, resumeFrom, loadModel, listCheckpoints,
 export { encodeRun, encodeWeights, decodeRun, decodeModel, verifiedFiles, CHECKPOINT_FORMAT, FILES, type Manifest } from "./format.js";
 export { encodeSafetensors, decodeSafetensors, MAX_HEADER_BYTES, type SafeTensor, type SafetensorsDtype, type TensorData } from "./safetensors.js";
 export { formatName, type NameValues } from "./template.js";
-export { CheckpointFormatError, CheckpointIntegrityError, NoCheckpointError } from "./errors.js";
+export { CheckpointExistsError, CheckpointFormatError, CheckpointIntegrityError, NoCheckpointError } from "./errors.js";
 export { saveWeights } from "./export.js";
 export { CHECKPOINT_STORE, CHECKPOINT_OPTIONS, InjectedCheckpoint } from "./di.js";

@@ -1,7 +1,7 @@
 import * as tfl from "@tensorflow/tfjs-layers";
 import { loadWeights, type Logger, type RunSnapshot, type SavedWeight } from "@fitloop/core";
 import { CheckpointFormatError, CheckpointIntegrityError, NoCheckpointError } from "./errors.js";
-import { decodeModel, decodeRun, verifiedFiles, type Manifest } from "./format.js";
+import { decodeModel, decodeRun, MAX_MANIFEST_BYTES, parseManifest, verifiedFiles, type Manifest } from "./format.js";
 import type { CheckpointStore } from "./store.js";
 
 export interface LoadedCheckpoint {
@@ -16,7 +16,7 @@ export interface LoadedCheckpoint {
 
 /** Reads one checkpoint, checking every file against the manifest (sizes, sha256) and the formats. */
 export async function readCheckpoint(store: CheckpointStore, name: string): Promise<LoadedCheckpoint> {
-  const { manifest, files } = await verifiedFiles((file) => store.read(name, file), name);
+  const { manifest, files } = await verifiedFiles((file, maxBytes) => store.read(name, file, maxBytes), name);
   try {
     const { weights, topology } = decodeModel(files);
     return { name, manifest, snapshot: manifest.kind === "run" ? decodeRun(files) : undefined, weights, topology };
@@ -26,13 +26,13 @@ export async function readCheckpoint(store: CheckpointStore, name: string): Prom
   }
 }
 
-/** The manifests of every checkpoint in the store that has a readable one, newest step first. */
+/** The manifests of every checkpoint in the store (undefined where it is missing or not one), newest step first. */
 export async function listCheckpoints(store: CheckpointStore): Promise<{ name: string; manifest: Manifest | undefined }[]> {
   const out: { name: string; manifest: Manifest | undefined }[] = [];
   for (const name of await store.list()) {
     let manifest: Manifest | undefined;
     try {
-      manifest = JSON.parse(new TextDecoder().decode(await store.read(name, "manifest.json"))) as Manifest;
+      manifest = parseManifest(await store.read(name, "manifest.json", MAX_MANIFEST_BYTES));
     } catch {
       manifest = undefined;
     }
@@ -51,12 +51,16 @@ export interface LoadOptions {
  * corrupt or truncated checkpoint is skipped with a warning naming it, and the newest good one is
  * used instead; a named checkpoint is loaded or refused.
  */
-export async function loadCheckpoint(store: CheckpointStore, which: "latest" | "best" | (string & {}) = "latest", options: LoadOptions = {}): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(store: CheckpointStore, which: "latest" | "best" | (string & {}) = "latest", options: LoadOptions & { runsOnly?: boolean } = {}): Promise<LoadedCheckpoint> {
   if (which !== "latest" && which !== "best") return readCheckpoint(store, which);
   const pointers = await store.readPointers();
-  const first = which === "best" ? (pointers.best ?? pointers.latest) : pointers.latest;
-  const candidates = (await listCheckpoints(store)).map((c) => c.name);
-  const order = first && candidates.includes(first) ? [first, ...candidates.filter((n) => n !== first)] : candidates;
+  // newest step first (a crash between a write and the pointer update leaves the pointer behind);
+  // the `best` pointer, or the `latest` one among equal steps, goes first
+  const listed = (await listCheckpoints(store)).filter((c) => !options.runsOnly || c.manifest?.kind !== "weights");
+  const first = which === "best" ? pointers.best : pointers.latest;
+  const top = listed[0]?.manifest?.step;
+  const preferred = listed.find((c) => c.name === first && (which === "best" || c.manifest?.step === top));
+  const order = preferred ? [preferred.name, ...listed.filter((c) => c !== preferred).map((c) => c.name)] : listed.map((c) => c.name);
   const problems: string[] = [];
   for (const name of order) {
     try {
@@ -68,12 +72,12 @@ export async function loadCheckpoint(store: CheckpointStore, which: "latest" | "
       problems.push(`skipped "${name}": ${e.message}`);
     }
   }
-  throw new NoCheckpointError(`no loadable checkpoint in ${store.description}${problems.length ? `: ${problems.join("; ")}` : " (it is empty)"}`);
+  throw new NoCheckpointError(`no loadable ${options.runsOnly ? "run " : ""}checkpoint in ${store.description}${problems.length ? `: ${problems.join("; ")}` : " (it is empty)"}`);
 }
 
-/** The snapshot of `which` for `fit({ resumeFrom })`. */
+/** The snapshot of `which` for `fit({ resumeFrom })`; "latest" and "best" skip weights-only exports. */
 export async function resumeFrom(store: CheckpointStore, which: "latest" | "best" | (string & {}) = "latest", options: LoadOptions = {}): Promise<RunSnapshot> {
-  const c = await loadCheckpoint(store, which, options);
+  const c = await loadCheckpoint(store, which, { ...options, runsOnly: true });
   if (!c.snapshot) throw new NoCheckpointError(`checkpoint "${c.name}" is a weights-only export: it cannot resume a run (load its weights with loadModel or loadWeights)`);
   return c.snapshot;
 }

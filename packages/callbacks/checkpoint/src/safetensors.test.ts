@@ -93,7 +93,7 @@ describe("JSON with typed arrays and non-finite numbers", () => {
 
   it("bad tags are refused: unknown float, missing tensor, a tensor used twice, unstorable values", () => {
     const tensors = new Map<string, SafeTensor>([["t0", { dtype: "F32", shape: [1], data: new Float32Array(1) }]]);
-    expect(() => fromJsonTree({ x: { $float: "1e999" } }, tensors)).toThrow(/\$\.x: \{"\$float": "1e999"\} is not NaN, Infinity or -Infinity/);
+    expect(() => fromJsonTree({ x: { $float: "1e999" } }, tensors)).toThrow(/\$\.x: \{"\$float": "1e999"\} is not NaN, Infinity, -Infinity or -0/);
     expect(() => fromJsonTree({ x: { $tensor: "t9" } }, tensors)).toThrow(/refers to tensor "t9", which the state file does not have/);
     expect(() => fromJsonTree([{ $tensor: "t0" }, { $tensor: "t0" }], tensors)).toThrow(/referenced twice/);
     expect(() => toJsonTree({ f: () => 1 }, new Map())).toThrow(/cannot store function at \$\.f/);

@@ -1,4 +1,4 @@
-import { CheckpointFormatError } from "./errors.js";
+import { CheckpointExistsError, CheckpointFormatError } from "./errors.js";
 
 /**
  * Where checkpoints live. The plugin and the loaders only use this interface, so storage is a
@@ -15,7 +15,8 @@ export interface CheckpointStore {
    * a promise (the manifest, which waits for the other files' hashes): write the others meanwhile.
    */
   write(name: string, files: ReadonlyMap<string, FileContent>): Promise<void>;
-  read(name: string, file: string): Promise<Uint8Array>;
+  /** One file of a checkpoint; refuses a file larger than `maxBytes` before reading it. */
+  read(name: string, file: string, maxBytes?: number): Promise<Uint8Array>;
   /** Names of the complete checkpoints. */
   list(): Promise<string[]>;
   remove(name: string): Promise<void>;
@@ -55,14 +56,15 @@ export class MemoryStore implements CheckpointStore {
 
   async write(name: string, files: ReadonlyMap<string, FileContent>): Promise<void> {
     checkName(name);
-    if (this.checkpoints.has(name)) throw new CheckpointFormatError(`checkpoint "${name}" exists in ${this.description}`);
+    if (this.checkpoints.has(name)) throw new CheckpointExistsError(name, this.description);
     const entries = await Promise.all([...files].map(async ([k, v]) => [k, (await v).slice()] as const));
     this.checkpoints.set(name, new Map(entries));
   }
 
-  async read(name: string, file: string): Promise<Uint8Array> {
+  async read(name: string, file: string, maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array> {
     const bytes = this.checkpoints.get(checkName(name))?.get(file);
     if (!bytes) throw new CheckpointFormatError(`${this.description}: checkpoint "${name}" has no file "${file}"`);
+    if (bytes.length > maxBytes) throw new CheckpointFormatError(`${this.description}: ${name}/${file} has ${bytes.length} bytes, more than the ${maxBytes} expected`);
     return bytes.slice();
   }
 

@@ -24,11 +24,13 @@ function format(value: number, spec: string | undefined): string {
 
 /**
  * Fills `{epoch}`, `{step}`, `{batch}` and any log key (`{val_loss:.4f}`, `{epoch:03d}`) and makes
- * the result a valid checkpoint name. A key that is not there is an error naming what is.
+ * the result a valid checkpoint name. A key that is not there is an error naming what is, or, with
+ * `missing: "NA"` (saves in the middle of an epoch, without val_* logs), "NA".
  */
-export function formatName(template: string, v: NameValues): string {
+export function formatName(template: string, v: NameValues, missing: "error" | "NA" = "error"): string {
   const filled = template.replace(FIELD, (_, key: string, spec: string | undefined) => {
     const value = key === "epoch" ? v.epoch : key === "step" ? v.step : key === "batch" ? v.batch : v.logs[key];
+    if (typeof value !== "number" && missing === "NA") return "NA";
     if (typeof value !== "number") throw new CheckpointFormatError(`name template "${template}": {${key}} is not available here (epoch, step, batch, ${Object.keys(v.logs).join(", ") || "no logs"})`);
     return format(value, spec);
   });

@@ -33,8 +33,6 @@ export class EarlyStopping implements Callback {
   private state: EarlyStoppingState = initialEarlyStoppingState();
   private stop: { kind: StopKind; reason: string } | null = null;
   private readonly best = new WeightCopies();
-  /** A state was loaded for the next fit: `beforeFit` keeps it instead of starting afresh. */
-  private loaded = false;
   /** Our `beforeFit` ran in the current fit, so `afterFit` may restore (not after a previous fit's copy). */
   private active = false;
 
@@ -65,8 +63,7 @@ export class EarlyStopping implements Callback {
   beforeFit(ctx: HookContext): void {
     this.active = false;
     checkMonitorPossible(ctx.state, this.options.monitor, this.name);
-    if (this.loaded) {
-      this.loaded = false;
+    if (ctx.state.resumed) {
       try {
         this.best.check(ctx.model, this.name);
       } catch (e) {
@@ -122,7 +119,6 @@ export class EarlyStopping implements Callback {
     // shapes are checked against the model in beforeFit, where the model is known
     if (this.options.restoreBestWeights && saved.weights) this.best.load(saved.weights);
     else this.best.dispose();
-    this.loaded = true;
   }
 
   /** Releases the weight copies (a plugin passed as an instance is the caller's to dispose). */

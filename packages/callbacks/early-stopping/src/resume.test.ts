@@ -125,13 +125,16 @@ describe("saved state is validated", () => {
     fx.dispose();
   });
 
-  it("a state loaded without restoreBestWeights ignores saved weights; loading keeps the state for the next fit only", async () => {
+  it("a state loaded without restoreBestWeights ignores saved weights; a resumed fit keeps it, the next fresh fit starts over", async () => {
     const fx = tinyFixture({ samples: 16 });
     const es = new EarlyStopping({ monitor: "score", mode: "min", patience: 1 });
-    es.loadStateDict({ ...good(), best: 0.1, bestEpoch: 0, weights: [{ shape: [1], values: f32(1) }] } as StateDict);
+    const state = { ...good(), best: 0.1, bestEpoch: 0, weights: [{ shape: [1], values: f32(1) }] } as StateDict;
+    es.loadStateDict(state);
     expect(es.bestWeights()).toEqual([]);
     const t = make(fx, [es, scripted([0.4, 0.6, 0.7, 0.8])]);
-    // the loaded best is kept: e0 .4 is worse than .1 (wait 1, no stop at epoch 0); e1 wait 2 -> stop
+    // loaded through the trainer, the fit is a resume: the loaded best is kept (e0 .4 is worse than .1,
+    // wait 1, no stop at epoch 0; e1 wait 2 -> stop)
+    t.loadStateDict(stateWithPlugins({ "early-stopping": state }));
     await t.fit({ epochs: 4, train: fx.data(8) });
     expect(es.result).toMatchObject({ stoppedEpoch: 1, bestEpoch: 0, bestValue: 0.1 });
     expect(es.stateDict()).toMatchObject({ wait: 2, weights: null });

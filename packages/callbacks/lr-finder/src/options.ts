@@ -65,7 +65,17 @@ export const finderSchema = z
     loss: z.union([z.enum(LOSS_NAMES), z.custom<LossFn>(isFunction)], { message: `must be one of ${LOSS_NAMES.join(", ")} or a function (yTrue, yPred) => tf.Tensor` }),
     metrics: z.array(z.union([z.literal("acc"), z.literal("accuracy"), z.record(z.string(), z.custom<LossFn>(isFunction))]), { message: 'must be an array of "acc", "accuracy" or { name: (yTrue, yPred) => tf.Tensor }' }).optional(),
     train: z.custom<DataSource>((v) => typeof v === "object" && v !== null && typeof (v as DataSource).batches === "function", { message: "must be a data source (tensorData(xs, ys, { batchSize }), a DataLoader, or an object with batches())" }),
-    callbacks: z.array(z.custom<Callback | PluginClass>((v) => typeof v === "function" || (typeof v === "object" && v !== null), { message: "must be a plugin instance, a plugin class or an object of hooks" }), { message: "must be an array of plugins" }).optional(),
+    callbacks: z
+      .array(
+        z
+          .custom<Callback | PluginClass>((v) => typeof v === "function" || (typeof v === "object" && v !== null), { message: "must be a plugin instance, a plugin class or an object of hooks" })
+          // a sweep is thrown away afterwards: a plugin that saves checkpoints would leave its files (and move `latest`)
+          .refine((v) => typeof v !== "object" || v === null || (typeof (v as Callback).batchCheckpoint !== "function" && typeof (v as Callback).epochCheckpoint !== "function"), {
+            message: "saves at the checkpoint safe points (a checkpoint plugin?): the sweep's checkpoints would be left behind; pass only what the run needs (a normaliser, say)",
+          }),
+        { message: "must be an array of plugins" },
+      )
+      .optional(),
     ...sweepShape,
     suggest: z.enum(SUGGESTION_NAMES as [SuggestionName, ...SuggestionName[]], { message: `must be one of ${SUGGESTION_NAMES.join(", ")}` }).default("valley"),
     confidence: confidenceSchema.optional(),

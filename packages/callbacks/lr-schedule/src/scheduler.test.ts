@@ -130,7 +130,7 @@ describe("plateau on top of a schedule, and ReduceLROnPlateau alone", () => {
     expect(r.state.history[0]!.logs["lr"]).toBe(1e-4); // not overridden by the previous run's base x factor
     expect(plateau.plateauFactor).toBe(1);
     const saved = { plateau: { factor: 0.5, best: 1, wait: 0, cooldownCounter: 0 }, baseLr: 0.02 };
-    plateau.loadStateDict(saved);
+    t.loadStateDict(stateWithPlugins({ "reduce-lr-on-plateau": saved })); // a resume: the plugin keeps what it is given
     const r2 = await t.fit({ epochs: 1, train: fx.data(8) });
     expect(r2.state.history[0]!.logs["lr"]).toBe(0.01); // the loaded base x factor
     fx.dispose();

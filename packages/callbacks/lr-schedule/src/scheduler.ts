@@ -61,8 +61,6 @@ export class Scheduler implements Callback {
   /** The learning rate the plateau factor scales when there is no `lr` schedule (the optimizer's, at the first fit). */
   private baseLr: number | undefined;
   private checked = false;
-  /** A state was loaded for the next fit: `beforeFit` keeps it instead of starting over. */
-  private loaded = false;
 
   constructor(options: SchedulerOptions, owner = "Scheduler", defaultStateKey = "lr-schedule") {
     const o = parseOptions(owner, schedulerSchema, options);
@@ -91,9 +89,7 @@ export class Scheduler implements Callback {
       throw new HyperparameterError(`${this.name}: a momentum schedule needs an optimizer with momentum or beta1 (momentum, rmsprop, adam, adamax); ${ctx.optimizer.getClassName()} has neither`);
     }
     if (this.plateau) checkMonitorPossible(ctx.state, this.plateau.monitor, this.name);
-    if (this.loaded) {
-      this.loaded = false;
-    } else {
+    if (!ctx.state.resumed) {
       // a new run (Keras' on_train_begin): the plateau starts over from the optimizer's current rate
       this.plateauState = initialPlateauState();
       this.baseLr = this.lr ? undefined : ctx.hyper.learningRate;
@@ -143,7 +139,6 @@ export class Scheduler implements Callback {
     const plateau = parsePlateauState(this.name, r.data.plateau);
     this.plateauState = plateau;
     this.baseLr = r.data.baseLr ?? undefined;
-    this.loaded = true;
   }
 
   private position(ctx: HookContext): number {

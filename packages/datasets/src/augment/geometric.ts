@@ -1,4 +1,4 @@
-import { parseOptions } from "@fitloop/core";
+import { OptionsError, parseOptions } from "@fitloop/core";
 import { z } from "zod";
 import { gatherBatch, type BatchTransform, type HostBatch } from "../batch.js";
 import { dimsResolver, imageDims, imageShapeSchema, type ImageDims } from "./shape.js";
@@ -12,7 +12,10 @@ export interface RandomCropOptions {
   imageShape?: number[];
 }
 
-const cropSchema = z.strictObject({ padding: z.number().int().min(0), fill: z.number().optional(), imageShape: imageShapeSchema });
+const pixels = (what: string) => z.number({ message: `must be an integer >= 0 (${what})` }).int({ message: `must be an integer >= 0 (${what})` }).min(0, { message: `must be an integer >= 0 (${what})` });
+const fillSchema = z.number({ message: "must be a finite number" }).optional();
+
+const cropSchema = z.strictObject({ padding: pixels("pixels of padding per side"), fill: fillSchema, imageShape: imageShapeSchema });
 
 /**
  * Random crop with padding (the CIFAR/MNIST recipe): equivalent to shifting each image by an
@@ -20,7 +23,7 @@ const cropSchema = z.strictObject({ padding: z.number().int().min(0), fill: z.nu
  */
 export function randomCrop(options: RandomCropOptions): BatchTransform {
   const o = parseOptions("randomCrop", cropSchema, options);
-  return shiftTransform("randomCrop", o.padding, o.fill ?? 0, o.imageShape);
+  return shiftTransform("randomCrop", "padding", o.padding, o.fill ?? 0, o.imageShape);
 }
 
 export interface RandomShiftOptions {
@@ -30,19 +33,38 @@ export interface RandomShiftOptions {
   imageShape?: number[];
 }
 
-const shiftSchema = z.strictObject({ maxShift: z.number().int().min(0), fill: z.number().optional(), imageShape: imageShapeSchema });
+const shiftSchema = z.strictObject({ maxShift: pixels("pixels per axis"), fill: fillSchema, imageShape: imageShapeSchema });
 
 /** Shifts each image by a random integer offset in `[-maxShift, maxShift]` per axis (= `randomCrop({padding: maxShift})`). */
 export function randomShift(options: RandomShiftOptions): BatchTransform {
   const o = parseOptions("randomShift", shiftSchema, options);
-  return shiftTransform("randomShift", o.maxShift, o.fill ?? 0, o.imageShape);
+  return shiftTransform("randomShift", "maxShift", o.maxShift, o.fill ?? 0, o.imageShape);
 }
 
-function shiftTransform(name: string, max: number, fill: number, imageShape: readonly number[] | undefined): BatchTransform {
-  const dimsOf = dimsResolver(name, imageShape);
+/**
+ * A shift of `min(h, w)` pixels or more moves the whole image out: a blank sample that keeps its
+ * label. Refused when the image size is first known: when a loader is built (`check`), or at the
+ * first batch when the transform is applied on its own.
+ */
+function shiftFits(name: string, option: string, max: number): (d: ImageDims) => void {
+  return ({ h, w }) => {
+    const side = Math.min(h, w);
+    if (max < side) return;
+    throw new OptionsError(name, [
+      {
+        path: option,
+        message: `${max} is not smaller than the image (${h} x ${w} pixels): a shift of ${side} or more leaves none of the image, a blank sample that keeps its label; use ${option} <= ${side - 1} (2-4 for 28 x 28 digits)`,
+      },
+    ]);
+  };
+}
+
+function shiftTransform(name: string, option: string, max: number, fill: number, imageShape: readonly number[] | undefined): BatchTransform {
+  const fits = shiftFits(name, option, max);
+  const dimsOf = dimsResolver(name, imageShape, fits);
   return {
     name,
-    check: (info) => void imageDims(name, info.sampleShape, imageShape),
+    check: (info) => fits(imageDims(name, info.sampleShape, imageShape)),
     apply(batch, { rng }) {
       const d = dimsOf(batch.sampleShape);
       const f = d.h * d.w * d.c;
@@ -118,7 +140,12 @@ export interface RandomRotationOptions {
   imageShape?: number[];
 }
 
-const rotationSchema = z.strictObject({ maxDegrees: z.number().min(0).max(180), fill: z.number().optional(), imageShape: imageShapeSchema });
+const degrees = "must be a number of degrees in [0, 180]";
+const rotationSchema = z.strictObject({
+  maxDegrees: z.number({ message: degrees }).min(0, { message: degrees }).max(180, { message: degrees }),
+  fill: fillSchema,
+  imageShape: imageShapeSchema,
+});
 
 /** Rotates each image about its centre by a random angle in `[-maxDegrees, maxDegrees]` (bilinear). */
 export function randomRotation(options: RandomRotationOptions): BatchTransform {
@@ -179,8 +206,8 @@ export interface HorizontalFlipOptions {
 }
 
 const flipSchema = z.strictObject({
-  p: z.number().min(0).max(1).optional(),
-  labelsFlipInvariant: z.boolean().optional(),
+  p: z.number({ message: "must be a probability in [0, 1]" }).min(0, { message: "must be a probability in [0, 1]" }).max(1, { message: "must be a probability in [0, 1]" }).optional(),
+  labelsFlipInvariant: z.boolean({ message: "must be a boolean" }).optional(),
   warn: z.custom<(message: string) => void>((v) => typeof v === "function", { message: "must be a function" }).optional(),
   imageShape: imageShapeSchema,
 });

@@ -1,11 +1,27 @@
-import { OptionsError, parseOptions } from "@fitloop/core";
+import { DataError, OptionsError, parseOptions } from "@fitloop/core";
 import { z } from "zod";
-import type { BatchTransform, TransformInfo } from "../batch.js";
+import type { BatchTransform, HostBatch } from "../batch.js";
 
 /** Soft-label transforms need class data; the loader turns class indices into one-hot rows first. */
-export function needClasses(owner: string, info: TransformInfo): void {
+export function needClasses(owner: string, info: { readonly numClasses: number | undefined }): void {
   if (info.numClasses === undefined || info.numClasses < 2) {
-    throw new OptionsError(owner, [{ path: "(data)", message: "needs class labels with at least 2 classes (the data set has no numClasses)" }]);
+    const got = info.numClasses === undefined ? "the data set has no numClasses" : `the data set has ${info.numClasses} class`;
+    throw new OptionsError(owner, [{ path: "(data)", message: `needs class labels with at least 2 classes (${got})` }]);
+  }
+}
+
+/**
+ * At `apply`: the labels must be one-hot or soft rows `[n, K]` (float). A `DataLoader` or `streamData`
+ * converts class indices first; a transform applied by hand to class indices would silently write
+ * fractions into an `Int32Array`.
+ */
+export function needSoftLabels(owner: string, batch: HostBatch, numClasses: number | undefined): void {
+  needClasses(owner, { numClasses });
+  if (!(batch.y instanceof Float32Array) || batch.labelShape.length !== 1 || batch.labelShape[0] !== numClasses) {
+    throw new DataError(
+      "LABELS_NOT_ONE_HOT",
+      `${owner}: needs one-hot labels [n, ${numClasses}] (float32), got ${batch.y instanceof Int32Array ? "class indices (Int32Array)" : `labels of shape [${batch.labelShape.join(", ")}]`}; use it in a DataLoader or streamData (they convert), or call toOneHot first`,
+    );
   }
 }
 
@@ -14,7 +30,8 @@ export interface LabelSmoothingOptions {
   epsilon?: number;
 }
 
-const smoothingSchema = z.strictObject({ epsilon: z.number().min(0).max(1).optional() });
+const epsilonMessage = "must be in [0, 1): the share of the target moved to all classes (1 would erase the labels)";
+const smoothingSchema = z.strictObject({ epsilon: z.number({ message: epsilonMessage }).min(0, { message: epsilonMessage }).lt(1, { message: epsilonMessage }).optional() });
 
 /** `y = (1 - epsilon) * y + epsilon / K` on one-hot (or MixUp/CutMix soft) labels; use a categorical loss. */
 export function labelSmoothing(options: LabelSmoothingOptions = {}): BatchTransform {
@@ -24,6 +41,7 @@ export function labelSmoothing(options: LabelSmoothingOptions = {}): BatchTransf
     softLabels: true,
     check: (info) => needClasses("labelSmoothing", info),
     apply(batch, { numClasses }) {
+      needSoftLabels("labelSmoothing", batch, numClasses);
       const y = batch.y;
       const add = eps / numClasses!;
       for (let k = 0; k < y.length; k++) y[k] = y[k]! * (1 - eps) + add;

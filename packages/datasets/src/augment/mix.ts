@@ -2,7 +2,7 @@ import { parseOptions } from "@fitloop/core";
 import { z } from "zod";
 import type { BatchTransform, HostBatch } from "../batch.js";
 import { beta, permutation } from "../random.js";
-import { needClasses } from "./labels.js";
+import { needClasses, needSoftLabels } from "./labels.js";
 import { dimsResolver, imageDims, imageShapeSchema } from "./shape.js";
 
 export interface MixUpOptions {
@@ -10,7 +10,9 @@ export interface MixUpOptions {
   alpha?: number;
 }
 
-const mixUpSchema = z.strictObject({ alpha: z.number().positive().optional() });
+const alphaMessage = "must be a number > 0 (the Beta(alpha, alpha) parameter; 0.2-1 is usual)";
+const alphaSchema = z.number({ message: alphaMessage }).positive({ message: alphaMessage }).optional();
+const mixUpSchema = z.strictObject({ alpha: alphaSchema });
 
 /**
  * MixUp (Zhang et al. 2018): each sample is blended with a random partner from the same batch,
@@ -23,7 +25,8 @@ export function mixUp(options: MixUpOptions = {}): BatchTransform {
     name: "mixUp",
     softLabels: true,
     check: (info) => needClasses("mixUp", info),
-    apply(batch, { rng }) {
+    apply(batch, { rng, numClasses }) {
+      needSoftLabels("mixUp", batch, numClasses);
       const partner = permutation(rng, batch.size);
       const lambdas = Float32Array.from({ length: batch.size }, () => beta(rng, alpha, alpha));
       return blend(batch, partner, lambdas, (out, src, s, j, l, f) => {
@@ -39,7 +42,7 @@ export interface CutMixOptions {
   imageShape?: number[];
 }
 
-const cutMixSchema = z.strictObject({ alpha: z.number().positive().optional(), imageShape: imageShapeSchema });
+const cutMixSchema = z.strictObject({ alpha: alphaSchema, imageShape: imageShapeSchema });
 
 /**
  * CutMix (Yun et al. 2019): a random box of each image is replaced by the same box of a partner
@@ -56,7 +59,8 @@ export function cutMix(options: CutMixOptions = {}): BatchTransform {
       needClasses("cutMix", info);
       imageDims("cutMix", info.sampleShape, o.imageShape);
     },
-    apply(batch, { rng }) {
+    apply(batch, { rng, numClasses }) {
+      needSoftLabels("cutMix", batch, numClasses);
       const { h, w, c } = dimsOf(batch.sampleShape);
       const partner = permutation(rng, batch.size);
       const boxes = Array.from({ length: batch.size }, () => {

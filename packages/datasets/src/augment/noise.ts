@@ -10,10 +10,11 @@ export interface GaussianNoiseOptions {
   clip?: [number, number];
 }
 
+const stdMessage = "must be a finite number >= 0 (the standard deviation, in feature units)";
 const noiseSchema = z.strictObject({
-  std: z.number().min(0),
+  std: z.number({ message: stdMessage }).min(0, { message: stdMessage }),
   clip: z
-    .tuple([z.number(), z.number()])
+    .tuple([z.number({ message: "must be [min, max] of finite numbers" }), z.number({ message: "must be [min, max] of finite numbers" })], { message: "must be [min, max]" })
     .refine(([lo, hi]) => lo <= hi, { message: "must be [min, max] with min <= max" })
     .optional(),
 });

@@ -31,11 +31,18 @@ export function imageDims(owner: string, sampleShape: readonly number[], imageSh
   ]);
 }
 
-/** Caches the dims per sample shape, so `apply` need not re-derive them every batch. */
-export function dimsResolver(owner: string, imageShape: readonly number[] | undefined): (sampleShape: readonly number[]) => ImageDims {
+/**
+ * Caches the dims per sample shape; `validate` checks options against the image size the first time
+ * a shape is seen (a transform used without a loader learns the size from its first batch).
+ */
+export function dimsResolver(owner: string, imageShape: readonly number[] | undefined, validate?: (dims: ImageDims) => void): (sampleShape: readonly number[]) => ImageDims {
   let last: { shape: readonly number[]; dims: ImageDims } | undefined;
   return (sampleShape) => {
-    if (last?.shape !== sampleShape) last = { shape: sampleShape, dims: imageDims(owner, sampleShape, imageShape) };
+    if (last?.shape !== sampleShape) {
+      const dims = imageDims(owner, sampleShape, imageShape);
+      validate?.(dims); // options that depend on the image size, checked when the size is first known
+      last = { shape: sampleShape, dims };
+    }
     return last.dims;
   };
 }

@@ -1,11 +1,13 @@
 import { createReadStream } from "node:fs";
-import { open, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { createGunzip } from "node:zlib";
-import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxError, parseIdxHeader, type IdxHeader } from "../idx.js";
+import { parseOptions } from "@fitloop/core";
+import { z } from "zod";
+import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDX_MAX_HEADER_BYTES, IdxError, idxMaxBytes, parseIdxHeader, type IdxHeader } from "../idx.js";
+import { isGzip, readHead } from "./gunzip.js";
 import { MNIST_FILES, type MnistSplit } from "../mnist.js";
 import type { Sample, StreamSource } from "../stream.js";
-import { resolveIdxPath } from "./idx-files.js";
+import { regularFileSize, resolveIdxPath } from "./idx-files.js";
 
 export interface IdxStreamOptions {
   /** Image file (`[n, h, w]` uint8) and label file (`[n]` uint8); or `dir` + `split`. */
@@ -17,7 +19,20 @@ export interface IdxStreamOptions {
   scale?: boolean;
   /** Bytes read per chunk. Default 64 KiB. */
   chunkBytes?: number;
+  /** Refuse files whose header declares more bytes. Default: no limit (values are streamed, not held). */
+  maxBytes?: number;
 }
+
+const path = z.string({ message: "must be a file path (string)" }).min(1, { message: "must be a file path (string)" });
+const streamSchema = z.strictObject({
+  images: path.optional(),
+  labels: path.optional(),
+  dir: path.optional(),
+  split: z.enum(["train", "test"], { message: 'must be "train" or "test"' }).optional(),
+  scale: z.boolean({ message: "must be a boolean" }).optional(),
+  chunkBytes: z.number().int({ message: "must be an integer in [1, 2^26]" }).min(1, { message: "must be an integer in [1, 2^26]" }).max(2 ** 26, { message: "must be an integer in [1, 2^26]" }).optional(),
+  maxBytes: z.number().optional(),
+});
 
 /** A stream source over IDX files that also says what it holds (pass these to `streamData`). */
 export interface IdxStreamSource extends StreamSource {
@@ -38,17 +53,19 @@ interface FileInfo {
  * its byte offset. Gzipped files are decompressed as they stream and resume by skipping bytes.
  */
 export async function openIdxStream(options: IdxStreamOptions): Promise<IdxStreamSource> {
-  const names = MNIST_FILES[options.split ?? "train"];
-  const imagesPath = options.images ?? join(options.dir ?? ".", names.images);
-  const labelsPath = options.labels ?? join(options.dir ?? ".", names.labels);
-  const images = await fileInfo(imagesPath, IDX_IMAGES_MAGIC);
-  const labels = await fileInfo(labelsPath, IDX_LABELS_MAGIC);
+  const o = parseOptions("openIdxStream", streamSchema, options);
+  const maxBytes = idxMaxBytes("openIdxStream", { maxBytes: o.maxBytes ?? Number.MAX_SAFE_INTEGER }, Number.MAX_SAFE_INTEGER);
+  const names = MNIST_FILES[o.split ?? "train"];
+  const imagesPath = o.images ?? join(o.dir ?? ".", names.images);
+  const labelsPath = o.labels ?? join(o.dir ?? ".", names.labels);
+  const images = await fileInfo(imagesPath, IDX_IMAGES_MAGIC, maxBytes);
+  const labels = await fileInfo(labelsPath, IDX_LABELS_MAGIC, maxBytes);
   const [n, h, w] = images.header.dims as [number, number, number];
   if (labels.header.dims[0] !== n) {
     throw new IdxError("IDX_MISMATCH", labels.path, `${basename(images.path)} has ${n} images but ${basename(labels.path)} has ${labels.header.dims[0]} labels`);
   }
-  const chunk = options.chunkBytes ?? 1 << 16;
-  const scale = options.scale ?? true ? 1 / 255 : 1;
+  const chunk = o.chunkBytes ?? 1 << 16;
+  const scale = o.scale ?? true ? 1 / 255 : 1;
   const pixels = h * w;
   return {
     size: n,
@@ -73,23 +90,38 @@ export async function openIdxStream(options: IdxStreamOptions): Promise<IdxStrea
   };
 }
 
-async function fileInfo(path: string, magic: number): Promise<FileInfo> {
+async function fileInfo(path: string, magic: number, maxBytes: number): Promise<FileInfo> {
   const found = resolveIdxPath(path);
   if (!found) throw new IdxError("IDX_MISSING", path, `IDX file not found: ${path} (nor ${path}.gz)`);
-  const fh = await open(found, "r");
-  const head = new Uint8Array(2);
-  await fh.read(head, 0, 2, 0);
-  await fh.close();
-  const gz = head[0] === 0x1f && head[1] === 0x8b;
-  const first = await firstBytes(found, gz, 4 + 4 * 3);
-  const header = parseIdxHeader(first, found, magic);
-  if (!gz) {
-    const count = header.dims.reduce((a, b) => a * b, 1);
-    const expected = header.headerBytes + count * header.elementBytes;
-    const { size } = await stat(found);
-    if (size !== expected) throw new IdxError("IDX_MALFORMED", found, `${found}: dims [${header.dims.join(", ")}] need ${expected} bytes, the file has ${size}`);
+  const size = regularFileSize(found);
+  if (size === 0) throw new IdxError("IDX_EMPTY", found, `${found}: the file is empty (0 bytes); expected an IDX file`);
+  const gz = isGzip(readHead(found, 2));
+  const first = await firstBytes(found, gz, IDX_MAX_HEADER_BYTES);
+  const header = parseIdxHeader(first, found, magic, { maxBytes });
+  const actual = gz ? await gunzippedSize(found, header.totalBytes) : size;
+  if (actual !== header.totalBytes) {
+    const why = actual < header.totalBytes ? "truncated" : "has trailing bytes";
+    const have = gz && actual > header.totalBytes ? "more" : String(actual);
+    throw new IdxError("IDX_MALFORMED", found, `${found}: ${why}: dims [${header.dims.join(", ")}] need ${header.totalBytes} bytes, the file has ${have}${gz ? " (decompressed)" : ""}`);
   }
   return { path: found, gz, header };
+}
+
+/**
+ * Decompressed size of a gzip file, counted as it streams (nothing is kept), stopping once it passes
+ * `limit`: a stream whose size differs from its header is refused at open, not after an epoch.
+ */
+async function gunzippedSize(path: string, limit: number): Promise<number> {
+  let total = 0;
+  try {
+    for await (const c of byteStream({ path, gz: true }, 0, 1 << 16)) {
+      total += (c as Uint8Array).length;
+      if (total > limit) break;
+    }
+  } catch (e) {
+    throw new IdxError("IDX_MALFORMED", path, `${path}: corrupt gzip data (${(e as Error).message}); download the file again`, { cause: e });
+  }
+  return total;
 }
 
 function byteStream(info: { path: string; gz: boolean }, start: number, chunk: number): AsyncIterable<Uint8Array> {
@@ -104,10 +136,14 @@ function byteStream(info: { path: string; gz: boolean }, start: number, chunk: n
 async function firstBytes(path: string, gz: boolean, n: number): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   let got = 0;
-  for await (const c of byteStream({ path, gz }, 0, 1 << 12)) {
-    parts.push(c);
-    got += c.length;
-    if (got >= n) break;
+  try {
+    for await (const c of byteStream({ path, gz }, 0, 1 << 12)) {
+      parts.push(c);
+      got += c.length;
+      if (got >= n) break;
+    }
+  } catch (e) {
+    throw new IdxError("IDX_MALFORMED", path, `${path}: corrupt gzip data (${(e as Error).message}); download the file again`, { cause: e });
   }
   return Buffer.concat(parts).subarray(0, n);
 }
@@ -131,6 +167,7 @@ async function* records(info: FileInfo, recordBytes: number, start: number, chun
     const all = pending.length ? Buffer.concat([pending, buf]) : buf;
     let at = 0;
     for (; at + recordBytes <= all.length && emitted < count; at += recordBytes, emitted++) yield all.subarray(at, at + recordBytes);
+    if (emitted >= count) return; // sizes were checked at open: nothing more to read (stops the stream)
     pending = all.slice(at);
   }
   if (emitted < count) throw new IdxError("IDX_MALFORMED", info.path, `${info.path}: truncated: ended after ${emitted} of ${count} records`);

@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { CheckpointFormatError } from "../errors.js";
+import { CheckpointExistsError, CheckpointFormatError } from "../errors.js";
 import { checkName, type CheckpointStore, type FileContent, type Pointers } from "../store.js";
 
 const POINTERS = "pointers.json";
+/** Temporaries this process is writing now (a concurrent write must not remove them as stale). */
+const active = new Set<string>();
 
 /** fsync a file or directory by path. */
 async function sync(path: string): Promise<void> {
@@ -46,8 +48,9 @@ export class FileStore implements CheckpointStore {
     await mkdir(this.root, { recursive: true });
     await this.removeTemporaries();
     const final = join(this.root, name);
-    if (await exists(final)) throw new CheckpointFormatError(`checkpoint "${name}" exists in ${this.description}`);
+    if (await exists(final)) throw new CheckpointExistsError(name, this.description);
     const tmp = join(this.root, `.tmp-${name}-${process.pid}-${randomBytes(4).toString("hex")}`);
+    active.add(tmp);
     await mkdir(tmp);
     try {
       for (const file of files.keys()) {
@@ -63,13 +66,22 @@ export class FileStore implements CheckpointStore {
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;
+    } finally {
+      active.delete(tmp);
     }
   }
 
-  async read(name: string, file: string): Promise<Uint8Array> {
+  async read(name: string, file: string, maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array> {
     checkName(name);
     if (!/^[A-Za-z0-9_.\-]+$/.test(file) || file.startsWith(".")) throw new CheckpointFormatError(`no checkpoint file is named ${JSON.stringify(file)}`);
-    return new Uint8Array(await readFile(join(this.root, name, file)));
+    const path = join(this.root, name, file);
+    // regular files only (no symlinks to /dev/zero or elsewhere), and no larger than expected, before reading
+    const info = await lstat(path);
+    if (!info.isFile()) throw new CheckpointFormatError(`${this.description}: ${name}/${file} is not a regular file`);
+    if (info.size > maxBytes) throw new CheckpointFormatError(`${this.description}: ${name}/${file} has ${info.size} bytes, more than the ${maxBytes} expected`);
+    const dir = await lstat(join(this.root, name));
+    if (!dir.isDirectory()) throw new CheckpointFormatError(`${this.description}: ${name} is not a directory`);
+    return new Uint8Array(await readFile(path));
   }
 
   async list(): Promise<string[]> {
@@ -80,14 +92,7 @@ export class FileStore implements CheckpointStore {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
       throw e;
     }
-    return entries.filter((d) => d.isDirectory() && !d.name.startsWith(".")).map((d) => d.name).filter((n) => {
-      try {
-        checkName(n);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+    return entries.filter((d) => d.isDirectory() && !d.name.startsWith(".") && isName(d.name)).map((d) => d.name);
   }
 
   async remove(name: string): Promise<void> {
@@ -106,27 +111,33 @@ export class FileStore implements CheckpointStore {
       const out: { latest?: string; best?: string } = {};
       for (const key of ["latest", "best"] as const) {
         const v = p[key];
-        if (typeof v === "string") out[key] = checkName(v); // a pointer never leads outside the root
+        // a pointer never leads outside the root: a name that is not a checkpoint name is ignored
+        if (typeof v === "string" && isName(v)) out[key] = v;
       }
       return out;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return {};
-      if (e instanceof CheckpointFormatError) throw e;
-      return {}; // an unreadable pointer file: the loaders fall back to scanning the checkpoints
+    } catch {
+      return {}; // missing or unreadable: the loaders scan the checkpoints instead
     }
   }
 
   async writePointers(pointers: Pointers): Promise<void> {
     await mkdir(this.root, { recursive: true });
-    const tmp = join(this.root, `.tmp-pointers-${process.pid}-${randomBytes(4).toString("hex")}`);
+    const tmp = join(this.root, `.tmp-pointers-${process.pid}-${randomBytes(4).toString("hex")}`); // written and renamed at once
     await writeSynced(tmp, new TextEncoder().encode(JSON.stringify(pointers)));
     await rename(tmp, join(this.root, POINTERS));
     await sync(this.root);
   }
 
-  /** Removes what killed writers left: `.tmp-*` entries. */
+  /** Removes what killed writers left: `.tmp-*` entries not being written by this process or another live one. */
   private async removeTemporaries(): Promise<void> {
-    for (const d of await readdir(this.root)) if (d.startsWith(".tmp-")) await rm(join(this.root, d), { recursive: true, force: true });
+    for (const d of await readdir(this.root)) {
+      if (!d.startsWith(".tmp-")) continue;
+      const path = join(this.root, d);
+      if (active.has(path)) continue;
+      const pid = Number(/-(\d+)-[0-9a-f]{8}$/.exec(d)?.[1]);
+      if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) continue;
+      await rm(path, { recursive: true, force: true });
+    }
   }
 }
 
@@ -137,5 +148,23 @@ async function exists(path: string): Promise<boolean> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
     throw e;
+  }
+}
+
+function isName(v: string): boolean {
+  try {
+    checkName(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
