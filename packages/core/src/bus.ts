@@ -31,12 +31,19 @@ export interface ObserverError {
 }
 
 /**
- * The observer bus (eventemitter3): progress bars, loggers, dashboards. Fire-and-forget: the loop
- * never awaits an observer, and an observer that throws (or rejects) is reported, not fatal.
+ * The observer bus (eventemitter3): progress bars, loggers, dashboards. What holds:
+ * - observers run after the hooks of their event (on a microtask), never inside the hook sequence,
+ *   and see frozen copies: they cannot change the run;
+ * - the loop never awaits an observer's promise, and one that throws or rejects is reported, not fatal;
+ * - they share the JavaScript thread: a synchronous observer's time adds to the run's. Keep them
+ *   light, or make the slow part asynchronous (its awaited part does not hold the loop);
+ * - `flush()` waits for the deliveries and async observer work still pending (`fit()` does not).
  */
 export class ObserverBus {
   private readonly emitter = new EventEmitter();
   private readonly errorListeners = new Set<(e: ObserverError) => void>();
+  /** Async observer work not yet settled, and deliveries not yet made. */
+  private readonly pending = new Set<Promise<unknown>>();
 
   constructor(private readonly logger: Logger) {}
 
@@ -45,7 +52,11 @@ export class ObserverBus {
     const guarded = (e: ObserverEvent) => {
       try {
         const r = observer(e);
-        if (r && typeof (r as Promise<void>).catch === "function") (r as Promise<void>).catch((err) => this.report(e.event, err));
+        if (r && typeof (r as Promise<void>).then === "function") {
+          const settled = Promise.resolve(r).catch((err: unknown) => this.report(e.event, err));
+          this.pending.add(settled);
+          void settled.finally(() => this.pending.delete(settled));
+        }
       } catch (err) {
         this.report(e.event, err);
       }
@@ -79,10 +90,32 @@ export class ObserverBus {
       lastEpoch: last ? Object.freeze({ epoch: last.epoch, logs: Object.freeze({ ...last.logs }) }) : undefined,
     });
     const payload: ObserverEvent = Object.freeze({ event, state: snapshot, logs: Object.freeze({ ...state.logs }) });
-    queueMicrotask(() => {
+    const delivered = Promise.resolve().then(() => {
       this.emitter.emit(event, payload);
       this.emitter.emit("*", payload);
     });
+    this.pending.add(delivered);
+    void delivered.finally(() => this.pending.delete(delivered));
+  }
+
+  /**
+   * Resolves when every event emitted so far was delivered and every async observer's promise has
+   * settled (also the ones started meanwhile): call it after `fit()` before reading what observers
+   * wrote. With `timeoutMs`, resolves `false` if work is still pending then (`true` otherwise).
+   */
+  async flush(timeoutMs?: number): Promise<boolean> {
+    const drain = async (): Promise<true> => {
+      while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+      return true;
+    };
+    if (timeoutMs === undefined) return drain();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    try {
+      return await Promise.race([drain(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private report(event: EventName, error: unknown): void {

@@ -136,7 +136,13 @@ export interface Callback {
   beforeBatch?: Hook<BatchContext>;
   afterForward?: Hook<BatchContext>;
   afterLoss?: Hook<BatchContext>;
-  /** May return replacement gradients (same names); the loop disposes the ones replaced. */
+  /**
+   * May return replacement gradients (same names, shapes and dtypes); the loop disposes the ones
+   * replaced. Returned tensors become the loop's and are disposed after the update. A tensor you keep
+   * across steps (created before the batch began, e.g. in `beforeFit`, or `tf.keep`-ed) is used
+   * through a clone and stays yours; one created during the batch and kept without `tf.keep` is
+   * disposed after the step, and returning it again is an `INVALID_GRADIENTS` error that says so.
+   */
   afterGradients?: (ctx: BatchContext) => Awaitable<tf.NamedTensorMap | void>;
   beforeStep?: Hook<BatchContext>;
   afterStep?: Hook<BatchContext>;

@@ -25,6 +25,16 @@ export interface DataSource {
    * sample (NaN, label range) instead of only the first batch. Returned tensors stay owned by the source.
    */
   peekAll?(): Batch;
+  /**
+   * Called when the pre-flight check is done with `peekAll()`'s tensors, also when it failed: a
+   * source that made them for the check (a loader's copy of every sample) releases them here.
+   */
+  releasePeek?(): void;
+  /**
+   * True when every batch is made of `peekAll()`'s rows unchanged (no transforms): the pre-flight
+   * scan then covers them, and the per-batch value checks (`dataChecks`) are skipped.
+   */
+  readonly peekCoversBatches?: boolean;
 }
 
 export interface TensorDataOptions {
@@ -33,7 +43,7 @@ export interface TensorDataOptions {
   shuffle?: boolean;
   /** Seed of the per-epoch order. Default 0. */
   seed?: number;
-  /** Drop the last, smaller batch. Default false. */
+  /** Drop the last, smaller batch. Default false (a batchSize larger than the data then gives one batch of all samples). */
   dropLast?: boolean;
 }
 
@@ -46,8 +56,9 @@ function checkTensorDataOptions(n: number, options: TensorDataOptions): void {
   if (options.dropLast !== undefined && typeof options.dropLast !== "boolean") issues.push({ path: "dropLast", message: "must be a boolean" });
   if (issues.length) throw new OptionsError("tensorData", issues);
   if (n === 0) throw new DataError("EMPTY_DATA", "tensorData: the data has 0 samples");
-  if (batchSize > n) {
-    throw new DataError("BATCH_LARGER_THAN_DATA", `tensorData: batchSize ${batchSize} is larger than the data (${n} samples); use batchSize <= ${n}`);
+  // as Keras and PyTorch's DataLoader do, a batch larger than the data is one smaller batch, unless dropLast would drop it
+  if (batchSize > n && options.dropLast === true) {
+    throw new DataError("BATCH_LARGER_THAN_DATA", `tensorData: batchSize ${batchSize} is larger than the data (${n} samples) and dropLast would drop every sample; use batchSize <= ${n} or keep the last batch`);
   }
 }
 
@@ -75,6 +86,7 @@ export function tensorData(xs: tf.Tensor, ys: tf.Tensor, options: TensorDataOpti
     size: n,
     batchesPerEpoch,
     peekAll: () => ({ xs, ys }),
+    peekCoversBatches: true,
     *batches(cursor: DataCursor): Iterable<Batch> {
       const order = shuffle ? epochPermutation(n, seed, cursor.epoch) : null;
       const h = hostCopy();

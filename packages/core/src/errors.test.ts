@@ -100,9 +100,9 @@ describe("bad input fails before the first step with a typed error", () => {
     expect((err as Error).message).toMatch(/sample 0 contains Infinity/);
   });
 
-  it("batch size larger than the data, and a non-integer seed", () => {
+  it("batch size larger than the data: refused only with dropLast (it would drop every sample); a non-integer seed", () => {
     const fx = tinyFixture({ samples: 12 });
-    expect(() => tensorData(fx.xs, fx.ys, { batchSize: 64 })).toThrow(/batchSize 64 is larger than the data \(12 samples\)/);
+    expect(() => tensorData(fx.xs, fx.ys, { batchSize: 64, dropLast: true })).toThrow(/batchSize 64 is larger than the data \(12 samples\) and dropLast/);
     expect(() => tensorData(fx.xs, fx.ys, { batchSize: 4, seed: 0.5 })).toThrow(OptionsError);
     expect(() => tensorData(fx.xs, fx.ys, { batchSize: 4, seed: 0.5 })).toThrow(/seed: must be an integer/);
     fx.dispose();

@@ -29,20 +29,45 @@ export class OptionsError extends FitloopError {
   }
 }
 
+/** Where in a run a bad batch was found (streaming sources have no global sample index). */
+export interface BatchLocation {
+  readonly role: "train" | "validation";
+  /** 0-based epoch. */
+  readonly epoch: number;
+  /** 0-based batch index within the epoch. */
+  readonly index: number;
+}
+
+export interface DataErrorDetails {
+  /** Index of the offending sample: in the data set when known, else within `batch`. */
+  readonly sampleIndex?: number;
+  readonly batch?: BatchLocation;
+  /** The underlying error (a file system error, a parser's error). */
+  readonly cause?: unknown;
+}
+
 /** The data does not fit the model or is unusable (empty, NaN, labels out of range, ...). */
 export class DataError extends FitloopError {
-  /** Index of the offending sample, when one sample is to blame. */
+  /** Index of the offending sample, when one sample is to blame (in `batch`, when that is set). */
   readonly sampleIndex: number | undefined;
-  constructor(code: string, message: string, sampleIndex?: number) {
-    super(code, message);
-    this.sampleIndex = sampleIndex;
+  /** The batch that was refused during training (per-batch checks), when known. */
+  readonly batch: BatchLocation | undefined;
+  /** `details` may be the sample index alone. */
+  constructor(code: string, message: string, details?: number | DataErrorDetails) {
+    const d: DataErrorDetails = typeof details === "number" ? { sampleIndex: details } : (details ?? {});
+    super(code, message, d.cause !== undefined ? { cause: d.cause } : undefined);
+    this.sampleIndex = d.sampleIndex;
+    this.batch = d.batch;
   }
 }
 
 /** Model output and labels do not have compatible shapes for the chosen loss. */
 export class ShapeMismatchError extends FitloopError {
-  constructor(message: string) {
+  /** The batch that was refused during training (per-batch checks), when known. */
+  readonly batch: BatchLocation | undefined;
+  constructor(message: string, batch?: BatchLocation) {
     super("SHAPE_MISMATCH", message);
+    this.batch = batch;
   }
 }
 
@@ -74,10 +99,20 @@ export class HyperparameterError extends FitloopError {
   }
 }
 
-/** Restoring state that does not match the current run (different variables, shapes, keys). */
+/**
+ * Restoring state that does not match the current run (different variables, shapes, keys), or a
+ * state that cannot be stored. `issues` lists every problem by path (a key such as
+ * `train.cursor.epoch`, `weights[2]`, `slots.accumulatedFirstMoment[0]`, `$.best.weights[2]`);
+ * the message lists them all. Thrown with a message alone, it has one issue with an empty path.
+ */
 export class StateError extends FitloopError {
-  constructor(message: string) {
-    super("STATE_MISMATCH", message);
+  readonly issues: readonly { readonly path: string; readonly message: string }[];
+  constructor(message: string, issues?: readonly { readonly path: string; readonly message: string }[]) {
+    const list = issues ?? [];
+    const line = (i: { readonly path: string; readonly message: string }) => (i.path ? `${i.path}: ${i.message}` : i.message);
+    // one issue stays on one line (messages are grepped in logs); several go one per line
+    super("STATE_MISMATCH", list.length === 0 ? message : list.length === 1 ? `${message}: ${line(list[0]!)}` : `${message}:\n${list.map((i) => `  - ${line(i)}`).join("\n")}`);
+    this.issues = list.length ? list : [{ path: "", message }];
   }
 }
 

@@ -58,9 +58,12 @@ export {
   StateError,
   PluginError,
   type OptionIssue,
+  type BatchLocation,
+  type DataErrorDetails,
 } from "./errors.js";
-export { optimizerStateDict, loadOptimizerStateDict, checkOptimizerStateDict, type OptimizerStateDict, type SavedSlot } from "./optimizer-state.js";
+export { optimizerStateDict, loadOptimizerStateDict, checkOptimizerStateDict, comparableName, type OptimizerStateDict, type SavedSlot } from "./optimizer-state.js";
 export { captureWeights, checkWeights, loadWeights, trainableVariables, SNAPSHOT_FORMAT, type RunSnapshot, type SavedWeight } from "./snapshot.js";
-export { parseTrainerStateDict } from "./state-schema.js";
+export { parseTrainerStateDict, type StateIssue } from "./state-schema.js";
+export { encodeState, decodeState, type EncodedState, type StateArray, type JsonValue } from "./state-codec.js";
 export { useBackend, type BackendName, type UseBackendOptions } from "./backend.js";
 export { registerWasmKernels, restoreWasmKernels } from "./kernels/index.js";

@@ -2,7 +2,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Batch } from "./callback.js";
 import { applyGradientsScaled } from "./grads.js";
 import { CancelBatch, CancelEpoch, CancelStep, type Cancellation, type CancellationClass } from "./cancel.js";
-import type { DataSource } from "./data.js";
+import { describe, type BatchChecker } from "./batch-checks.js";
+import { DataError, FitloopError, type BatchLocation } from "./errors.js";
+import type { DataCursor, DataSource } from "./data.js";
 import type { EventName } from "./events.js";
 import type { LossFn } from "./losses.js";
 import { withRandom, type Rng } from "./rng.js";
@@ -21,6 +23,8 @@ export interface LoopSpec {
   readonly startBatch: number;
   /** `loss` and the metric names: the batch logs averaged by samples over an epoch. */
   readonly logNames: readonly string[];
+  /** Per-batch data checks (`dataChecks`). */
+  readonly checks: { readonly train: BatchChecker; readonly validation: BatchChecker | undefined };
 }
 
 /**
@@ -77,7 +81,8 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   const progress = state.epochProgress;
   state.batchIndex = startBatch;
   let stoppedEarly = false;
-  for await (const batch of spec.train.batches({ epoch: state.epoch, batchIndex: startBatch })) {
+  for await (const batch of sourceBatches(spec.train, { epoch: state.epoch, batchIndex: startBatch }, () => ({ role: "train", epoch: state.epoch, index: state.batchIndex }))) {
+    checkOrDispose(spec.checks.train, batch, { role: "train", epoch: state.epoch, index: state.batchIndex });
     const logs = await trainBatch(run, spec, batch);
     if (logs) {
       // loss and metrics: sample-weighted means, as Keras reports them
@@ -104,6 +109,7 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
 
 /** One training batch; returns its logs, or undefined when cancelled before they were read. */
 async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch): Promise<Logs | undefined> {
+  run.startBatch();
   run.batch = batch;
   run.batchSize = batch.xs.shape[0] ?? 0;
   run.stepSkipped = true;
@@ -176,14 +182,21 @@ function releaseTape(): void {
 async function readLogs(run: RunScope, spec: LoopSpec, batch: Batch): Promise<Logs> {
   const extra = run.pluginLogs.pendingTensors();
   const loss = run.loss!;
+  const outputs = run.outputs!;
+  const checker = spec.checks.train;
+  const flags = checker.due(run.state.globalBatch) ? checker.flags(batch, outputs.shape) : [];
   let values: ArrayLike<number>;
-  if (spec.metrics.length === 0 && extra.length === 0) {
+  if (spec.metrics.length === 0 && extra.length === 0 && flags.length === 0) {
     values = await loss.data();
   } else {
-    const outputs = run.outputs!;
-    const packed = tf.tidy(() => tf.stack([loss, ...spec.metrics.map(([, fn]) => tf.mean(fn(batch.ys, outputs))), ...extra.map(([, t]) => (t.dtype === "float32" && t.rank === 0 ? t : tf.reshape(tf.cast(t, "float32"), [])))]));
+    const packed = tf.tidy(() => tf.stack([loss, ...spec.metrics.map(([, fn]) => tf.mean(fn(batch.ys, outputs))), ...extra.map(([, t]) => (t.dtype === "float32" && t.rank === 0 ? t : tf.reshape(tf.cast(t, "float32"), []))), ...flags]));
+    tf.dispose(flags);
     values = await packed.data();
     packed.dispose();
+  }
+  if (flags.length) {
+    const at = values.length - flags.length;
+    await checker.explain([values[at]!, values[at + 1]!], batch, { role: "train", epoch: run.state.epoch, index: run.state.batchIndex }, outputs.shape);
   }
   const logs: Logs = { loss: values[0]! };
   spec.metrics.forEach(([name], i) => (logs[name] = values[i + 1]!));
@@ -220,10 +233,15 @@ function disposeBatch(run: RunScope, batch: Batch): void {
 }
 
 async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promise<void> {
+  const checker = spec.checks.validation!;
   let sums: tf.Tensor | undefined;
+  // per checked batch: its index and the two flags, read with the sums at the end
+  const flagged: { index: number; flags: tf.Tensor }[] = [];
   let seen = 0;
+  let index = 0;
   try {
-    for await (const batch of data.batches({ epoch: 0, batchIndex: 0 })) {
+    for await (const batch of sourceBatches(data, { epoch: 0, batchIndex: 0 }, () => ({ role: "validation", epoch: run.state.epoch, index }))) {
+      checkOrDispose(checker, batch, { role: "validation", epoch: run.state.epoch, index });
       run.batch = batch;
       run.batchSize = batch.xs.shape[0] ?? 0;
       try {
@@ -239,19 +257,76 @@ async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promis
           sums?.dispose();
           sums = next;
           seen += run.batchSize;
+          if (checker.due(index)) {
+            const f = checker.flags(batch, preds.shape);
+            flagged.push({ index, flags: tf.stack(f) });
+            tf.dispose(f);
+          }
         });
       } finally {
         disposeBatch(run, batch);
       }
+      index++;
     }
     if (!sums) return;
-    const values = await (sums as tf.Tensor).data();
+    const all = tf.tidy(() => tf.concat([sums!, ...flagged.map((f) => f.flags)]));
+    const values = await all.data();
+    all.dispose();
+    const width = 1 + spec.metrics.length;
+    for (let k = 0; k < flagged.length; k++) {
+      const at = width + 2 * k;
+      await checker.explain([values[at]!, values[at + 1]!], undefined, { role: "validation", epoch: run.state.epoch, index: flagged[k]!.index }, []);
+    }
     const logs: Logs = { val_loss: values[0]! / seen };
     spec.metrics.forEach(([name], i) => (logs[`val_${name}`] = values[i + 1]! / seen));
     run.state.epochLogs = { ...run.state.epochLogs, ...logs };
     run.setLogs(run.state.epochLogs);
   } finally {
     (sums as tf.Tensor | undefined)?.dispose(); // also when a validation hook throws
+    tf.dispose(flagged.map((f) => f.flags));
+  }
+}
+
+/**
+ * The batches of `data` from `cursor`, as the loop consumes them. An error the source throws while
+ * making a batch is a `DataError` (`SOURCE_FAILED`) naming the batch, with the source's error as
+ * `cause` (fitloop's own errors, such as a loader's, already name it and pass through).
+ */
+async function* sourceBatches(data: DataSource, cursor: DataCursor, where: () => BatchLocation): AsyncGenerator<unknown> {
+  const source = data.batches(cursor) as Iterable<unknown> | AsyncIterable<unknown>;
+  const it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+  let done = false;
+  try {
+    for (;;) {
+      let r: IteratorResult<unknown>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        done = true; // a generator that threw is finished
+        if (e instanceof FitloopError) throw e;
+        const at = where();
+        throw new DataError("SOURCE_FAILED", `${describe(at)}: the ${at.role} data source threw: ${e instanceof Error ? e.message : String(e)}`, { batch: at, cause: e });
+      }
+      if (r.done) {
+        done = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    if (!done) await it.return?.(); // the loop stopped early: let the source release what it holds
+  }
+}
+
+/** The host checks of one yielded batch; a refused batch's tensors are released before the error propagates. */
+function checkOrDispose(checker: BatchChecker, batch: unknown, where: BatchLocation): asserts batch is Batch {
+  try {
+    checker.checkShapes(batch, where);
+  } catch (e) {
+    if (typeof batch === "object" && batch !== null) {
+      for (const t of Object.values(batch)) if (t instanceof tf.Tensor && !t.isDisposed) t.dispose();
+    }
+    throw e;
   }
 }
 

@@ -11,27 +11,66 @@ import { nearest } from "./suggest.js";
 export function parseOptions<T>(owner: string, schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const accepted = schema instanceof z.ZodObject ? Object.keys(schema.shape) : undefined;
   throw new OptionsError(
     owner,
     r.error.issues.map((i) => {
       const path = i.path.map(String).join(".");
-      // a typo'd option must not be silently ignored: say what the accepted names are
-      if (i.code === "unrecognized_keys" && accepted) {
-        const hints = i.keys.map((k) => nearest(k, accepted)).filter((h): h is string => h !== undefined);
-        const hint = hints.length ? ` (did you mean ${hints.map((h) => `"${h}"`).join(", ")}?)` : "";
-        return { path: path || i.keys.join(", "), message: `unknown option${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => `"${k}"`).join(", ")}${hint}; accepted: ${accepted.join(", ")}` };
+      // a typo'd option must not be silently ignored: say what the accepted names are (of the object
+      // the key is in: `dataChecks: { evry }` lists dataChecks' keys, not the top level's)
+      const at = i.code === "unrecognized_keys" ? objectAt(schema, i.path) : undefined;
+      if (i.code === "unrecognized_keys" && at) {
+        const accepted = Object.keys(at.shape);
+        const elsewhere = i.path.length === 0 ? ELSEWHERE.get(schema) ?? [] : [];
+        const named = i.keys.map((k) => `"${k}"${hintFor(k, accepted, elsewhere)}`);
+        return { path: path || i.keys.join(", "), message: `unknown option${i.keys.length > 1 ? "s" : ""} ${named.join(", ")}; accepted: ${accepted.join(", ")}` };
       }
       return { path, message: i.message };
     }),
   );
 }
 
+/** The object schema at `path` inside `schema` (through optional/nullable wrappers), if there is one. */
+function objectAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodObject | undefined {
+  const unwrap = (s: unknown): unknown => (s instanceof z.ZodOptional || s instanceof z.ZodNullable ? unwrap(s.unwrap()) : s);
+  let s = unwrap(schema);
+  for (const key of path) {
+    if (!(s instanceof z.ZodObject) || typeof key !== "string") return undefined;
+    s = unwrap((s.shape as Record<string, unknown>)[key]);
+  }
+  return s instanceof z.ZodObject ? s : undefined;
+}
+
+/** Options that belong to another call (`epochs` given to `new Trainer`, `batchSize` to `fit`). */
+interface Elsewhere {
+  readonly where: string;
+  readonly keys: readonly string[];
+}
+const ELSEWHERE = new WeakMap<z.ZodType, readonly Elsewhere[]>();
+
+/** ` (did you mean "x"?)` for the nearest accepted key, else the nearest key of another call, else "". */
+function hintFor(key: string, accepted: readonly string[], elsewhere: readonly Elsewhere[]): string {
+  const here = nearest(key, accepted);
+  if (here !== undefined) return ` (did you mean "${here}"?)`;
+  for (const e of elsewhere) {
+    const there = nearest(key, e.keys);
+    if (there === key) return ` (it is an option of ${e.where})`;
+    if (there !== undefined) return ` (did you mean "${there}"? it is an option of ${e.where})`;
+  }
+  return "";
+}
+
 const isLayersModel = (v: unknown) =>
   typeof v === "object" && v !== null && typeof (v as { apply?: unknown }).apply === "function" && Array.isArray((v as { trainableWeights?: unknown }).trainableWeights);
 const isDataSource = (v: unknown): v is DataSource => typeof v === "object" && v !== null && typeof (v as DataSource).batches === "function";
-// a class has a prototype; an arrow function does not (it would fail as "not a constructor")
-const isCallback = (v: unknown): v is Callback | PluginClass => (typeof v === "function" && typeof (v as { prototype?: unknown }).prototype === "object") || (typeof v === "object" && v !== null && !Array.isArray(v));
+// A plugin class is a `class` (or an old-style constructor with methods on its prototype). An arrow
+// function has no prototype (it would fail as "not a constructor"), and a plain `function (ctx) {}`
+// would be constructed as a plugin with no hooks, so never be called: both are refused.
+const isPluginClassLike = (v: (...a: never[]) => unknown): boolean => {
+  const proto = (v as { prototype?: unknown }).prototype;
+  if (typeof proto !== "object" || proto === null) return false;
+  return /^class[\s{]/.test(Function.prototype.toString.call(v)) || Object.getOwnPropertyNames(proto).some((k) => k !== "constructor");
+};
+const isCallback = (v: unknown): v is Callback | PluginClass => (typeof v === "function" && isPluginClassLike(v as (...a: never[]) => unknown)) || (typeof v === "object" && v !== null && !Array.isArray(v));
 
 export const trainerOptionsSchema = z.strictObject({
   model: z.custom<unknown>(isLayersModel, { message: "must be a tfjs-layers model (tf.sequential() or tf.model())" }),
@@ -62,3 +101,13 @@ export const fitOptionsSchema = z.strictObject({
   initialEpoch: z.number().int().min(0).optional(),
   resumeFrom: z.custom<unknown>((v) => typeof v === "object" && v !== null, { message: "must be a run snapshot (ctx.snapshot() or trainer.snapshot())" }).optional(),
 });
+
+const TENSOR_DATA_KEYS = ["batchSize", "shuffle", "dropLast"] as const;
+ELSEWHERE.set(trainerOptionsSchema, [
+  { where: "trainer.fit({ ... })", keys: Object.keys(fitOptionsSchema.shape) },
+  { where: "the data source: tensorData(xs, ys, { batchSize })", keys: TENSOR_DATA_KEYS },
+]);
+ELSEWHERE.set(fitOptionsSchema, [
+  { where: "new Trainer({ ... })", keys: Object.keys(trainerOptionsSchema.shape) },
+  { where: "the data source: tensorData(xs, ys, { batchSize })", keys: TENSOR_DATA_KEYS },
+]);

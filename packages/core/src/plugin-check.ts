@@ -71,6 +71,10 @@ export function checkPlugin(cb: Callback, name: string): void {
     } else if (/^(before|after)[A-Z]/.test(key) || (/^on[A-Z_]/.test(key) && typeof record[key] === "function")) {
       const guess = nearest(key, EVENTS);
       issues.push({ path: key, message: `is not a fitloop event${guess ? `; did you mean "${guess}"?` : ""} (events: ${EVENTS.join(", ")})` });
+    } else if (/^(before|after)/i.test(key) && typeof record[key] === "function") {
+      // a slip of case or an underscore (`beforebatch`, `AfterEpoch`, `after_epoch`): a hook never called
+      const guess = nearest(key.replace(/_/g, ""), EVENTS);
+      if (guess) issues.push({ path: key, message: `is not a fitloop event (names are case-sensitive); did you mean "${guess}"? (events: ${EVENTS.join(", ")})` });
     }
   }
   for (const key of ["runsAfter", "runsBefore"] as const) {

@@ -4,6 +4,7 @@ import type { Batch } from "./callback.js";
 import type { DataSource } from "./data.js";
 import { DataError, ShapeMismatchError } from "./errors.js";
 import type { LossFn, LossName } from "./losses.js";
+import { findBadTarget, firstNonFinite } from "./batch-checks.js";
 
 /**
  * Checks data against the model before the first step: empty sources, input shapes, NaN/Inf in
@@ -13,7 +14,13 @@ import type { LossFn, LossName } from "./losses.js";
 export async function preflight(model: LayersModel, loss: LossName | LossFn, data: DataSource, role: "train" | "validation"): Promise<void> {
   if (data.size === 0 || data.batchesPerEpoch === 0) throw new DataError("EMPTY_DATA", `${role} data is empty (0 samples)`);
   const all = data.peekAll?.();
-  if (all) return checkBatch(model, loss, all, role);
+  if (all) {
+    try {
+      return await checkBatch(model, loss, all, role);
+    } finally {
+      data.releasePeek?.(); // the scan is done, passed or not: the source's copy is not needed any more
+    }
+  }
   const first = await firstBatch(data);
   if (!first) throw new DataError("EMPTY_DATA", `${role} data yielded no batches`);
   try {
@@ -68,20 +75,6 @@ function outputShape(model: LayersModel, xs: tf.Tensor): number[] {
   return tf.tidy(() => (model.predict(tf.gather(xs, tf.tensor1d([0], "int32"))) as tf.Tensor).shape);
 }
 
-async function firstNonFinite(xs: tf.Tensor): Promise<{ index: number; feature: number; value: string } | undefined> {
-  const n = xs.shape[0]!;
-  const flags = tf.tidy(() => tf.any(tf.logicalNot(tf.isFinite(tf.reshape(xs, [n, -1]))), 1));
-  const rows = await flags.data();
-  flags.dispose();
-  const index = rows.findIndex((v) => v !== 0);
-  if (index < 0) return undefined;
-  const row = tf.tidy(() => tf.reshape(tf.slice(xs, index, 1), [-1]));
-  const values = await row.data();
-  row.dispose();
-  const feature = values.findIndex((v) => !Number.isFinite(v));
-  return { index, feature, value: String(values[feature]) };
-}
-
 async function checkLabels(loss: LossName | LossFn, outShape: number[], ys: tf.Tensor, role: string): Promise<void> {
   if (typeof loss === "function") return; // custom losses define their own label contract
   const outTail = outShape.slice(1);
@@ -102,13 +95,11 @@ async function checkLabels(loss: LossName | LossFn, outShape: number[], ys: tf.T
     const hint = loss === "categoricalCrossentropy" && yTail.length <= 1 && (yTail[0] ?? 1) === 1 ? " (labels look like class indices: use sparseCategoricalCrossentropy or one-hot encode them)" : "";
     throw new ShapeMismatchError(`${role} labels have shape [${ys.shape.join(",")}] but the model outputs [batch,${outTail.join(",")}] for ${loss}${hint}`);
   }
-  if (loss === "categoricalCrossentropy" || loss === "binaryCrossentropy") {
-    const values = await ys.data();
-    const index = values.findIndex((v) => !(v >= 0 && v <= 1));
-    if (index >= 0) {
-      const per = values.length / ys.shape[0]!;
-      const sample = Math.floor(index / per);
-      throw new DataError("LABEL_OUT_OF_RANGE", `${role} label of sample ${sample} has value ${values[index]}; ${loss} expects targets in [0, 1]`, sample);
-    }
+  // cross-entropy targets in [0, 1]; regression targets finite (a NaN target makes the loss NaN from the first step)
+  const values = await ys.data();
+  const bad = findBadTarget(loss, values, outShape, ys.shape[0]!);
+  if (bad) {
+    const rule = loss === "categoricalCrossentropy" || loss === "binaryCrossentropy" ? `${loss} expects targets in [0, 1]` : `${loss} needs finite targets`;
+    throw new DataError(bad.code, `${role} target of sample ${bad.sample} has value ${bad.value}; ${rule}`, bad.sample);
   }
 }

@@ -123,16 +123,16 @@ export class RunScope {
   }
 
   /**
-   * `afterFit`: every plugin's hook runs (their cleanup), even when one throws; returns the errors,
-   * each naming its plugin.
+   * `afterFit`: every plugin's hook runs (their cleanup), even when one throws; returns the errors
+   * with the plugin that threw each.
    */
-  async fireAll(event: EventName): Promise<unknown[]> {
-    const errors: unknown[] = [];
+  async fireAll(event: EventName): Promise<{ error: unknown; plugin: string }[]> {
+    const errors: { error: unknown; plugin: string }[] = [];
     for (const h of this.hooks.get(event)!) {
       try {
         await this.call(h, event);
       } catch (e) {
-        errors.push(e);
+        errors.push({ error: e, plugin: h.ctx.plugin });
       }
     }
     this.bus.emit(event, this.state);
@@ -211,17 +211,49 @@ export class RunScope {
     this.gradScale = undefined;
   }
 
+  /** The id the engine gives its next tensor when this batch began (tensors below it predate the batch). */
+  batchStartId = 0;
+
+  /** Marks the start of a batch: tensors created before now are not this batch's. */
+  startBatch(): void {
+    this.batchStartId = nextTensorId();
+  }
+
+  /**
+   * A returned gradient the plugin keeps for itself: created before this batch (a cached tensor)
+   * or `tf.keep`-ed, or one the loop must not dispose (a variable, this batch's loss or outputs).
+   */
+  private notOurs(t: tf.Tensor, old: ReadonlySet<tf.Tensor>): boolean {
+    if (old.has(t) || this.pluginLogs.isPending(t)) return false;
+    return (t as { kept?: boolean }).kept === true || t.id < this.batchStartId || this.owns(t);
+  }
+
+  /**
+   * Gradients returned from `afterGradients` become the loop's: it disposes them after the update.
+   * A tensor the plugin keeps (see `notOurs`) is used through a clone (shares the data), so the
+   * plugin's own stays alive. Refused replacements are disposed, except the plugin's own.
+   */
   private replaceGradients(next: tf.NamedTensorMap, plugin: string): void {
     // a hook that replaced the gradients without reading them replaced the scaled ones too
     this.dropGradScale();
     const old = this.grads ?? {};
-    checkReplacement(old, next, plugin);
+    const oldSet = new Set(Object.values(old));
+    try {
+      checkReplacement(old, next, plugin);
+    } catch (e) {
+      for (const t of Object.values(next)) if (t instanceof tf.Tensor && !t.isDisposed && !this.notOurs(t, oldSet) && !oldSet.has(t) && !this.pluginLogs.isPending(t)) t.dispose();
+      throw e;
+    }
     const kept = new Set(Object.values(next));
     // a replaced gradient a plugin logged waits for the read, which disposes it
     for (const t of Object.values(old)) if (!kept.has(t) && !this.pluginLogs.isPending(t)) t.dispose();
     // tfjs keeps optimizer slots by position: keep computeGradients' (trainable-variable) key order.
     const ordered: tf.NamedTensorMap = {};
-    for (const name of Object.keys(old)) ordered[name] = next[name]!;
+    const clones = new Map<tf.Tensor, tf.Tensor>();
+    for (const name of Object.keys(old)) {
+      const t = next[name]!;
+      ordered[name] = this.notOurs(t, oldSet) ? (clones.get(t) ?? clones.set(t, tf.keep(tf.clone(t))).get(t)!) : t;
+    }
     this.grads = ordered;
   }
 
@@ -314,6 +346,16 @@ export class PluginContext implements BatchContext, FitEndContext {
  * optimizer slots by position, so a dropped or extra gradient would shift every slot after it.
  */
 function checkReplacement(old: tf.NamedTensorMap, next: tf.NamedTensorMap, plugin: string): void {
+  for (const [name, t] of Object.entries(next)) {
+    if (!(t instanceof tf.Tensor)) throw new FitloopError("INVALID_GRADIENTS", `afterGradients of "${plugin}" returned ${t === null ? "null" : typeof t} for "${name}"; return a tensor per variable`);
+    if (t.isDisposed) {
+      throw new FitloopError(
+        "INVALID_GRADIENTS",
+        `afterGradients of "${plugin}" returned a disposed tensor for "${name}". Returned gradients belong to the loop, which disposes them after the update; a tensor you keep across steps must be created before the batch or tf.keep()-ed (the loop then uses a clone), or return tf.clone() of it`,
+      );
+    }
+    if (name in old && t.dtype !== old[name]!.dtype) throw new FitloopError("INVALID_GRADIENTS", `afterGradients of "${plugin}" returned a ${t.dtype} gradient for "${name}", whose gradient is ${old[name]!.dtype}`);
+  }
   const missing = Object.keys(old).filter((k) => !(k in next));
   const extra = Object.keys(next).filter((k) => !(k in old));
   const reshaped = Object.keys(old).filter((k) => k in next && next[k]!.shape.join(",") !== old[k]!.shape.join(","));
@@ -321,6 +363,12 @@ function checkReplacement(old: tf.NamedTensorMap, next: tf.NamedTensorMap, plugi
     const parts = [missing.length ? `missing ${missing.join(", ")}` : "", extra.length ? `unknown ${extra.join(", ")}` : "", reshaped.length ? `wrong shape for ${reshaped.join(", ")}` : ""];
     throw new FitloopError("INVALID_GRADIENTS", `afterGradients of "${plugin}" returned gradients that do not match the variables: ${parts.filter(Boolean).join("; ")}. Return one gradient per variable, same names and shapes (zeros to freeze one).`);
   }
+}
+
+/** The id tfjs's engine gives its next tensor (tfjs 4.x: the static `Engine.nextTensorId`); 0 when unknown, so every tensor counts as new. */
+function nextTensorId(): number {
+  const id = (tf.engine().constructor as unknown as { nextTensorId?: unknown }).nextTensorId;
+  return typeof id === "number" ? id : 0;
 }
 
 /** Rejects with HOOK_TIMEOUT when `p` takes longer than `ms` (the hook's work may still be running). */

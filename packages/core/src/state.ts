@@ -4,7 +4,14 @@ import { DuplicateStateKeyError, OptionsError } from "./errors.js";
 /** Metric values as plain numbers, Keras names: `loss`, `acc`, `val_loss`, `val_acc`, `lr`. */
 export type Logs = Record<string, number>;
 
-/** Values a plugin may keep in its state: JSON plus typed arrays (checkpoints store both). */
+/**
+ * What a plugin's `stateDict()` returns and `loadStateDict()` gets back: null, booleans, strings,
+ * numbers (NaN, +-Infinity and -0 too), Float32Array, Int32Array, Uint8Array, and arrays and plain
+ * objects of these (any key, `__proto__` too); `undefined` properties are left out. Anything else is
+ * refused by `Trainer.stateDict()` (so at every snapshot) with a `StateError` naming the stateKey and
+ * the path. Checkpoints store it with `encodeState` / `decodeState`; test yours with `roundTripState`
+ * (`@fitloop/core/testing`).
+ */
 export type StateValue =
   | null
   | boolean
@@ -40,7 +47,11 @@ export interface FitOutcome {
   readonly status: FitStatus;
   /** Every stop request, in the order made (empty unless `status` is `stopped`). */
   readonly stopRequests: readonly StopRequest[];
-  /** The cancellation reason (`cancelled`) or the error (`failed`). */
+  /**
+   * Why the run ended early: the stop requests joined as `"by: reason; ..."` (`stopped`), the
+   * cancellation's reason (`cancelled`, when it gave one) or the error's message (`failed`). Not set
+   * for `completed`.
+   */
   readonly reason?: string;
   readonly error?: unknown;
 }

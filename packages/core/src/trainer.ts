@@ -5,7 +5,7 @@ import { ObserverBus, type Observer } from "./bus.js";
 import { CancelFit, Cancellation } from "./cancel.js";
 import type { Callback } from "./callback.js";
 import type { DataSource } from "./data.js";
-import { FitloopError } from "./errors.js";
+import { FitloopError, PluginError } from "./errors.js";
 import { createRootContainer, isPluginClass, TOKENS, type PluginClass } from "./di.js";
 import type { EventName } from "./events.js";
 import { hyperparameters } from "./hyperparams.js";
@@ -15,12 +15,14 @@ import { resolveLoss, resolveMetrics, type LossFn, type LossName, type MetricSpe
 import { fitOptionsSchema, parseOptions, trainerOptionsSchema } from "./options.js";
 import { describeOrder, resolveOrder, type ResolvedPlugin } from "./order.js";
 import { preflight } from "./preflight.js";
+import { BatchChecker } from "./batch-checks.js";
 import { Rng, type RngState } from "./rng.js";
 import { RunScope } from "./run.js";
 import { collectStateful, copyProgress, createTrainState, emptyEpochProgress, trainStateDict, type FitOutcome, type StateDict, type TrainState, type TrainStateDict } from "./state.js";
 import { captureWeights, checkWeights, loadWeights, SNAPSHOT_FORMAT, trainableVariables, type RunSnapshot } from "./snapshot.js";
 import { checkOptimizerStateDict, loadOptimizerStateDict, optimizerStateDict } from "./optimizer-state.js";
 import { parseTrainerStateDict } from "./state-schema.js";
+import { checkPluginState } from "./state-codec.js";
 import { StateError } from "./errors.js";
 
 export interface TrainerOptions {
@@ -39,9 +41,14 @@ export interface TrainerOptions {
   /** Fail the run (HOOK_TIMEOUT, naming plugin and event) when an async hook takes longer than this. Default: no limit. */
   hookTimeoutMs?: number;
   /**
-   * Data checks during training: `every: N` checks every Nth batch on the device (NaN/Inf in inputs
-   * and targets, read with the step's one device read) and every batch's shapes on the host; 0 checks
-   * only before the first step. Default `{ every: 1 }`.
+   * Data checks during training, after the pre-flight check. Every batch's structure and shapes are
+   * checked on the host (free). `every: N` also checks the values of every Nth batch on the device:
+   * NaN/Inf in the inputs, and targets the loss cannot take (NaN/Inf; class indices out of range;
+   * cross-entropy targets outside [0, 1]; not for custom losses). Those flags ride in the step's one
+   * packed read, so there is no extra device read; a bad batch is refused before its update with a
+   * `DataError` naming epoch, batch and sample. `every: 0` checks values only in the pre-flight.
+   * Sources whose batches are rows of what the pre-flight scanned (`tensorData`) need no value
+   * checks and get none. Default `{ every: 1 }`.
    */
   dataChecks?: { every: number };
 }
@@ -128,6 +135,11 @@ export class Trainer {
       let startEpoch = options.initialEpoch ?? 0;
       let startBatch = 0;
       if (resume) {
+        // a cursor at batchesPerEpoch is valid (saved after the last batch, before validation); past it is not
+        const perEpoch = options.train.batchesPerEpoch;
+        if (perEpoch !== undefined && resume.train.cursor.batchIndex > perEpoch) {
+          throw new StateError("the saved state does not fit this data", [{ path: "train.cursor.batchIndex", message: `is ${resume.train.cursor.batchIndex}, but the training data has ${perEpoch} batches per epoch` }]);
+        }
         state.resumed = true;
         this.applyResume(resume, state, stateful);
         startEpoch = state.epoch;
@@ -149,6 +161,7 @@ export class Trainer {
       const logNames = ["loss", ...metrics.map(([name]) => name)];
       const reserved = new Set([...logNames, ...logNames.map((n) => `val_${n}`)]);
       const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins, reserved, () => this.snapshot(), this.opts.seed, this.opts.hookTimeoutMs);
+      const dataChecksEvery = this.opts.dataChecks?.every ?? 1;
       const spec = {
         train: options.train,
         validation: options.validation,
@@ -158,6 +171,10 @@ export class Trainer {
         startEpoch,
         startBatch,
         logNames,
+        checks: {
+          train: new BatchChecker(this.model, loss, "train", dataChecksEvery, options.train.peekCoversBatches === true),
+          validation: options.validation ? new BatchChecker(this.model, loss, "validation", dataChecksEvery, options.validation.peekCoversBatches === true) : undefined,
+        },
       };
       return await runFit(scope, () => fitLoop(scope, spec));
     } finally {
@@ -208,7 +225,12 @@ export class Trainer {
         } catch {
           previous = undefined; // a plugin with nothing to save yet (an unfitted normaliser): nothing to take back
         }
-        p.loadStateDict(dict);
+        try {
+          p.loadStateDict(dict);
+        } catch (e) {
+          // a plugin's own error (a TypeError on a malformed dict) must still say whose state it was
+          throw e instanceof FitloopError ? e : new PluginError(this.plugins.find((x) => x.callback === p)?.name ?? key, "loadStateDict", e);
+        }
         loaded.push([p, previous]);
       }
     } catch (e) {
@@ -251,7 +273,11 @@ export class Trainer {
     if (!this.state) throw new Error("stateDict() needs a run: call it from a hook or after fit()");
     const plugins: Record<string, StateDict> = {};
     const stateful = collectStateful(this.plugins.map((p) => p.callback), (cb) => this.plugins.find((p) => p.callback === cb)!.name);
-    for (const [key, cb] of stateful) plugins[key] = cb.stateDict();
+    for (const [key, cb] of stateful) {
+      const dict = cb.stateDict();
+      checkPluginState(key, this.plugins.find((p) => p.callback === cb)!.name, dict); // fails here, not later in a checkpoint writer
+      plugins[key] = dict;
+    }
     return { train: trainStateDict(this.state), rng: this.rng ? this.rng.getState() : null, plugins };
   }
 
@@ -305,14 +331,14 @@ async function runFit(scope: RunScope, loop: () => Promise<void>): Promise<FitRe
     if (e instanceof CancelFit) {
       outcome = { status: "cancelled", stopRequests: [...scope.state.stopRequests], reason: e.reason };
     } else {
-      if (e instanceof Cancellation) e = misplacedCancel(e, scope);
+      if (e instanceof Cancellation) e = misplacedCancel(e, scope.lastThrow);
       failure = { error: e };
       outcome = { status: "failed", stopRequests: [...scope.state.stopRequests], reason: e instanceof Error ? e.message : String(e), error: e };
     }
   }
   scope.finish(outcome);
   // every plugin's afterFit runs (their cleanup), whatever the others do
-  const errors = (await scope.fireAll("afterFit")).map((e) => (e instanceof Cancellation ? misplacedCancel(e, scope) : e));
+  const errors = (await scope.fireAll("afterFit")).map(({ error, plugin }) => (error instanceof Cancellation ? misplacedCancel(error, { plugin, event: "afterFit" }) : error));
   if (failure) {
     for (const e of errors) scope.logger.error("fitloop: an afterFit hook threw while the run was failing", e);
     throw failure.error;
@@ -332,10 +358,15 @@ const CANCEL_SCOPES: Record<string, string> = {
   CancelBatch: "beforeBatch .. afterStep, beforeValBatch (not in the closing afterBatch / afterValBatch, where nothing is left to cancel)",
   CancelStep: "afterForward .. beforeStep",
   CancelEpoch: "beforeEpoch .. afterEpoch, except afterEpoch itself",
+  CancelFit: "beforeFit .. epochCheckpoint",
 };
 
 /** A cancellation thrown where nothing can catch it: a typed error naming who threw it and where. */
-function misplacedCancel(e: Cancellation, scope: RunScope): FitloopError {
-  const where = scope.lastThrow ? ` by "${scope.lastThrow.plugin}" in ${scope.lastThrow.event}` : "";
-  return new FitloopError("CANCEL_OUT_OF_SCOPE", `${e.name} was thrown${where}, where it cancels nothing; it is valid in ${CANCEL_SCOPES[e.name] ?? "its phase"}. Use CancelFit or ctx.requestStop() to end the run.`, { cause: e });
+function misplacedCancel(e: Cancellation, where: { plugin: string; event: EventName } | undefined): FitloopError {
+  const by = where ? ` by "${where.plugin}" in ${where.event}` : "";
+  const advice =
+    where?.event === "afterFit"
+      ? "afterFit runs once the run is over, so there is nothing left to cancel: return normally, or throw an Error to report a failure"
+      : "Use CancelFit or ctx.requestStop() to end the run";
+  return new FitloopError("CANCEL_OUT_OF_SCOPE", `${e.name} was thrown${by}, where it cancels nothing; it is valid in ${CANCEL_SCOPES[e.name] ?? "no hook"}. ${advice}.`, { cause: e });
 }

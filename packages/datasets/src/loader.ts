@@ -181,15 +181,23 @@ export class DataLoader implements DataSource {
   }
 
   /**
-   * Releases the tensors of `peekAll()`, if any; idempotent, and the loader stays usable. Meant for
-   * the pre-flight check to call when it is done, also when it failed, so that a rejected `fit()`
-   * leaves no tensors behind (a `@fitloop/core` that does not call it yet leaves them until the next
-   * `batches()` or `dispose()`: call it yourself after a rejected fit).
+   * Releases the tensors of `peekAll()`, if any; idempotent, and the loader stays usable. The
+   * trainer's pre-flight check calls it when it is done, also when it failed, so a rejected `fit()`
+   * leaves no tensors behind.
    */
   releasePeek(): void {
     const p = this.peeked;
     this.peeked = undefined;
     if (p) tf.dispose([p.xs, p.ys]);
+  }
+
+  /**
+   * Batches are rows of `peekAll()` unchanged when there are no transforms: the trainer's pre-flight
+   * scan then covers them and it skips its per-batch value checks. Transforms (augmentation) can
+   * make values the scan never saw, so those batches are checked.
+   */
+  get peekCoversBatches(): boolean {
+    return this.transforms.length === 0;
   }
 
   /** Releases the tensors of `peekAll()`, if any. */

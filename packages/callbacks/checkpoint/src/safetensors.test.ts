@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CheckpointFormatError, MAX_HEADER_BYTES, decodeSafetensors, encodeSafetensors, type SafeTensor } from "./index.js";
+import { StateError } from "@fitloop/core";
 import { fromJsonTree, toJsonTree } from "./json.js";
 
 /**
@@ -94,8 +95,32 @@ describe("JSON with typed arrays and non-finite numbers", () => {
   it("bad tags are refused: unknown float, missing tensor, a tensor used twice, unstorable values", () => {
     const tensors = new Map<string, SafeTensor>([["t0", { dtype: "F32", shape: [1], data: new Float32Array(1) }]]);
     expect(() => fromJsonTree({ x: { $float: "1e999" } }, tensors)).toThrow(/\$\.x: \{"\$float": "1e999"\} is not NaN, Infinity, -Infinity or -0/);
-    expect(() => fromJsonTree({ x: { $tensor: "t9" } }, tensors)).toThrow(/refers to tensor "t9", which the state file does not have/);
-    expect(() => fromJsonTree([{ $tensor: "t0" }, { $tensor: "t0" }], tensors)).toThrow(/referenced twice/);
-    expect(() => toJsonTree({ f: () => 1 }, new Map())).toThrow(/cannot store function at \$\.f/);
+    expect(() => fromJsonTree({ x: { $tensor: "t9" } }, tensors)).toThrow(/\$\.x: refers to array "t9", which is not among the stored arrays/);
+    expect(() => fromJsonTree([{ $tensor: "t0" }, { $tensor: "t0" }], tensors)).toThrow(/\$\[1\]: array "t0" is referenced twice/);
+    expect(() => fromJsonTree({ x: 1 }, tensors)).toThrow(/stored array "t0" is not referenced/);
+    expect(() => toJsonTree({ f: () => 1 }, new Map())).toThrow(/\$\.f: a function cannot be stored/);
+    // a corrupt file is a format error (the loader reports it as a corrupt checkpoint), with core's StateError as its cause
+    const err = (() => {
+      try {
+        fromJsonTree({ x: { $float: "1e999" } }, new Map());
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(CheckpointFormatError);
+    expect((err as Error).cause).toBeInstanceOf(StateError);
+  });
+
+  it("__proto__ keys, -0 and tag look-alikes survive; state tensors must be 1-D", () => {
+    const tensors = new Map<string, SafeTensor>();
+    const value = JSON.parse('{"__proto__": {"x": 1}, "tag": {"$tensor": "t0"}, "z": 0}') as Record<string, unknown>;
+    value["z"] = -0;
+    const back = fromJsonTree(JSON.parse(JSON.stringify(toJsonTree(value, tensors))), tensors) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
+    expect(Object.prototype.hasOwnProperty.call(back, "__proto__")).toBe(true);
+    expect(back["tag"]).toEqual({ $tensor: "t0" });
+    expect(Object.is(back["z"], -0)).toBe(true);
+    const twoD = new Map<string, SafeTensor>([["t0", { dtype: "F32", shape: [1, 1], data: new Float32Array(1) }]]);
+    expect(() => fromJsonTree({ $tensor: "t0" }, twoD)).toThrow(CheckpointFormatError);
   });
 });

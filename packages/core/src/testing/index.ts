@@ -6,6 +6,7 @@ import { tensorData, type DataSource } from "../data.js";
 import { EVENTS, type EventName } from "../events.js";
 import { seeded } from "../rng.js";
 import type { StateDict } from "../state.js";
+import { decodeState, encodeState } from "../state-codec.js";
 import type { RunSnapshot } from "../snapshot.js";
 import type { Trainer, TrainerStateDict } from "../trainer.js";
 
@@ -177,4 +178,16 @@ export function stateWithPlugins(plugins: Readonly<Record<string, StateDict>>): 
 export function epochSnapshots(): Callback & { readonly at: Map<number, RunSnapshot> } {
   const at = new Map<number, RunSnapshot>();
   return { name: "EpochSnapshots", at, epochCheckpoint: async (ctx) => void at.set(ctx.state.epoch, structuredClone(await ctx.snapshot())) };
+}
+
+/**
+ * What a checkpoint does to a plugin's state: `encodeState`, `JSON.stringify` / `JSON.parse`, a copy
+ * of every typed array (as if read from a file), `decodeState`. A plugin test checks that
+ * `loadStateDict(roundTripState(p.stateDict()))` restores it; a value a checkpoint cannot store
+ * (a Map, a Float64Array, a class instance, ...) is a `StateError` naming its path.
+ */
+export function roundTripState(dict: StateDict): StateDict {
+  const { json, arrays } = encodeState(dict);
+  const copies = new Map([...arrays].map(([name, a]) => [name, a.slice()] as const));
+  return decodeState(JSON.parse(JSON.stringify(json)) as unknown, copies) as StateDict;
 }

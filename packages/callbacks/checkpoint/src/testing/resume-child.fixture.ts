@@ -5,7 +5,7 @@
  *     full    trains 2K steps, writes the final weights and history to out.json
  *     first   trains, checkpointing every K steps into <dir>, and stops at step K (mid-epoch)
  *     second  a new process: resumes from <dir>'s latest checkpoint and trains to 2K steps
- *     no-slots / no-rng   as second, with the optimizer slots / the RNG state dropped (negative controls)
+ *     no-slots / no-rng   as second, with the optimizer slots zeroed / the RNG state dropped (negative controls)
  *
  * The run has dropout (seeded), augmentation (shift + noise, seeded per batch), a normaliser fitted on
  * the training split (plugin state), an LR schedule (warmup then cosine) and early stopping (its
@@ -49,7 +49,8 @@ const store = new FileStore(dir);
 let resume: RunSnapshot | undefined;
 if (mode !== "full" && mode !== "first") {
   const snap = await resumeFrom(store);
-  if (mode === "no-slots") resume = { ...snap, optimizer: { ...snap.optimizer, slots: Object.fromEntries(Object.keys(snap.optimizer.slots).map((k) => [k, []])) } };
+  // zeroed, not dropped: core refuses a stepped optimizer's state without its slots
+  if (mode === "no-slots") resume = { ...snap, optimizer: { ...snap.optimizer, slots: Object.fromEntries(Object.entries(snap.optimizer.slots).map(([k, list]) => [k, list.map((s) => ({ ...s, values: new Float32Array(s.values.length) }))])) } };
   else if (mode === "no-rng") resume = { ...snap, trainer: { ...snap.trainer, rng: null } };
   else resume = snap;
 }

@@ -168,6 +168,31 @@
       (br $tl)))
     (local.get $total))
 
+  ;; sum of x * 0 over n floats: 0 when every value is finite, NaN otherwise (Inf * 0 and NaN * 0
+  ;; are NaN, and NaN sticks). Exact: no square that could overflow a large finite value to Inf.
+  (func (export "nonFinite") (param $x i32) (param $n i32) (result f32)
+    (local $end16 i32) (local $end i32) (local $zero v128) (local $acc v128) (local $total f32)
+    (local.set $end16 (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $zero (f32x4.splat (f32.const 0)))
+    (local.set $acc (f32x4.splat (f32.const 0)))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $x) (local.get $end16)))
+      (local.set $acc (f32x4.add (local.get $acc) (f32x4.add
+        (f32x4.add (f32x4.mul (v128.load (local.get $x)) (local.get $zero)) (f32x4.mul (v128.load offset=16 (local.get $x)) (local.get $zero)))
+        (f32x4.add (f32x4.mul (v128.load offset=32 (local.get $x)) (local.get $zero)) (f32x4.mul (v128.load offset=48 (local.get $x)) (local.get $zero))))))
+      (local.set $x (i32.add (local.get $x) (i32.const 64)))
+      (br $l)))
+    (local.set $total (f32.add (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+      (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+    ;; the last n % 16 values
+    (block $td (loop $tl
+      (br_if $td (i32.ge_u (local.get $x) (local.get $end)))
+      (local.set $total (f32.add (local.get $total) (f32.mul (f32.load (local.get $x)) (f32.const 0))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (br $tl)))
+    (local.get $total))
+
   ;; out[j] = float32(acc[j] * scale) for n doubles (1 for Sum, 1/rows for Mean).
   (func (export "finishSum") (param $acc i32) (param $out i32) (param $n i32) (param $scale f64)
     (local $i i32)

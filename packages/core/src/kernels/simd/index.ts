@@ -215,6 +215,8 @@ export interface ElementwiseSimdExports {
   colSum(x: number, acc: number, rows: number, cols: number): void;
   finishSum(acc: number, out: number, n: number, scale: number): void;
   sumSquares(x: number, n: number): number;
+  /** `sum of x * 0`: 0 when all n floats are finite, NaN otherwise. */
+  nonFinite(x: number, n: number): number;
   scale(x: number, out: number, n: number, s: number): void;
 }
 
