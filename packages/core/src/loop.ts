@@ -31,7 +31,7 @@ export interface LoopSpec {
  * Runs `before`, then `body`, then `after`. A `cancel` thrown inside skips the rest of `body`
  * and still runs `after`; any other error propagates and skips `after` (afterFit alone always runs).
  */
-export async function withEvents(run: RunScope, before: EventName, after: EventName, cancel: CancellationClass | null, body: () => Promise<void>): Promise<boolean> {
+export async function withEvents(run: RunScope, before: EventName, after: EventName, cancel: CancellationClass | null, body: () => Promise<void>, onCancel?: () => void): Promise<boolean> {
   let cancelled = false;
   try {
     await run.fire(before);
@@ -40,6 +40,7 @@ export async function withEvents(run: RunScope, before: EventName, after: EventN
     if (cancel === null || !(e instanceof cancel)) throw e;
     cancelled = true;
     run.logger.debug(`fitloop: ${cancel.name}${(e as Cancellation).reason ? `: ${(e as Cancellation).reason}` : ""}`);
+    onCancel?.();
   }
   await run.fire(after);
   return cancelled;
@@ -55,7 +56,8 @@ export async function fitLoop(run: RunScope, spec: LoopSpec): Promise<void> {
     if (startBatch === 0) state.epochProgress = emptyEpochProgress();
     run.pluginLogs.startEpoch(state.epochProgress.plugins);
     state.batchIndex = startBatch; // > 0 in beforeEpoch/beforeTrain: the epoch is resumed mid-way
-    const cancelled = await withEvents(run, "beforeEpoch", "afterEpoch", CancelEpoch, () => epoch(run, spec, startBatch));
+    // a cut epoch's afterEpoch sees the epoch's logs so far (often none), not the last batch's; no history record is made
+    const cancelled = await withEvents(run, "beforeEpoch", "afterEpoch", CancelEpoch, () => epoch(run, spec, startBatch), () => run.setLogs(state.epochLogs));
     // CancelEpoch cut the epoch on purpose: a resume goes on with the next one, as this run does
     if (cancelled) state.cursor = { epoch: state.epoch + 1, batchIndex: 0 };
     // The epoch's safe point exists only when the epoch is over. A run stopped mid-epoch still ran
