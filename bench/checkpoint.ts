@@ -20,7 +20,7 @@ import { Trainer, seeded, silentLogger, tensorData } from "../packages/core/src/
 import { encodeRun, versions } from "../packages/callbacks/checkpoint/src/format.js";
 import { readCheckpoint } from "../packages/callbacks/checkpoint/src/load.js";
 import { FileStore } from "../packages/callbacks/checkpoint/src/node/index.js";
-import { intEnv, median } from "./models.js";
+import { intEnv, median, printTable } from "./models.js";
 
 const ROUNDS = intEnv("ROUNDS", 9);
 
@@ -80,11 +80,7 @@ async function main(): Promise<void> {
     ["load", median(load.checkpoint).toFixed(1), median(load.plain).toFixed(1), loadRatio.toFixed(3)],
   ];
   const header = ["", "checkpoint ms (median)", "plain fs ms (median)", "ratio (median of paired)"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
-  console.log(fmt(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const r of rows) console.log(fmt(r));
+  printTable(header, rows);
   console.log("");
   console.log(`${(bytes / 1e6).toFixed(1)} MB per checkpoint (a ${(model.countParams() * 4 / 1e6).toFixed(1)} MB model, Adam slots, state, manifest); ${ROUNDS} rounds; checkpoint save includes reading the run from the device, encoding, sha256, fsyncs, rename and pointers; plain is one writeFile/readFile of as many bytes, no fsync`);
   console.log(JSON.stringify({ bench: "checkpoint", save_ratio: Math.round(saveRatio * 1000) / 1000, load_ratio: Math.round(loadRatio * 1000) / 1000, mb: Math.round(bytes / 1e5) / 10 }));

@@ -16,7 +16,7 @@ import "reflect-metadata";
 import * as tf from "@tensorflow/tfjs-core";
 import { Trainer, tensorData, useBackend, type Callback, type DataSource } from "../packages/core/src/index.js";
 import { BatchChecker } from "../packages/core/src/batch-checks.js";
-import { BATCH, buildModel, intEnv, median, randomData, type ModelKind } from "./models.js";
+import { BATCH, buildModel, intEnv, median, printTable, randomData, type ModelKind } from "./models.js";
 
 const ROUNDS = intEnv("ROUNDS", 21);
 const STEPS = intEnv("STEPS", 96);
@@ -76,11 +76,7 @@ async function main(): Promise<void> {
   const direct = (step("on") - step("off")) / step("off");
   const rows = ARMS.map((a) => [a === "on" ? "checks every batch" : "checks off (every: 0)", median(perRound[a]).toFixed(3), Math.min(...perRound[a]).toFixed(3), Math.max(...perRound[a]).toFixed(3), step(a).toFixed(3)]);
   const header = ["arm", "fit ms/step (median)", "min", "max", "one step in the loop (median)"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
-  console.log(fmt(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const r of rows) console.log(fmt(r));
+  printTable(header, rows);
   console.log("");
   console.log(`checks: ${(100 * paired).toFixed(2)} % per fit (paired), ${((step("on") - step("off")) * 1000).toFixed(0)} us = ${(100 * direct).toFixed(2)} % per step inside the loop; same weights after every round: ${same}`);
   console.log(`one batch's check alone (${BATCH} samples): ${checkUs.toFixed(1)} us = ${((100 * checkUs) / 1000 / step("off")).toFixed(2)} % of a step`);

@@ -21,6 +21,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 // The root package does not depend on @fitloop/core, so the bare specifier does not resolve from
 // bench/; import the source entry directly (what the `@fitloop/source` condition would pick).
 import { EVENTS, Trainer, tensorData, useBackend, type Callback } from "../packages/core/src/index.js";
+import { printTable } from "./models.js";
 
 const BATCH = 64;
 const CLASSES = 10;
@@ -259,11 +260,7 @@ async function main(): Promise<void> {
     const rel = r.arm === "fitloop" ? `${ratio(r.kind).toFixed(3)} vs model.fit` : `${(r.median / get(r.kind, "fitloop")).toFixed(3)} vs fitloop, F=${overhead(r.kind).toFixed(4)}`;
     return [r.kind, r.arm, r.median.toFixed(0), Math.min(...r.samples).toFixed(0), Math.max(...r.samples).toFixed(0), rel, paired(r.kind, r.arm, den).toFixed(3)];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-  const fmt = (row: string[]) => row.map((c, i) => c.padEnd(widths[i]!)).join("  ");
-  console.log(fmt(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const row of table) console.log(fmt(row));
+  printTable(header, table);
   console.log("");
   console.log(`ratio = fitloop / model.fit samples/s (target: mlp >= 1.05, cnn >= 0.98)`);
   console.log(`overhead_20_noop_plugins = F = 1 - (fitloop+${PLUGINS} no-op) / fitloop, reported as the MEAN of MLP and CNN: ${fMean.toFixed(4)} (MLP ${fMlp.toFixed(4)}, CNN ${fCnn.toFixed(4)}; target <= 0.01)`);

@@ -28,7 +28,7 @@ import { Scheduler, constant, oneCycleLR } from "../packages/callbacks/lr-schedu
 import { GradClip } from "../packages/callbacks/grad-clip/src/index.js";
 import { EarlyStopping } from "../packages/callbacks/early-stopping/src/index.js";
 import { TerminateOnNaN } from "../packages/callbacks/terminate-on-nan/src/index.js";
-import { BATCH, buildModel, intEnv, median, randomData } from "./models.js";
+import { BATCH, buildModel, intEnv, median, randomData, printTable } from "./models.js";
 
 const ROUNDS = intEnv("ROUNDS", 31);
 const STEPS = intEnv("STEPS", 96);
@@ -140,11 +140,7 @@ async function main(): Promise<void> {
     step(a).toFixed(3),
     a === "bare" ? `${stepTimes.bare.length} steps` : `${((step(a) - step("bare")) * 1000).toFixed(0)} us = ${(100 * direct(a)).toFixed(2)} %`,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
-  console.log(fmt(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const r of rows) console.log(fmt(r));
+  printTable(header, rows);
   console.log("");
   for (const a of ["plugins", "same-path"] as const) {
     const list = [...byHook].filter(([k]) => k.startsWith(`${a}:`)).map(([k, us]) => [k.slice(a.length + 1), median(us)] as const).filter(([, us]) => us >= 0.5);

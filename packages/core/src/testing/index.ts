@@ -191,3 +191,5 @@ export function roundTripState(dict: StateDict): StateDict {
   const copies = new Map([...arrays].map(([name, a]) => [name, a.slice()] as const));
   return decodeState(JSON.parse(JSON.stringify(json)) as unknown, copies) as StateDict;
 }
+
+export { expectRefused, expectRejected, weightsOf, RefusalCheckError, type Culprit, type ErrorClass, type RefusalGuard } from "./refusals.js";
