@@ -41,7 +41,7 @@ import {
   kernelThreadPool,
   kernelThreadsEnabled,
   memoryBoundSplitEnabled,
-} from "../packages/core/src/kernels/index.js";
+} from "../packages/wasm/src/index.js";
 
 export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all"): string[] {
   setSimdKernelsEnabled(process.env["WASM_SIMD"] !== "false");

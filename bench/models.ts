@@ -90,7 +90,7 @@ export const intEnv = (name: string, fallback: number): number => {
 
 /**
  * `useBackend('wasm')`'s `threads` option from the THREADS env variable: unset = the default (all
- * cores, through @fitloop/core/node); `false` or `1` = single-threaded (before threads); a number.
+ * cores, through @fitloop/wasm/node); `false` or `1` = single-threaded (before threads); a number.
  */
 export const threadsEnv = (): { threads?: boolean | number } => {
   const v = process.env["THREADS"];

@@ -17,7 +17,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
-import { simdKernelsEnabled } from "../packages/core/src/kernels/index.js";
+import { simdKernelsEnabled } from "../packages/wasm/src/index.js";
 import { BATCH, intEnv, median, threadsEnv, wasmThreadCount, type ModelKind, trainingRig } from "./models.js";
 
 const STEPS = intEnv("STEPS", 20);

@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../packages/core/src/index.js";
-import { BN_TRAIN, BN_TRAIN_GRAD_SUMS, BN_TRAIN_GRAD_X, RELU_GRAD, setSimdKernelsEnabled } from "../packages/core/src/kernels/index.js";
+import { BN_TRAIN, BN_TRAIN_GRAD_SUMS, BN_TRAIN_GRAD_X, RELU_GRAD, setSimdKernelsEnabled } from "../packages/wasm/src/index.js";
 import { intEnv, median, threadsEnv, wasmThreadCount } from "./models.js";
 
 const REPS = intEnv("REPS", 15);

@@ -25,7 +25,7 @@ import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { Trainer, tensorData, useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
-import { simdKernelsEnabled } from "../packages/core/src/kernels/index.js";
+import { simdKernelsEnabled } from "../packages/wasm/src/index.js";
 import { BATCH, buildModel, intEnv, median, randomData, threadsEnv, wasmThreadCount, type ModelKind } from "./models.js";
 
 const ROUNDS = intEnv("ROUNDS", 5);

@@ -7,6 +7,9 @@ describe("useBackend", () => {
     expect(await useBackend("wasm")).toBe("wasm");
     expect(tf.getBackend()).toBe("wasm");
     expect(tf.tidy(() => tf.sum(tf.tensor1d([1, 2, 3])).dataSync()[0])).toBe(6);
+    // @fitloop/wasm is installed here (a dev dependency): useBackend went through its useWasm
+    expect(tf.getKernel("Conv2DBackpropFilter", "wasm")).toBeDefined();
+    expect(tf.getKernel("FitloopBatchCheck", "wasm")).toBeDefined();
     expect(await useBackend("cpu")).toBe("cpu");
     expect(tf.getBackend()).toBe("cpu");
   });

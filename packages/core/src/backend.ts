@@ -6,57 +6,43 @@ export type BackendName = "tensorflow" | "wasm" | "cpu";
 
 export interface UseBackendOptions {
   /**
-   * Register fitloop's kernels for the wasm backend: a `Conv2DBackpropFilter`, which tfjs-wasm lacks
-   * (so CNNs can train there), and faster replacements of stock kernels (docs/performance.md).
-   * Default true. `false` puts back the stock kernels fitloop replaced (an added kernel that tfjs-wasm
-   * lacks stays registered once added).
+   * With `@fitloop/wasm` installed: register its kernels for the wasm backend (the
+   * `Conv2DBackpropFilter` tfjs-wasm lacks, so CNNs can train, and faster replacements of stock
+   * kernels). Default true; `false` puts back the stock kernels it replaced.
    */
   wasmKernels?: boolean;
   /**
-   * XNNPACK threads for the wasm backend in Node (tfjs-wasm's threaded-SIMD build, which tfjs itself
-   * never starts in Node; see `@fitloop/core/node`). `true` (default): the machine's available
-   * parallelism (at most 8); a number; `false` or 1: single-threaded. Takes effect only on the first
-   * initialisation of the wasm backend in a process; falls back to single-threaded with a logged
-   * reason when the threaded build cannot start. Ignored outside Node and for other backends.
+   * With `@fitloop/wasm` installed, in Node: XNNPACK threads (tfjs-wasm's threaded-SIMD build).
+   * `true` (default): the machine's available parallelism (at most 8); a number; `false` or 1:
+   * single-threaded. Ignored for other backends.
    */
   threads?: boolean | number;
-  /**
-   * Worker threads for fitloop's own WebAssembly SIMD kernels (`@fitloop/core/node`'s kernel
-   * threads): in Node with the threaded build, kernels that use them split their rows between the
-   * calling thread and `threads - 1` workers on the same shared memory (docs/performance.md, round 8).
-   * Results are the same as on one thread within float tolerance (most bit for bit). Default true;
-   * `false` runs them on the calling thread only. Ignored outside Node and single-threaded.
-   */
+  /** With `@fitloop/wasm` installed, in Node: worker threads for its SIMD kernels. Default true. */
   kernelThreads?: boolean;
   /** Where fail-safe reasons (e.g. falling back to one thread) are reported. Default: console. */
   logger?: Logger;
 }
 
-/** The Node-only entry; a computed specifier keeps browser bundlers from following it. */
-const NODE_ENTRY = "@fitloop/core/node";
+/** fitloop's wasm training kernels; optional, found by a computed specifier so bundlers do not require it. */
+const WASM_PACKAGE = "@fitloop/wasm";
 
 const isNode = (): boolean => {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
   return typeof p?.versions?.node === "string";
 };
 
-/** `tf.setBackend('wasm')`, threaded through the Node entry when in Node and not opted out. */
-async function setWasmBackend(options: UseBackendOptions): Promise<boolean> {
-  if (options.threads === false || options.threads === 1 || !isNode()) return tf.setBackend("wasm");
-  let node: typeof import("./node/index.js");
+interface WasmPackage {
+  useWasm(options: { kernels?: boolean; threads?: boolean | number; kernelThreads?: boolean; logger?: { warn(m: string): void } }): Promise<string>;
+}
+
+/** `@fitloop/wasm` when it is installed, else undefined (stock tfjs-wasm then). */
+async function wasmPackage(): Promise<WasmPackage | undefined> {
   try {
-    node = (await import(/* @vite-ignore */ /* webpackIgnore: true */ NODE_ENTRY)) as typeof import("./node/index.js");
+    return (await import(/* @vite-ignore */ /* webpackIgnore: true */ WASM_PACKAGE)) as WasmPackage;
   } catch (e) {
-    (options.logger ?? consoleLogger).warn(`fitloop: tfjs-wasm runs single-threaded: loading ${NODE_ENTRY} failed: ${(e as Error).message}`);
-    return tf.setBackend("wasm");
+    if (isModuleNotFound(e)) return undefined;
+    throw new BackendError(`loading ${WASM_PACKAGE} failed: ${(e as Error).message}`, { cause: e });
   }
-  const logger = options.logger ?? consoleLogger;
-  const result = await node.setWasmBackendThreaded({ threads: options.threads ?? true, warn: (m) => logger.warn(m) });
-  if (result.ok && options.kernelThreads !== false && result.threads > 1) {
-    const started = await node.ensureKernelThreads(result.threads);
-    if (started.reason) logger.warn(`fitloop: kernel threads not started: ${started.reason}`);
-  }
-  return result.ok;
 }
 
 const PACKAGES: Record<BackendName, readonly string[]> = {
@@ -84,6 +70,8 @@ function isModuleNotFound(e: unknown): boolean {
 
 /**
  * Loads and activates a backend: `'tensorflow'` (tfjs-node-gpu, then tfjs-node), `'wasm'` or `'cpu'`.
+ * For `'wasm'` it uses `@fitloop/wasm` when installed (its kernels, and threads in Node: `useWasm`),
+ * and stock tfjs-wasm otherwise.
  * Throws a `BackendError` naming the package to install when it is missing, or when tfjs fails
  * to initialise it (tfjs can report the failed backend as active until `tf.ready()`, so the
  * result of `setBackend` is checked). Returns the active backend's name.
@@ -97,22 +85,36 @@ export async function useBackend(name: BackendName, options: UseBackendOptions =
     throw new BackendError(`the ${name} backend is not installed: ${install}`);
   }
   const tfName = name === "tensorflow" ? "tensorflow" : name;
-  if (name === "wasm") {
-    const { registerWasmKernels, restoreWasmKernels, setKernelThreadsEnabled } = await import("./kernels/index.js");
-    setKernelThreadsEnabled(options.kernelThreads !== false && options.threads !== false && options.threads !== 1);
-    if (options.wasmKernels === false) restoreWasmKernels();
-    else {
-      const wasmModule = (await import(/* @vite-ignore */ "@tensorflow/tfjs-backend-wasm")) as { version_wasm?: string };
-      registerWasmKernels(wasmModule.version_wasm !== undefined ? { tfjsWasmVersion: wasmModule.version_wasm } : {});
-    }
+  const logger = options.logger ?? consoleLogger;
+  const wasm = name === "wasm" ? await wasmPackage() : undefined;
+  if (name === "wasm" && !wasm && (options.threads !== undefined || options.kernelThreads !== undefined || options.wasmKernels === true)) {
+    logger.warn(`fitloop: ${WASM_PACKAGE} is not installed: stock tfjs-wasm runs (single-threaded, without fitloop's kernels: CNNs cannot train); npm install ${WASM_PACKAGE}`);
   }
   let ok: boolean;
   try {
-    ok = name === "wasm" ? await setWasmBackend(options) : await tf.setBackend(tfName);
+    if (wasm) {
+      await wasm.useWasm({ ...(options.wasmKernels !== undefined ? { kernels: options.wasmKernels } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.kernelThreads !== undefined ? { kernelThreads: options.kernelThreads } : {}), logger: { warn: (m) => logger.warn(m) } });
+      ok = true;
+    } else {
+      ok = await tf.setBackend(tfName);
+    }
     await tf.ready();
   } catch (e) {
-    throw new BackendError(`the ${name} backend (${loaded}) failed to initialise: ${(e as Error).message}`, { cause: e });
+    throw new BackendError(`the ${name} backend (${wasm ? WASM_PACKAGE : loaded}) failed to initialise: ${(e as Error).message}`, { cause: e });
   }
   if (!ok || tf.getBackend() !== tfName) throw new BackendError(`the ${name} backend (${loaded}) failed to initialise; active backend is ${tf.getBackend()}`);
   return tf.getBackend();
+}
+
+/** Kernels stock tfjs-wasm lacks for training that `@fitloop/wasm` adds. */
+const ADDED_BY_WASM_PACKAGE = new Set(["Conv2DBackpropFilter"]);
+
+/**
+ * tfjs's "Kernel 'X' not registered for backend 'wasm'" for a kernel `@fitloop/wasm` adds, as a
+ * `BackendError` that names the fix; any other error is returned as it is.
+ */
+export function explainMissingKernel(e: unknown): unknown {
+  const m = e instanceof Error ? /Kernel '(\w+)' not registered for backend 'wasm'/.exec(e.message) : null;
+  if (!m || !ADDED_BY_WASM_PACKAGE.has(m[1]!)) return e;
+  return new BackendError(`the wasm backend has no ${m[1]} kernel: stock tfjs-wasm cannot train this model (convolutions need it). npm install ${WASM_PACKAGE}, which adds it; useBackend("wasm") then uses it (or call its useWasm() with plain tfjs)`, { cause: e });
 }

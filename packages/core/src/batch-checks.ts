@@ -8,7 +8,7 @@ import type { LossFn, LossName } from "./losses.js";
  * Checks of every batch during training, after the pre-flight check of the first one (or of all
  * samples, for sources with `peekAll`):
  * - on the host, for free: the batch is two live tensors, with as many labels as samples, of the
- *   model's input shape and of the first batch's label shape;
+ *   model's input shape and of the first batch's label shape (except where the model's output shape is open);
  * - on the device, every `every`-th batch: NaN/Inf in the inputs, and targets the loss cannot take
  *   (NaN/Inf; class indices out of range; cross-entropy targets outside [0, 1]). These are two
  *   scalars that ride in the step's one packed read, so they cost a few small kernels and no
@@ -16,8 +16,10 @@ import type { LossFn, LossName } from "./losses.js";
  * A bad training batch is refused before its update is applied.
  */
 export class BatchChecker {
-  private labelTail: string | undefined;
+  private labelTail: readonly number[] | undefined;
   private readonly inputTail: readonly (number | null)[];
+  /** The model's output shape without the batch dim: a label dim the model leaves open (null) may vary by batch. */
+  private readonly outputTail: readonly (number | null)[];
 
   constructor(
     private readonly model: LayersModel,
@@ -29,6 +31,7 @@ export class BatchChecker {
     covered: boolean,
   ) {
     this.inputTail = (model.inputs[0]?.shape ?? []).slice(1);
+    this.outputTail = (model.outputs[0]?.shape ?? []).slice(1);
     if (covered) this.every = 0;
   }
 
@@ -49,9 +52,17 @@ export class BatchChecker {
     if (tail.length !== this.inputTail.length || this.inputTail.some((d, i) => d !== null && d !== tail[i])) {
       throw new ShapeMismatchError(`${at}: inputs have shape [${xs.shape.join(",")}] but the model expects [batch,${this.inputTail.map((d) => d ?? "any").join(",")}]`, where);
     }
-    const labels = ys.shape.slice(1).join(",");
-    if (this.labelTail === undefined) this.labelTail = labels;
-    else if (labels !== this.labelTail) throw new ShapeMismatchError(`${at}: labels have shape [${ys.shape.join(",")}] but earlier batches had [batch,${this.labelTail}]`, where);
+    const labels = ys.shape.slice(1);
+    const first = this.labelTail;
+    if (first === undefined) this.labelTail = labels;
+    else {
+      // labels shaped like the output (regression, one-hot, sequences) may vary where the output is open: a
+      // variable-length sequence padded per batch; elsewhere they keep the first batch's shape
+      const open = (i: number) => labels.length === this.outputTail.length && this.outputTail[i] === null;
+      if (labels.length !== first.length || labels.some((d, i) => d !== first[i] && !open(i))) {
+        throw new ShapeMismatchError(`${at}: labels have shape [${ys.shape.join(",")}] but earlier batches had [batch,${first.map((d, i) => (open(i) ? "any" : d)).join(",")}]`, where);
+      }
+    }
   }
 
   /** Whether the batch at this position gets the device checks. */
@@ -64,7 +75,8 @@ export class BatchChecker {
    * caller disposes them.
    */
   flags(batch: Batch, outputShape: readonly number[]): [tf.Scalar, tf.Scalar] {
-    if (tf.getKernel(BATCH_CHECK_KERNEL, tf.getBackend())) {
+    // the kernel reads labels as float32 or int32 words: other dtypes (bool: one byte each) take the op path
+    if ((batch.ys.dtype === "float32" || batch.ys.dtype === "int32") && tf.getKernel(BATCH_CHECK_KERNEL, tf.getBackend())) {
       const attrs = { target: targetRule(this.loss), classes: outputShape[outputShape.length - 1] ?? 0 };
       return tf.engine().runKernel(BATCH_CHECK_KERNEL, { xs: batch.xs, ys: batch.ys }, attrs as unknown as tf.NamedAttrMap) as unknown as [tf.Scalar, tf.Scalar];
     }

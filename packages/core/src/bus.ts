@@ -37,28 +37,37 @@ export interface ObserverError {
  * - the loop never awaits an observer's promise, and one that throws or rejects is reported, not fatal;
  * - they share the JavaScript thread: a synchronous observer's time adds to the run's. Keep them
  *   light, or make the slow part asynchronous (its awaited part does not hold the loop);
- * - `flush()` waits for the deliveries and async observer work still pending (`fit()` does not).
+ * - `flush()` waits for the deliveries and async observer work still pending (`fit()` does not); an
+ *   observer may await it to let the others finish first (it does not wait for itself).
  */
 export class ObserverBus {
   private readonly emitter = new EventEmitter();
   private readonly errorListeners = new Set<(e: ObserverError) => void>();
   /** Async observer work not yet settled, and deliveries not yet made. */
   private readonly pending = new Set<Promise<unknown>>();
+  /** Set while an observer's synchronous part runs: a flush() started there must not wait for that observer. */
+  private calling: { onPromise: ((p: Promise<unknown>) => void)[] } | undefined;
 
   constructor(private readonly logger: Logger) {}
 
   /** Subscribes to one event, or `"*"` for all; returns the unsubscribe function. */
   on(event: EventName | "*", observer: Observer): () => void {
     const guarded = (e: ObserverEvent) => {
+      const frame = { onPromise: [] as ((p: Promise<unknown>) => void)[] };
+      const outer = this.calling;
+      this.calling = frame;
       try {
         const r = observer(e);
         if (r && typeof (r as Promise<void>).then === "function") {
           const settled = Promise.resolve(r).catch((err: unknown) => this.report(e.event, err));
           this.pending.add(settled);
           void settled.finally(() => this.pending.delete(settled));
+          for (const tell of frame.onPromise) tell(settled);
         }
       } catch (err) {
         this.report(e.event, err);
+      } finally {
+        this.calling = outer;
       }
     };
     this.emitter.on(event, guarded);
@@ -104,8 +113,13 @@ export class ObserverBus {
    * wrote. With `timeoutMs`, resolves `false` if work is still pending then (`true` otherwise).
    */
   async flush(timeoutMs?: number): Promise<boolean> {
+    // an observer awaiting flush() waits for the others, not for itself (that would never end)
+    let self: Promise<unknown> | undefined;
+    this.calling?.onPromise.push((p) => (self = p));
+    const others = () => [...this.pending].filter((p) => p !== self);
     const drain = async (): Promise<true> => {
-      while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+      await Promise.resolve(); // lets an observer that called flush() register its own promise first
+      for (let rest = others(); rest.length > 0; rest = others()) await Promise.allSettled(rest);
       return true;
     };
     if (timeoutMs === undefined) return drain();

@@ -138,10 +138,10 @@ export interface Callback {
   afterLoss?: Hook<BatchContext>;
   /**
    * May return replacement gradients (same names, shapes and dtypes); the loop disposes the ones
-   * replaced. Returned tensors become the loop's and are disposed after the update. A tensor you keep
-   * across steps (created before the batch began, e.g. in `beforeFit`, or `tf.keep`-ed) is used
-   * through a clone and stays yours; one created during the batch and kept without `tf.keep` is
-   * disposed after the step, and returning it again is an `INVALID_GRADIENTS` error that says so.
+   * replaced. Tensors made during the batch become the loop's once returned (`tf.keep` or not) and
+   * are disposed after the update. A tensor made before the batch began (a cache made in `beforeFit`)
+   * is used through a clone and stays yours; returning a disposed tensor (a cache made lazily during
+   * an earlier step, which the loop disposed) is an `INVALID_GRADIENTS` error that says so.
    */
   afterGradients?: (ctx: BatchContext) => Awaitable<tf.NamedTensorMap | void>;
   beforeStep?: Hook<BatchContext>;

@@ -57,6 +57,14 @@ describe("FitloopBatchCheck (wasm) agrees with the tfjs-op check (cpu)", () => {
       expect(cpu).toEqual(wasm);
     });
   }
+  it("the kernel reads bool targets by their one byte per value (clean 0/1 labels are not flagged)", async () => {
+    await useBackend("wasm");
+    const xs = tf.tensor2d([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]);
+    const ys = tf.tensor2d([true, false, true], [3, 1], "bool");
+    const flags = tf.engine().runKernel(BATCH_CHECK_KERNEL, { xs, ys }, { target: "unit", classes: 1 } as unknown as tf.NamedAttrMap) as unknown as tf.Scalar[];
+    expect(flags.map((f) => f.dataSync()[0])).toEqual([0, 0]);
+    tf.dispose([...flags, xs, ys]);
+  });
   it("a long input (n % 16 != 0, NaN in the tail and in the SIMD body)", async () => {
     for (const at of [5, 1000, 1036]) {
       const values = new Float32Array(1037).fill(1);

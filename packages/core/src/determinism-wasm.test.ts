@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-wasm";
 import { loadOptimizerStateDict, optimizerStateDict, seeded, silentLogger, tensorData, Trainer, useBackend, type Callback, type TrainerStateDict } from "./index.js";
-import { kernelThreadPool } from "./kernels/kernel-threads.js";
+import { kernelThreadPool } from "@fitloop/wasm";
 
 /**
  * Exact resume on the wasm backend with fitloop's kernels and kernel threads (Node): a CNN whose

@@ -57,7 +57,12 @@ export function globalNormScale(grads: Readonly<tf.NamedTensorMap>, maxNorm: num
  */
 export type ScaledApply = (optimizer: tf.Optimizer, grads: tf.NamedTensorMap, scale: tf.Scalar) => boolean;
 
-const scaledAppliers = new Set<ScaledApply>();
+/**
+ * Shared with backend packages without an import either way (`@fitloop/wasm` adds its fused Adam):
+ * both reach the same `Set` through `Symbol.for("fitloop.scaledApply")` on `globalThis`.
+ */
+const SCALED_APPLY = Symbol.for("fitloop.scaledApply");
+const scaledAppliers = ((globalThis as { [SCALED_APPLY]?: Set<ScaledApply> })[SCALED_APPLY] ??= new Set<ScaledApply>());
 
 /** Registers a fused `grads * scale` update; it returns false where it does not apply. Returns the unregister function. */
 export function registerScaledApply(apply: ScaledApply): () => void {

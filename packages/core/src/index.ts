@@ -6,19 +6,17 @@ export { EVENTS, REVERSED_EVENTS, CHECKPOINT_EVENTS, isEventName, type EventName
 export { ORDER, BaseCallback, type Callback, type Batch, type HookContext, type BatchContext, type FitEndContext, type Awaitable } from "./callback.js";
 export { CancelBatch, CancelStep, CancelEpoch, CancelFit, Cancellation, type CancellationClass } from "./cancel.js";
 export { resolveOrder, describeOrder, pluginName, type ResolvedPlugin } from "./order.js";
+export { isStateful, collectStateful, type StatefulCallback } from "./stateful.js";
 export { ObserverBus, type Observer, type ObserverEvent, type ObserverError, type ObserverState } from "./bus.js";
 export {
   createTrainState,
   trainStateDict,
   historySeries,
-  isStateful,
-  collectStateful,
   type TrainState,
   type TrainStateDict,
   type Logs,
   type StateValue,
   type StateDict,
-  type StatefulCallback,
   type EpochRecord,
   type EpochProgress,
   type LogAggregate,
@@ -66,4 +64,3 @@ export { captureWeights, checkWeights, loadWeights, trainableVariables, SNAPSHOT
 export { parseTrainerStateDict, type StateIssue } from "./state-schema.js";
 export { encodeState, decodeState, type EncodedState, type StateArray, type JsonValue } from "./state-codec.js";
 export { useBackend, type BackendName, type UseBackendOptions } from "./backend.js";
-export { registerWasmKernels, restoreWasmKernels } from "./kernels/index.js";

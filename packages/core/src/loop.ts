@@ -237,8 +237,8 @@ function disposeBatch(run: RunScope, batch: Batch): void {
 async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promise<void> {
   const checker = spec.checks.validation!;
   let sums: tf.Tensor | undefined;
-  // per checked batch: its index and the two flags, read with the sums at the end
-  const flagged: { index: number; flags: tf.Tensor }[] = [];
+  // per checked batch: its index, output shape (names the class range) and the two flags, read with the sums at the end
+  const flagged: { index: number; flags: tf.Tensor; outputShape: readonly number[] }[] = [];
   let seen = 0;
   let index = 0;
   try {
@@ -246,6 +246,7 @@ async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promis
       checkOrDispose(checker, batch, { role: "validation", epoch: run.state.epoch, index });
       run.batch = batch;
       run.batchSize = batch.xs.shape[0] ?? 0;
+      run.valBatchIndex = index;
       try {
         await withEvents(run, "beforeValBatch", "afterValBatch", CancelBatch, async () => {
           const preds = tf.tidy(() => run.model.apply(batch.xs, { training: false }) as tf.Tensor);
@@ -261,12 +262,13 @@ async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promis
           seen += run.batchSize;
           if (checker.due(index)) {
             const f = checker.flags(batch, preds.shape);
-            flagged.push({ index, flags: tf.stack(f) });
+            flagged.push({ index, flags: tf.stack(f), outputShape: preds.shape });
             tf.dispose(f);
           }
         });
       } finally {
         disposeBatch(run, batch);
+        run.valBatchIndex = undefined;
       }
       index++;
     }
@@ -277,7 +279,7 @@ async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promis
     const width = 1 + spec.metrics.length;
     for (let k = 0; k < flagged.length; k++) {
       const at = width + 2 * k;
-      await checker.explain([values[at]!, values[at + 1]!], undefined, { role: "validation", epoch: run.state.epoch, index: flagged[k]!.index }, []);
+      await checker.explain([values[at]!, values[at + 1]!], undefined, { role: "validation", epoch: run.state.epoch, index: flagged[k]!.index }, flagged[k]!.outputShape);
     }
     const logs: Logs = { val_loss: values[0]! / seen };
     spec.metrics.forEach(([name], i) => (logs[`val_${name}`] = values[i + 1]! / seen));
@@ -295,8 +297,18 @@ async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promis
  * `cause` (fitloop's own errors, such as a loader's, already name it and pass through).
  */
 async function* sourceBatches(data: DataSource, cursor: DataCursor, where: () => BatchLocation): AsyncGenerator<unknown> {
-  const source = data.batches(cursor) as Iterable<unknown> | AsyncIterable<unknown>;
-  const it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+  const failed = (e: unknown): unknown => {
+    if (e instanceof FitloopError) return e;
+    const at = where();
+    return new DataError("SOURCE_FAILED", `${describe(at)}: the ${at.role} data source threw: ${e instanceof Error ? e.message : String(e)}`, { batch: at, cause: e });
+  };
+  let it: Iterator<unknown> | AsyncIterator<unknown>;
+  try {
+    const source = data.batches(cursor) as Iterable<unknown> | AsyncIterable<unknown>;
+    it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+  } catch (e) {
+    throw failed(e); // batches() itself threw, before any batch
+  }
   let done = false;
   try {
     for (;;) {
@@ -305,9 +317,7 @@ async function* sourceBatches(data: DataSource, cursor: DataCursor, where: () =>
         r = await it.next();
       } catch (e) {
         done = true; // a generator that threw is finished
-        if (e instanceof FitloopError) throw e;
-        const at = where();
-        throw new DataError("SOURCE_FAILED", `${describe(at)}: the ${at.role} data source threw: ${e instanceof Error ? e.message : String(e)}`, { batch: at, cause: e });
+        throw failed(e);
       }
       if (r.done) {
         done = true;

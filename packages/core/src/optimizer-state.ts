@@ -60,16 +60,18 @@ function familiesCreated(optimizer: tf.Optimizer, slots: readonly string[]): rea
 }
 
 /**
- * A variable name without the counters tfjs adds to make names unique in a process: the trailing
- * number of each `/` segment (`dense_Dense3` -> `dense_Dense`, `sequential_2` -> `sequential`,
- * `enc/kernel_1` -> `enc/kernel`). A model rebuilt in the same or another process compares equal,
- * while the names a user gave (`enc`, `dec`, `conv2d` in the middle) stay distinct. Names that differ
- * only in a trailing number (`block1`, `block2`) compare equal: position and shape still hold there.
+ * A variable name without the counters tfjs adds to make names unique in a process: the `_N` it
+ * appends to a repeated name (`enc/kernel_1` -> `enc/kernel`, also Keras's `dense_1`, `sequential_2`)
+ * and the number of an automatic layer name (`dense_Dense3` -> `dense_Dense`, `conv2d_Conv2D12` ->
+ * `conv2d_Conv2D`). A model rebuilt in the same or another process compares equal, while the names a
+ * user gave stay distinct: `enc`/`dec`, and `fc1`/`fc2` or `conv1`/`conv2` too (a digit not after an
+ * underscore is part of the name). Names that differ only in `_N` (`block_1`, `block_2`) compare
+ * equal: position and shape still hold there.
  */
 export function comparableName(name: string): string {
   return name
     .split("/")
-    .map((segment) => segment.replace(/_?\d+$/, ""))
+    .map((segment) => segment.replace(/_\d+$/, "").replace(/(_[A-Z][A-Za-z0-9]*?)\d+$/, "$1"))
     .join("/");
 }
 

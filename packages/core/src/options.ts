@@ -62,13 +62,20 @@ function hintFor(key: string, accepted: readonly string[], elsewhere: readonly E
 const isLayersModel = (v: unknown) =>
   typeof v === "object" && v !== null && typeof (v as { apply?: unknown }).apply === "function" && Array.isArray((v as { trainableWeights?: unknown }).trainableWeights);
 const isDataSource = (v: unknown): v is DataSource => typeof v === "object" && v !== null && typeof (v as DataSource).batches === "function";
-// A plugin class is a `class` (or an old-style constructor with methods on its prototype). An arrow
+// A plugin class is a `class`, or an old-style (ES5, or compiled to ES5) constructor: with methods on
+// its prototype chain (inherited ones too: `class Quiet extends Base {}` compiled to ES5 has only
+// `constructor` of its own) or setting its hooks on `this` (class fields compiled to ES5). An arrow
 // function has no prototype (it would fail as "not a constructor"), and a plain `function (ctx) {}`
 // would be constructed as a plugin with no hooks, so never be called: both are refused.
 const isPluginClassLike = (v: (...a: never[]) => unknown): boolean => {
   const proto = (v as { prototype?: unknown }).prototype;
   if (typeof proto !== "object" || proto === null) return false;
-  return /^class[\s{]/.test(Function.prototype.toString.call(v)) || Object.getOwnPropertyNames(proto).some((k) => k !== "constructor");
+  const source = Function.prototype.toString.call(v);
+  if (/^class[\s{]/.test(source)) return true;
+  for (let o: object | null = proto; o && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+    if (Object.getOwnPropertyNames(o).some((k) => k !== "constructor")) return true;
+  }
+  return /\bthis\s*(\.|\[)/.test(source);
 };
 const isCallback = (v: unknown): v is Callback | PluginClass => (typeof v === "function" && isPluginClassLike(v as (...a: never[]) => unknown)) || (typeof v === "object" && v !== null && !Array.isArray(v));
 

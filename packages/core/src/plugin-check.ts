@@ -66,11 +66,20 @@ export function checkPlugin(cb: Callback, name: string): void {
     if (FIELDS.has(key)) continue;
     const snake = key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
     const foreign = FOREIGN[key] ?? FOREIGN[snake];
-    if (foreign && typeof record[key] === "function") {
+    // read lazily: a plugin's getters (a normaliser's `mean` before it is fitted) may throw
+    const isFunction = () => typeof record[key] === "function";
+    // `setup` / `teardown` are also plain helper names: one beside the fitloop hook it would stand for is a helper
+    const helper = () => (key === "setup" || key === "teardown") && typeof record[foreign as string] === "function";
+    if (foreign && isFunction() && !helper()) {
       issues.push({ path: key, message: `is a ${key.includes("_") ? "Keras/Lightning" : "Keras/tfjs"} hook name, which fitloop never calls; the fitloop ${foreign === "stateDict" || foreign === "loadStateDict" ? "method" : "event"} is "${foreign}"` });
-    } else if (/^(before|after)[A-Z]/.test(key) || (/^on[A-Z_]/.test(key) && typeof record[key] === "function")) {
+    } else if ((/^(before|after)[A-Z]/.test(key) || /^on[A-Z_]/.test(key)) && isFunction()) {
+      // a hook under a name close to an event, or an on* name about the loop: one that fitloop never
+      // calls. Helper methods and callbacks a plugin takes (`afterWarmup()`, `onImprove`) are left alone,
+      // and so are fields that are not functions (`afterEpochs: 5` is an option, not a hook).
       const guess = nearest(key, EVENTS);
-      issues.push({ path: key, message: `is not a fitloop event${guess ? `; did you mean "${guess}"?` : ""} (events: ${EVENTS.join(", ")})` });
+      if (guess || (key.startsWith("on") && /(^|_)(epoch|batch|train|training|fit|step|valid|validation|val|test|predict|begin|end|start)(_|$)/.test(snake))) {
+        issues.push({ path: key, message: `is not a fitloop event${guess ? `; did you mean "${guess}"?` : ""} (events: ${EVENTS.join(", ")})` });
+      }
     } else if (/^(before|after)/i.test(key) && typeof record[key] === "function") {
       // a slip of case or an underscore (`beforebatch`, `AfterEpoch`, `after_epoch`): a hook never called
       const guess = nearest(key.replace(/_/g, ""), EVENTS);

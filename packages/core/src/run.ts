@@ -68,9 +68,9 @@ export class RunScope {
     return this.state.stopRequests.length > 0;
   }
 
-  /** Tensors the loop disposes itself (this batch's loss, outputs, gradients) and variables. */
+  /** Tensors the loop disposes itself (this batch's loss, outputs, gradients, pending gradient scale) and variables. */
   owns(t: tf.Tensor): boolean {
-    if (t === this.loss || t === this.outputs) return true;
+    if (t === this.loss || t === this.outputs || t === this.gradScale) return true;
     if (this.grads && Object.values(this.grads).includes(t)) return true;
     // a Variable: tfjs's Tensor[Symbol.hasInstance] makes `instanceof Variable` true for any tensor
     return typeof (t as Partial<tf.Variable>).assign === "function";
@@ -169,21 +169,31 @@ export class RunScope {
   /** The randomness of one hook call (deterministic mode): a function of the run seed, plugin, event and position. */
   hookRng(plugin: string, event: EventName): Rng {
     const s = this.state;
-    return new Rng(mixSeed(this.seed!, hashString(plugin), EVENTS.indexOf(event), s.epoch, s.globalBatch, s.step));
+    // validation batches share epoch, globalBatch and step: their index tells them apart
+    const position = [s.epoch, s.globalBatch, s.step, ...(this.valBatchIndex === undefined ? [] : [this.valBatchIndex])];
+    return new Rng(mixSeed(this.seed!, hashString(plugin), EVENTS.indexOf(event), ...position));
   }
 
+  /** The validation batch being evaluated (its hooks' randomness depends on it), or undefined. */
+  valBatchIndex: number | undefined;
+
   /**
-   * Multiplies this step's update by `scale` (the loop owns it). Not applied to `grads` right away:
-   * the optimizer can take it while it reads each gradient (fitloop's wasm Adam does), so clipping
-   * costs its norm only. Whoever reads `ctx.grads` afterwards gets the scaled gradients.
+   * Multiplies this step's update by `scale`. Not applied to `grads` right away: the optimizer can
+   * take it while it reads each gradient (fitloop's wasm Adam does), so clipping costs its norm
+   * only. Whoever reads `ctx.grads` afterwards gets the scaled gradients. Ownership as for returned
+   * gradients: the loop disposes a scale made in this batch; one the plugin keeps (made before the
+   * batch), one it logged, or one the loop owns is used through a clone.
    */
   scaleGradients(plugin: string, event: EventName, scale: tf.Scalar): void {
     const ok = (event === "afterGradients" || event === "beforeStep") && scale instanceof tf.Tensor && scale.size === 1 && !scale.isDisposed;
     if (!ok) {
-      if (scale instanceof tf.Tensor && !scale.isDisposed && !this.owns(scale)) scale.dispose();
-      throw new FitloopError("INVALID_GRADIENT_SCALE", `ctx.scaleGradients from "${plugin}" in ${event}: takes a live scalar tensor, in afterGradients or beforeStep (before the update)`);
+      if (scale instanceof tf.Tensor && !scale.isDisposed && !this.owns(scale) && !this.pluginKeeps(scale) && !this.pluginLogs.isPending(scale)) scale.dispose();
+      const disposed = scale instanceof tf.Tensor && scale.isDisposed ? " (this one was disposed: a scale made during a step is the loop's after it; to reuse one across steps, make it before the batch, e.g. in beforeFit)" : "";
+      throw new FitloopError("INVALID_GRADIENT_SCALE", `ctx.scaleGradients from "${plugin}" in ${event}: takes a live scalar tensor, in afterGradients or beforeStep (before the update)${disposed}`);
     }
-    const s = tf.keep(this.owns(scale) ? tf.clone(scale) : scale);
+    // a logged scale is disposed by the read, before the update: the loop needs its own
+    const shared = this.owns(scale) || this.pluginKeeps(scale) || this.pluginLogs.isPending(scale);
+    const s = tf.keep(shared ? tf.clone(scale) : scale);
     if (this.gradScale) {
       const combined = tf.keep(tf.mul(this.gradScale, s) as tf.Scalar);
       tf.dispose([this.gradScale, s]);
@@ -220,12 +230,22 @@ export class RunScope {
   }
 
   /**
-   * A returned gradient the plugin keeps for itself: created before this batch (a cached tensor)
-   * or `tf.keep`-ed, or one the loop must not dispose (a variable, this batch's loss or outputs).
+   * A returned gradient the plugin keeps for itself (created before this batch: a cached tensor),
+   * or one the loop must not dispose (a variable, this batch's loss or outputs).
    */
   private notOurs(t: tf.Tensor, old: ReadonlySet<tf.Tensor>): boolean {
     if (old.has(t) || this.pluginLogs.isPending(t)) return false;
-    return (t as { kept?: boolean }).kept === true || t.id < this.batchStartId || this.owns(t);
+    return this.pluginKeeps(t) || this.owns(t);
+  }
+
+  /**
+   * A tensor made before this batch: a plugin's cache. One made during the batch is the loop's once
+   * returned, `tf.keep` or not (`tf.keep` is how a plugin gets fresh gradients out of its own tidy:
+   * treating those as the plugin's would leak them every step). A cache made lazily in the first
+   * step is therefore refused at the second, with an error saying to make it before the batch.
+   */
+  private pluginKeeps(t: tf.Tensor): boolean {
+    return t.id < this.batchStartId;
   }
 
   /**
@@ -241,7 +261,8 @@ export class RunScope {
     try {
       checkReplacement(old, next, plugin);
     } catch (e) {
-      for (const t of Object.values(next)) if (t instanceof tf.Tensor && !t.isDisposed && !this.notOurs(t, oldSet) && !oldSet.has(t) && !this.pluginLogs.isPending(t)) t.dispose();
+      // a single tensor returned by mistake is refused as a whole (not read as a map of its fields)
+      for (const t of next instanceof tf.Tensor ? [next] : Object.values(next)) if (t instanceof tf.Tensor && !t.isDisposed && !this.notOurs(t, oldSet) && !oldSet.has(t) && !this.pluginLogs.isPending(t)) t.dispose();
       throw e;
     }
     const kept = new Set(Object.values(next));
@@ -346,12 +367,15 @@ export class PluginContext implements BatchContext, FitEndContext {
  * optimizer slots by position, so a dropped or extra gradient would shift every slot after it.
  */
 function checkReplacement(old: tf.NamedTensorMap, next: tf.NamedTensorMap, plugin: string): void {
+  if (next instanceof tf.Tensor || Array.isArray(next)) {
+    throw new FitloopError("INVALID_GRADIENTS", `afterGradients of "${plugin}" returned ${next instanceof tf.Tensor ? `a single tensor [${next.shape.join(",")}]` : `an array of ${(next as unknown[]).length}`}; return a map of gradients by variable name, like ctx.grads (${Object.keys(old).join(", ")})`);
+  }
   for (const [name, t] of Object.entries(next)) {
     if (!(t instanceof tf.Tensor)) throw new FitloopError("INVALID_GRADIENTS", `afterGradients of "${plugin}" returned ${t === null ? "null" : typeof t} for "${name}"; return a tensor per variable`);
     if (t.isDisposed) {
       throw new FitloopError(
         "INVALID_GRADIENTS",
-        `afterGradients of "${plugin}" returned a disposed tensor for "${name}". Returned gradients belong to the loop, which disposes them after the update; a tensor you keep across steps must be created before the batch or tf.keep()-ed (the loop then uses a clone), or return tf.clone() of it`,
+        `afterGradients of "${plugin}" returned a disposed tensor for "${name}". Returned gradients belong to the loop, which disposes them after the update (tf.keep or not); a tensor you reuse across steps must be made before the batch, e.g. in beforeFit (the loop then uses a clone), or return tf.clone() of it`,
       );
     }
     if (name in old && t.dtype !== old[name]!.dtype) throw new FitloopError("INVALID_GRADIENTS", `afterGradients of "${plugin}" returned a ${t.dtype} gradient for "${name}", whose gradient is ${old[name]!.dtype}`);

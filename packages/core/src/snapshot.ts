@@ -3,7 +3,7 @@ import type { LayersModel } from "@tensorflow/tfjs-layers";
 import { StateError } from "./errors.js";
 import { comparableName, JSON_HINT, type OptimizerStateDict } from "./optimizer-state.js";
 import { describeValue, type StateIssue } from "./state-schema.js";
-import type { TrainerStateDict } from "./trainer.js";
+import type { TrainerStateDict } from "./state.js";
 
 /** One model weight as a checkpoint stores it. Weights restore by position; shape, dtype and `name` (without tfjs's counters, see `comparableName`) are checked. */
 export interface SavedWeight {

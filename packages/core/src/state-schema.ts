@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { StateError } from "./errors.js";
-import type { TrainerStateDict } from "./trainer.js";
+import type { TrainerStateDict } from "./state.js";
 
 /** One problem in a loaded or stored state: where (a key path) and what is wrong. */
 export type StateIssue = StateError["issues"][number];

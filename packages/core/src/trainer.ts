@@ -15,10 +15,12 @@ import { resolveLoss, resolveMetrics, type LossFn, type LossName, type MetricSpe
 import { fitOptionsSchema, parseOptions, trainerOptionsSchema } from "./options.js";
 import { describeOrder, resolveOrder, type ResolvedPlugin } from "./order.js";
 import { preflight } from "./preflight.js";
+import { explainMissingKernel } from "./backend.js";
 import { BatchChecker } from "./batch-checks.js";
 import { Rng, type RngState } from "./rng.js";
 import { RunScope } from "./run.js";
-import { collectStateful, copyProgress, createTrainState, emptyEpochProgress, trainStateDict, type FitOutcome, type StateDict, type TrainState, type TrainStateDict } from "./state.js";
+import { collectStateful } from "./stateful.js";
+import { copyProgress, createTrainState, type TrainerStateDict, emptyEpochProgress, trainStateDict, type FitOutcome, type StateDict, type TrainState, type TrainStateDict } from "./state.js";
 import { captureWeights, checkWeights, loadWeights, SNAPSHOT_FORMAT, trainableVariables, type RunSnapshot } from "./snapshot.js";
 import { checkOptimizerStateDict, loadOptimizerStateDict, optimizerStateDict } from "./optimizer-state.js";
 import { parseTrainerStateDict } from "./state-schema.js";
@@ -72,12 +74,7 @@ export interface FitResult {
   readonly state: Readonly<TrainState>;
 }
 
-/** Everything a checkpoint needs from the trainer besides weights and optimizer slots. */
-export interface TrainerStateDict {
-  readonly train: TrainStateDict;
-  readonly rng: RngState | null;
-  readonly plugins: Readonly<Record<string, StateDict>>;
-}
+export type { TrainerStateDict } from "./state.js";
 
 export class Trainer {
   readonly bus: ObserverBus;
@@ -287,7 +284,8 @@ export class Trainer {
    * part of it: see `loadSnapshot` / `fit({ resumeFrom })` for the whole run.
    */
   loadStateDict(state: TrainerStateDict): void {
-    this.pending = parseTrainerStateDict(state);
+    // a copy: the caller changing its object afterwards must not bypass the checks
+    this.pending = parseTrainerStateDict(structuredClone(state));
     this.pendingSnapshot = undefined;
   }
 
@@ -332,6 +330,7 @@ async function runFit(scope: RunScope, loop: () => Promise<void>): Promise<FitRe
       outcome = { status: "cancelled", stopRequests: [...scope.state.stopRequests], reason: e.reason };
     } else {
       if (e instanceof Cancellation) e = misplacedCancel(e, scope.lastThrow);
+      e = explainMissingKernel(e);
       failure = { error: e };
       outcome = { status: "failed", stopRequests: [...scope.state.stopRequests], reason: e instanceof Error ? e.message : String(e), error: e };
     }
@@ -350,8 +349,8 @@ async function runFit(scope: RunScope, loop: () => Promise<void>): Promise<FitRe
 
 /** One-call form: `await fit({ model, optimizer, loss, train, epochs })`. */
 export async function fit(options: TrainerOptions & FitOptions): Promise<FitResult> {
-  const { epochs, train, validation, initialEpoch, ...trainer } = options;
-  return new Trainer(trainer).fit({ epochs, train, ...(validation ? { validation } : {}), ...(initialEpoch !== undefined ? { initialEpoch } : {}) });
+  const { epochs, train, validation, initialEpoch, resumeFrom, ...trainer } = options;
+  return new Trainer(trainer).fit({ epochs, train, ...(validation ? { validation } : {}), ...(initialEpoch !== undefined ? { initialEpoch } : {}), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
 }
 
 const CANCEL_SCOPES: Record<string, string> = {

@@ -1,0 +1,101 @@
+import { backend_util, util, type TensorInfo } from "@tensorflow/tfjs-core";
+import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
+import { im2colT } from "./wasm-im2col.js";
+import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
+import { disposeOnThrow, type KernelArgs } from "./wasm-util.js";
+import { splitRows } from "./kernel-threads.js";
+import { splitGemm } from "./wasm-gemm-split.js";
+
+/**
+ * Forward convolutions with few filter taps (fh*fw*ci) as im2col + fitloop's SIMD GEMM, for
+ * `Conv2D` and `FusedConv2D` (bias, linear or relu) on wasm. XNNPACK's convolution is slow when the
+ * input has one or two channels (the first layer on MNIST: 2.2 ms for 25 MFLOP, ~11 GFLOP/s), while
+ * patchesᵀ [taps, rows] is small there and the GEMM reads it through its strides (A = patches, no
+ * copy) at ~30 GFLOP/s. Below the thread gate's size only (larger convolutions keep XNNPACK with
+ * threads). Measured in docs/journal.md, round 8.
+ */
+export const IM2COL_CONV_MAX_TAPS = 27;
+/**
+ * ... and at least this many output channels: with fewer, each patch element loaded feeds too few
+ * columns and XNNPACK is faster (measured: [64,26,26,2]x[3,3,2,8] 1.10 vs 0.62 ms; [32,32,32,3]x
+ * [3,3,3,16] 1.56 vs 1.25; [64,28,28,1]x[3,3,1,32] 2.3 vs 5.1; [8,64,64,3]x[3,3,3,32] 2.2 vs 2.6).
+ */
+export const IM2COL_CONV_MIN_OUT_CHANNELS = 32;
+
+let enabled = true;
+/** Turns the im2col forward convolution on (default) or off (XNNPACK for every Conv2D); for benches and tests. */
+export function setIm2colConvEnabled(on: boolean): void {
+  enabled = on;
+}
+export const im2colConvEnabled = (): boolean => enabled;
+
+interface WasmHeapBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  disposeData(dataId: object): void;
+  wasm: EmscriptenWasm;
+}
+
+interface ConvAttrs {
+  strides: number | [number, number];
+  pad: backend_util.ExplicitPadding | "valid" | "same" | number;
+  dataFormat?: "NHWC" | "NCHW";
+  dilations?: number | [number, number];
+  dimRoundingMode?: "floor" | "round" | "ceil";
+  activation?: string;
+}
+
+/** The convolution by im2col + GEMM, or undefined where it does not apply (the caller runs XNNPACK). */
+export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo | undefined {
+  if (!enabled) return undefined;
+  const { x, filter, bias, preluActivationWeights } = args.inputs;
+  const attrs = (args.attrs ?? {}) as unknown as ConvAttrs;
+  if (!x || !filter || x.dtype !== "float32" || filter.dtype !== "float32" || x.shape.length !== 4 || filter.shape.length !== 4) return undefined;
+  if ((attrs.dataFormat ?? "NHWC") !== "NHWC" || preluActivationWeights) return undefined;
+  const activation = attrs.activation ?? "linear";
+  if (activation !== "linear" && activation !== "relu") return undefined;
+  const [fh, fw, ci, co] = filter.shape as [number, number, number, number];
+  if (fh * fw * ci > IM2COL_CONV_MAX_TAPS || co < IM2COL_CONV_MIN_OUT_CHANNELS || x.shape[3] !== ci) return undefined;
+  if (bias && (bias.dtype !== "float32" || util.sizeFromShape(bias.shape) !== co)) return undefined;
+  const flops = kernelFlops(kernelName, args.inputs, args.attrs ?? {});
+  if (flops >= wasmThreadMinFlops()) return undefined;
+  const backend = args.backend as unknown as WasmHeapBackend;
+  const simd = gemmSimd(backend.wasm);
+  if (!simd) return undefined;
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    [fh, fw, ci, co],
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    "channelsLast",
+  );
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  if (rows === 0 || co === 0) return undefined;
+  return withWasmThreads(args.backend, flops, () => {
+    const taps = fh * fw * ci;
+    const patches = im2colT(args.backend, x, info);
+    try {
+      const out = backend.makeOutput(info.outShape, "float32");
+      const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+      return disposeOnThrow(backend, [out], () => {
+      // C[rows, co] = patches[rows, taps] · filter[taps, co]; patches(m, k) = patchesᵀ[k, m].
+      splitGemm(simd, { pa: p(patches), ars: 4, aks: 4 * rows, pb: p(filter), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: rows, n: co, k: taps });
+      if (bias || activation === "relu") {
+        // a memory-bound pass over the output: rows split over fitloop's kernel threads
+        const [pc, pb, relu] = [p(out), bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
+        splitRows(simd.memory, "gemm", "biasAct", rows, (start, count) => [pc + start * 4 * co, count, co, pb, relu], () => simd.exports.biasAct(pc, rows, co, pb, relu), {
+          align: 1,
+          bytes: 8 * rows * co,
+          memoryBound: true,
+        });
+      }
+      return out;
+      });
+    } finally {
+      backend.disposeData(patches.dataId);
+    }
+  });
+}
