@@ -1,5 +1,6 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
+import type { Batch, DataSource } from "./data.js";
 import type { EventName } from "./events.js";
 import type { Hyperparameters } from "./hyperparams.js";
 import type { Logger } from "./logger.js";
@@ -27,11 +28,7 @@ export const ORDER = {
   LAST: 10_000,
 } as const;
 
-/** One training or validation batch. The loop owns and disposes these tensors after the batch. */
-export interface Batch {
-  readonly xs: tf.Tensor;
-  readonly ys: tf.Tensor;
-}
+export type { Batch } from "./data.js";
 
 /** What every hook sees: a narrow view of the run, never the trainer. */
 export interface HookContext {
@@ -76,6 +73,8 @@ export interface HookContext {
    * plugin, the event and the position: two runs with one seed draw the same, also after a resume.
    */
   random(): number;
+  /** The run's data sources (`fit({ train, validation })`), e.g. to recompute BatchNorm statistics after weight averaging. */
+  readonly data: { readonly train: DataSource; readonly validation: DataSource | undefined };
 }
 
 /** Context of training-batch hooks; tensors are valid only during the hook. */
@@ -97,6 +96,12 @@ export interface BatchContext extends HookContext {
   scaleGradients(scale: tf.Scalar): void;
   /** True in `afterStep`/`afterBatch` when the step was cancelled or skipped. */
   readonly stepSkipped: boolean;
+  /**
+   * True from `afterForward` to `beforeStep` once a plugin has asked to skip this step's update
+   * (`ctx.skipStep`): gradient transforms and guards can then leave the gradients alone (gradient
+   * accumulation skips every micro-batch but the last of a group).
+   */
+  readonly skipRequested: boolean;
   /** Whether this batch's logs have, or will have after the step's device read, a value for `name`. */
   hasLog(name: string): boolean;
   /**
@@ -145,6 +150,12 @@ export interface Callback {
    */
   afterGradients?: (ctx: BatchContext) => Awaitable<tf.NamedTensorMap | void>;
   beforeStep?: Hook<BatchContext>;
+  /**
+   * Right before `applyGradients`, only when the update is applied (after every skip decision):
+   * the weights are still those the gradients were taken at. For changes that belong with the update
+   * itself, such as decoupled weight decay. Too late to skip (a `CancelStep` here is an error).
+   */
+  beforeUpdate?: Hook<BatchContext>;
   afterStep?: Hook<BatchContext>;
   afterBatch?: Hook<BatchContext>;
   afterTrain?: Hook;

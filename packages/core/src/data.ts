@@ -1,7 +1,12 @@
 import * as tf from "@tensorflow/tfjs-core";
-import type { Batch } from "./callback.js";
 import { DataError, OptionsError } from "./errors.js";
 import { epochPermutation } from "./rng.js";
+
+/** One training or validation batch. The loop owns and disposes these tensors after the batch. */
+export interface Batch {
+  readonly xs: tf.Tensor;
+  readonly ys: tf.Tensor;
+}
 
 /** Where a data source should start: epoch and batch index in that epoch (the data cursor). */
 export interface DataCursor {

@@ -22,7 +22,7 @@ function inlineRecorder(seen: string[], extra: Partial<Record<EventName, () => v
   return cb as Callback;
 }
 
-const BATCH = ["beforeBatch", "afterForward", "afterLoss", "afterGradients", "beforeStep", "afterStep", "afterBatch", "batchCheckpoint"];
+const BATCH = ["beforeBatch", "afterForward", "afterLoss", "afterGradients", "beforeStep", "beforeUpdate", "afterStep", "afterBatch", "batchCheckpoint"];
 const VAL_BATCH = ["beforeValBatch", "afterValBatch"];
 
 function expectedRun(epochs: number, batches: number, valBatches: number): string[] {

@@ -13,6 +13,8 @@
  *             afterGradients   (may replace grads: clipping, noise, ...)
  *             read logs        (one device read: loss, metrics, tensors plugins logged)
  *             beforeStep       (ctx.logs has this batch's numbers; CancelStep or ctx.skipStep skips the update)
+ *             beforeUpdate     (only when the update is applied; weights are still those the gradients
+ *                               were taken at: decoupled weight decay; too late to skip)
  *             applyGradients
  *             afterStep
  *           afterBatch         (stop requested? -> leave the batch loop)
@@ -49,6 +51,7 @@ export const EVENTS = [
   "afterLoss",
   "afterGradients",
   "beforeStep",
+  "beforeUpdate",
   "afterStep",
   "afterBatch",
   "batchCheckpoint",

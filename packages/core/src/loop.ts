@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Batch } from "./callback.js";
 import { applyGradientsScaled } from "./grads.js";
-import { CancelBatch, CancelEpoch, CancelStep, type Cancellation, type CancellationClass } from "./cancel.js";
+import { CancelBatch, CancelEpoch, CancelStep, Cancellation, misplacedCancel, type CancellationClass } from "./cancel.js";
 import { describe, type BatchChecker } from "./batch-checks.js";
 import { DataError, FitloopError, type BatchLocation } from "./errors.js";
 import type { DataCursor, DataSource } from "./data.js";
@@ -209,17 +209,27 @@ async function readLogs(run: RunScope, spec: LoopSpec, batch: Batch): Promise<Lo
 }
 
 async function step(run: RunScope, skip: boolean): Promise<void> {
+  let update = false;
   try {
     if (skip) throw new CancelStep();
     await run.fire("beforeStep");
     if (run.skipReasons.length > 0) throw new CancelStep(run.skipReasons.join("; "));
+    update = true;
+  } catch (e) {
+    if (!(e instanceof CancelStep)) throw e;
+  }
+  if (update) {
+    // every skip decision is made: what happens now happens with the update (a CancelStep here escapes as out of scope)
+    try {
+      await run.fire("beforeUpdate");
+    } catch (e) {
+      throw e instanceof Cancellation ? misplacedCancel(e, run.lastThrow) : e;
+    }
     // in trainable-variable order (see RunScope.replaceGradients); a pending scale goes in with the update
     if (run.gradScale) applyGradientsScaled(run.optimizer, run.grads!, run.gradScale);
     else run.optimizer.applyGradients(run.grads!);
     run.state.step++;
     run.stepSkipped = false;
-  } catch (e) {
-    if (!(e instanceof CancelStep)) throw e;
   }
   run.state.cursor = { epoch: run.state.epoch, batchIndex: run.state.batchIndex + 1 };
   await run.fire("afterStep");

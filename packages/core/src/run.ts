@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
 import type { Batch, BatchContext, Callback, FitEndContext } from "./callback.js";
+import type { DataSource } from "./data.js";
 import type { ObserverBus } from "./bus.js";
 import { CHECKPOINT_EVENTS, EVENTS, type EventName } from "./events.js";
 import { Cancellation } from "./cancel.js";
@@ -53,6 +54,8 @@ export class RunScope {
     readonly seed: number | undefined = undefined,
     /** A hook whose promise takes longer fails the run with HOOK_TIMEOUT. */
     readonly hookTimeoutMs: number | undefined = undefined,
+    /** The run's data sources, for plugins that need another pass over them. */
+    readonly data: { readonly train: DataSource; readonly validation: DataSource | undefined } | undefined = undefined,
   ) {
     this.pluginLogs = new PluginLogs(reservedLogNames, (t) => this.owns(t));
     const contexts = new Map(plugins.map((p) => [p, new PluginContext(this, p.name)]));
@@ -355,6 +358,13 @@ export class PluginContext implements BatchContext, FitEndContext {
   }
   get stepSkipped(): boolean {
     return this.run.stepSkipped;
+  }
+  get skipRequested(): boolean {
+    return this.run.skipReasons.length > 0;
+  }
+  get data(): { readonly train: DataSource; readonly validation: DataSource | undefined } {
+    if (!this.run.data) throw new Error("ctx.data is only available during fit()");
+    return this.run.data;
   }
   get outcome(): FitOutcome {
     if (!this.run.state.outcome) throw new Error(`ctx.outcome is only available in afterFit (not in ${this.event})`);

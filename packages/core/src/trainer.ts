@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel } from "@tensorflow/tfjs-layers";
 import { Lifecycle, type DependencyContainer } from "tsyringe";
 import { ObserverBus, type Observer } from "./bus.js";
-import { CancelFit, Cancellation } from "./cancel.js";
+import { CancelFit, Cancellation, misplacedCancel } from "./cancel.js";
 import type { Callback } from "./callback.js";
 import type { DataSource } from "./data.js";
 import { FitloopError, PluginError } from "./errors.js";
@@ -157,7 +157,7 @@ export class Trainer {
       const metrics = resolveMetrics(this.opts.metrics ?? [], loss);
       const logNames = ["loss", ...metrics.map(([name]) => name)];
       const reserved = new Set([...logNames, ...logNames.map((n) => `val_${n}`)]);
-      const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins, reserved, () => this.snapshot(), this.opts.seed, this.opts.hookTimeoutMs);
+      const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins, reserved, () => this.snapshot(), this.opts.seed, this.opts.hookTimeoutMs, { train: options.train, validation: options.validation });
       const dataChecksEvery = this.opts.dataChecks?.every ?? 1;
       const spec = {
         train: options.train,
@@ -351,21 +351,4 @@ async function runFit(scope: RunScope, loop: () => Promise<void>): Promise<FitRe
 export async function fit(options: TrainerOptions & FitOptions): Promise<FitResult> {
   const { epochs, train, validation, initialEpoch, resumeFrom, ...trainer } = options;
   return new Trainer(trainer).fit({ epochs, train, ...(validation ? { validation } : {}), ...(initialEpoch !== undefined ? { initialEpoch } : {}), ...(resumeFrom !== undefined ? { resumeFrom } : {}) });
-}
-
-const CANCEL_SCOPES: Record<string, string> = {
-  CancelBatch: "beforeBatch .. afterStep, beforeValBatch (not in the closing afterBatch / afterValBatch, where nothing is left to cancel)",
-  CancelStep: "afterForward .. beforeStep",
-  CancelEpoch: "beforeEpoch .. afterEpoch, except afterEpoch itself",
-  CancelFit: "beforeFit .. epochCheckpoint",
-};
-
-/** A cancellation thrown where nothing can catch it: a typed error naming who threw it and where. */
-function misplacedCancel(e: Cancellation, where: { plugin: string; event: EventName } | undefined): FitloopError {
-  const by = where ? ` by "${where.plugin}" in ${where.event}` : "";
-  const advice =
-    where?.event === "afterFit"
-      ? "afterFit runs once the run is over, so there is nothing left to cancel: return normally, or throw an Error to report a failure"
-      : "Use CancelFit or ctx.requestStop() to end the run";
-  return new FitloopError("CANCEL_OUT_OF_SCOPE", `${e.name} was thrown${by}, where it cancels nothing; it is valid in ${CANCEL_SCOPES[e.name] ?? "no hook"}. ${advice}.`, { cause: e });
 }

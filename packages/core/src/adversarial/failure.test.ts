@@ -57,8 +57,9 @@ const VAL_EVENTS: ReadonlySet<EventName> = new Set<EventName>(["beforeValidate",
 const SCOPE: Record<string, ReadonlySet<EventName>> = {
   CancelBatch: new Set<EventName>(["beforeBatch", "afterForward", "afterLoss", "afterGradients", "beforeStep", "afterStep", "beforeValBatch"]),
   CancelStep: new Set<EventName>(["afterForward", "afterLoss", "afterGradients", "beforeStep"]),
-  CancelEpoch: new Set<EventName>(EVENTS.filter((e) => !["beforeFit", "afterEpoch", "epochCheckpoint", "afterFit"].includes(e))),
-  CancelFit: new Set<EventName>(EVENTS.filter((e) => e !== "afterFit")),
+  // beforeUpdate is the update's commit phase (weights may be half-changed there): nothing cancels in it.
+  CancelEpoch: new Set<EventName>(EVENTS.filter((e) => !["beforeFit", "beforeUpdate", "afterEpoch", "epochCheckpoint", "afterFit"].includes(e))),
+  CancelFit: new Set<EventName>(EVENTS.filter((e) => !["beforeUpdate", "afterFit"].includes(e))),
 };
 const EPOCHS = 2;
 const BATCHES = 3; // 24 samples, batch size 8
