@@ -83,3 +83,47 @@ describe("ctx.skipRequested and ctx.data", () => {
     r.dispose();
   });
 });
+
+describe("ctx.updatesPerEpoch", () => {
+  const seen = (values: (number | undefined)[]): Callback => ({ name: "Seen", beforeFit: (ctx) => void values.push(ctx.updatesPerEpoch) });
+
+  it("is the batches per epoch without a plugin that declares fewer updates", async () => {
+    const values: (number | undefined)[] = [];
+    const r = run([seen(values)]);
+    await r.fit();
+    expect(values).toEqual([3]);
+    r.dispose();
+  });
+
+  it("goes through every plugin's updatesPerEpoch in order", async () => {
+    const values: (number | undefined)[] = [];
+    const half: Callback = { name: "Half", updatesPerEpoch: (b) => Math.ceil(b / 2) };
+    const minusOne: Callback = { name: "MinusOne", order: 10, updatesPerEpoch: (b) => b - 1 };
+    const r = run([seen(values), half, minusOne]);
+    await r.fit();
+    expect(values).toEqual([1]); // 3 -> ceil(3/2) = 2 -> 1
+    r.dispose();
+  });
+
+  it("is undefined for a source of unknown length", async () => {
+    const values: (number | undefined)[] = [];
+    const r = run([seen(values)]);
+    const { xs, ys } = { xs: tf.ones([4, 4]), ys: tf.zeros([4, 1]) };
+    const stream = { async *batches() { yield { xs: xs.clone(), ys: ys.clone() }; } };
+    await r.trainer.fit({ epochs: 1, train: stream });
+    expect(values).toEqual([undefined]);
+    tf.dispose([xs, ys]);
+    r.dispose();
+  });
+
+  for (const [what, bad] of [["a fraction", 1.5], ["more than the batches", 4], ["a negative count", -1], ["NaN", Number.NaN], ["a string", "2"]] as const) {
+    it(`a plugin returning ${what} is an INVALID_UPDATES_PER_EPOCH error naming it`, async () => {
+      const r = run([{ name: "Wrong", updatesPerEpoch: () => bad as number }, { name: "Reader", beforeFit: (ctx) => void ctx.updatesPerEpoch }]);
+      const err = await r.fit().then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(FitloopError);
+      expect((err as FitloopError).code).toBe("INVALID_UPDATES_PER_EPOCH");
+      expect((err as Error).message).toMatch(/updatesPerEpoch of "Wrong" returned .* for 3 batches per epoch/);
+      r.dispose();
+    });
+  }
+});

@@ -73,6 +73,12 @@ export interface HookContext {
    * plugin, the event and the position: two runs with one seed draw the same, also after a resume.
    */
   random(): number;
+  /**
+   * Optimizer updates an epoch will apply when nothing is skipped: the batches per epoch through
+   * every plugin's `updatesPerEpoch` (fewer with gradient accumulation); undefined when the source's
+   * length is unknown. Schedules size themselves with it.
+   */
+  readonly updatesPerEpoch: number | undefined;
   /** The run's data sources (`fit({ train, validation })`), e.g. to recompute BatchNorm statistics after weight averaging. */
   readonly data: { readonly train: DataSource; readonly validation: DataSource | undefined };
 }
@@ -134,6 +140,12 @@ export interface Callback {
   readonly stateKey?: string;
   stateDict?(): StateDict;
   loadStateDict?(state: StateDict): void;
+  /**
+   * A plugin that applies fewer optimizer updates than there are batches (gradient accumulation)
+   * says how many an epoch of `batchesPerEpoch` batches gets, so schedules size themselves in
+   * updates (`ctx.updatesPerEpoch`). Must return an integer in [0, batchesPerEpoch].
+   */
+  updatesPerEpoch?(batchesPerEpoch: number): number;
 
   beforeFit?: Hook;
   beforeEpoch?: Hook;

@@ -4,7 +4,7 @@ import { EVENTS, isEventName, type EventName } from "./events.js";
 import { nearest } from "./suggest.js";
 
 /** What a plugin may have besides its hooks. */
-const FIELDS = new Set(["name", "order", "runsAfter", "runsBefore", "stateKey", "stateDict", "loadStateDict", "dispose", "constructor"]);
+const FIELDS = new Set(["name", "order", "runsAfter", "runsBefore", "stateKey", "stateDict", "loadStateDict", "updatesPerEpoch", "dispose", "constructor"]);
 
 /** Hook names of Keras, tf.keras / tfjs (`onEpochEnd`) and Lightning, and the fitloop event meant. */
 const FOREIGN: Readonly<Record<string, EventName | "stateDict" | "loadStateDict">> = {

@@ -5,9 +5,8 @@ import type { DataSource } from "./data.js";
 import type { ObserverBus } from "./bus.js";
 import { CHECKPOINT_EVENTS, EVENTS, type EventName } from "./events.js";
 import { Cancellation } from "./cancel.js";
-import { PluginError } from "./errors.js";
+import { FitloopError, PluginError } from "./errors.js";
 import { hashString, mixSeed, Rng, withRandom } from "./rng.js";
-import { FitloopError } from "./errors.js";
 import type { Hyperparameters } from "./hyperparams.js";
 import type { Logger } from "./logger.js";
 import { PluginLogs, type LogOptions } from "./logs.js";
@@ -58,6 +57,7 @@ export class RunScope {
     readonly data: { readonly train: DataSource; readonly validation: DataSource | undefined } | undefined = undefined,
   ) {
     this.pluginLogs = new PluginLogs(reservedLogNames, (t) => this.owns(t));
+    this.plugins = plugins;
     const contexts = new Map(plugins.map((p) => [p, new PluginContext(this, p.name)]));
     for (const event of EVENTS) {
       this.hooks.set(
@@ -65,6 +65,25 @@ export class RunScope {
         hookOrder(plugins, event).map((p) => ({ fn: p.callback[event] as unknown as AnyHook, cb: p.callback, ctx: contexts.get(p)! })),
       );
     }
+  }
+
+  private readonly plugins: readonly ResolvedPlugin[];
+
+  /** `state.batchesPerEpoch` through every plugin's `updatesPerEpoch`, checked (see HookContext). */
+  updatesPerEpoch(): number | undefined {
+    // the source's own count: known from beforeFit on (state.batchesPerEpoch is set at each epoch's start)
+    const batches = this.data ? this.data.train.batchesPerEpoch : this.state.batchesPerEpoch;
+    if (batches === undefined) return undefined;
+    let n = batches;
+    for (const { callback, name } of this.plugins) {
+      if (typeof callback.updatesPerEpoch !== "function") continue;
+      const next: unknown = callback.updatesPerEpoch(n);
+      if (typeof next !== "number" || !Number.isInteger(next) || next < 0 || next > n) {
+        throw new FitloopError("INVALID_UPDATES_PER_EPOCH", `updatesPerEpoch of "${name}" returned ${String(next)} for ${n} batches per epoch: it must be an integer in [0, ${n}]`);
+      }
+      n = next;
+    }
+    return n;
   }
 
   get stopRequested(): boolean {
@@ -305,6 +324,9 @@ export class PluginContext implements BatchContext, FitEndContext {
   }
   get hyper(): Hyperparameters {
     return this.run.hyper;
+  }
+  get updatesPerEpoch(): number | undefined {
+    return this.run.updatesPerEpoch();
   }
   get logger(): Logger {
     return this.run.logger;

@@ -141,6 +141,63 @@ describe("GradClip in training", () => {
   });
 });
 
+describe("steps another plugin asked to skip (ctx.skipRequested: gradient accumulation's micro-batches)", () => {
+  /** Skips the chosen global batches (before clipping), and remembers the gradient tensors it saw. */
+  const skipper = (batches: number[], order: number = ORDER.DEFAULT) => {
+    const seen = new Map<number, tf.Tensor[]>();
+    const cb: Callback = {
+      name: "Skipper",
+      order,
+      afterGradients: (ctx) => {
+        seen.set(ctx.state.globalBatch, Object.values(ctx.grads!));
+        if (batches.includes(ctx.state.globalBatch)) ctx.skipStep("test skip");
+      },
+    };
+    return { cb, seen };
+  };
+
+  it("every mode leaves their gradients alone and logs nothing for them; the other steps are clipped and logged as before", async () => {
+    for (const by of ["globalNorm", "norm", "value", "adaptive"] as const) {
+      const fx = tinyFixture({ samples: 32 });
+      const { cb, seen } = skipper([0, 2]);
+      const after = new Map<number, tf.Tensor[]>();
+      const probe: Callback = { name: "Probe", order: ORDER.GUARD, afterGradients: (ctx) => void after.set(ctx.state.globalBatch, Object.values(ctx.grads!)) };
+      const perBatch: Record<string, number | undefined>[] = [];
+      const logs: Callback = { name: "Logs", afterBatch: (ctx) => void perBatch.push({ norm: ctx.logs["grad_norm"], clipped: ctx.logs["grad_clipped"], nonfinite: ctx.logs["grad_nonfinite"] }) };
+      const r = await fit(fx, [new GradClip({ by, max: by === "adaptive" ? 1e-4 : 1e-3 }), cb, probe, logs], { batch: 8 });
+      for (const b of [0, 2]) expect(after.get(b), `${by} batch ${b}`).toEqual(seen.get(b)); // the same tensors: not clipped
+      for (const b of [1, 3]) expect(after.get(b)![0], `${by} batch ${b}`).not.toBe(seen.get(b)![0]); // clipped
+      expect(perBatch.map((l) => l.norm === undefined), by).toEqual([true, false, true, false]);
+      expect(perBatch.map((l) => l.clipped), by).toEqual([undefined, 1, undefined, 1]);
+      expect(perBatch.map((l) => l.nonfinite), by).toEqual([undefined, 0, undefined, 0]);
+      expect(r.state.history[0]!.logs["grad_norm"], by).toBeCloseTo((perBatch[1]!.norm! + perBatch[3]!.norm!) / 2, 5); // the mean over measured steps
+      expect(r.state.step).toBe(2);
+      fx.dispose();
+    }
+  });
+
+  it("non-finite gradients on a skipped step are neither counted nor warned about (the update was not going to happen)", async () => {
+    const fx = tinyFixture({ samples: 32 });
+    const warnings: string[] = [];
+    const clip = new GradClip({ max: 1 });
+    const r = await fit(fx, [clip, poison([1]), skipper([1]).cb], { batch: 8, logger: { ...silentLogger, warn: (m: string) => void warnings.push(m) } });
+    expect(clip.nonFiniteSteps).toBe(0);
+    expect(warnings).toEqual([]);
+    expect(r.state.history[0]!.logs["grad_nonfinite"]).toBe(0);
+    expect(weightsOf(fx).flat().every(Number.isFinite)).toBe(true);
+    fx.dispose();
+  });
+
+  it("a skip asked for after clipping (a guard) does not change what clipping does", async () => {
+    const fx = tinyFixture({ samples: 16 });
+    const { cb } = skipper([0], ORDER.GUARD + 1);
+    const r = await fit(fx, [new GradClip({ max: 1e-3 }), cb], { batch: 8 });
+    expect(r.state.step).toBe(1);
+    expect(r.state.history[0]!.logs["grad_clipped"]).toBe(1); // measured on both batches
+    fx.dispose();
+  });
+});
+
 describe("options and state", () => {
   it("one OptionsError naming every bad option", () => {
     try {

@@ -36,7 +36,9 @@ export class NonFiniteGradientError extends FitloopError {
  * engaged (`grad_clipped`, its epoch mean is the fraction of steps) ride in the step's one packed
  * read. With those numbers, in `beforeStep`, a non-finite norm skips the update (`ctx.skipStep`,
  * counted in `grad_nonfinite` and the plugin's state; later guards still see the step), stops the
- * run after this batch, or throws.
+ * run after this batch, or throws. A step another plugin has already asked to skip
+ * (`ctx.skipRequested`: gradient accumulation's micro-batches) is left alone: no norm, no clipping,
+ * no logs, so `grad_norm` and `grad_clipped` describe the updates applied.
  */
 export class GradClip implements Callback {
   readonly name: string;
@@ -46,6 +48,8 @@ export class GradClip implements Callback {
   /** Steps skipped (or stopped at) for a non-finite gradient norm, over the whole run. */
   nonFiniteSteps = 0;
   private skip: ReadonlySet<string> = new Set();
+  /** This step's gradients were measured (not when a plugin had already asked to skip the step). */
+  private measured = false;
 
   constructor(options: GradClipOptions) {
     this.options = parseOptions("GradClip", optionsSchema, options);
@@ -63,6 +67,9 @@ export class GradClip implements Callback {
   }
 
   afterGradients(ctx: BatchContext): tf.NamedTensorMap | void {
+    // a step that will not be applied (gradient accumulation's micro-batches): nothing to clip or measure
+    this.measured = !ctx.skipRequested;
+    if (!this.measured) return;
     const grads = ctx.grads!;
     const { max, by } = this.options;
     if (by === "globalNorm") {
@@ -84,6 +91,8 @@ export class GradClip implements Callback {
   }
 
   beforeStep(ctx: BatchContext): void {
+    if (!this.measured) return; // no grad_norm this step: nothing was clipped, no gradient was checked
+    this.measured = false;
     const norm = ctx.logs["grad_norm"]!;
     if (this.options.by === "globalNorm") ctx.log("grad_clipped", norm > this.options.max ? 1 : 0);
     const bad = !Number.isFinite(norm);

@@ -176,7 +176,9 @@ export class Scheduler implements Callback {
   private checkPlannedRun(ctx: HookContext): void {
     this.checked = true;
     const s = ctx.state;
-    const end = this.interval === "epoch" ? s.epochs : s.batchesPerEpoch === undefined ? undefined : s.step + s.batchesPerEpoch * (s.epochs - s.epoch);
+    // in optimizer updates, not batches: gradient accumulation applies one update per group
+    const perEpoch = ctx.updatesPerEpoch;
+    const end = this.interval === "epoch" ? s.epochs : perEpoch === undefined ? undefined : s.step + perEpoch * (s.epochs - s.epoch);
     if (end === undefined) return;
     const start = this.position(ctx);
     for (const [what, sch] of [["lr", this.lr], ["momentum", this.momentum]] as const) {

@@ -94,6 +94,34 @@ describe("TerminateOnNaN", () => {
     fx.dispose();
   });
 
+  it("steps another plugin asked to skip (gradient accumulation's micro-batches): no gradient norm, a missing watched key is not an error, the loss is still checked", async () => {
+    const fx = tinyFixture({ samples: 16 });
+    const skipFirst3: Callback = { name: "Skipper", order: ORDER.DEFAULT, afterGradients: (ctx) => void (ctx.state.batchIndex < 3 && ctx.skipStep("accumulating")) };
+    const poison: Callback = { name: "Poison", order: ORDER.FIRST, afterGradients: (ctx) => (ctx.state.batchIndex === 1 ? Object.fromEntries(Object.entries(ctx.grads!).map(([k, g]) => [k, tf.mul(g, Number.NaN)])) : undefined) };
+    const norms: (number | undefined)[] = [];
+    const watchLogs: Callback = { name: "Watch", afterBatch: (ctx) => void norms.push(ctx.logs["grad_norm"]) };
+    const guard = new TerminateOnNaN({ gradients: true });
+    const r = await new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", callbacks: [guard, skipFirst3, poison, watchLogs], logger: silentLogger }).fit({ epochs: 1, train: fx.data(4) });
+    expect(r.outcome.status).toBe("completed"); // the NaN gradients of skipped batch 1 were never going to be applied
+    expect(guard.finding).toBeUndefined();
+    expect(norms.map((n) => n === undefined)).toEqual([true, true, true, false]);
+    expect(norms[3]).toBeGreaterThan(0);
+
+    // a clipping plugin that logs grad_norm only on steps it measures: watching it explicitly is fine on skipped steps
+    const clipper: Callback = { name: "Clipper", order: ORDER.GRADIENT, afterGradients: (ctx) => void (ctx.skipRequested || ctx.log("grad_norm", 3)) };
+    const r2 = await new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", callbacks: [new TerminateOnNaN({ watch: ["loss", "grad_norm"] }), skipFirst3, clipper], logger: silentLogger }).fit({ epochs: 1, train: fx.data(4) });
+    expect(r2.outcome.status).toBe("completed");
+    expect(r2.state.history[0]!.logs["grad_norm"]).toBe(3);
+
+    // the loss of a skipped batch is still checked
+    const { loss, tracker } = lossWithNaNAt([1]);
+    const g3 = new TerminateOnNaN({ gradients: true });
+    const r3 = await new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss, callbacks: [g3, skipFirst3, tracker], logger: silentLogger }).fit({ epochs: 2, train: fx.data(4) });
+    expect(r3.outcome.status).toBe("stopped");
+    expect(g3.finding).toMatchObject({ key: "loss", step: 0, batch: 1 });
+    fx.dispose();
+  });
+
   it("a watched key missing from the batch logs is an error naming the keys that are there", async () => {
     const fx = tinyFixture({ samples: 8 });
     const err = await new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], callbacks: [new TerminateOnNaN({ watch: ["loss", "grad_norm"] })], logger: silentLogger }).fit({ epochs: 1, train: fx.data(4) }).catch((e: unknown) => e);

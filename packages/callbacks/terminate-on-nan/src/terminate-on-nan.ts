@@ -44,7 +44,10 @@ export function findNonFinite(logs: Readonly<Logs>, watch: readonly string[], ow
  * read and before the update (`beforeStep`, `ORDER.GUARD`). On NaN or infinity the update is not
  * applied (unlike Keras' `TerminateOnNaN`, which stops after it), and the run either stops
  * gracefully after this batch (validation, `checkpoint` and every `after*` hook still run, so a
- * checkpoint plugin keeps the last good state) or throws. No device read of its own.
+ * checkpoint plugin keeps the last good state) or throws. No device read of its own. On a step
+ * another plugin has already asked to skip (`ctx.skipRequested`: gradient accumulation's
+ * micro-batches) the gradient norm is not computed and a watched value missing from the logs is
+ * not an error; the loss is still checked on every batch.
  */
 export class TerminateOnNaN implements Callback {
   readonly name: string;
@@ -72,12 +75,15 @@ export class TerminateOnNaN implements Callback {
   }
 
   afterGradients(ctx: BatchContext): void {
-    // gradient clipping (ORDER.GRADIENT, before this) logs the pre-clip norm already: do not compute it twice
-    if (this.gradients && !ctx.hasLog("grad_norm")) ctx.log("grad_norm", globalNorm(ctx.grads!));
+    // gradient clipping (ORDER.GRADIENT, before this) logs the pre-clip norm already: do not compute it twice;
+    // a step already being skipped (gradient accumulation's micro-batches) applies no gradients to check
+    if (this.gradients && !ctx.skipRequested && !ctx.hasLog("grad_norm")) ctx.log("grad_norm", globalNorm(ctx.grads!));
   }
 
   beforeStep(ctx: BatchContext): void {
-    const bad = findNonFinite(ctx.logs, this.watch, this.name);
+    // on a skipped step gradient statistics are not computed: check the watched values that are there (the loss)
+    const watch = ctx.skipRequested ? this.watch.filter((k) => k in ctx.logs) : this.watch;
+    const bad = findNonFinite(ctx.logs, watch, this.name);
     if (!bad) return;
     const s = ctx.state;
     this.found = { ...bad, step: s.step, epoch: s.epoch, batch: s.batchIndex };
