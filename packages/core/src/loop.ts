@@ -85,14 +85,27 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   let stoppedEarly = false;
   for await (const batch of sourceBatches(spec.train, { epoch: state.epoch, batchIndex: startBatch }, () => ({ role: "train", epoch: state.epoch, index: state.batchIndex }))) {
     checkOrDispose(spec.checks.train, batch, { role: "train", epoch: state.epoch, index: state.batchIndex });
-    const logs = await trainBatch(run, spec, batch);
-    if (logs) {
-      // loss and metrics: sample-weighted means, as Keras reports them
-      for (const k of spec.logNames) progress.sums[k] = (progress.sums[k] ?? 0) + logs[k]! * run.batchSize;
-      progress.samples += run.batchSize;
+    const out: { logs?: Logs } = {};
+    const count = () => {
+      if (out.logs) {
+        // loss and metrics: sample-weighted means, as Keras reports them
+        for (const k of spec.logNames) progress.sums[k] = (progress.sums[k] ?? 0) + out.logs[k]! * run.batchSize;
+        progress.samples += run.batchSize;
+      }
+      state.batchIndex++;
+      state.globalBatch++;
+    };
+    try {
+      await trainBatch(run, spec, batch, out);
+    } catch (e) {
+      // CancelEpoch/CancelFit after the step (afterStep, afterBatch): the batch was trained, so it
+      // counts as in an uninterrupted run (a snapshot then resumes with the same totals)
+      if (e instanceof Cancellation && state.cursor.epoch === state.epoch && state.cursor.batchIndex === state.batchIndex + 1) count();
+      throw e;
     }
-    state.batchIndex++;
-    state.globalBatch++;
+    // the batch is over, trained or cancelled (CancelBatch): a resume goes on with the next one
+    state.cursor = { epoch: state.epoch, batchIndex: state.batchIndex + 1 };
+    count();
     await run.fire("batchCheckpoint");
     if (run.stopRequested) {
       stoppedEarly = state.batchesPerEpoch === undefined || state.batchIndex < state.batchesPerEpoch;
@@ -109,8 +122,8 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   run.setLogs(state.epochLogs);
 }
 
-/** One training batch; returns its logs, or undefined when cancelled before they were read. */
-async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch): Promise<Logs | undefined> {
+/** One training batch; `out.logs` gets its logs once they are read (not when cancelled before). */
+async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch, out: { logs?: Logs }): Promise<void> {
   run.startBatch();
   run.batch = batch;
   run.batchSize = batch.xs.shape[0] ?? 0;
@@ -133,14 +146,13 @@ async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch): Promise<
         if (!(e instanceof CancelStep)) throw e;
         skip = true; // gradients exist but are not applied
       }
-      logs = await readLogs(run, spec, batch);
+      logs = out.logs = await readLogs(run, spec, batch);
       await step(run, skip);
     });
   } finally {
     run.pluginLogs.endBatch(logs);
     disposeBatch(run, batch);
   }
-  return logs;
 }
 
 function forwardBackward(run: RunScope, spec: LoopSpec, batch: Batch): { loss: tf.Scalar; grads: tf.NamedTensorMap; outputs: tf.Tensor } {
