@@ -41,7 +41,7 @@ describe("a cancel after the step: the batch counts", () => {
       expect(cut.state.globalBatch).toBe(2);
       expect(cut.state.step).toBe(2);
       expect(cut.snapshot.trainer.train.cursor).toEqual({ epoch: 0, batchIndex: 2 });
-      expect(cut.snapshot.trainer.train.epochProgress.samples).toBe(16);
+      expect(cut.snapshot.trainer.train.epochProgress?.samples).toBe(16);
       const resumed = await fitWith([], cut.snapshot);
       expect(resumed.weights).toEqual(straight.weights);
       expect(resumed.state.globalBatch).toBe(straight.state.globalBatch);
