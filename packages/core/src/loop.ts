@@ -107,6 +107,7 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
     state.cursor = { epoch: state.epoch, batchIndex: state.batchIndex + 1 };
     count();
     await run.fire("batchCheckpoint");
+    await maybeYield(run);
     if (run.stopRequested) {
       stoppedEarly = state.batchesPerEpoch === undefined || state.batchIndex < state.batchesPerEpoch;
       break;
@@ -121,6 +122,36 @@ async function train(run: RunScope, spec: LoopSpec, startBatch: number): Promise
   state.epochLogs = { ...state.epochLogs, ...means, ...run.pluginLogs.epochValues() };
   run.setLogs(state.epochLogs);
 }
+
+/**
+ * A loop whose awaits all resolve at once (the cpu and wasm backends' reads) never gives timers,
+ * I/O or signal handlers a turn: a progress bar's redraws, a dashboard's stream, a checkpoint's
+ * SIGINT handler would wait for the end of fit(). So between batches, at most every
+ * `yieldEveryMs`, the loop lets the event loop run (one macrotask turn, microseconds).
+ */
+async function maybeYield(run: RunScope): Promise<void> {
+  if (run.yieldEveryMs === false) return;
+  const now = performance.now();
+  if (now - run.lastYield < run.yieldEveryMs) return;
+  await yieldToEventLoop();
+  run.lastYield = performance.now();
+}
+
+// setImmediate in Node; a message (not clamped to 4 ms as nested timeouts are) in browsers
+const yieldToEventLoop: () => Promise<void> =
+  typeof setImmediate === "function"
+    ? () => new Promise<void>((resolve) => setImmediate(resolve))
+    : typeof MessageChannel === "function"
+      ? () =>
+          new Promise<void>((resolve) => {
+            const channel = new MessageChannel();
+            channel.port1.onmessage = () => {
+              channel.port1.close();
+              resolve();
+            };
+            channel.port2.postMessage(null);
+          })
+      : () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 /** One training batch; `out.logs` gets its logs once they are read (not when cancelled before). */
 async function trainBatch(run: RunScope, spec: LoopSpec, batch: Batch, out: { logs?: Logs }): Promise<void> {
@@ -293,6 +324,7 @@ async function validate(run: RunScope, spec: LoopSpec, data: DataSource): Promis
         run.valBatchIndex = undefined;
       }
       index++;
+      await maybeYield(run);
     }
     if (!sums) return;
     const all = tf.tidy(() => tf.concat([sums!, ...flagged.map((f) => f.flags)]));

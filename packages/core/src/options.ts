@@ -95,6 +95,7 @@ export const trainerOptionsSchema = z.strictObject({
     .optional(),
   callbacks: z.array(z.custom<Callback | PluginClass>(isCallback, { message: "must be a plugin instance, a plugin class or an object of hooks such as { afterEpoch: (ctx) => ... } (a bare function is neither)" })).optional(),
   hookTimeoutMs: z.number().gt(0, { message: "must be a number of milliseconds > 0" }).optional(),
+  yieldEveryMs: z.union([z.number().min(0), z.literal(false)], { message: "must be a number of milliseconds >= 0 (0: after every batch) or false (never)" }).optional(),
   seed: z.number().int({ message: "must be an integer" }).optional(),
   dataChecks: z.strictObject({ every: z.number().int().min(0, { message: "must be an integer >= 0 (0 checks the first batch only)" }) }).optional(),
   logger: z.custom<unknown>((v) => typeof v === "object" && v !== null && typeof (v as { warn?: unknown }).warn === "function", { message: "must be a logger (info/warn/error/debug)" }).optional(),

@@ -126,6 +126,10 @@ export class RunScope {
 
   /** The hook that threw last (names the culprit when a cancellation escapes its scope). */
   lastThrow: { event: EventName; plugin: string } | undefined;
+  /** Between batches the loop lets the event loop run at most this often (ms); false: never. */
+  yieldEveryMs: number | false = 50;
+  /** When the loop last let the event loop run (performance.now()). */
+  lastYield = performance.now();
 
   /** This safe point's snapshot, taken on the first `ctx.snapshot()` and shared by every caller there. */
   private snapshotAtPoint: Promise<RunSnapshot> | undefined;

@@ -43,6 +43,13 @@ export interface TrainerOptions {
   /** Fail the run (HOOK_TIMEOUT, naming plugin and event) when an async hook takes longer than this. Default: no limit. */
   hookTimeoutMs?: number;
   /**
+   * Between batches, at most this often (ms), the loop lets the event loop run, so timers, I/O and
+   * signal handlers (progress bars, dashboards, SIGINT checkpoints) are served during the run; the
+   * tfjs cpu and wasm backends otherwise never give them a turn. Default 50; 0 after every batch;
+   * false never.
+   */
+  yieldEveryMs?: number | false;
+  /**
    * Data checks during training, after the pre-flight check. Every batch's structure and shapes are
    * checked on the host (free). `every: N` also checks the values of every Nth batch on the device:
    * NaN/Inf in the inputs, and targets the loss cannot take (NaN/Inf; class indices out of range;
@@ -158,6 +165,7 @@ export class Trainer {
       const logNames = ["loss", ...metrics.map(([name]) => name)];
       const reserved = new Set([...logNames, ...logNames.map((n) => `val_${n}`)]);
       const scope = new RunScope(state, this.model, this.optimizer, run.resolve(TOKENS.Hyperparameters), this.logger, this.bus, this.plugins, reserved, () => this.snapshot(), this.opts.seed, this.opts.hookTimeoutMs, { train: options.train, validation: options.validation });
+      scope.yieldEveryMs = this.opts.yieldEveryMs ?? 50;
       const dataChecksEvery = this.opts.dataChecks?.every ?? 1;
       const spec = {
         train: options.train,

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
+import { scaleTensors } from "@fitloop/core";
 
 /**
  * The multiplier of one decoupled weight-decay step, `1 - lr * wd` (PyTorch's AdamW:
@@ -18,6 +19,8 @@ export function decoupledWeightDecay(variables: readonly tf.Variable[], factor: 
   if (factor === 1 || variables.length === 0) return;
   tf.tidy(() => {
     const f = typeof factor === "number" ? tf.scalar(factor) : factor;
-    for (const v of variables) v.assign(tf.mul(v, f));
+    // one fused dispatch over every variable where the backend has it (fitloop's wasm), tf.mul elsewhere
+    const decayed = scaleTensors(variables, f);
+    variables.forEach((v, i) => v.assign(decayed[i]!));
   });
 }
