@@ -16,6 +16,9 @@ import type * as tfl from "@tensorflow/tfjs-layers";
 import { EVENTS, Trainer, tensorData, type Callback } from "../packages/core/src/index.js";
 import { BATCH, buildModel, median, printTable, randomData } from "./models.js";
 
+/** The events of one training batch: their hooks are the per-step cost (the others run per fit or per epoch). */
+const BATCH_EVENTS = new Set(["beforeBatch", "afterForward", "afterLoss", "afterGradients", "beforeStep", "beforeUpdate", "afterStep", "afterBatch", "batchCheckpoint"]);
+
 export interface OverheadArm {
   readonly name: string;
   /** Fresh plugins for one fit (called once per fit). */
@@ -42,6 +45,10 @@ export interface ArmResult {
   readonly hookUs: number;
   /** hookUs as a share of the baseline's step inside the loop. */
   readonly hookShare: number;
+  /** Median time per step inside the arm's hooks of batch events (beforeBatch ... batchCheckpoint), us: the per-step cost without per-fit and per-epoch work. */
+  readonly batchHookUs: number;
+  /** batchHookUs as a share of the baseline's step inside the loop. */
+  readonly batchHookShare: number;
   /** Median us per step of each `plugin.event` that took at least 0.5 us. */
   readonly byHook: ReadonlyArray<readonly [string, number]>;
 }
@@ -128,6 +135,10 @@ export async function measureOverhead(opts: { arms: readonly OverheadArm[]; roun
   return rigs.map((r) => {
     const stepMs = median(r.stepTimes);
     const hookMs = median(r.hookPerStep);
+    // per round: the batch events' share of the hook time, then the median over rounds
+    const rounds = r.perRound.length;
+    const batchUsPerRound = Array.from({ length: rounds }, (_, i) => [...r.byHook].filter(([k]) => BATCH_EVENTS.has(k.slice(k.lastIndexOf(".") + 1))).reduce((sum, [, us]) => sum + (us[i] ?? 0), 0));
+    const batchHookUs = rounds ? median(batchUsPerRound) : 0;
     return {
       name: r.arm.name,
       fitMs: median(r.perRound),
@@ -139,6 +150,8 @@ export async function measureOverhead(opts: { arms: readonly OverheadArm[]; roun
       direct: (stepMs - baseStep) / baseStep,
       hookUs: hookMs * 1000,
       hookShare: hookMs / baseStep,
+      batchHookUs,
+      batchHookShare: batchHookUs / 1000 / baseStep,
       byHook: [...r.byHook].map(([k, us]) => [k, median(us)] as const).filter(([, us]) => us >= 0.5),
     };
   });
@@ -148,7 +161,7 @@ const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
 
 /** The table every overhead bench prints. */
 export function printOverhead(results: readonly ArmResult[]): void {
-  const header = ["arm", "fit ms/step (median)", "min", "max", "vs base (paired, of medians)", "one step in the loop (median)", "vs base", "in its hooks per step"];
+  const header = ["arm", "fit ms/step (median)", "min", "max", "vs base (paired, of medians)", "one step in the loop (median)", "vs base", "in its hooks per step", "of which batch hooks"];
   printTable(
     header,
     results.map((r, i) => [
@@ -160,6 +173,7 @@ export function printOverhead(results: readonly ArmResult[]): void {
       r.stepMs.toFixed(3),
       i === 0 ? "(base)" : pct(r.direct),
       i === 0 ? "" : `${r.hookUs.toFixed(0)} us = ${pct(r.hookShare)}`,
+      i === 0 ? "" : `${r.batchHookUs.toFixed(0)} us = ${pct(r.batchHookShare)}`,
     ]),
   );
   console.log("");
