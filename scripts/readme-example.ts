@@ -23,7 +23,10 @@ export async function runReadmeExample(packageDir: string, timeoutMs = 120_000):
   writeFileSync(file, readmeExample(packageDir));
   try {
     const tsx = join(dirname(fileURLToPath(import.meta.url)), "..", "node_modules", ".bin", "tsx");
-    const { stdout } = await run(tsx, ["--conditions=@fitloop/source", file], { cwd: packageDir, timeout: timeoutMs });
+    // the repo's check config: tsx applies a package's own tsconfig to its src/ only, so sibling
+    // packages' decorators (checkpoint's @inject parameters) would not compile from source
+    const env = { ...process.env, TSX_TSCONFIG_PATH: join(dirname(fileURLToPath(import.meta.url)), "..", "tsconfig.check.json") };
+    const { stdout } = await run(tsx, ["--conditions=@fitloop/source", file], { cwd: packageDir, timeout: timeoutMs, env });
     return stdout;
   } finally {
     rmSync(file, { force: true });

@@ -1,1 +1,2 @@
-export {};
+export * from "./tuner/node.js";
+export * from "./presets/node.js";
