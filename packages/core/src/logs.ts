@@ -11,6 +11,11 @@ export interface LogOptions {
   readonly reduce?: LogReduce;
 }
 
+/** Names plain objects already have (`__proto__`, `constructor`, `toString`, ...): refused as log and metric names. */
+export function isObjectMember(name: string): boolean {
+  return name === "__proto__" || name === "prototype" || name in Object.prototype;
+}
+
 function invalidLog(plugin: string, event: EventName, message: string): FitloopError {
   return new FitloopError("INVALID_LOG", `ctx.log from "${plugin}" in ${event}: ${message}`);
 }
@@ -56,6 +61,8 @@ export class PluginLogs {
   check(plugin: string, event: EventName, name: unknown, value: unknown, options: LogOptions | undefined): boolean {
     if (typeof name !== "string" || name.length === 0) throw invalidLog(plugin, event, `the name must be a non-empty string, got ${String(name)}`);
     if (this.reserved.has(name)) throw invalidLog(plugin, event, `"${name}" is written by the loop itself (reserved: ${[...this.reserved].join(", ")}); choose another name`);
+    // log records are plain objects: such a name would be lost (constructor, toString) or change Object.prototype (__proto__)
+    if (isObjectMember(name)) throw invalidLog(plugin, event, `"${name}" is a name every JavaScript object already has; log records are plain objects, so it would be lost or corrupt them: choose another name`);
     const reduce = options?.reduce;
     if (reduce !== undefined && !REDUCES.has(reduce)) throw invalidLog(plugin, event, `reduce must be mean, sum, min, max or last, got ${String(reduce)}`);
     const isTensor = value instanceof tf.Tensor;

@@ -5,6 +5,7 @@ import type { DataSource } from "./data.js";
 import type { PluginClass } from "./di.js";
 import { OptionsError } from "./errors.js";
 import { LOSS_NAMES } from "./losses.js";
+import { isObjectMember } from "./logs.js";
 import { nearest } from "./suggest.js";
 
 /** Validates `value` with a zod schema; every problem is listed in one `OptionsError`. */
@@ -88,7 +89,7 @@ export const trainerOptionsSchema = z.strictObject({
   }),
   metrics: z
     .array(
-      z.union([z.literal("acc"), z.literal("accuracy"), z.record(z.string(), z.custom<(...a: never[]) => unknown>((v) => typeof v === "function"))], {
+      z.union([z.literal("acc"), z.literal("accuracy"), z.record(z.string().refine((k) => !isObjectMember(k), { message: "a name every JavaScript object already has (constructor, toString, ...) cannot name a metric: logs are plain objects" }), z.custom<(...a: never[]) => unknown>((v) => typeof v === "function"))], {
         message: 'must be "acc", "accuracy" or { name: (yTrue, yPred) => tf.Tensor }',
       }),
     )

@@ -184,6 +184,23 @@ describe("resume", () => {
     for (const fx of [full, a, b]) fx.dispose();
   });
 
+  it("a run resumed mid-epoch with a schedule sized exactly to the run gets no 'ends before the run' warning (the epoch's done updates are not counted twice)", async () => {
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (m: string) => void warnings.push(m) };
+    const a = tinyFixture({ samples: 32 }); // 4 batches of 8, 3 epochs: 12 steps
+    const stopAt: Callback = { name: "StopAt", afterBatch: (ctx) => void (ctx.state.globalBatch === 6 && ctx.requestStop("test")) };
+    const ta = new Trainer({ model: a.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", logger, callbacks: [new Scheduler({ lr: cosineAnnealingLR({ baseLr: 0.1, tMax: 12 }) }), stopAt] });
+    await ta.fit({ epochs: 3, train: a.data(8, 5) });
+    const snap = await snapshotRun(ta);
+    expect(snap.trainer.train.cursor).toEqual({ epoch: 1, batchIndex: 3 });
+    const b = tinyFixture({ samples: 32 });
+    const tb = new Trainer({ model: b.model, optimizer: tf.train.sgd(0.1), loss: "sparseCategoricalCrossentropy", logger, callbacks: [new Scheduler({ lr: cosineAnnealingLR({ baseLr: 0.1, tMax: 12 }) })] });
+    restoreRun(tb, snap);
+    await tb.fit({ epochs: 3, train: b.data(8, 5) });
+    expect(warnings).toEqual([]);
+    for (const fx of [a, b]) fx.dispose();
+  });
+
   it("bad saved state is a typed error naming the key, before any step; the model is untouched", async () => {
     const fx = tinyFixture({ samples: 16 });
     const bad = [null, { plateau: { factor: 2, best: null, wait: 0, cooldownCounter: 0 }, baseLr: null }, { plateau: { factor: 0.5, best: "x", wait: -1, cooldownCounter: 0 }, baseLr: 0.1 }, { plateau: {}, baseLr: -1 }, "nope"];

@@ -178,7 +178,10 @@ export class Scheduler implements Callback {
     const s = ctx.state;
     // in optimizer updates, not batches: gradient accumulation applies one update per group
     const perEpoch = ctx.updatesPerEpoch;
-    const end = this.interval === "epoch" ? s.epochs : perEpoch === undefined ? undefined : s.step + perEpoch * (s.epochs - s.epoch);
+    // resumed mid-epoch (beforeTrain at batch > 0): the updates this epoch already had are in s.step
+    const batches = s.batchesPerEpoch;
+    const doneThisEpoch = perEpoch === undefined || batches === undefined || batches === 0 ? 0 : Math.floor((s.batchIndex * perEpoch) / batches);
+    const end = this.interval === "epoch" ? s.epochs : perEpoch === undefined ? undefined : s.step - doneThisEpoch + perEpoch * (s.epochs - s.epoch);
     if (end === undefined) return;
     const start = this.position(ctx);
     for (const [what, sch] of [["lr", this.lr], ["momentum", this.momentum]] as const) {

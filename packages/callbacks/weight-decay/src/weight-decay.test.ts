@@ -103,6 +103,30 @@ describe("each applied step: w <- w * (1 - lr_t * wd_t), kernels only", () => {
   });
 });
 
+describe("layers frozen during the run", () => {
+  it("a layer frozen mid-run (layer.trainable = false) stops decaying from that step on; the others keep decaying", async () => {
+    const fx = tinyFixture({ samples: 16 });
+    const first = fx.model.layers[0]!;
+    // by variable, not by model.getWeights(): freezing moves a layer's weights to the end of that list
+    const [kernel1, , kernel2] = fx.model.weights.map((w) => w.read() as tf.Variable) as [tf.Variable, tf.Variable, tf.Variable];
+    const pairs: { step: number; before: number[][]; after: number[][] }[] = [];
+    const read = () => [kernel1, kernel2].map((v) => Array.from(v.dataSync()));
+    const probe: Callback[] = [
+      { name: "BeforeDecay", order: -1e9, beforeUpdate: (ctx) => void pairs.push({ step: ctx.state.step, before: read(), after: [] }) },
+      { name: "AfterDecay", order: 1e9, beforeUpdate: () => void (pairs.at(-1)!.after = read()) },
+    ];
+    const freeze: Callback = { name: "Freeze", beforeEpoch: (ctx) => void (ctx.state.epoch === 1 && (first.trainable = false)) };
+    await new Trainer({ model: fx.model, optimizer: tf.train.sgd(0.5), loss: "sparseCategoricalCrossentropy", seed: 1, logger: silentLogger, callbacks: [freeze, new WeightDecay({ weightDecay: 0.04 }), ...probe] }).fit({ epochs: 2, train: fx.data(8) });
+    expect(pairs.map((p) => p.step)).toEqual([0, 1, 2, 3]);
+    for (const p of pairs) {
+      const [r1, r2] = ratios(p) as [number[], number[]];
+      r1.forEach((x) => (p.step >= 2 ? expect(x).toBe(1) : expect(x).toBeCloseTo(1 - 0.5 * 0.04, 6)));
+      r2.forEach((x) => expect(x).toBeCloseTo(1 - 0.5 * 0.04, 6));
+    }
+    fx.dispose();
+  });
+});
+
 describe("logs, messages and cost", () => {
   it("logs weight_decay per applied step; one info line with the counts at beforeFit; warns once for a large value", async () => {
     const { lines, logger } = capture();

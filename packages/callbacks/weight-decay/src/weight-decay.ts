@@ -96,8 +96,10 @@ export class WeightDecay implements Callback {
     if (lr * wd >= 1) throw new WeightDecayError(`${this.name}: learningRate * weightDecay is ${lr * wd} (${lr} * ${wd}) at step ${step}: the decay would zero or flip every weight`, step, wd);
     this.lastWd = wd;
     const f = decayFactor(lr, wd);
-    if (f === 1 || this.selection!.decayed.length === 0) return;
-    decoupledWeightDecay(this.selection!.decayed, this.scalarFor(f));
+    const decayed = this.selection!.decayed;
+    if (f === 1 || decayed.length === 0) return;
+    // a layer frozen during the run (layer.trainable = false) is not updated, so it does not decay either
+    decoupledWeightDecay(decayed.every((v) => v.trainable) ? decayed : decayed.filter((v) => v.trainable), this.scalarFor(f));
   }
 
   // ctx.log is not open in beforeUpdate: the coefficient goes into the step's logs once it is applied
