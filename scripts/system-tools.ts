@@ -31,4 +31,15 @@ export function systemTool(name: "chromium" | "tmux" | "python3"): SystemTool {
   process.stderr.write(`\n*** SKIPPED tests that need ${name}: ${why} ***\n\n`);
   return { path: undefined, note: ` (SKIPPED: ${why})` };
 }
-/** A Python module importable by Debian's `/usr/bin/python3` (e.g. "optuna"); `path` is that python. */ export function pythonModule(name: string, python = "/usr/bin/python3"): SystemTool { try { execFileSync(python, ["-c", `import ${name}`], { stdio: "ignore" }); return { path: python, note: "" }; } catch { const why = `the Python module ${name} is not installed for ${python} (apt-get install python3-${name}; .ci/run installs it)`; if (process.env["FITLOOP_REQUIRE_SYSTEM_TOOLS"] === "1") throw new Error(`${why}, and FITLOOP_REQUIRE_SYSTEM_TOOLS=1 says these tests must run`); process.stderr.write(`\n*** SKIPPED tests that need ${name}: ${why} ***\n\n`); return { path: undefined, note: ` (SKIPPED: ${why})` }; } }
+/** A Python module importable by Debian's `/usr/bin/python3` (e.g. "optuna"); `path` is that python. */
+export function pythonModule(name: string, python = "/usr/bin/python3"): SystemTool {
+  try {
+    execFileSync(python, ["-c", `import ${name}`], { stdio: "ignore" });
+    return { path: python, note: "" };
+  } catch {
+    const why = `the Python module ${name} is not installed for ${python} (apt-get install python3-${name}; .ci/run installs it)`;
+    if (process.env["FITLOOP_REQUIRE_SYSTEM_TOOLS"] === "1") throw new Error(`${why}, and FITLOOP_REQUIRE_SYSTEM_TOOLS=1 says these tests must run`);
+    process.stderr.write(`\n*** SKIPPED tests that need ${name}: ${why} ***\n\n`);
+    return { path: undefined, note: ` (SKIPPED: ${why})` };
+  }
+}
