@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
-import { NORM_SCALE, SCALE_TENSORS, SUM_OF_SQUARES, setSimdKernelsEnabled } from "@fitloop/wasm";
+import { AXPY_TENSORS, LERP_TENSORS, NORM_SCALE, SCALE_TENSORS, SUM_OF_SQUARES, setSimdKernelsEnabled } from "@fitloop/wasm";
 import { useBackend } from "./backend.js";
-import { globalNorm, globalNormScale, scaleTensors, sumOfSquares, NORM_SCALE_KERNEL, SCALE_TENSORS_KERNEL, SUM_OF_SQUARES_KERNEL } from "./grads.js";
+import { axpyTensors, globalNorm, globalNormScale, lerpTensors, scaleTensors, sumOfSquares, AXPY_TENSORS_KERNEL, LERP_TENSORS_KERNEL, NORM_SCALE_KERNEL, SCALE_TENSORS_KERNEL, SUM_OF_SQUARES_KERNEL } from "./grads.js";
 import { expectNoLeaks } from "./testing/index.js";
 
 /**
  * Core's gradient helpers on wasm with `@fitloop/wasm`'s fused kernels (FitloopSumOfSquares,
- * FitloopScaleTensors, FitloopNormScale) against the same helpers as tfjs ops on cpu.
+ * FitloopScaleTensors, FitloopNormScale, FitloopAxpyTensors, FitloopLerpTensors) against the same
+ * helpers as tfjs ops on cpu.
  */
 
 /** Deterministic values in [-scale, scale) without touching tfjs's RNG. */
@@ -54,7 +55,9 @@ describe("fused kernels over many tensors (gradient norms and clipping)", () => 
     expect(SUM_OF_SQUARES).toBe(SUM_OF_SQUARES_KERNEL);
     expect(SCALE_TENSORS).toBe(SCALE_TENSORS_KERNEL);
     expect(NORM_SCALE).toBe(NORM_SCALE_KERNEL);
-    for (const k of [SUM_OF_SQUARES, SCALE_TENSORS, NORM_SCALE]) {
+    expect(AXPY_TENSORS).toBe(AXPY_TENSORS_KERNEL);
+    expect(LERP_TENSORS).toBe(LERP_TENSORS_KERNEL);
+    for (const k of [SUM_OF_SQUARES, SCALE_TENSORS, NORM_SCALE, AXPY_TENSORS, LERP_TENSORS]) {
       expect(tf.getKernel(k, "wasm"), k).toBeDefined();
       expect(tf.getKernel(k, "cpu"), k).toBeUndefined();
     }
@@ -123,5 +126,82 @@ describe("fused kernels over many tensors (gradient norms and clipping)", () => 
       tf.dispose(globalNorm({ a: xs[0]!, b: xs[1]! }));
     });
     tf.dispose([...xs, s]);
+  });
+  it.each([
+    ["WebAssembly SIMD", true],
+    ["the JS loop (SIMD off)", false],
+  ])("axpyTensors (also with a scale) and lerpTensors (also with divide) match the cpu backend's ops bit for bit, with %s, the scalar a number or a tensor", async (_, simd) => {
+    const others = () => SHAPES.map((s, i) => tf.tensor(values(size(s), 90 + i, 5), s));
+    const run = () =>
+      tf.tidy(() => {
+        const [xs, ys] = [tensors(), others()];
+        const all = [axpyTensors(ys, xs, 16), axpyTensors(ys, xs, tf.scalar(-0.37)), axpyTensors(ys, xs, 0.75, { scale: 1 / 48 }), axpyTensors(ys, xs, tf.scalar(3), { scale: 0.1 }), lerpTensors(xs, ys, 1e-3), lerpTensors(xs, ys, tf.scalar(0.75)), lerpTensors(xs, ys, 7, { divide: true }), lerpTensors(xs, ys, tf.scalar(3), { divide: true })];
+        return all.map((outs) => outs.map((t) => ({ shape: t.shape, dtype: t.dtype, data: Array.from(t.dataSync()) })));
+      });
+    await use("cpu");
+    const ref = run();
+    await use("wasm");
+    setSimdKernelsEnabled(simd);
+    try {
+      expect(run()).toEqual(ref);
+    } finally {
+      setSimdKernelsEnabled(true);
+    }
+  });
+
+  it("axpyTensors and lerpTensors on wasm: one kernel dispatch for all tensors, NaN and Infinity propagate, other dtypes and mismatches as on cpu, no leaks", async () => {
+    await use("wasm");
+    tf.tidy(() => {
+      const xs = tensors();
+      const ys = tensors();
+      expect(Array.from(axpyTensors([tf.tensor1d([1, Number.NaN, 0])], [tf.tensor1d([Number.POSITIVE_INFINITY, 1, 1])], 2)[0]!.dataSync())).toEqual([Number.POSITIVE_INFINITY, Number.NaN, 2]);
+      expect(Array.from(lerpTensors([tf.tensor1d([1, 2])], [tf.tensor1d([3, Number.NEGATIVE_INFINITY])], 0.5)[0]!.dataSync())).toEqual([2, Number.NEGATIVE_INFINITY]);
+      // int32 pairs: tfjs ops (float32 results, tfjs's type promotion), as on cpu
+      const ints = axpyTensors([tf.tensor1d([1, 2], "int32")], [tf.tensor1d([3, 4], "int32")], 2)[0]!;
+      expect([ints.dtype, Array.from(ints.dataSync())]).toEqual(["float32", [7, 10]]);
+      expect(() => lerpTensors(xs, ys.slice(1), 0.5)).toThrow(/8 tensors in as and 7 in bs/);
+      expect(axpyTensors([], [], 1)).toEqual([]);
+    });
+    const xs = tensors();
+    const ys = tensors();
+    const s = tf.scalar(0.5);
+    const kernels = async (fn: () => tf.Tensor[]) => {
+      let out: tf.Tensor[] = [];
+      const info = await tf.profile(() => (out = fn()));
+      tf.dispose(out);
+      return info.kernels.map((k) => k.name);
+    };
+    expect(await kernels(() => axpyTensors(ys, xs, 2))).toEqual([AXPY_TENSORS]);
+    expect(await kernels(() => axpyTensors(ys, xs, s, { scale: 0.25 }))).toEqual([AXPY_TENSORS]);
+    expect(await kernels(() => lerpTensors(ys, xs, s, { divide: true }))).toEqual([LERP_TENSORS]);
+    // donated: the same bits, written into the donated buffers (the caller disposes those)
+    const copies = () => ys.map((y) => tf.add(y, 0));
+    for (const [name, fn] of [
+      ["axpy", (p: tf.Tensor[], donate: boolean) => axpyTensors(p, xs, 0.5, { scale: 0.25, donate })],
+      ["lerp", (p: tf.Tensor[], donate: boolean) => lerpTensors(p, xs, s, { donate })],
+    ] as const) {
+      const fresh = fn(ys, false);
+      const given = copies();
+      const ids = given.map((t) => t.dataId);
+      const donated = fn(given, true);
+      tf.dispose(given);
+      donated.forEach((t, i) => {
+        expect(t.dataId, `${name} ${i}`).toBe(ids[i]);
+        expect(Array.from(t.dataSync()), `${name} ${i}`).toEqual(Array.from(fresh[i]!.dataSync()));
+      });
+      tf.dispose([...fresh, ...donated]);
+    }
+    await expectNoLeaks(() => {
+      tf.dispose(axpyTensors(ys, xs, 2));
+      tf.dispose(axpyTensors(ys, xs, s));
+      tf.dispose(axpyTensors(ys, xs, 2, { scale: 0.5 }));
+      tf.dispose(lerpTensors(ys, xs, 0.25));
+      tf.dispose(lerpTensors(ys, xs, s, { divide: true }));
+      const given = ys.map((y) => tf.add(y, 0));
+      const out = lerpTensors(given, xs, 0.5, { donate: true });
+      tf.dispose(given);
+      tf.dispose(out);
+    });
+    tf.dispose([...xs, ...ys, s]);
   });
 });

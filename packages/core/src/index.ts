@@ -41,7 +41,26 @@ export { Rng, seeded, withRandom, epochPermutation, permutation, mixSeed, type R
 export { TOKENS, createRootContainer, type PluginClass, type RootServices } from "./di.js";
 export { consoleLogger, silentLogger, systemClock, type Logger, type Clock } from "./logger.js";
 export { parseOptions } from "./options.js";
-export { globalNorm, globalNormScale, sumOfSquares, scaleTensors, applyGradientsScaled, NORM_SCALE_KERNEL, registerScaledApply, SUM_OF_SQUARES_KERNEL, SCALE_TENSORS_KERNEL, type ScaledApply } from "./grads.js";
+export {
+  globalNorm,
+  globalNormScale,
+  sumOfSquares,
+  scaleTensors,
+  axpyTensors,
+  lerpTensors,
+  applyGradientsScaled,
+  NORM_SCALE_KERNEL,
+  registerScaledApply,
+  SUM_OF_SQUARES_KERNEL,
+  SCALE_TENSORS_KERNEL,
+  AXPY_TENSORS_KERNEL,
+  LERP_TENSORS_KERNEL,
+  type AxpyOptions,
+  type DonateOption,
+  type LerpOptions,
+  type ScalarOperand,
+  type ScaledApply,
+} from "./grads.js";
 export type { LogReduce, LogOptions } from "./logs.js";
 export { resolveMonitorMode, initialBest, isImprovement, monitorValue, checkMonitorPossible, MissingMonitorError, type MonitorMode, type MinDeltaMode, type ImprovementRule } from "./monitor.js";
 export {

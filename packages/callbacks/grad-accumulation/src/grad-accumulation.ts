@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { FitloopError, ORDER, parseOptions, scaleTensors, trainableVariables, StateError, type BatchContext, type Callback, type FitEndContext, type HookContext, type StateDict } from "@fitloop/core";
+import { axpyTensors, FitloopError, ORDER, parseOptions, scaleTensors, trainableVariables, StateError, type BatchContext, type Callback, type FitEndContext, type HookContext, type StateDict } from "@fitloop/core";
 import { z } from "zod";
-import { checkAgainstModel, parseGroup, toHost, toTensors, type SavedGroup } from "./state.js";
+import { checkAgainstModel, parseGroup, toHost, toTensors, type SavedGroup, type SavedSum } from "./state.js";
 import { partialSchema } from "./steps.js";
 
 const optionsSchema = z.strictObject({
@@ -37,8 +37,16 @@ export class GradAccumulation implements Callback {
   readonly order = ORDER.GRADIENT - 50;
   readonly stateKey: string;
   readonly options: Readonly<z.output<typeof optionsSchema>>;
-  /** The running sums on the device (plugin-owned across batches), in gradient order. */
+  /** The running sums on the device (plugin-owned across batches), in gradient order, in units of `factor`. */
   private sums: tf.Tensor[] | undefined;
+  /**
+   * The group's weighted sums are `factor * sums`. A power-of-two first micro-batch size n (the usual
+   * case) makes it n: the first micro-batch is then kept as is (no pass), later ones of the same size
+   * are added with weight 1, and since scaling by a power of two is exact (outside float32's
+   * subnormal and overflow ranges), every result (and a saved state, `factor * sums`) is bit for bit
+   * the weighted sums' (`arithmetic.test.ts`). Otherwise 1 (the weighted sums).
+   */
+  private factor = 1;
   /** The gradient names of the group in progress (the sums' order). */
   private names: string[] = [];
   /** A group from a loaded state or a stopped run, rebuilt on the device at the next micro-batch. */
@@ -115,10 +123,17 @@ export class GradAccumulation implements Callback {
     let next: tf.Tensor[];
     try {
       next = tf.tidy(() => {
-        const weighted = scaleTensors(Object.values(grads), tf.scalar(n));
-        const total = previous ? weighted.map((w, i) => tf.add(previous[i]!, w)) : weighted;
-        // the group's last micro-batch: the sample-weighted mean, made now, so the loop owns and disposes it
-        return last ? scaleTensors(total, tf.scalar(1 / samples)) : total;
+        const g = Object.values(grads);
+        if (previous) {
+          // sums += (n / factor) * g, one fused pass on wasm, into the old sums' buffers (donated:
+          // disposed below, never read again); the group's last micro-batch also takes the
+          // sample-weighted mean in that pass, made now, so the loop owns and disposes it
+          return axpyTensors(previous, g, n / this.factor, { donate: true, ...(last ? { scale: this.factor / samples } : {}) });
+        }
+        this.factor = Number.isInteger(Math.log2(n)) ? n : 1;
+        // a clone shares the gradient's data (the loop disposes only its own handle): no pass
+        const total = this.factor === n ? g.map((t) => tf.clone(t)) : scaleTensors(g, tf.scalar(n));
+        return last ? scaleTensors(total, tf.scalar(this.factor / samples)) : total;
       });
     } catch (e) {
       this.drop();
@@ -175,7 +190,7 @@ export class GradAccumulation implements Callback {
     // trainer.snapshot() resumes it exactly. Ended anywhere else (a failure, a cancel in the middle
     // of a batch), the cursor would replay a micro-batch the sums already hold: drop them.
     if ((status === "stopped" || status === "cancelled") && at && c.epoch === at.epoch && c.batchIndex === at.batchIndex) {
-      this.host = { microBatches: this.count, samples: this.samples, sums: toHost(this.names, this.sums) };
+      this.host = { microBatches: this.count, samples: this.samples, sums: this.weightedSums() };
       tf.dispose(this.sums);
       this.sums = undefined;
       return;
@@ -191,7 +206,7 @@ export class GradAccumulation implements Callback {
   stateDict(): StateDict {
     if (this.count === 0) return { microBatches: 0, samples: 0, sums: [] };
     // fresh arrays either way: what a caller does with the dict must not reach the kept group
-    const sums = this.sums ? toHost(this.names, this.sums) : this.host!.sums.map((s) => ({ ...s, values: s.values.slice() }));
+    const sums = this.sums ? this.weightedSums() : this.host!.sums.map((s) => ({ ...s, values: s.values.slice() }));
     return { microBatches: this.count, samples: this.samples, sums: sums.map((s) => ({ name: s.name, shape: [...s.shape], values: s.values })) };
   }
 
@@ -204,8 +219,16 @@ export class GradAccumulation implements Callback {
     this.samples = group.samples;
   }
 
+  /** The group's sample-weighted sums read from the device (`factor * sums`: exact, a power of two). */
+  private weightedSums(): SavedSum[] {
+    const sums = toHost(this.names, this.sums!);
+    if (this.factor !== 1) for (const s of sums) for (let i = 0; i < s.values.length; i++) s.values[i] = s.values[i]! * this.factor;
+    return sums;
+  }
+
   /** The sums so far (rebuilt from a loaded group if need be), now this call's to dispose. */
   private takeSums(): tf.Tensor[] | undefined {
+    if (!this.sums && this.host) this.factor = 1; // a saved group holds the weighted sums
     const sums = this.sums ?? (this.host ? toTensors(this.host) : undefined);
     this.sums = undefined;
     this.host = undefined;
@@ -213,6 +236,7 @@ export class GradAccumulation implements Callback {
   }
 
   private reset(): void {
+    this.factor = 1;
     this.count = 0;
     this.samples = 0;
     this.lastAt = undefined;

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayersModel, LayerVariable } from "@tensorflow/tfjs-layers";
-import { comparableName, FitloopError, StateError } from "@fitloop/core";
+import { comparableName, FitloopError, lerpTensors, StateError } from "@fitloop/core";
 
 /** One averaged weight as the plugin state stores it. */
 export interface SavedAverageWeight {
@@ -10,37 +10,48 @@ export interface SavedAverageWeight {
   readonly values: Float32Array;
 }
 
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
 function checkPair(averages: readonly tf.Tensor[], weights: readonly tf.Tensor[], fn: string): void {
+  // every update checks: compare without building strings, describe only on failure
+  if (averages.length === weights.length && averages.every((a, i) => sameShape(a.shape, weights[i]!.shape))) return;
   const bad = averages.length !== weights.length ? `${averages.length} averages for ${weights.length} weights` : averages.map((a, i) => (a.shape.join(",") === weights[i]!.shape.join(",") ? "" : `tensor ${i} is [${a.shape.join(", ")}] in the averages and [${weights[i]!.shape.join(", ")}] in the weights`)).find(Boolean);
   if (bad) throw new FitloopError("AVERAGE_MISMATCH", `${fn}: the averages do not match the weights: ${bad}`);
 }
 
 /**
  * One EMA update: `average + (weight - average) * (1 - decay)` for each pair (the lerp form timm's
- * `ModelEmaV3` and PyTorch's `lerp_` use). New tensors, yours to dispose; no device read.
+ * `ModelEmaV3` and PyTorch's `lerp_` use), as core's `lerpTensors`: on wasm one fused dispatch and
+ * one pass over every weight. New tensors, yours to dispose; no device read.
  */
 export function emaUpdate(averages: readonly tf.Tensor[], weights: readonly tf.Tensor[], decay: number): tf.Tensor[] {
+  return emaStep(averages, weights, decay, false);
+}
+
+/** `emaUpdate`; with `donate`, the averages are given up (see core's `DonateOption`): the plugins' own update, which replaces them right after. */
+export function emaStep(averages: readonly tf.Tensor[], weights: readonly tf.Tensor[], decay: number, donate: boolean): tf.Tensor[] {
   checkPair(averages, weights, "emaUpdate");
   if (!(decay >= 0 && decay <= 1)) throw new FitloopError("AVERAGE_MISMATCH", `emaUpdate: decay must be in [0, 1], got ${decay}`);
-  return tf.tidy(() => {
-    const rate = tf.scalar(1 - decay);
-    return averages.map((a, i) => tf.add(a, tf.mul(tf.sub(weights[i]!, a), rate)));
-  });
+  return lerpTensors(averages, weights, 1 - decay, { donate });
 }
 
 /**
  * One SWA update, the running arithmetic mean of PyTorch's `AveragedModel`:
  * `average + (weight - average) / (n + 1)` with `n` models already averaged (n = 0 copies the
- * weights). New tensors, yours to dispose; no device read.
+ * weights), as core's `lerpTensors` with `divide` (one fused pass on wasm; a true division, so
+ * PyTorch 1.x's bits). New tensors, yours to dispose; no device read.
  */
 export function swaUpdate(averages: readonly tf.Tensor[], weights: readonly tf.Tensor[], n: number): tf.Tensor[] {
+  return swaStep(averages, weights, n, false);
+}
+
+/** `swaUpdate`; with `donate`, the averages are given up (see `emaStep`). */
+export function swaStep(averages: readonly tf.Tensor[], weights: readonly tf.Tensor[], n: number, donate: boolean): tf.Tensor[] {
   checkPair(averages, weights, "swaUpdate");
   if (!Number.isSafeInteger(n) || n < 0) throw new FitloopError("AVERAGE_MISMATCH", `swaUpdate: n (models already averaged) must be an integer >= 0, got ${n}`);
-  return tf.tidy(() => {
-    if (n === 0) return weights.map((w) => tf.clone(w));
-    const count = tf.scalar(n + 1);
-    return averages.map((a, i) => tf.add(a, tf.div(tf.sub(weights[i]!, a), count)));
-  });
+  // a copy, not a lerp with t = 1: a + (w - a) is w only up to rounding
+  if (n === 0) return weights.map((w) => tf.clone(w));
+  return lerpTensors(averages, weights, n + 1, { divide: true, donate });
 }
 
 /**
@@ -114,7 +125,11 @@ export class WeightAverage {
     this.vars = this.targets.map((w) => tf.variable(w.read(), false));
   }
 
-  /** Replaces every average with `rule(averages, weights)`, in one tidy; no device read. */
+  /**
+   * Replaces every average with `rule(averages, weights)`, in one tidy; no device read. The rule may
+   * donate the averages (write its results into their buffers: they are replaced right here and not
+   * read before), and `assign` takes the result's buffer (no copy): an update costs the rule's one pass.
+   */
   update(rule: (averages: readonly tf.Tensor[], weights: readonly tf.Tensor[]) => tf.Tensor[]): void {
     const vars = this.vars!;
     tf.tidy(() => {

@@ -1,6 +1,6 @@
 import { parseOptions, type BatchContext, type HookContext, type StateDict } from "@fitloop/core";
 import { z } from "zod";
-import { emaUpdate } from "./average.js";
+import { emaStep } from "./average.js";
 import { AveragingPlugin, commonFields, countField, parseState, positiveInt, weightsField, type CommonOptions } from "./plugin.js";
 
 /** timm's decay warmup: `decay_t = min(decay, 1 - (1 + t / gamma) ** -power)`. */
@@ -120,7 +120,7 @@ export class EMA extends AveragingPlugin {
   afterStep(ctx: BatchContext): void {
     if (ctx.stepSkipped || ctx.state.step % this.options.every !== 0) return;
     const decay = decayAt(this.count, this.decay);
-    this.addToAverage((a, w) => emaUpdate(a, w, decay));
+    this.addToAverage((a, w) => emaStep(a, w, decay, true)); // donated: the averages are replaced by the result
     this.lastDecay = decay;
   }
 

@@ -1,6 +1,6 @@
 import { OptionsError, parseOptions, type BatchContext, type HookContext, type StateDict } from "@fitloop/core";
 import { z } from "zod";
-import { swaUpdate } from "./average.js";
+import { swaStep } from "./average.js";
 import { AveragingPlugin, commonFields, countField, parseState, positiveInt, weightsField, type CommonOptions } from "./plugin.js";
 
 /** PyTorch's `SWALR`: anneal the learning rate to `value` over `annealEpochs` epochs once SWA starts. */
@@ -144,6 +144,6 @@ export class SWA extends AveragingPlugin {
 
   private take(): void {
     const n = this.count;
-    this.addToAverage((a, w) => swaUpdate(a, w, n));
+    this.addToAverage((a, w) => swaStep(a, w, n, true)); // donated: the averages are replaced by the result
   }
 }

@@ -19,8 +19,10 @@ export function decoupledWeightDecay(variables: readonly tf.Variable[], factor: 
   if (factor === 1 || variables.length === 0) return;
   tf.tidy(() => {
     const f = typeof factor === "number" ? tf.scalar(factor) : factor;
-    // one fused dispatch over every variable where the backend has it (fitloop's wasm), tf.mul elsewhere
-    const decayed = scaleTensors(variables, f);
+    // one fused dispatch over every variable where the backend has it (fitloop's wasm), tf.mul
+    // elsewhere; donated: each variable is replaced right here, so where nothing else holds its
+    // buffer the decay is written in place, and assign (no copy) keeps it
+    const decayed = scaleTensors(variables, f, { donate: true });
     variables.forEach((v, i) => v.assign(decayed[i]!));
   });
 }

@@ -8,7 +8,7 @@ import { wasmMaxPoolConfig } from "./wasm-max-pool.js";
 import { wasmAddConfig } from "./wasm-add-bias.js";
 import { wasmMeanConfig, wasmSumConfig } from "./wasm-reduce.js";
 import { wasmTileConfig } from "./wasm-tile.js";
-import { wasmNormScaleConfig, wasmScaleTensorsConfig, wasmSumOfSquaresConfig } from "./wasm-foreach.js";
+import { wasmAxpyTensorsConfig, wasmLerpTensorsConfig, wasmNormScaleConfig, wasmScaleTensorsConfig, wasmSumOfSquaresConfig } from "./wasm-foreach.js";
 import { wasmBatchCheckConfig } from "./wasm-batch-check.js";
 import { disableFusedBatchNorm, enableFusedBatchNorm } from "./wasm-batch-norm-training.js";
 import { disableReluGrad, enableReluGrad } from "./wasm-relu-grad.js";
@@ -24,7 +24,7 @@ export { wasmBatchMatMul, wasmBatchMatMulConfig } from "./wasm-batch-matmul.js";
 export type { InputGradPath } from "./wasm-conv2d-backprop-input.js";
 export { col2imInputGradEnabled, COL2IM_MAX_SCRATCH, inputGradPath, planInputGradConv, planInputGradGemm, setCol2imInputGradEnabled, wasmConv2DBackpropInput, wasmConv2DBackpropInputConfig } from "./wasm-conv2d-backprop-input.js";
 export { wasmTile, wasmTileConfig } from "./wasm-tile.js";
-export { NORM_SCALE, SCALE_TENSORS, SUM_OF_SQUARES, wasmNormScale, wasmNormScaleConfig, wasmScaleTensors, wasmScaleTensorsConfig, wasmSumOfSquares, wasmSumOfSquaresConfig } from "./wasm-foreach.js";
+export { AXPY_TENSORS, LERP_TENSORS, NORM_SCALE, SCALE_TENSORS, SUM_OF_SQUARES, wasmAxpyTensors, wasmAxpyTensorsConfig, wasmLerpTensors, wasmLerpTensorsConfig, wasmNormScale, wasmNormScaleConfig, wasmScaleTensors, wasmScaleTensorsConfig, wasmSumOfSquares, wasmSumOfSquaresConfig } from "./wasm-foreach.js";
 export { wasmMean, wasmMeanConfig, wasmSum, wasmSumConfig } from "./wasm-reduce.js";
 export { BATCH_CHECK, wasmBatchCheck, wasmBatchCheckConfig, type TargetRule } from "./wasm-batch-check.js";
 export { wasmMaxPoolGrad, wasmMaxPoolGradConfig } from "./wasm-max-pool-grad.js";
@@ -56,7 +56,7 @@ export { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
 export { setSimdMatMulEnabled, simdMatMul, simdMatMulEnabled } from "./wasm-matmul-simd.js";
 
 /** Kernels tfjs-wasm 4.22 lacks (and fitloop's own fused ones); added when missing. */
-const ADDED = [wasmConv2DBackpropFilterConfig, wasmSumOfSquaresConfig, wasmScaleTensorsConfig, wasmNormScaleConfig, wasmBatchCheckConfig];
+const ADDED = [wasmConv2DBackpropFilterConfig, wasmSumOfSquaresConfig, wasmScaleTensorsConfig, wasmNormScaleConfig, wasmAxpyTensorsConfig, wasmLerpTensorsConfig, wasmBatchCheckConfig];
 /** Stock tfjs-wasm kernels fitloop replaces with faster ones (each falls back to the stock kernel where it does not apply). */
 const REPLACED = [
   wasmBatchMatMulConfig,
@@ -74,9 +74,10 @@ const REPLACED = [
 /**
  * Registers fitloop's kernels for the wasm backend (see docs/journal.md):
  * - adds `Conv2DBackpropFilter`, which tfjs-wasm 4.22 lacks (so CNNs cannot train there otherwise), and
- *   `FitloopSumOfSquares`, `FitloopNormScale` and `FitloopScaleTensors` (one dispatch over many tensors:
- *   gradient norms and clipping; core's `sumOfSquares`, `globalNormScale` and `scaleTensors` use them,
- *   `wasm-foreach.ts`), and `FitloopBatchCheck` (the per-batch data check, `wasm-batch-check.ts`);
+ *   `FitloopSumOfSquares`, `FitloopNormScale`, `FitloopScaleTensors`, `FitloopAxpyTensors` and
+ *   `FitloopLerpTensors` (one dispatch over many tensors: gradient norms and clipping, accumulation,
+ *   weight averaging; core's `sumOfSquares`, `globalNormScale`, `scaleTensors`, `axpyTensors` and
+ *   `lerpTensors` use them, `wasm-foreach.ts`), and `FitloopBatchCheck` (the per-batch data check, `wasm-batch-check.ts`);
  * - replaces `BatchMatMul` (below the thread gate's size: fitloop's SIMD GEMM, `wasm-matmul-simd.ts`, also
  *   for `_FusedMatMul`; larger: transposed operands take XNNPACK's fast path), `Conv2DBackpropInput`
  *   (GEMM + a SIMD col2im gather, `simd/col2im.wat`; without SIMD, stride 1 as XNNPACK's forward Conv2D), `Tile` (memory copies on the wasm heap), and `Sum`

@@ -1,4 +1,4 @@
-;; fitloop: memory-bound elementwise kernels (float32, WebAssembly SIMD) for the conv layers' activations.
+;; fitloop: memory-bound elementwise kernels (float32, WebAssembly SIMD): the conv layers' activations and the foreach kernels (`wasm-foreach.ts`).
 ;;
 ;; Source of the generated `elementwise.wasm.ts` (`pnpm --filter @fitloop/wasm run build:simd`); the
 ;; memory import is filled in by the build script (tfjs-wasm's memory). Pointers are byte offsets,
@@ -122,6 +122,115 @@
       (br_if $td (i32.ge_u (local.get $x) (local.get $end)))
       (f32.store (local.get $out) (f32.mul (f32.load (local.get $x)) (local.get $s)))
       (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $tl))))
+
+  ;; out = y + x * a for n float32 values (the foreach axpy): a float32 multiply, then a float32 add
+  ;; (no fused multiply-add), so the same bits as tfjs's Mul then Add. Pure elementwise: out may be y.
+  (func (export "axpy") (param $y i32) (param $x i32) (param $out i32) (param $n i32) (param $a f32)
+    (local $end16 i32) (local $end i32) (local $v v128)
+    (local.set $end16 (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $v (f32x4.splat (local.get $a)))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $x) (local.get $end16)))
+      (v128.store (local.get $out) (f32x4.add (v128.load (local.get $y)) (f32x4.mul (v128.load (local.get $x)) (local.get $v))))
+      (v128.store offset=16 (local.get $out) (f32x4.add (v128.load offset=16 (local.get $y)) (f32x4.mul (v128.load offset=16 (local.get $x)) (local.get $v))))
+      (v128.store offset=32 (local.get $out) (f32x4.add (v128.load offset=32 (local.get $y)) (f32x4.mul (v128.load offset=32 (local.get $x)) (local.get $v))))
+      (v128.store offset=48 (local.get $out) (f32x4.add (v128.load offset=48 (local.get $y)) (f32x4.mul (v128.load offset=48 (local.get $x)) (local.get $v))))
+      (local.set $x (i32.add (local.get $x) (i32.const 64)))
+      (local.set $y (i32.add (local.get $y) (i32.const 64)))
+      (local.set $out (i32.add (local.get $out) (i32.const 64)))
+      (br $l)))
+    (block $td (loop $tl
+      (br_if $td (i32.ge_u (local.get $x) (local.get $end)))
+      (f32.store (local.get $out) (f32.add (f32.load (local.get $y)) (f32.mul (f32.load (local.get $x)) (local.get $a))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (local.set $y (i32.add (local.get $y) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $tl))))
+
+  ;; out = (y + x * a) * s for n float32 values: `axpy`, then a float32 multiply of the sum (the same
+  ;; bits as tfjs's Mul, Add, Mul): a running sum's last term and its mean in one pass. out may be y.
+  (func (export "axpyScale") (param $y i32) (param $x i32) (param $out i32) (param $n i32) (param $a f32) (param $s f32)
+    (local $end16 i32) (local $end i32) (local $v v128) (local $w v128)
+    (local.set $end16 (i32.add (local.get $x) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $v (f32x4.splat (local.get $a)))
+    (local.set $w (f32x4.splat (local.get $s)))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $x) (local.get $end16)))
+      (v128.store (local.get $out) (f32x4.mul (f32x4.add (v128.load (local.get $y)) (f32x4.mul (v128.load (local.get $x)) (local.get $v))) (local.get $w)))
+      (v128.store offset=16 (local.get $out) (f32x4.mul (f32x4.add (v128.load offset=16 (local.get $y)) (f32x4.mul (v128.load offset=16 (local.get $x)) (local.get $v))) (local.get $w)))
+      (v128.store offset=32 (local.get $out) (f32x4.mul (f32x4.add (v128.load offset=32 (local.get $y)) (f32x4.mul (v128.load offset=32 (local.get $x)) (local.get $v))) (local.get $w)))
+      (v128.store offset=48 (local.get $out) (f32x4.mul (f32x4.add (v128.load offset=48 (local.get $y)) (f32x4.mul (v128.load offset=48 (local.get $x)) (local.get $v))) (local.get $w)))
+      (local.set $x (i32.add (local.get $x) (i32.const 64)))
+      (local.set $y (i32.add (local.get $y) (i32.const 64)))
+      (local.set $out (i32.add (local.get $out) (i32.const 64)))
+      (br $l)))
+    (block $td (loop $tl
+      (br_if $td (i32.ge_u (local.get $x) (local.get $end)))
+      (f32.store (local.get $out) (f32.mul (f32.add (f32.load (local.get $y)) (f32.mul (f32.load (local.get $x)) (local.get $a))) (local.get $s)))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (local.set $y (i32.add (local.get $y) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $tl))))
+
+  ;; out = a + (b - a) * t for n float32 values (the foreach lerp: EMA and running means): sub, mul,
+  ;; add in float32, each rounded, so the same bits as tfjs's Sub, Mul, Add. out may be a.
+  (func (export "lerp") (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $t f32)
+    (local $end16 i32) (local $end i32) (local $v v128) (local $p v128)
+    (local.set $end16 (i32.add (local.get $a) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
+    (local.set $end (i32.add (local.get $a) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $v (f32x4.splat (local.get $t)))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $a) (local.get $end16)))
+      (local.set $p (v128.load (local.get $a)))
+      (v128.store (local.get $out) (f32x4.add (local.get $p) (f32x4.mul (f32x4.sub (v128.load (local.get $b)) (local.get $p)) (local.get $v))))
+      (local.set $p (v128.load offset=16 (local.get $a)))
+      (v128.store offset=16 (local.get $out) (f32x4.add (local.get $p) (f32x4.mul (f32x4.sub (v128.load offset=16 (local.get $b)) (local.get $p)) (local.get $v))))
+      (local.set $p (v128.load offset=32 (local.get $a)))
+      (v128.store offset=32 (local.get $out) (f32x4.add (local.get $p) (f32x4.mul (f32x4.sub (v128.load offset=32 (local.get $b)) (local.get $p)) (local.get $v))))
+      (local.set $p (v128.load offset=48 (local.get $a)))
+      (v128.store offset=48 (local.get $out) (f32x4.add (local.get $p) (f32x4.mul (f32x4.sub (v128.load offset=48 (local.get $b)) (local.get $p)) (local.get $v))))
+      (local.set $a (i32.add (local.get $a) (i32.const 64)))
+      (local.set $b (i32.add (local.get $b) (i32.const 64)))
+      (local.set $out (i32.add (local.get $out) (i32.const 64)))
+      (br $l)))
+    (block $td (loop $tl
+      (br_if $td (i32.ge_u (local.get $a) (local.get $end)))
+      (f32.store (local.get $out) (f32.add (f32.load (local.get $a)) (f32.mul (f32.sub (f32.load (local.get $b)) (f32.load (local.get $a))) (local.get $t))))
+      (local.set $a (i32.add (local.get $a) (i32.const 4)))
+      (local.set $b (i32.add (local.get $b) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $tl))))
+
+  ;; out = a + (b - a) / d for n float32 values: as `lerp` with a true float32 division (tfjs's Div,
+  ;; bit for bit; PyTorch 1.x AveragedModel's running mean divides by n + 1). out may be a.
+  (func (export "lerpDiv") (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $d f32)
+    (local $end16 i32) (local $end i32) (local $v v128) (local $p v128)
+    (local.set $end16 (i32.add (local.get $a) (i32.shl (i32.and (local.get $n) (i32.const -16)) (i32.const 2))))
+    (local.set $end (i32.add (local.get $a) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $v (f32x4.splat (local.get $d)))
+    (block $dn (loop $l
+      (br_if $dn (i32.ge_u (local.get $a) (local.get $end16)))
+      (local.set $p (v128.load (local.get $a)))
+      (v128.store (local.get $out) (f32x4.add (local.get $p) (f32x4.div (f32x4.sub (v128.load (local.get $b)) (local.get $p)) (local.get $v))))
+      (local.set $p (v128.load offset=16 (local.get $a)))
+      (v128.store offset=16 (local.get $out) (f32x4.add (local.get $p) (f32x4.div (f32x4.sub (v128.load offset=16 (local.get $b)) (local.get $p)) (local.get $v))))
+      (local.set $p (v128.load offset=32 (local.get $a)))
+      (v128.store offset=32 (local.get $out) (f32x4.add (local.get $p) (f32x4.div (f32x4.sub (v128.load offset=32 (local.get $b)) (local.get $p)) (local.get $v))))
+      (local.set $p (v128.load offset=48 (local.get $a)))
+      (v128.store offset=48 (local.get $out) (f32x4.add (local.get $p) (f32x4.div (f32x4.sub (v128.load offset=48 (local.get $b)) (local.get $p)) (local.get $v))))
+      (local.set $a (i32.add (local.get $a) (i32.const 64)))
+      (local.set $b (i32.add (local.get $b) (i32.const 64)))
+      (local.set $out (i32.add (local.get $out) (i32.const 64)))
+      (br $l)))
+    (block $td (loop $tl
+      (br_if $td (i32.ge_u (local.get $a) (local.get $end)))
+      (f32.store (local.get $out) (f32.add (f32.load (local.get $a)) (f32.div (f32.sub (f32.load (local.get $b)) (f32.load (local.get $a))) (local.get $d))))
+      (local.set $a (i32.add (local.get $a) (i32.const 4)))
+      (local.set $b (i32.add (local.get $b) (i32.const 4)))
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
       (br $tl))))
 

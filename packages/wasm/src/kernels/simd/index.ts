@@ -208,7 +208,8 @@ export const col2imSimd = (wasm: EmscriptenWasm): SimdKernels<Col2imSimdExports>
 /**
  * Exports of `elementwise.wat` (byte pointers, counts in elements; each works on any sub-range of
  * rows/elements, so the work can be split between threads): `addBias` out = x + bias per row of c,
- * `colSum` acc (float64) += column sums of rows x cols, `finishSum` out = float32(acc * scale).
+ * `colSum` acc (float64) += column sums of rows x cols, `finishSum` out = float32(acc * scale);
+ * `sumSquares`, `scale`, `axpy`, `axpyScale`, `lerp`, `lerpDiv`: the foreach kernels' passes (`wasm-foreach.ts`).
  */
 export interface ElementwiseSimdExports {
   addBias(x: number, bias: number, out: number, rows: number, c: number): void;
@@ -218,6 +219,14 @@ export interface ElementwiseSimdExports {
   /** `sum of x * 0`: 0 when all n floats are finite, NaN otherwise. */
   nonFinite(x: number, n: number): number;
   scale(x: number, out: number, n: number, s: number): void;
+  /** out = y + x * a (float32 multiply, then add). */
+  axpy(y: number, x: number, out: number, n: number, a: number): void;
+  /** out = (y + x * a) * s (float32 multiply, add, multiply). */
+  axpyScale(y: number, x: number, out: number, n: number, a: number, s: number): void;
+  /** out = a + (b - a) * t (float32 sub, mul, add). */
+  lerp(a: number, b: number, out: number, n: number, t: number): void;
+  /** out = a + (b - a) / d (float32 sub, div, add). */
+  lerpDiv(a: number, b: number, out: number, n: number, d: number): void;
 }
 
 /** Exports of `max-pool-2x2.wat`: 2x2 windows, stride 2, no padding, NHWC, c % 4 == 0, whole images. */
