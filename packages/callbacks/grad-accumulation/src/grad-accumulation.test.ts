@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
-import { CancelBatch, ORDER, silentLogger, type Callback } from "@fitloop/core";
+import { CancelBatch, CancelStep, ORDER, silentLogger, type Callback } from "@fitloop/core";
 import { countDeviceReads } from "@fitloop/core/testing";
 // not a devDependency of this package (yet): the sibling's source, as its own tests import it
 import { GradClip } from "@fitloop/grad-clip";
@@ -168,5 +168,22 @@ describe("the group when other plugins intervene", () => {
     // groups: batches 0, 2, 3, 4 (64 samples), then 5, 6 closed by the epoch's end (32)
     expect(r.batchLogs.map((l) => l["effective_batch"])).toEqual([undefined, undefined, undefined, undefined, 64, undefined, 32]);
     expect(r.result.state.step).toBe(2);
+  });
+
+  it("a micro-batch an earlier plugin asked to skip (ctx.skipStep, e.g. a loss-spike guard) contributes nothing, as a CancelStep there", async () => {
+    const guard = (how: "skip" | "cancel"): Callback => ({
+      name: "Guard",
+      order: ORDER.DEFAULT, // before the accumulation (ORDER.GRADIENT - 50)
+      afterGradients: (ctx) => {
+        if (ctx.state.globalBatch !== 1) return;
+        if (how === "skip") ctx.skipStep("loss spike");
+        else throw new CancelStep("loss spike");
+      },
+    });
+    const skipped = await run({ samples: 112, batch: 16, epochs: 1, accumulate: { steps: 4 }, callbacks: [guard("skip")] });
+    const cancelled = await run({ samples: 112, batch: 16, epochs: 1, accumulate: { steps: 4 }, callbacks: [guard("cancel")] });
+    expect(skipped.batchLogs.map((l) => l["effective_batch"])).toEqual([undefined, undefined, undefined, undefined, 64, undefined, 32]);
+    expect(skipped.final).toEqual(cancelled.final);
+    expect(skipped.result.state.step).toBe(2);
   });
 });

@@ -95,6 +95,9 @@ export class GradAccumulation implements Callback {
       this.closing = n;
       return;
     }
+    // an earlier plugin asked to skip this step (a guard): its gradients are not to be used, so this
+    // micro-batch contributes nothing and does not count toward the group, as a CancelStep there
+    if (ctx.skipRequested) return;
     const perEpoch = s.batchesPerEpoch;
     // "drop": a group that cannot fill up before the epoch ends is not accumulated at all
     if (this.count === 0 && this.options.partial === "drop" && perEpoch !== undefined && s.batchIndex + this.options.steps > perEpoch) {
