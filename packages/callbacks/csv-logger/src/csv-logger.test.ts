@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Callback } from "@fitloop/core";
 import { CSVLogger, JSONLLogger, parseCsv, readJsonl } from "./index.js";
-import { fixture, read, recording, tempDir, trainer } from "./helpers.fixture.js";
+import { eventually, fixture, read, recording, tempDir, trainer } from "./helpers.fixture.js";
 
 /** What a history record is as a CSV row: epoch beside the logs. */
 const asRows = (history: readonly { epoch: number; logs: Record<string, number> }[]) => history.map((h) => ({ epoch: h.epoch, ...h.logs }));
@@ -96,9 +96,11 @@ describe("every N steps", () => {
     const eager = new CSVLogger({ path: join(dir, "eager.csv"), every: { steps: 3 }, flushSeconds: 0 });
     const jsonl = new JSONLLogger({ path: join(dir, "steps.jsonl"), every: { steps: 3 } });
     let midEpoch: number[][] = [];
-    const peek: Callback = { name: "Peek", afterBatch: (ctx) => void (ctx.state.globalBatch === 7 && (midEpoch = ["steps.csv", "eager.csv"].map((f) => parseCsv(read(join(dir, f))).rows.map((x) => x["step"]!)))) };
+    const stepsIn = (f: string) => parseCsv(read(join(dir, f))).rows.map((x) => x["step"]!);
+    // the writes run in the background: give them the time to land (the step path does not wait for them)
+    const peek: Callback = { name: "Peek", afterBatch: async (ctx) => void (ctx.state.globalBatch === 7 && (await eventually(() => stepsIn("eager.csv").length === 2, 5000), (midEpoch = ["steps.csv", "eager.csv"].map(stepsIn)))) };
     const r = await trainer(fx, [buffered, eager, jsonl, probe, skip, spike, peek]).fit({ epochs: 3, train: fx.data(8) });
-    expect(midEpoch).toEqual([[3], [3, 6]]); // at step 7: buffered until the epoch's end, or written at once with flushSeconds: 0
+    expect(midEpoch).toEqual([[3], [3, 6]]); // at step 7: buffered until the epoch's end, or handed to the write at once with flushSeconds: 0
     expect(r.state.step).toBe(14); // 15 batches, one skipped
     const first = new Map<number, Record<string, number>>();
     for (const s of seen) if (s["step"]! % 3 === 0 && s["step"]! > 0 && !first.has(s["step"]!)) first.set(s["step"]!, s);

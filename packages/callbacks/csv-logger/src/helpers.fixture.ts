@@ -33,6 +33,12 @@ export function recording(): { logger: Logger; warnings: string[] } {
 
 export const read = (path: string): string => readFileSync(path, "utf8");
 
+/** Waits (real time, so background writes can land) until `check()` holds or `ms` pass; returns whether it held. */
+export async function eventually(check: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; !check() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+  return check();
+}
+
 /** Files under `dir` this process holds open now (Linux: /proc/self/fd); [] elsewhere. */
 export function openFilesUnder(dir: string): string[] {
   let fds: string[];

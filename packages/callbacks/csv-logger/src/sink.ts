@@ -65,12 +65,15 @@ export abstract class RowLogger<Rec extends FileRecord> implements Callback {
   readonly order = ORDER.LOG;
   readonly stateKey: string;
   /** Only with `every: { steps }` (an absent hook costs nothing per batch). */
-  declare readonly batchCheckpoint?: (ctx: HookContext) => Promise<void>;
+  declare readonly batchCheckpoint?: (ctx: HookContext) => void;
   protected readonly steps: number | undefined;
   private readonly base: CommonOptions;
   private logger: Logger | undefined;
   private buffer: Row[] = [];
-  private chain: Promise<void> = Promise.resolve();
+  /** The write in flight (one at a time; it runs in the background); undefined when idle. */
+  private writing: Promise<void> | undefined;
+  /** A flush was asked for while a write was in flight: the rows buffered meanwhile follow it. */
+  private flushAfter = false;
   private failure: unknown;
   private prepared = false;
   private claimed: string | undefined;
@@ -92,7 +95,7 @@ export abstract class RowLogger<Rec extends FileRecord> implements Callback {
     this.name = options.name ?? `${kind}(${options.path})`;
     this.stateKey = options.stateKey ?? `${keyPrefix}:${options.path}`;
     this.steps = options.every === "epoch" ? undefined : options.every.steps;
-    if (this.steps !== undefined) (this as { batchCheckpoint?: (ctx: HookContext) => Promise<void> }).batchCheckpoint = (ctx) => this.recordStep(ctx);
+    if (this.steps !== undefined) (this as { batchCheckpoint?: (ctx: HookContext) => void }).batchCheckpoint = (ctx) => this.recordStep(ctx);
   }
 
   get path(): string {
@@ -116,7 +119,8 @@ export abstract class RowLogger<Rec extends FileRecord> implements Callback {
   async beforeFit(ctx: HookContext): Promise<void> {
     this.logger = ctx.logger;
     this.buffer = [];
-    this.chain = Promise.resolve();
+    this.writing = undefined;
+    this.flushAfter = false;
     this.failure = undefined;
     this.warned.clear();
     const s = ctx.state;
@@ -143,10 +147,13 @@ export abstract class RowLogger<Rec extends FileRecord> implements Callback {
     }
   }
 
-  /** Writes the epoch's row (and buffered step rows) before the next epoch: a file to tail, and little to lose to a kill. */
-  async epochCheckpoint(ctx: HookContext): Promise<void> {
+  /**
+   * Hands the epoch's row (and buffered step rows) to the background write: a file to tail, and
+   * little to lose to a kill. Not awaited: a slow or hung file system never holds up training.
+   */
+  epochCheckpoint(ctx: HookContext): void {
     if (this.steps === undefined) this.recordEpoch(ctx.state);
-    await this.flush();
+    this.flush();
   }
 
   async afterFit(ctx: FitEndContext): Promise<void> {
@@ -154,7 +161,7 @@ export abstract class RowLogger<Rec extends FileRecord> implements Callback {
     try {
       // an epoch without its safe point (the run stopped mid-epoch) still has its record
       if (this.steps === undefined) this.recordEpoch(ctx.state);
-      await this.flush(); // every write is done (and its file closed) when fit() returns
+      await this.drain(); // every write is done (and its file closed) when fit() returns
     } finally {
       if (this.claimed !== undefined) ACTIVE.delete(this.claimed);
       this.claimed = undefined;
@@ -173,13 +180,13 @@ export abstract class RowLogger<Rec extends FileRecord> implements Callback {
     this.loaded = r.data.rowsBefore;
   }
 
-  private async recordStep(ctx: HookContext): Promise<void> {
+  private recordStep(ctx: HookContext): void {
     const s = ctx.state;
     // by optimizer step, once per step: a skipped step (same count) is not written twice
     if (s.step === this.lastStep || s.step % this.steps! !== 0) return;
     this.lastStep = s.step;
     this.buffer.push({ epoch: s.epoch, step: s.step, time: now(), logs: this.select(ctx.logs) });
-    if (Date.now() - this.lastFlush >= this.base.flushSeconds * 1000) await this.flush();
+    if (Date.now() - this.lastFlush >= this.base.flushSeconds * 1000) this.flush();
   }
 
   private recordEpoch(s: Readonly<TrainState>): void {
@@ -209,15 +216,46 @@ export abstract class RowLogger<Rec extends FileRecord> implements Callback {
   }
 
   /**
-   * Writes the buffered rows. Awaited by the hooks: the loop does not yield to I/O between epochs
-   * (on the cpu backend), so an unawaited write would wait for the end of the run. Never rejects.
+   * Starts writing the buffered rows in the background and returns at once: the training path
+   * (`batchCheckpoint`, `epochCheckpoint`) never waits for the file system. One write at a time,
+   * in order: while one is in flight, new rows stay buffered and go in one write after it (a header
+   * widened by a new key is a rewrite in that same sequence, after the appends before it). The
+   * loop lets the event loop run between batches (core's `yieldEveryMs`), so the writes land during
+   * the run; `afterFit` waits for them (`drain`). A failure is `fail` (reported once), never a rejection.
    */
-  private flush(): Promise<void> {
-    const rows = this.buffer;
-    this.buffer = [];
+  private flush(): void {
     this.lastFlush = Date.now();
-    if (rows.length > 0 && this.failure === undefined) this.chain = this.chain.then(() => (this.failure === undefined ? this.write(rows) : undefined)).catch((e: unknown) => this.fail(e));
-    return this.chain;
+    if (this.failure !== undefined) {
+      this.buffer = [];
+      return;
+    }
+    if (this.writing) {
+      this.flushAfter = true;
+      return;
+    }
+    const rows = this.buffer;
+    if (rows.length === 0) return;
+    this.buffer = [];
+    const done = this.write(rows)
+      .catch((e: unknown) => this.fail(e))
+      .finally(() => {
+        if (this.writing !== done) return;
+        this.writing = undefined;
+        if (this.flushAfter) {
+          this.flushAfter = false;
+          this.flush();
+        }
+      });
+    this.writing = done;
+  }
+
+  /** Writes what is buffered and waits until every write is done. Never rejects. */
+  private async drain(): Promise<void> {
+    this.flush();
+    while (this.writing) {
+      this.flushAfter = true; // rows buffered while waiting go too
+      await this.writing;
+    }
   }
 
   private async write(rows: readonly Row[]): Promise<void> {

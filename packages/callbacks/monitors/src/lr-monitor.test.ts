@@ -53,6 +53,27 @@ describe("LRMonitor", () => {
     fx.dispose();
   });
 
+  it("a rate changed after a Scheduler logged lr (SWA's lr, set later in beforeBatch): the rate the update uses is logged as lr_applied, only where it differs", async () => {
+    const fx = tinyFixture({ samples: 32 });
+    const seen = batchLogs();
+    const schedule = (s: number) => 0.02 / (s + 1);
+    // what @fitloop/weight-averaging's SWA with `lr` does: from its start epoch, set the rate in beforeBatch, after the Scheduler (ORDER.DEFAULT > ORDER.SCHEDULE), logging nothing
+    const swa: Callback = { name: "SWA", beforeBatch: (ctx) => void (ctx.state.epoch >= 1 && (ctx.hyper.learningRate = 0.005)) };
+    // the rate each update is applied with
+    const used: number[] = [];
+    const probe: Callback = { name: "Probe", order: ORDER.LAST, beforeUpdate: (ctx) => void used.push(ctx.hyper.learningRate) };
+    const r = await trainer(fx, [loggingSchedule(schedule, () => 0.9), swa, new LRMonitor(), probe, seen], { optimizer: tf.train.momentum(0.1, 0.5) }).fit({ epochs: 2, train: fx.data(8) });
+    expect(r.outcome.status).toBe("completed");
+    expect(used).toEqual([0, 1, 2, 3].map(schedule).concat(Array(4).fill(0.005)));
+    // lr stays the Scheduler's (its key); lr_applied is there when the update used another rate
+    pick(seen.seen, "lr").forEach((v, i) => expect(v).toBeCloseTo(schedule(i), 12));
+    expect(pick(seen.seen, "lr_applied")).toEqual([undefined, undefined, undefined, undefined, 0.005, 0.005, 0.005, 0.005]);
+    seen.seen.forEach((s, i) => expect(s.logs["lr_applied"] ?? s.logs["lr"], `batch ${i}`).toBeCloseTo(used[i]!, 12));
+    expect(pick(seen.seen, "momentum_applied")).toEqual(Array(8).fill(undefined)); // the momentum was not changed after the Scheduler
+    expect(r.state.history.map((e) => e.logs["lr_applied"])).toEqual([undefined, 0.005]);
+    fx.dispose();
+  });
+
   it("a change made in beforeStep by a plugin ordered before it is what it logs", async () => {
     const fx = tinyFixture({ samples: 32 });
     const seen = batchLogs();

@@ -17,11 +17,12 @@ const LAST = { reduce: "last" } as const;
 
 /**
  * Logs the learning rate (`lr`) and momentum or beta1 (`momentum`) that each step's update uses,
- * read from `ctx.hyper` in `beforeStep`: after schedules (`beforeBatch`) and anything at a lower
- * order that changes them in `beforeStep`, before the update. A key already logged in this step (a
- * `Scheduler` logs `lr` and `momentum` when it sets them) is left to whoever logged it:
- * `ctx.hasLog` says so, and one name has one owner per step. The epoch value is the last step's
- * (`reduce: "last"`), the rate the epoch ended with.
+ * read from `ctx.hyper` in `beforeStep`: after every `beforeBatch` hook (schedules, SWA's rate) and
+ * anything at a lower order that changes them in `beforeStep`, before the update. A key already
+ * logged in this step (a `Scheduler` logs `lr` and `momentum` when it sets them) is left to whoever
+ * logged it (`ctx.hasLog` says so, and one name has one owner per step); when the optimizer's value
+ * differs from it (changed after the Scheduler), the value the update uses is logged as
+ * `lr_applied` / `momentum_applied`. The epoch values are the last step's (`reduce: "last"`).
  */
 export class LRMonitor implements Callback {
   readonly name: string;
@@ -48,10 +49,23 @@ export class LRMonitor implements Callback {
   }
 
   beforeStep(ctx: BatchContext): void {
-    if (this.lr && !ctx.hasLog("lr")) ctx.log("lr", ctx.hyper.learningRate, LAST);
-    if (this.momentum && !ctx.hasLog("momentum")) {
+    if (this.lr) this.record(ctx, "lr", ctx.hyper.learningRate);
+    if (this.momentum) {
       const m = ctx.hyper.momentum;
-      if (typeof m === "number") ctx.log("momentum", m, LAST);
+      if (typeof m === "number") this.record(ctx, "momentum", m);
     }
+  }
+
+  /**
+   * Logs `key` as the value the update uses. When another plugin already logged `key` in this step
+   * (a Scheduler, when it set the rate in beforeBatch) it keeps it (core gives one name one owner
+   * per step); if the optimizer's value now differs (a plugin ordered after the Scheduler changed it
+   * later in beforeBatch, as SWA's `lr` does), the real one goes under `<key>_applied`.
+   */
+  private record(ctx: BatchContext, key: "lr" | "momentum", applied: number): void {
+    if (!ctx.hasLog(key)) return ctx.log(key, applied, LAST);
+    const logged = ctx.logs[key];
+    // compared at float32, the precision the update computes in
+    if (logged !== undefined && Math.fround(logged) !== Math.fround(applied)) ctx.log(`${key}_applied`, applied, LAST);
   }
 }

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -35,5 +35,23 @@ describe("README", () => {
     expect(printed).not.toBeNull();
     expect(Math.abs(valAcc - Number(printed![1]))).toBeLessThanOrEqual(0.0006);
     expect(valAcc).toBeGreaterThan(0.8); // it learnt
+
+    // the README's terminal samples are this example's output: its batch count, its epochs' values
+    const readme = readFileSync(join(pkg, "README.md"), "utf8");
+    let fence: string | undefined; // the open code block's language ("" for a plain block)
+    const plain: string[] = [];
+    for (const l of readme.split("\n")) {
+      if (l.startsWith("```")) fence = fence === undefined ? l.slice(3) : undefined;
+      else if (fence === "") plain.push(l);
+    }
+    const samples = plain.filter((l) => /^Epoch \d\/\d - +\d+\/\d+ \[/.test(l));
+    expect(samples.length).toBeGreaterThanOrEqual(4);
+    const values = (l: string) => l.slice(l.indexOf(" - loss: "));
+    for (const sample of samples) {
+      const [, epoch, of, done, total] = /^Epoch (\d)\/(\d) - +(\d+)\/(\d+) /.exec(sample)!;
+      expect([of, total], sample).toEqual(["3", "16"]);
+      if (done === "16") expect(values(sample), sample).toBe(values(lines[2 * Number(epoch) - 1]!));
+    }
+    expect(readme).toContain(`\n${printed![0]}\n`);
   });
 });

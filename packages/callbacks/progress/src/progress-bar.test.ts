@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { CancelFit, type Callback, type Logs } from "@fitloop/core";
+import * as tf from "@tensorflow/tfjs-core";
+import { CancelFit, Trainer, type Callback, type Logs } from "@fitloop/core";
 import { tinyFixture } from "@fitloop/core/testing";
 import { ProgressBar } from "./index.js";
 import { ANSI, batches, Collect, manualClock, streaming, trainer, warnings, work } from "./harness.fixture.js";
@@ -147,6 +148,47 @@ describe("a bar on a terminal (in-process; the real terminal is tested in tmux)"
     await trainer(fx, [new ProgressBar({ stream: ci })]).fit({ epochs: 2, train: fx.data(16) });
     expect(ANSI.test(ci.text)).toBe(false);
     expect(ci.lines.map((l) => l.slice(0, 15))).toEqual(["Epoch 1/2 - 4/4", "Epoch 2/2 - 4/4"]);
+    fx.dispose();
+  });
+
+  it("progress.logger(): a message another plugin logs mid-epoch clears the bar's line, stands on its own line, and the bar is drawn again below it", async () => {
+    vi.stubEnv("CI", "");
+    const fx = tinyFixture({ samples: 64 });
+    const out = new Collect(true, 120);
+    const progress = new ProgressBar({ stream: out });
+    // the console on the same terminal: whole lines on the same stream
+    const base = { debug: () => {}, info: (m: string) => void out.write(`${m}\n`), warn: (m: string) => void out.write(`WARN ${m}\n`), error: (m: string) => void out.write(`ERROR ${m}\n`) };
+    const logger = progress.logger(base);
+    logger.info("before the run"); // no bar: straight through
+    const chatty: Callback = {
+      name: "Chatty",
+      batchCheckpoint: (ctx) => {
+        if (ctx.state.batchIndex === 2) ctx.logger.info(`saved at step ${ctx.state.step}`);
+        if (ctx.state.batchIndex === 3 && ctx.state.epoch === 1) ctx.logger.warn("two\nlines");
+      },
+    };
+    let mid: string[] = [];
+    // batchCheckpoint runs in reverse order: the bar, then Chatty, then Look
+    const look: Callback = { name: "Look", batchCheckpoint: (ctx) => void (ctx.state.epoch === 1 && ctx.state.batchIndex === 3 && (mid = out.lines)) };
+    const r = await new Trainer({ model: fx.model, optimizer: tf.train.adam(0.05), loss: "sparseCategoricalCrossentropy", metrics: ["acc"], callbacks: [look, chatty, progress], logger, seed: 1 }).fit({ epochs: 2, train: fx.data(16), validation: fx.data(64) });
+    logger.info("after the run");
+    const final = (e: number) => expect.stringMatching(new RegExp(`^Epoch ${e + 1}/2 - 4/4 \\[={30}\\] - .* - val_acc: \\S+$`));
+    // mid-epoch 2: the messages so far, each whole on its line, and the bar (cut to the width) under the last one
+    expect(mid.slice(0, 6)).toEqual(["before the run", "saved at step 2", final(0), "saved at step 6", "WARN two", "lines"]);
+    expect(mid[6]).toMatch(/^Epoch 2\/2 - 3\/4 \[={22}>?\.*\] - ETA /);
+    expect(mid[6]!.length).toBeLessThan(120);
+    expect(mid).toHaveLength(7);
+    expect(out.lines).toEqual(["before the run", "saved at step 2", final(0), "saved at step 6", "WARN two", "lines", final(1), "after the run"]);
+    expectShows(out.lines[6]!, ["loss", "acc", "lr", "val_loss", "val_acc"], r.state.history[1]!.logs);
+
+    // not a terminal: lines, and messages go straight to the base logger with nothing around them
+    const plain = new Collect();
+    const lines = new ProgressBar({ stream: plain });
+    const seen: string[] = [];
+    await trainer(fx, [chatty, lines], lines.logger({ ...base, info: (m: string) => void seen.push(m) })).fit({ epochs: 1, train: fx.data(16) });
+    expect(seen).toEqual(["saved at step 2"]);
+    expect(ANSI.test(plain.text)).toBe(false);
+    expect(plain.lines).toEqual([expect.stringMatching(/^Epoch 1\/1 - 4\/4 - /)]);
     fx.dispose();
   });
 

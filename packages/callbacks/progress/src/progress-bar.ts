@@ -1,5 +1,5 @@
 import cliProgress from "cli-progress";
-import { ORDER, parseOptions, type Callback, type FitEndContext, type HookContext, type Logger, type TrainState } from "@fitloop/core";
+import { consoleLogger, ORDER, parseOptions, type Callback, type FitEndContext, type HookContext, type Logger, type TrainState } from "@fitloop/core";
 import { z } from "zod";
 import { endText, isCI, progressText, runningLogs, selectLogs, type EndPosition, type ProgressView } from "./format.js";
 import { SafeOutput, type ProgressStream } from "./output.js";
@@ -61,6 +61,7 @@ const systemNow = (): number => performance.now();
  *
  * Runs at `ORDER.LOG` and reads at the safe points: `batchCheckpoint` and `epochCheckpoint` come
  * after every plugin's `afterBatch` / `afterEpoch`, so the values other plugins log there are shown.
+ * Give the trainer `progress.logger()` so that messages logged mid-epoch do not land on the bar.
  */
 export class ProgressBar implements Callback {
   readonly name: string;
@@ -70,7 +71,10 @@ export class ProgressBar implements Callback {
   mode: ProgressMode = "silent";
   private readonly now: () => number;
   private out: SafeOutput | undefined;
-  private logger: Logger | undefined;
+  /** The run's logger (`ctx.logger`), for our own warnings. */
+  private runLogger: Logger | undefined;
+  /** A message is being printed through `logger()` (our own warning then goes straight through). */
+  private printing = false;
   private state: Readonly<TrainState> | undefined;
   private bar: cliProgress.SingleBar | undefined;
   private epoch: EpochTrack | undefined;
@@ -84,6 +88,41 @@ export class ProgressBar implements Callback {
     this.now = this.options.now ?? systemNow;
   }
 
+  /**
+   * A logger that shares the terminal with the bar: pass it to the trainer
+   * (`new Trainer({ logger: progress.logger(), callbacks: [progress] })`) so that what plugins log
+   * mid-epoch (a checkpoint saved, a warning) is not written onto the bar's line. While a bar is
+   * drawn, each message clears the bar's line, is written by `base` on its own line(s), and the bar
+   * is drawn again below it. Otherwise (no bar: between epochs, plain lines, not in a fit) messages
+   * go straight to `base`. `base` (default: core's `consoleLogger`) must write whole lines to the
+   * terminal the bar is on, as `console` does (`console.info` writes to stdout, the bar to stderr: in
+   * a terminal both are the screen).
+   */
+  logger(base: Logger = consoleLogger): Logger {
+    const through =
+      (level: keyof Logger) =>
+      (message: string, ...rest: unknown[]): void =>
+        this.aside(() => base[level](message, ...rest));
+    return { debug: through("debug"), info: through("info"), warn: through("warn"), error: through("error") };
+  }
+
+  /** Prints a message (`print`) with the bar's line cleared first and the bar drawn again after it. */
+  private aside(print: () => void): void {
+    const e = this.epoch;
+    const out = this.out;
+    if (!this.bar || !e || !out || this.printing) return print();
+    this.printing = true;
+    try {
+      out.write("\r\x1b[2K"); // column 0 of the bar's line, cleared: the message starts there
+      print();
+    } finally {
+      this.printing = false;
+      // the bar again on the line after the message; the saved cursor position (ESC 7, where the
+      // bar's line is cleared when it stops) moves there with it
+      if (this.bar && this.epoch === e) out.write(`\x1b7${this.barText(e, out.stream.columns || 80)}`);
+    }
+  }
+
   beforeFit(ctx: HookContext): void {
     this.start(ctx);
   }
@@ -91,7 +130,7 @@ export class ProgressBar implements Callback {
   /** Decides this fit's mode; in `afterFit` too when a plugin before this one failed in `beforeFit`. */
   private start(ctx: HookContext): void {
     this.started = true;
-    this.logger = ctx.logger;
+    this.runLogger = ctx.logger;
     this.state = ctx.state;
     this.epoch = this.last = this.out = undefined;
     this.mode = "silent";
@@ -265,6 +304,6 @@ export class ProgressBar implements Callback {
   }
 
   private warn(message: string): void {
-    this.logger?.warn(`${this.name}: ${message}`);
+    this.runLogger?.warn(`${this.name}: ${message}`);
   }
 }

@@ -48,6 +48,9 @@ describe.skipIf(!tmux.path)(`in a real terminal${tmux.note}`, () => {
     const window = (name: string, command: string) => t("new-window", "-d", "-t", "main", "-n", name, "-c", pkg, `${command}; echo EXIT:$?; exec sleep 120`); // the pane stays (and its modes) after the run
     window("bar", `env -u CI ${run("--epochs 3 --batches 12 --delay 60")}`);
     window("fail", `env -u CI ${run("--epochs 2 --batches 12 --delay 20 --fail-at 1:5")}`);
+    // another plugin logs a line mid-epoch every 5 batches, through progress.logger(consoleLogger);
+    // started by its test (which watches it mid-run)
+    window("log", `${tmux.path} -S ${socket} wait-for go-log; env -u CI ${run("--epochs 2 --batches 12 --delay 60 --log-every 5")}`);
     // CI=true in a terminal: the raw bytes the program writes, through pipe-pane (started before the run, which waits for it)
     window("ci", `${tmux.path} -S ${socket} wait-for go-ci; CI=true ${run("--epochs 2 --batches 6 --delay 5 --every 3")}`);
     t("pipe-pane", "-o", "-t", "main:ci", `cat > ${join(dir, "ci.raw")}`);
@@ -91,6 +94,28 @@ describe.skipIf(!tmux.path)(`in a real terminal${tmux.note}`, () => {
     expect(end[2]).toBe('Failed (epoch 2/2, batch 5/12): plugin "Slow" threw in afterStep: test failure at epoch 1 batch 5');
     expect(end.slice(3)).toEqual(["DONE failed", "EXIT:0"]);
     expect(t("display-message", "-p", "-t", "main:fail", "#{cursor_flag} #{wrap_flag}")).toBe("1 1\n");
+  });
+
+  it("a message another plugin logs mid-epoch through progress.logger(): on its own line(s), intact, with the bar intact below it and the finished epochs' lines in order", async () => {
+    const saved = (epoch: number, step: number) => `Checkpoint: saved "epoch=${epoch}-step=${step}" (every 5 steps)`;
+    t("wait-for", "-S", "go-log");
+    // mid-epoch 2: the message of step 15 (epoch 2's third batch), then the bar, each whole
+    const mid = await until(
+      "a message and the bar below it",
+      () => {
+        const text = screen("log");
+        const lines = ours(text);
+        if (text.includes("EXIT:")) return lines; // over without it: the check below says what is there
+        const at = lines.indexOf(saved(1, 15));
+        const next = lines[at + 1];
+        return at >= 0 && next !== undefined && /^Epoch 2\/2 - +\d+\/12 \[=*>\.*\] - ETA [\d.]+s - [\d.]+ samples\/s - loss: \S+ - acc: \S+$/.test(next) ? lines : undefined;
+      },
+      () => screen("log"),
+    );
+    expect(mid.slice(0, 4)).toEqual([saved(0, 5), saved(0, 10), expect.stringMatching(epochLine(1, 2, 12, 12, true, true)), saved(1, 15)]);
+    const end = await until("the end of the run", () => (screen("log").includes("EXIT:") ? ours(screen("log")) : undefined), () => screen("log"));
+    expect(end).toEqual([saved(0, 5), saved(0, 10), expect.stringMatching(epochLine(1, 2, 12, 12, true, true)), saved(1, 15), saved(1, 20), expect.stringMatching(epochLine(2, 2, 12, 12, true, true)), "DONE completed", "EXIT:0"]);
+    expect(t("display-message", "-p", "-t", "main:log", "#{cursor_flag} #{wrap_flag}")).toBe("1 1\n");
   });
 
   it("CI=true in a terminal: plain lines (one every 3 batches, one per epoch), not a single escape code", async () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { readFileSync } from "node:fs";
-import { RunHistory, gradNormPlot, lossPlot, lrFinderPlot, lrPlot, metricPlot, pngSize, toPng, toSvg, type HistoryData, type LrFinderResultLike } from "./index.js";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RunHistory, gradNormPlot, logScaleProblem, lossPlot, lrFinderPlot, lrPlot, metricPlot, pngSize, toPng, toSvg, writeReport, type HistoryData, type LrFinderResultLike } from "./index.js";
 import { withoutShapeOpacity } from "./render.js";
 import { axisLabels, axisValues, darkPixels, decodePng, lineMarks, pointsOf, shortRun } from "./helpers.fixture.js";
 
@@ -40,6 +42,33 @@ describe("plots of a real run (vega-lite, rendered in Node)", () => {
     const svg = await toSvg(lossPlot(history, { scale: "log" })!);
     expect(pointsOf(svg, "training (per batch)")).toBe(20);
     expect(has(svg, "loss (log scale)")).toBe(true);
+  });
+
+  it("a log scale with some values <= 0 falls back to linear, every point drawn, and says why in the subtitle (logScaleProblem)", async () => {
+    await run;
+    const h = history.data();
+    const loss = h.steps["loss"]!;
+    // the same run with its loss shifted so that part of it is below zero
+    const shift = loss.y[10]!;
+    const shifted: HistoryData = { ...h, steps: { ...h.steps, loss: { ...loss, y: loss.y.map((y) => y - shift) } }, epochs: h.epochs.map((e) => ({ epoch: e.epoch, logs: { ...e.logs, loss: e.logs["loss"]! - shift, val_loss: e.logs["val_loss"]! - shift } })) };
+    expect(logScaleProblem(h, "loss")).toBeUndefined();
+    const problem = logScaleProblem(shifted, "loss")!;
+    expect(problem).toMatch(/^\d+ of its 30 values are <= 0 \(the lowest -[\d.]+\), which a log scale cannot show$/);
+    const svg = await toSvg(lossPlot(shifted, { scale: "log" })!);
+    expect(has(svg, "loss (log scale)")).toBe(false);
+    expect(has(svg, `Linear scale: ${problem.replace("<", "&lt;")}.`)).toBe(true);
+    expect(pointsOf(svg, "training (per batch)")).toBe(20); // none dropped
+    expect(pointsOf(svg, "validation")).toBe(5);
+    // the standalone writer warns through the logger it is given
+    const warned: string[] = [];
+    const dir = mkdtempSync(join(tmpdir(), "fitloop-report-scale-"));
+    try {
+      const written = await writeReport(shifted, { dir, formats: ["svg"], lossScale: "log", logger: { warn: (m: string) => void warned.push(m) } });
+      expect(written.map((p) => p.slice(dir.length + 1))).toContain("loss.svg");
+      expect(warned).toEqual([`writeReport: lossScale "log": the loss plot uses a linear scale instead, because the loss has values <= 0 (${problem})`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("metric: accuracy (the first metric) for training and validation, in [0, 1]", async () => {

@@ -77,24 +77,49 @@ export interface CurveOptions {
   readonly perBatch?: boolean;
 }
 
-/**
- * Training and validation of one key in ONE plot: per-batch values (light), the epoch means of
- * training at each epoch's middle (they average over it) and validation at its end (where it is
- * measured). `undefined` when the history has no value for `key`.
- */
-function trainValPlot(source: HistorySource, key: string, title: string, options: CurveOptions): PlotSpec | undefined {
-  const h = historyData(source);
-  const log = options.scale === "log";
+/** The rows of a training/validation plot of `key`: per batch (unless `perBatch: false`) and per epoch, finite values only. */
+function trainValRows(h: HistoryData, key: string, perBatch: boolean | undefined): { bpe: number | undefined; batch: Row[]; epochs: Row[] } {
   const bpe = perEpoch(h);
-  const batch = options.perBatch === false ? [] : finite(stepRows(h, key, TRAIN_BATCH, bpe), log);
+  const batch = perBatch === false ? [] : finite(stepRows(h, key, TRAIN_BATCH, bpe), false);
   const epochs = finite(
     h.epochs.flatMap((r) => [
       { x: r.epoch + (bpe ? 0.5 : 1), y: r.logs[key] ?? Number.NaN, series: TRAIN_EPOCH },
       { x: r.epoch + 1, y: r.logs[`val_${key}`] ?? Number.NaN, series: VALIDATION },
     ]),
-    log,
+    false,
   );
+  return { bpe, batch, epochs };
+}
+
+const nonPositiveNote = (rows: readonly Row[]): string | undefined => {
+  const bad = rows.filter((r) => r.y <= 0);
+  if (!bad.length) return undefined;
+  const lowest = Math.min(...bad.map((r) => r.y));
+  return `${bad.length} of its ${rows.length} values ${bad.length === 1 ? "is" : "are"} <= 0 (the lowest ${Number(lowest.toPrecision(4))}), which a log scale cannot show`;
+};
+
+/**
+ * Why `key` cannot be drawn on a log scale (`scale: "log"` of `lossPlot` / `metricPlot`): some of
+ * its values are zero or negative. `undefined` when it can (or there is nothing to draw). Those plots
+ * then fall back to a linear scale and say so in their subtitle.
+ */
+export function logScaleProblem(history: HistorySource, key: string, options: Pick<CurveOptions, "perBatch"> = {}): string | undefined {
+  const { batch, epochs } = trainValRows(historyData(history), key, options.perBatch);
+  return nonPositiveNote([...batch, ...epochs]);
+}
+
+/**
+ * Training and validation of one key in ONE plot: per-batch values (light), the epoch means of
+ * training at each epoch's middle (they average over it) and validation at its end (where it is
+ * measured). `undefined` when the history has no value for `key`. A log scale with a value <= 0
+ * (a loss with an offset, a log-likelihood) falls back to linear, with a note in the subtitle.
+ */
+function trainValPlot(source: HistorySource, key: string, title: string, options: CurveOptions): PlotSpec | undefined {
+  const h = historyData(source);
+  const { bpe, batch, epochs } = trainValRows(h, key, options.perBatch);
   if (!batch.length && !epochs.length) return undefined;
+  const problem = options.scale === "log" ? nonPositiveNote([...batch, ...epochs]) : undefined;
+  const log = options.scale === "log" && problem === undefined;
   const inEpochs = bpe !== undefined || batch.length === 0;
   const present = new Set([...batch, ...epochs].map((r) => r.series));
   const domain = [TRAIN_BATCH, TRAIN_EPOCH, VALIDATION].filter((s) => present.has(s));
@@ -103,9 +128,11 @@ function trainValPlot(source: HistorySource, key: string, title: string, options
   const x = { field: "x", type: "quantitative", title: inEpochs ? "epoch" : "batch", axis: inEpochs ? { tickMinStep: 1 } : {}, scale: { nice: false, zero: inEpochs } } as const;
   const y = { field: "y", type: "quantitative", title: log ? `${label(key)} (log scale)` : label(key), scale: log ? { type: "log" } : { zero: false } } as const;
   const notes = [batch.length ? "every batch (light)" : "", epochs.some((r) => r.series === TRAIN_EPOCH) ? (inEpochs && bpe ? "epoch means at mid-epoch" : "epoch means") : "", epochs.some((r) => r.series === VALIDATION) ? "validation at epoch ends" : ""].filter(Boolean);
+  const subtitle = notes.length ? capital(notes.join("; ")) : "";
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: title, subtitle: notes.length ? capital(notes.join("; ")) : "" },
+    // the fallback on a line of its own: the reason a log scale was not used
+    title: { text: title, subtitle: problem ? [subtitle, `Linear scale: ${problem}.`].filter(Boolean) : subtitle },
     width: WIDTH,
     height: HEIGHT,
     config: CONFIG,

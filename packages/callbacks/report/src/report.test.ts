@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
-import { CancelFit, OptionsError, PluginError, Trainer, silentLogger, type Callback } from "@fitloop/core";
+import { CancelFit, OptionsError, PluginError, Trainer, accuracyFor, resolveLoss, silentLogger, type Callback } from "@fitloop/core";
 import { expectNoLeaks, expectRefused, failingPlugins, tinyFixture } from "@fitloop/core/testing";
 import { chromium, type Browser } from "playwright-core";
 import { systemTool } from "../../../../scripts/system-tools.js";
 import { Report, RunHistory, pngSize, renderHtml, escapeHtml, writeReport } from "./index.js";
 import { inlineSvg } from "./html.js";
-import { recordingLogger, shortRun } from "./helpers.fixture.js";
+import { pointsOf, recordingLogger, shortRun } from "./helpers.fixture.js";
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -89,6 +89,35 @@ describe("Report", () => {
     await shortRun([report, peek], { epochs: 4 });
     expect(seen).toEqual([true]); // written before the run ended
     expect(report.errors).toBe(0);
+  });
+
+  it('lossScale: "log" with a loss <= 0: one warning naming why, and the loss plot on a linear scale (all 7 files), its subtitle saying so', async () => {
+    const dir = tempDir();
+    const log = recordingLogger();
+    const fx = tinyFixture({ samples: 64 });
+    // a loss with an offset (as a negative log-likelihood can be): below zero from the first step
+    const ce = resolveLoss("sparseCategoricalCrossentropy");
+    const shifted = (ys: tf.Tensor, preds: tf.Tensor) => tf.sub(ce(ys, preds), 5);
+    const report = new Report({ dir, lossScale: "log", every: 1, plots: ["loss", "metric", "lr"] });
+    const r = await new Trainer({ model: fx.model, optimizer: tf.train.adam(0.05), loss: shifted, metrics: [{ acc: accuracyFor("sparseCategoricalCrossentropy") }], callbacks: [report], logger: log }).fit({ epochs: 3, train: fx.data(16), validation: fx.data(32) });
+    fx.dispose();
+    expect(r.outcome.status).toBe("completed");
+    expect(r.state.history.every((e) => e.logs["loss"]! < 0 && e.logs["val_loss"]! < 0)).toBe(true);
+    expect(report.written.map((p) => p.slice(dir.length + 1)).sort()).toEqual(["loss.png", "loss.svg", "lr.png", "lr.svg", "metric.png", "metric.svg", "report.html"]);
+    // once, though it wrote four times (every epoch and at the end)
+    const warned = log.lines.filter((l) => l.level === "warn").map((l) => l.message);
+    expect(warned).toEqual([expect.stringMatching(/^Report: lossScale "log": the loss plot uses a linear scale instead, because the loss has values <= 0 \(\d+ of its \d+ values are <= 0 \(the lowest -[\d.]+\), which a log scale cannot show\)$/)]);
+    const svg = read(dir, "loss.svg");
+    expect(svg).toContain("Linear scale: ");
+    expect(svg).not.toContain("(log scale)");
+    expect(pointsOf(svg, "training (per batch)")).toBe(12); // every batch drawn, none dropped
+    expect(pointsOf(svg, "validation")).toBe(3);
+    // a positive loss keeps its log scale, without a word
+    const dir2 = tempDir();
+    const log2 = recordingLogger();
+    await shortRun([new Report({ dir: dir2, lossScale: "log", formats: ["svg"], plots: ["loss"] })], { epochs: 2, logger: log2 });
+    expect(read(dir2, "loss.svg")).toContain("loss (log scale)");
+    expect(log2.lines.filter((l) => l.level === "warn")).toEqual([]);
   });
 
   it("a write error is reported once, and training and fit() go on", async () => {

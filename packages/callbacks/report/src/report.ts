@@ -1,10 +1,10 @@
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ORDER, parseOptions, type BatchContext, type Callback, type FitEndContext, type HookContext, type Logger } from "@fitloop/core";
+import { consoleLogger, ORDER, parseOptions, type BatchContext, type Callback, type FitEndContext, type HookContext, type Logger } from "@fitloop/core";
 import { z } from "zod";
-import { configValuesSchema, historyData, RunHistory, type HistorySource } from "./history.js";
+import { configValuesSchema, historyData, RunHistory, type HistoryData, type HistorySource } from "./history.js";
 import { renderHtml, type HtmlPlot } from "./html.js";
-import { gradNormPlot, lossPlot, lrFinderPlot, lrPlot, metricPlot, firstMetric, label, type LrFinderResultLike, type PlotSpec } from "./plots.js";
+import { gradNormPlot, logScaleProblem, lossPlot, lrFinderPlot, lrPlot, metricPlot, firstMetric, label, type LrFinderResultLike, type PlotSpec } from "./plots.js";
 import { toPng, toSvg } from "./render.js";
 
 export const PLOT_NAMES = ["loss", "metric", "lr", "gradNorm", "lrFinder"] as const;
@@ -35,7 +35,11 @@ const writeSchema = {
   gradNormLimit: z.number({ message: "must be a number > 0 (GradClip's max)" }).gt(0, { message: "must be > 0" }).optional(),
 };
 
-const writeOptionsSchema = z.strictObject({ dir: z.string({ message: "must be a directory path" }).min(1, { message: "must be a directory path" }), ...writeSchema });
+const writeOptionsSchema = z.strictObject({
+  dir: z.string({ message: "must be a directory path" }).min(1, { message: "must be a directory path" }),
+  ...writeSchema,
+  logger: z.custom<Pick<Logger, "warn">>((v) => typeof (v as { warn?: unknown } | null)?.warn === "function", { message: "must be a logger (with warn)" }).optional(),
+});
 
 const optionsSchema = z.strictObject({
   dir: z.string({ message: "must be a directory path" }).min(1, { message: "must be a directory path" }),
@@ -90,6 +94,19 @@ async function atomicWrite(path: string, data: string | Uint8Array): Promise<voi
 export async function writeReport(history: HistorySource, options: WriteReportOptions): Promise<string[]> {
   const o = parseOptions("writeReport", writeOptionsSchema, options);
   const h = historyData(history);
+  const warning = scaleWarning(h, o);
+  if (warning) (o.logger ?? consoleLogger).warn(`writeReport: ${warning}`);
+  return writeFiles(h, o);
+}
+
+/** What to say when `lossScale: "log"` cannot be honoured (a loss <= 0): the loss plot is drawn on a linear scale instead. */
+function scaleWarning(h: HistoryData, o: { plots: readonly PlotName[]; lossScale: "linear" | "log" }): string | undefined {
+  if (o.lossScale !== "log" || !o.plots.includes("loss")) return undefined;
+  const problem = logScaleProblem(h, "loss");
+  return problem && `lossScale "log": the loss plot uses a linear scale instead, because the loss has values <= 0 (${problem})`;
+}
+
+async function writeFiles(h: HistoryData, o: z.output<typeof writeOptionsSchema>): Promise<string[]> {
   await mkdir(o.dir, { recursive: true });
   const formats = new Set(o.formats);
   const written: string[] = [];
@@ -136,6 +153,8 @@ export class Report implements Callback {
   private lrFinder: LrFinderResultLike | undefined;
   private inFlight: Promise<void> | undefined;
   private logger: Logger | undefined;
+  /** The log-scale fallback was reported in this run. */
+  private scaleWarned = false;
 
   constructor(options: ReportOptions) {
     this.options = parseOptions("Report", optionsSchema, options);
@@ -150,10 +169,20 @@ export class Report implements Callback {
     this.lrFinder = result === undefined ? undefined : parseOptions("Report.setLrFinder", lrFinderSchema, result);
   }
 
-  /** Writes now, from what is recorded so far; resolves to the paths written (rejects on a write error). */
+  /**
+   * Writes now, from what is recorded so far; resolves to the paths written (rejects on a write
+   * error). `lossScale: "log"` with a loss <= 0 draws the loss on a linear scale, said once per run
+   * with `logger.warn`.
+   */
   async write(): Promise<string[]> {
     const o = this.options;
-    const paths = await writeReport(this.history, {
+    const h = historyData(this.history);
+    const warning = scaleWarning(h, o);
+    if (warning && !this.scaleWarned) {
+      this.scaleWarned = true;
+      (this.logger ?? consoleLogger).warn(`${this.name}: ${warning}`);
+    }
+    const paths = await writeFiles(h, {
       dir: o.dir,
       formats: o.formats,
       plots: o.plots,
@@ -171,6 +200,7 @@ export class Report implements Callback {
 
   beforeFit(ctx: HookContext): void {
     this.logger = ctx.logger;
+    this.scaleWarned = false;
     if (this.owns) this.history.beforeFit(ctx);
   }
 

@@ -159,6 +159,64 @@ describe("buffered writes", () => {
 });
 
 describe("resume", () => {
+  it("a run stopped mid-epoch, snapshotted and resumed: every epoch step appears once in train/ and validation/, with the uninterrupted run's value", async () => {
+    const opts = (logDir: string): TensorBoardOptions => ({ logDir, every: { steps: 3 } });
+    const fit = (fx: Fixture, callbacks: Callback[], extra: { resumeFrom?: Awaited<ReturnType<Trainer["snapshot"]>> } = {}) => {
+      const t = trainer(fx, callbacks);
+      return { t, done: t.fit({ epochs: 4, train: fx.data(8), validation: fx.data(16), ...extra }) };
+    };
+    // the uninterrupted run
+    const straightDir = freshDir();
+    const fx0 = tinyFixture({ samples: 32 });
+    await fit(fx0, [new TensorBoard(opts(straightDir))]).done;
+    fx0.dispose();
+    // stopped in epoch 2 after its second batch (it still validates and runs afterEpoch on that part)
+    const logDir = freshDir();
+    const fx1 = tinyFixture({ samples: 32 });
+    const stop: Callback = { name: "Stop", afterBatch: (ctx) => void (ctx.state.epoch === 2 && ctx.state.batchIndex === 1 && ctx.requestStop("test")) };
+    const first = fit(fx1, [stop, new TensorBoard(opts(logDir))]);
+    const r1 = await first.done;
+    expect(r1.outcome.status).toBe("stopped");
+    expect(r1.state.history.map((h) => h.epoch)).toEqual([0, 1, 2]); // the partial epoch has a record
+    const snapshot = await first.t.snapshot();
+    fx1.dispose();
+    const fx2 = tinyFixture({ samples: 32 });
+    const r2 = await fit(fx2, [new TensorBoard(opts(logDir))], { resumeFrom: snapshot }).done;
+    expect(r2.state.step).toBe(16);
+    fx2.dispose();
+
+    for (const sub of ["train", "validation"]) {
+      const files = decodeDir(join(logDir, sub));
+      expect(files, sub).toHaveLength(2);
+      const all = scalarsOf(files.flatMap((f) => f.events));
+      const straight = scalarsOf(read(join(straightDir, sub)).events);
+      const epochTags = [...straight.keys()].filter((k) => k.startsWith("epoch_"));
+      expect(epochTags.length, sub).toBeGreaterThanOrEqual(2);
+      expect([...all.keys()].filter((k) => k.startsWith("epoch_")).sort()).toEqual([...epochTags].sort());
+      for (const tag of epochTags) {
+        expect(steps(all.get(tag)), `${sub} ${tag}`).toEqual([0, 1, 2, 3]); // each epoch once, in order
+        expect(values(all.get(tag)), `${sub} ${tag}`).toEqual(values(straight.get(tag))); // resumed exactly: the same float32 values
+      }
+      // the stopped run's own file ends before epoch 2's scalars; batch steps continue without repeats
+      expect(steps(scalarsOf(files[0]!.events).get(epochTags[0]!))).toEqual([0, 1]);
+      if (sub === "train") expect(steps(all.get("batch_loss"))).toEqual([3, 6, 9, 12, 15]);
+    }
+  });
+
+
+  it("a run that fails: a whole epoch that reached its safe point is written (another plugin's epochCheckpoint failed first), one whose afterEpoch failed is not", async () => {
+    for (const [event, written] of [["epochCheckpoint", [0, 1]], ["afterEpoch", [0]]] as const) {
+      const fx = tinyFixture({ samples: 32 });
+      const logDir = freshDir();
+      // ordered before TensorBoard in epochCheckpoint (before* order), after it in afterEpoch (reversed): it fails first in both
+      const boom: Callback = { name: "Boom", order: ORDER.CHECKPOINT, [event]: (ctx: { state: { epoch: number } }) => { if (ctx.state.epoch === 1) throw new Error("boom"); } };
+      const r = await trainer(fx, [boom, new TensorBoard({ logDir })]).fit({ epochs: 3, train: fx.data(8) }).then(() => undefined, (e: Error) => e);
+      expect(r?.message, event).toMatch(new RegExp(`plugin "Boom" threw in ${event}: boom`));
+      expect(steps(scalarsOf(read(join(logDir, "train")).events).get("epoch_loss")), event).toEqual(written);
+      fx.dispose();
+    }
+  });
+
   it("fit({ resumeFrom }) writes a new file beside the first in both dirs; steps and epochs continue; nothing is written twice", async () => {
     const fx = tinyFixture({ samples: 32 });
     const logDir = freshDir();

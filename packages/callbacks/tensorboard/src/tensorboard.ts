@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { globalNorm, ORDER, parseOptions, systemClock, type BatchContext, type Callback, type Clock, type FitEndContext, type HookContext, type Logger, type Logs } from "@fitloop/core";
+import { globalNorm, ORDER, parseOptions, PluginError, systemClock, type BatchContext, type Callback, type Clock, type FitEndContext, type HookContext, type Logger, type Logs } from "@fitloop/core";
 import { z } from "zod";
 import type { SummaryValue } from "./event.js";
 import { histogram } from "./histogram.js";
@@ -54,6 +54,8 @@ const scalars = (prefix: string, logs: Readonly<Logs>): SummaryValue[] => Object
  * `afterBatch` / `afterEpoch`, so every log is in), encodes into memory there and flushes in the
  * background (each epoch, every `flushSeconds`, at 1 MiB, at the end of the run); `afterFit` waits
  * for the writes, also after a failure or cancel. A failed write is one warning and the run goes on.
+ * Epoch scalars are written for whole epochs only: an epoch a stop cut short has none (a resumed run
+ * writes it whole), so every epoch step appears once.
  */
 export class TensorBoard implements Callback {
   readonly name: string;
@@ -144,7 +146,17 @@ export class TensorBoard implements Callback {
     const [train, validation] = [this.train, this.validation];
     if (!train || !validation) return; // beforeFit never ran
     try {
-      await this.writeEpoch(ctx); // an epoch whose safe point did not come (stopped mid-epoch, failed)
+      // Epoch scalars belong to epochs that reached their safe point (epochCheckpoint): one whose
+      // hook there did not reach this plugin (another plugin's epochCheckpoint failed first) is
+      // written now. An epoch stopped mid-way is not: its record covers the batches trained so far,
+      // and the resumed run writes the whole epoch at the same step (two points at one step); its
+      // batch scalars (`every: { steps }`) show the part trained. Nor is a whole epoch whose
+      // afterEpoch failed: no checkpoint was taken after it, so a resumed run trains it again.
+      const s = ctx.state;
+      const last = s.history.at(-1);
+      const whole = last !== undefined && s.cursor.epoch === last.epoch + 1 && s.cursor.batchIndex === 0;
+      const error = ctx.outcome.error;
+      if (whole && !(error instanceof PluginError && error.event !== "epochCheckpoint")) await this.writeEpoch(ctx);
     } finally {
       this.train = this.validation = undefined;
       await Promise.all([train.close(), validation.close()]);
