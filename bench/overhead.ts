@@ -13,7 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { EVENTS, Trainer, tensorData, type Callback } from "../packages/core/src/index.js";
+import { EVENTS, silentLogger, Trainer, tensorData, type Callback } from "../packages/core/src/index.js";
 import { BATCH, buildModel, median, printTable, randomData } from "./models.js";
 
 /** The events of one training batch: their hooks are the per-step cost (the others run per fit or per epoch). */
@@ -109,7 +109,7 @@ export async function measureOverhead(opts: { arms: readonly OverheadArm[]; roun
     rig.clock.ms = 0;
     rig.clock.by.clear();
     const t0 = performance.now();
-    await new Trainer({ model: rig.model, optimizer: rig.optimizer, loss: "sparseCategoricalCrossentropy", callbacks: [timer, ...timed(rig.arm.plugins(), rig.clock)] }).fit({ epochs: 1, train: tensorData(xs, ys, { batchSize, shuffle: false }) });
+    await new Trainer({ model: rig.model, optimizer: rig.optimizer, loss: "sparseCategoricalCrossentropy", logger: silentLogger, callbacks: [timer, ...timed(rig.arm.plugins(), rig.clock)] }).fit({ epochs: 1, train: tensorData(xs, ys, { batchSize, shuffle: false }) });
     rig.perRound.push((performance.now() - t0) / n);
     rig.hookPerStep.push(rig.clock.ms / n);
     for (const [k, ms] of rig.clock.by) rig.byHook.set(k, [...(rig.byHook.get(k) ?? []), (ms / n) * 1000]);
