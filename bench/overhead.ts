@@ -13,7 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { EVENTS, silentLogger, Trainer, tensorData, type Callback } from "../packages/core/src/index.js";
+import { EVENTS, silentLogger, Trainer, tensorData, useBackend, type Callback } from "../packages/core/src/index.js";
 import { BATCH, buildModel, median, printTable, randomData } from "./models.js";
 
 /** The events of one training batch: their hooks are the per-step cost (the others run per fit or per epoch). */
@@ -88,6 +88,12 @@ function timed(plugins: Callback[], clock: HookClock): Callback[] {
     }
   }
   return plugins;
+}
+
+/** The wasm backend, and a line on stderr saying what runs. */
+export async function startWasmBench(rounds: number, steps: number): Promise<void> {
+  const backend = await useBackend("wasm");
+  process.stderr.write(`backend ${backend}, tfjs ${tf.version_core}, batch ${BATCH}, ${steps} steps per round, ${rounds} rounds\n`);
 }
 
 export async function measureOverhead(opts: { arms: readonly OverheadArm[]; rounds: number; steps: number }): Promise<ArmResult[]> {

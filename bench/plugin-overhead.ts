@@ -19,14 +19,13 @@
  *   pnpm run bench:plugin-overhead     # env: ROUNDS (31), STEPS (96)
  */
 import "reflect-metadata";
-import * as tf from "@tensorflow/tfjs-core";
-import { useBackend, type Callback } from "../packages/core/src/index.js";
+import type { Callback } from "../packages/core/src/index.js";
 import { Scheduler, constant, oneCycleLR } from "../packages/callbacks/lr-schedule/src/index.js";
 import { GradClip } from "../packages/callbacks/grad-clip/src/index.js";
 import { EarlyStopping } from "../packages/callbacks/early-stopping/src/index.js";
 import { TerminateOnNaN } from "../packages/callbacks/terminate-on-nan/src/index.js";
-import { BATCH, intEnv } from "./models.js";
-import { measureOverhead, printOverhead, r4 } from "./overhead.js";
+import { intEnv } from "./models.js";
+import { measureOverhead, printOverhead, r4, startWasmBench } from "./overhead.js";
 
 const ROUNDS = intEnv("ROUNDS", 31);
 const STEPS = intEnv("STEPS", 96);
@@ -40,8 +39,7 @@ function plugins(samePath: boolean): Callback[] {
   ];
 }
 
-const backend = await useBackend("wasm");
-process.stderr.write(`backend ${backend}, tfjs ${tf.version_core}, batch ${BATCH}, ${STEPS} steps per round, ${ROUNDS} rounds\n`);
+await startWasmBench(ROUNDS, STEPS);
 const results = await measureOverhead({
   rounds: ROUNDS,
   steps: STEPS,

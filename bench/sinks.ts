@@ -18,13 +18,12 @@ import "reflect-metadata";
 import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as tf from "@tensorflow/tfjs-core";
-import { useBackend, type Callback } from "../packages/core/src/index.js";
+import type { Callback } from "../packages/core/src/index.js";
 import { ProgressBar } from "../packages/callbacks/progress/src/index.js";
 import { CSVLogger, JSONLLogger } from "../packages/callbacks/csv-logger/src/index.js";
 import { TensorBoard } from "../packages/callbacks/tensorboard/src/index.js";
-import { BATCH, intEnv } from "./models.js";
-import { measureOverhead, printOverhead, r4 } from "./overhead.js";
+import { intEnv } from "./models.js";
+import { measureOverhead, printOverhead, r4, startWasmBench } from "./overhead.js";
 
 const ROUNDS = intEnv("ROUNDS", 21);
 const STEPS = intEnv("STEPS", 96);
@@ -40,8 +39,7 @@ const sinks = (perStep: boolean): Callback[] => [
   ...(perStep ? [new JSONLLogger({ path: join(dir, "steps.jsonl"), every: { steps: 1 } })] : []),
 ];
 
-const backend = await useBackend("wasm");
-process.stderr.write(`backend ${backend}, tfjs ${tf.version_core}, batch ${BATCH}, ${STEPS} steps per round, ${ROUNDS} rounds\n`);
+await startWasmBench(ROUNDS, STEPS);
 const results = await measureOverhead({
   rounds: ROUNDS,
   steps: STEPS,

@@ -17,19 +17,16 @@
  *   pnpm run bench:update-plugins     # env: ROUNDS (21), STEPS (96)
  */
 import "reflect-metadata";
-import * as tf from "@tensorflow/tfjs-core";
-import { useBackend } from "../packages/core/src/index.js";
 import { WeightDecay } from "../packages/callbacks/weight-decay/src/index.js";
 import { GradAccumulation } from "../packages/callbacks/grad-accumulation/src/index.js";
 import { EMA, SWA } from "../packages/callbacks/weight-averaging/src/index.js";
-import { BATCH, intEnv } from "./models.js";
-import { measureOverhead, printOverhead, r4 } from "./overhead.js";
+import { intEnv } from "./models.js";
+import { measureOverhead, printOverhead, r4, startWasmBench } from "./overhead.js";
 
 const ROUNDS = intEnv("ROUNDS", 21);
 const STEPS = intEnv("STEPS", 96);
 
-const backend = await useBackend("wasm");
-process.stderr.write(`backend ${backend}, tfjs ${tf.version_core}, batch ${BATCH}, ${STEPS} steps per round, ${ROUNDS} rounds\n`);
+await startWasmBench(ROUNDS, STEPS);
 const results = await measureOverhead({
   rounds: ROUNDS,
   steps: STEPS,

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ORDER, parseOptions, type BatchContext, type Callback, type FitEndContext, type HookContext, type Logger, type Logs } from "@fitloop/core";
+import { ORDER, parseOptions, type Callback, type FitEndContext, type HookContext, type Logger, type Logs } from "@fitloop/core";
 import { z } from "zod";
 import { dashboardPage } from "./dashboard-page.js";
-import { RunHistory, type HistoryEvent } from "./history.js";
+import { RecordsHistory, RunHistory, type HistoryEvent } from "./history.js";
 
 const optionsSchema = z.strictObject({
   port: z.number({ message: "must be an integer in [0, 65535] (0: any free port)" }).int({ message: "must be an integer in [0, 65535]" }).min(0, { message: "must be in [0, 65535]" }).max(65535, { message: "must be in [0, 65535]" }).default(0),
@@ -52,12 +52,10 @@ const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.str
  * not this server's own (a DNS-rebinding page) are refused. Started by `start()` or at `beforeFit`;
  * closed at `afterFit` unless `keepOpen` (then `close()` it).
  */
-export class LiveDashboard implements Callback {
+export class LiveDashboard extends RecordsHistory implements Callback {
   readonly name: string;
   readonly order = ORDER.LOG;
   readonly options: Readonly<z.output<typeof optionsSchema>>;
-  readonly history: RunHistory;
-  private readonly owns: boolean;
   private server: Server | undefined;
   private starting: Promise<string> | undefined;
   private port = 0;
@@ -70,10 +68,10 @@ export class LiveDashboard implements Callback {
   private logger: Logger | undefined;
 
   constructor(options: LiveDashboardOptions = {}) {
-    this.options = parseOptions("LiveDashboard", optionsSchema, options);
+    const parsed = parseOptions("LiveDashboard", optionsSchema, options);
+    super(parsed.history, () => new RunHistory({ maxPoints: parsed.maxPoints }));
+    this.options = parsed;
     this.name = this.options.name ?? "LiveDashboard";
-    this.owns = this.options.history === undefined;
-    this.history = this.options.history ?? new RunHistory({ maxPoints: this.options.maxPoints });
     this.history.subscribe((e) => this.onHistory(e));
   }
 
@@ -122,9 +120,9 @@ export class LiveDashboard implements Callback {
     });
   }
 
-  async beforeFit(ctx: HookContext): Promise<void> {
+  override async beforeFit(ctx: HookContext): Promise<void> {
     this.logger = ctx.logger;
-    if (this.owns) this.history.beforeFit(ctx);
+    await super.beforeFit(ctx);
     try {
       const url = await this.start();
       ctx.logger.info(`${this.name}: live plots at ${url}`);
@@ -134,21 +132,6 @@ export class LiveDashboard implements Callback {
     }
   }
 
-  afterBatch(ctx: BatchContext): void {
-    if (this.owns) this.history.afterBatch(ctx);
-  }
-
-  batchCheckpoint(ctx: HookContext): void {
-    if (this.owns) this.history.batchCheckpoint(ctx);
-  }
-
-  afterEpoch(ctx: HookContext): void {
-    if (this.owns) this.history.afterEpoch(ctx);
-  }
-
-  epochCheckpoint(ctx: HookContext): void {
-    if (this.owns) this.history.epochCheckpoint(ctx);
-  }
 
   async afterFit(ctx: FitEndContext): Promise<void> {
     this.history.finish(ctx); // sends "end" (idempotent)

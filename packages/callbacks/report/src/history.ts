@@ -315,3 +315,38 @@ function readConfig(ctx: HookContext, extra: ConfigValues): RunConfig {
     extra: { ...extra },
   };
 }
+
+/**
+ * A plugin that records into a RunHistory: its own (it then forwards the recording hooks), or one
+ * shared with other plugins and registered in the trainer itself (then it only reads it).
+ */
+export abstract class RecordsHistory {
+  readonly history: RunHistory;
+  /** Whether this plugin made the history (and so must feed it). */
+  protected readonly owns: boolean;
+
+  protected constructor(shared: RunHistory | undefined, make: () => RunHistory) {
+    this.owns = shared === undefined;
+    this.history = shared ?? make();
+  }
+
+  beforeFit(ctx: HookContext): void | Promise<void> {
+    if (this.owns) this.history.beforeFit(ctx);
+  }
+
+  afterBatch(ctx: BatchContext): void {
+    if (this.owns) this.history.afterBatch(ctx);
+  }
+
+  batchCheckpoint(ctx: HookContext): void {
+    if (this.owns) this.history.batchCheckpoint(ctx);
+  }
+
+  afterEpoch(ctx: HookContext): void {
+    if (this.owns) this.history.afterEpoch(ctx);
+  }
+
+  epochCheckpoint(ctx: HookContext): void {
+    if (this.owns) this.history.epochCheckpoint(ctx);
+  }
+}

@@ -1,8 +1,8 @@
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { consoleLogger, ORDER, parseOptions, type BatchContext, type Callback, type FitEndContext, type HookContext, type Logger } from "@fitloop/core";
+import { consoleLogger, ORDER, parseOptions, type Callback, type FitEndContext, type HookContext, type Logger } from "@fitloop/core";
 import { z } from "zod";
-import { configValuesSchema, historyData, RunHistory, type HistoryData, type HistorySource } from "./history.js";
+import { configValuesSchema, historyData, RecordsHistory, RunHistory, type HistoryData, type HistorySource } from "./history.js";
 import { renderHtml, type HtmlPlot } from "./html.js";
 import { gradNormPlot, logScaleProblem, lossPlot, lrFinderPlot, lrPlot, metricPlot, firstMetric, label, type LrFinderResultLike, type PlotSpec } from "./plots.js";
 import { toPng, toSvg } from "./render.js";
@@ -139,17 +139,15 @@ async function writeFiles(h: HistoryData, o: z.output<typeof writeOptionsSchema>
  * that fails is reported once through the run's logger; training and `fit()` go on unaffected.
  * Records the run with its own `RunHistory` unless you pass a shared one (registered as a callback).
  */
-export class Report implements Callback {
+export class Report extends RecordsHistory implements Callback {
   readonly name: string;
   readonly order = ORDER.LOG;
   readonly options: Readonly<z.output<typeof optionsSchema>>;
-  readonly history: RunHistory;
   /** Paths of the last complete write. */
   written: string[] = [];
   /** Writes that failed, and the first failure. */
   errors = 0;
   firstError: unknown;
-  private readonly owns: boolean;
   private lrFinder: LrFinderResultLike | undefined;
   private inFlight: Promise<void> | undefined;
   private logger: Logger | undefined;
@@ -157,10 +155,10 @@ export class Report implements Callback {
   private scaleWarned = false;
 
   constructor(options: ReportOptions) {
-    this.options = parseOptions("Report", optionsSchema, options);
+    const parsed = parseOptions("Report", optionsSchema, options);
+    super(parsed.history, () => new RunHistory({ maxPoints: parsed.maxPoints, config: parsed.config }));
+    this.options = parsed;
     this.name = this.options.name ?? "Report";
-    this.owns = this.options.history === undefined;
-    this.history = this.options.history ?? new RunHistory({ maxPoints: this.options.maxPoints, config: this.options.config });
     this.lrFinder = this.options.lrFinder;
   }
 
@@ -198,26 +196,14 @@ export class Report implements Callback {
     return paths;
   }
 
-  beforeFit(ctx: HookContext): void {
+  override beforeFit(ctx: HookContext): void {
     this.logger = ctx.logger;
     this.scaleWarned = false;
-    if (this.owns) this.history.beforeFit(ctx);
+    void super.beforeFit(ctx);
   }
 
-  afterBatch(ctx: BatchContext): void {
-    if (this.owns) this.history.afterBatch(ctx);
-  }
-
-  batchCheckpoint(ctx: HookContext): void {
-    if (this.owns) this.history.batchCheckpoint(ctx);
-  }
-
-  afterEpoch(ctx: HookContext): void {
-    if (this.owns) this.history.afterEpoch(ctx);
-  }
-
-  epochCheckpoint(ctx: HookContext): void {
-    if (this.owns) this.history.epochCheckpoint(ctx);
+  override epochCheckpoint(ctx: HookContext): void {
+    super.epochCheckpoint(ctx);
     const every = this.options.every;
     if (every > 0 && (ctx.state.epoch + 1) % every === 0 && !this.inFlight) {
       // not awaited: the next epoch trains while this renders and writes
