@@ -154,7 +154,8 @@ class NodeKernelThreadPool implements KernelThreadPool {
     this.msg = new Uint8Array(block, MSG_BYTE, MSG_MAX);
     const n = Math.min(MAX_WORKERS, options.threads - 1);
     for (let index = 0; index < n; index++) {
-      const worker = new Worker((options.testWorkerPrefix ?? "") + WORKER_SOURCE, { eval: true, workerData: { memory, modules, names, block, index } });
+      const worker = new Worker((options.testWorkerPrefix ?? "") + WORKER_SOURCE, { eval: true, workerData: { memory, modules, names, block, index }, stdout: true, stderr: true });
+      // stdout/stderr: true: the worker never prints, and piping its streams into the parent's would add listeners to process.stdout/stderr per worker (MaxListenersExceededWarning for the user's own)
       worker.unref();
       worker.on("error", (e) => (this.broken ??= `a kernel worker failed: ${e.message}`));
       worker.on("exit", () => (this.broken ??= "a kernel worker exited"));

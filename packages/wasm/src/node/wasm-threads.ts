@@ -95,6 +95,24 @@ interface PThreadModule {
 }
 
 /**
+ * Emscripten's pthread workers pipe their stdio into the parent's, each adding listeners to
+ * process.stdout/stderr: with a few threads Node then warns (MaxListenersExceededWarning) when the
+ * user adds one of their own. Raise the streams' limit by what the workers added.
+ */
+async function withStdioListenerBudget<T>(fn: () => Promise<T>): Promise<T> {
+  const streams = [process.stdout, process.stderr];
+  const before = streams.map((s) => s.eventNames().reduce((n, e) => Math.max(n, s.listenerCount(e)), 0));
+  try {
+    return await fn();
+  } finally {
+    streams.forEach((s, i) => {
+      const added = s.eventNames().reduce((n, e) => Math.max(n, s.listenerCount(e)), 0) - before[i]!;
+      if (added > 0) s.setMaxListeners(Math.max(s.getMaxListeners(), 10) + added);
+    });
+  }
+}
+
+/**
  * Initialises the wasm backend (`tf.setBackend('wasm')`) with `threads` XNNPACK threads, falling
  * back to the single-threaded SIMD build with a logged reason. `@tensorflow/tfjs-backend-wasm` must
  * be imported already. When the wasm backend was initialised before, it is used as it is.
@@ -139,7 +157,7 @@ export async function setWasmBackendThreaded(options: WasmThreadsOptions = {}): 
       const real = cpus.call(os);
       return Array.from({ length: 2 * wanted }, (_, i) => real[i % real.length]!);
     };
-    ok = await tf.setBackend("wasm");
+    ok = await withStdioListenerBudget(() => tf.setBackend("wasm"));
   } catch (e) {
     error = e;
   } finally {
