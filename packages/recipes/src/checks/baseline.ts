@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { mixSeed, parseOptions, permutation, resolveLoss, Rng, type LossFn } from "@fitloop/core";
 import { z } from "zod";
-import { accuracy, checkInputs, forward, fraction, lossSchema, onModel, positiveInt, rows, seedSchema, trainables, type CheckData, type CheckLoss } from "./common.js";
+import { accuracy, checkInputs, forward, fraction, lossSchema, onModel, positiveInt, rows, seedSchema, step, trainables, type CheckData, type CheckLoss } from "./common.js";
 import { fmt, type Verdict, type VerdictStatus } from "./verdict.js";
 
 export const inputIndependentBaselineSchema = z.strictObject({
@@ -28,6 +28,9 @@ export interface BaselineDetails {
 }
 export type BaselineVerdict = Verdict<BaselineDetails>;
 
+/** Fewer held-out samples than this: the verdict warns whatever the gain (a handful of samples is noise). */
+const MIN_HELD_OUT = 5;
+
 interface Run {
   readonly curve: number[];
   readonly heldOutLoss: number;
@@ -47,7 +50,7 @@ interface Run {
  */
 export function inputIndependentBaseline(model: tfl.LayersModel, data: CheckData, options: InputIndependentBaselineOptions): BaselineVerdict {
   const o = parseOptions("inputIndependentBaseline", inputIndependentBaselineSchema, options);
-  checkInputs("inputIndependentBaseline", model, data);
+  checkInputs("inputIndependentBaseline", model, data, true, o.loss);
   const n = data.xs.shape[0]!;
   const test = Math.max(1, Math.round(n * o.heldOut));
   const train = n - test;
@@ -56,21 +59,31 @@ export function inputIndependentBaseline(model: tfl.LayersModel, data: CheckData
   const lossFn = resolveLoss(o.loss);
   const [real, zero] = ([false, true] as const).map((zeroed) => onModel(model, { noiseOff: true }, () => trainAndScore(model, data, lossFn, o, train, test, zeroed)));
   const prior = priorHeldOut(model, data, o.loss, lossFn, train, test);
-  // the better of the two input-independent baselines: a short training on zeros may not reach the priors yet
-  const baseline = prior !== undefined && prior < zero!.heldOutLoss ? prior : zero!.heldOutLoss;
+  // classification: the better of the two input-independent baselines (a short training on zeros may
+  // not reach the priors yet; a bias shift does). Regression: the zero run only, since the target mean
+  // of un-centred targets (y = x + 5) is out of reach of a short training with either input
+  const regression = o.loss === "meanSquaredError" || o.loss === "meanAbsoluteError";
+  const baseline = !regression && prior !== undefined && prior < zero!.heldOutLoss ? prior : zero!.heldOutLoss;
   const gain = 1 - real!.heldOutLoss / baseline;
   const numbers: Record<string, number> = { realLoss: real!.heldOutLoss, zeroLoss: zero!.heldOutLoss, baselineLoss: baseline, gain, trainSamples: train, heldOutSamples: test, steps: o.steps };
   if (prior !== undefined) numbers["priorLoss"] = prior;
   if (real!.heldOutAccuracy !== undefined) numbers["realAccuracy"] = real!.heldOutAccuracy;
   if (zero!.heldOutAccuracy !== undefined) numbers["zeroAccuracy"] = zero!.heldOutAccuracy;
-  const status: VerdictStatus = !Number.isFinite(gain) ? "fail" : gain >= o.minGain ? "pass" : gain > 0 ? "warn" : "fail";
+  const finite = Number.isFinite(real!.heldOutLoss) && Number.isFinite(zero!.heldOutLoss) && real!.curve.every(Number.isFinite) && zero!.curve.every(Number.isFinite);
+  const graded: VerdictStatus = !finite || !Number.isFinite(gain) ? "fail" : gain >= o.minGain ? "pass" : gain > 0 ? "warn" : "fail";
+  // a verdict on a handful of held-out samples is noise either way
+  const tooFew = finite && test < MIN_HELD_OUT;
+  const status: VerdictStatus = tooFew ? "warn" : graded;
   const acc = real!.heldOutAccuracy !== undefined ? ` (accuracy ${fmt(real!.heldOutAccuracy * 100)}% vs ${fmt(zero!.heldOutAccuracy! * 100)}%)` : "";
   const priorText = prior !== undefined ? `, training-label priors ${fmt(prior)}` : "";
   const head = `held-out loss, real inputs ${fmt(real!.heldOutLoss)} vs zeroed inputs ${fmt(zero!.heldOutLoss)}${acc}${priorText}`;
-  const why =
-    status === "pass"
-      ? `: ${fmt(gain * 100)}% better`
-      : `: real inputs are ${status === "warn" ? `only ${fmt(gain * 100)}% better` : "no better"}; the model ignores its inputs, or the labels do not follow from them (shuffled labels, a broken label mapping)`;
+  const why = !finite
+    ? ": a training loss or held-out loss is not finite (NaN/Inf in the inputs or labels, or the training diverged); nothing to compare"
+    : tooFew
+      ? `: ${graded === "pass" ? `${fmt(gain * 100)}% better` : `gain ${fmt(gain * 100)}%`}, but only ${test} held-out sample${test === 1 ? "" : "s"}: too few to judge (give more data or a larger heldOut)`
+      : status === "pass"
+        ? `: ${fmt(gain * 100)}% better`
+        : `: real inputs are ${status === "warn" ? `only ${fmt(gain * 100)}% better` : "no better"}; the model ignores its inputs, or the labels do not follow from them (shuffled labels, a broken label mapping)`;
   return { check, status, summary: head + why, numbers, details: { realCurve: real!.curve, zeroCurve: zero!.curve } };
 }
 
@@ -124,13 +137,13 @@ function trainAndScore(model: tfl.LayersModel, data: CheckData, lossFn: LossFn, 
       const b = s % perEpoch;
       // same seed for both runs: the same batches in the same order, only the inputs differ
       if (b === 0) order = permutation(new Rng(mixSeed(o.seed, Math.floor(s / perEpoch))), train);
-      const idx = tf.tensor1d(order.subarray(b * batch, (b + 1) * batch), "int32");
+      const slice = order.subarray(b * batch, (b + 1) * batch);
       const cost = tf.tidy(() => {
+        const idx = tf.tensor1d(slice, "int32");
         const xs = tf.gather(trainX, idx);
         const ys = tf.gather(trainY, idx);
-        return optimizer.minimize(() => tf.mean(lossFn(ys, forward(model, xs, true))) as tf.Scalar, true, vars)!.dataSync()[0]!;
+        return step(optimizer, () => tf.mean(lossFn(ys, forward(model, xs, true))) as tf.Scalar, vars);
       });
-      idx.dispose();
       curve.push(cost);
     }
     return tf.tidy(() => {

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { parseOptions, permutation, resolveLoss, Rng } from "@fitloop/core";
 import { z } from "zod";
-import { checkInputs, forward, lossSchema, onModel, positiveInt, rows, seedSchema, trainables, type CheckData } from "./common.js";
+import { checkInputs, forward, lossSchema, onModel, positiveInt, rows, seedSchema, taped, trainables, type CheckData } from "./common.js";
 import { fmt, grade, type Verdict, type VerdictStatus } from "./verdict.js";
 
 export const checkGradientsSchema = z.strictObject({
@@ -23,6 +23,14 @@ export const checkGradientsSchema = z.strictObject({
    * smooth coordinates stay below ~1e-2 at epsilon 1e-3 (measured on MNIST MLPs).
    */
   kinkTolerance: z.number().gt(0, { message: "must be > 0" }).default(0.03),
+  /**
+   * Absolute floor: a variable whose analytic and numeric gradient norms are both below this fraction
+   * of the largest norm among the variables has a zero gradient on both sides and passes (reported as
+   * such). A Dense bias followed by BatchNorm in training mode has true gradient 0 (the batch mean
+   * cancels it): backprop gives rounding noise (~1e-8), the differences 0 or float32 noise (~1e-5),
+   * and their relative error is 1 however healthy the model.
+   */
+  zeroBelow: z.number().gt(0, { message: "must be in (0, 1)" }).lt(1, { message: "must be in (0, 1)" }).default(1e-3),
   /** Seeds the random coordinates. */
   seed: seedSchema,
 });
@@ -39,6 +47,10 @@ export interface VariableGradientCheck {
   readonly coordinates: number;
   /** Coordinates left out because a kink lay within the step (one-sided slopes disagree). */
   readonly skipped: number;
+  /** Both norms below the absolute floor (`zeroBelow` x the largest norm): a zero gradient on both sides, passed whatever `relativeError` says. */
+  readonly zero: boolean;
+  /** A perturbed loss was NaN or infinite (then `relativeError` is NaN and the check fails). */
+  readonly nonFinite: boolean;
 }
 export interface GradientDetails {
   readonly variables: readonly VariableGradientCheck[];
@@ -57,7 +69,7 @@ export type GradientVerdict = Verdict<GradientDetails>;
  */
 export function checkGradients(model: tfl.LayersModel, data: CheckData, options: CheckGradientsOptions): GradientVerdict {
   const o = parseOptions("checkGradients", checkGradientsSchema, options);
-  checkInputs("checkGradients", model, data);
+  checkInputs("checkGradients", model, data, true, o.loss);
   const lossFn = resolveLoss(o.loss);
   const n = Math.min(o.batchSize, data.xs.shape[0]!);
   const rng = new Rng(o.seed);
@@ -74,15 +86,16 @@ export function checkGradients(model: tfl.LayersModel, data: CheckData, options:
     try {
       const vars = trainables(model);
       const analytic = tf.tidy(() => {
-        const { grads } = tf.variableGrads(() => tf.mean(lossFn(ys, forward(model, xs, true))) as tf.Scalar, vars);
+        const { grads } = taped(() => tf.mean(lossFn(ys, forward(model, xs, true))), (f) => tf.variableGrads(f as () => tf.Scalar, vars));
         return vars.map((v) => Float32Array.from(grads[v.name]!.dataSync()));
       });
       const f0 = lossAt();
-      return vars.map((v, k) => {
+      if (!Number.isFinite(f0) || analytic.some((g) => g.some((x) => !Number.isFinite(x)))) return { nonFinite: Number.isFinite(f0) ? "the backpropagated gradient" : `the loss (${f0})` } as const;
+      const measured = vars.map((v, k) => {
         const g = analytic[k]!;
         const original = Float32Array.from(v.dataSync());
         const picked = pickCoordinates(g, Math.min(o.coordinates, g.length), rng);
-        let [diff, an, nu, used] = [0, 0, 0, 0];
+        let [diff, an, nu, used, bad] = [0, 0, 0, 0, false];
         for (const c of picked) {
           const w = original[c]!;
           // the float32 steps actually taken, not e: w + e rounds
@@ -95,6 +108,10 @@ export function checkGradients(model: tfl.LayersModel, data: CheckData, options:
             return lossAt();
           };
           const [fPlus, fMinus] = [at(plus), at(minus)];
+          if (!Number.isFinite(fPlus) || !Number.isFinite(fMinus)) {
+            bad = true;
+            continue;
+          }
           const forwardSlope = (fPlus - f0) / (plus - w);
           const backwardSlope = (f0 - fMinus) / (w - minus);
           // a kink (ReLU at 0, max) inside the step: the one-sided slopes disagree and the central
@@ -108,27 +125,43 @@ export function checkGradients(model: tfl.LayersModel, data: CheckData, options:
         }
         setTo(v, original);
         const denom = Math.sqrt(an) + Math.sqrt(nu);
-        return { name: v.name, relativeError: denom > 0 ? Math.sqrt(diff) / denom : 0, analyticNorm: Math.sqrt(an), numericNorm: Math.sqrt(nu), coordinates: used, skipped: picked.length - used };
+        const relativeError = bad ? NaN : denom > 0 ? Math.sqrt(diff) / denom : 0;
+        return { name: v.name, relativeError, analyticNorm: Math.sqrt(an), numericNorm: Math.sqrt(nu), coordinates: used, skipped: picked.length - used, nonFinite: bad };
       });
+      // the absolute floor, relative to the scale of the gradients of the whole model
+      const scale = Math.max(0, ...measured.map((m) => Math.max(m.analyticNorm, m.numericNorm)));
+      return measured.map((m) => ({ ...m, zero: !m.nonFinite && m.coordinates > 0 && scale > 0 && Math.max(m.analyticNorm, m.numericNorm) <= o.zeroBelow * scale }));
     } finally {
       tf.dispose([xs, ys]);
     }
   });
-  const worst = variables.reduce<VariableGradientCheck | undefined>((w, v) => (!w || !(v.relativeError <= w.relativeError) ? v : w), undefined);
+  const check = "checkGradients";
+  if (!Array.isArray(variables)) {
+    const what = (variables as { nonFinite: string }).nonFinite;
+    return { check, status: "fail", summary: `${what} is not finite at the current weights: NaN/Inf in the inputs or labels, or the model already diverged; nothing to compare`, numbers: { batchSize: n, nonFinite: 1 }, details: { variables: [] } };
+  }
+  const broken = variables.filter((v) => v.nonFinite).map((v) => v.name);
+  if (broken.length) {
+    return { check, status: "fail", summary: `the loss is not finite one step of ${o.epsilon} away from the weights of ${broken.slice(0, 3).join(", ")}${broken.length > 3 ? ", ..." : ""}: a loss or layer that overflows (log of 0, exp of a large value)`, numbers: { batchSize: n, nonFinite: broken.length }, details: { variables } };
+  }
+  const zeros = variables.filter((v) => v.zero);
+  const graded = variables.filter((v) => !v.zero);
+  const worst = graded.reduce<VariableGradientCheck | undefined>((w, v) => (!w || !(v.relativeError <= w.relativeError) ? v : w), undefined);
   const compared = variables.reduce((s, v) => s + v.coordinates, 0);
   const skipped = variables.reduce((s, v) => s + v.skipped, 0);
-  const numbers: Record<string, number> = { maxRelativeError: worst?.relativeError ?? 0, variables: variables.length, coordinates: compared, kinksSkipped: skipped, batchSize: n };
+  const numbers: Record<string, number> = { maxRelativeError: worst?.relativeError ?? 0, variables: variables.length, coordinates: compared, kinksSkipped: skipped, zeroGradients: zeros.length, batchSize: n };
   for (const v of variables) numbers[`relErr:${v.name}`] = v.relativeError;
-  const status: VerdictStatus = !worst || compared === 0 ? "warn" : grade(worst.relativeError, o.passBelow, o.failAbove);
-  const bad = variables.filter((v) => !(v.relativeError <= o.passBelow)).map((v) => v.name);
-  const kinks = skipped ? `; ${skipped} coordinate${skipped === 1 ? "" : "s"} at a kink skipped` : "";
+  const status: VerdictStatus = compared === 0 ? "warn" : !worst ? "pass" : grade(worst.relativeError, o.passBelow, o.failAbove);
+  const bad = graded.filter((v) => !(v.relativeError <= o.passBelow)).map((v) => v.name);
+  const zeroNote = zeros.length ? `; ${zeros.length} with a zero gradient on both sides (${zeros.slice(0, 3).map((v) => v.name).join(", ")}${zeros.length > 3 ? ", ..." : ""}: norms below ${fmt(o.zeroBelow)} of the largest, e.g. a bias before BatchNorm)` : "";
+  const kinks = (skipped ? `; ${skipped} coordinate${skipped === 1 ? "" : "s"} at a kink skipped` : "") + zeroNote;
   const summary =
-    !worst || compared === 0
+    compared === 0
       ? "nothing to compare: no trainable variables, or every coordinate sat at a kink"
       : status === "pass"
-        ? `analytic and numeric gradients agree on ${variables.length} variables, ${compared} coordinates (largest relative error ${fmt(worst.relativeError)}, ${worst.name}${kinks})`
-        : `relative error up to ${fmt(worst.relativeError)} on ${bad.length} of ${variables.length} variables (${bad.slice(0, 3).join(", ")}${bad.length > 3 ? ", ..." : ""}): ${status === "fail" ? "a wrong gradient (custom gradient or kernel) at or after these weights" : "borderline for float32; try another epsilon"}${kinks}`;
-  return { check: "checkGradients", status, summary, numbers, details: { variables } };
+        ? `analytic and numeric gradients agree on ${variables.length} variables, ${compared} coordinates (largest relative error ${worst ? `${fmt(worst.relativeError)}, ${worst.name}` : "-"}${kinks})`
+        : `relative error up to ${fmt(worst!.relativeError)} on ${bad.length} of ${variables.length} variables (${bad.slice(0, 3).join(", ")}${bad.length > 3 ? ", ..." : ""}): ${status === "fail" ? "a wrong gradient (custom gradient or kernel) at or after these weights" : "borderline for float32; try another epsilon"}${kinks}`;
+  return { check, status, summary, numbers, details: { variables } };
 }
 
 /** Assigns host values to a variable; the variable takes the buffer, the temporary tensor is released. */

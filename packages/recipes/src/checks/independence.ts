@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { parseOptions, Rng } from "@fitloop/core";
 import { z } from "zod";
-import { checkInputs, forward, onModel, positiveInt, rows, seedSchema, type CheckData } from "./common.js";
+import { checkInputs, forward, onModel, positiveInt, rows, seedSchema, taped, type CheckData } from "./common.js";
 import { fmt, type Verdict, type VerdictStatus } from "./verdict.js";
 
 export const checkBatchIndependenceSchema = z.strictObject({
@@ -47,7 +47,7 @@ export function checkBatchIndependence(model: tfl.LayersModel, data: Pick<CheckD
       const size = outShape.reduce((a, b) => a * b, 1);
       return picks.map((i) => {
         const r = tf.tensor(Float32Array.from({ length: size }, () => rng.next() * 2 - 1), [1, ...outShape]);
-        const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.slice(forward(model, x, o.training), [i], [1]), r)))(xs);
+        const g = taped((x: tf.Tensor) => tf.sum(tf.mul(tf.slice(forward(model, x, o.training), [i], [1]), r)), (f) => tf.grad(f)(xs), (x) => tf.sum(tf.mul(x, 0)));
         const perSample = tf.max(tf.abs(tf.reshape(g, [n, -1])), 1).dataSync();
         const others = Array.from(perSample).filter((_, j) => j !== i);
         return { sample: i, own: perSample[i]!, others: Math.max(...others), mixedWith: [...perSample.keys()].filter((j) => j !== i && perSample[j]! > 0) };
@@ -57,12 +57,14 @@ export function checkBatchIndependence(model: tfl.LayersModel, data: Pick<CheckD
   const own = Math.min(...probes.map((p) => p.own));
   const others = Math.max(...probes.map((p) => p.others));
   // any nonzero cross-sample gradient is mixing: independent rows give exact zeros, not rounding noise
-  const status: VerdictStatus = others > 0 ? "fail" : own > 0 ? "pass" : "warn";
+  const finite = probes.every((p) => Number.isFinite(p.own) && Number.isFinite(p.others));
+  const status: VerdictStatus = !finite || others > 0 ? "fail" : own > 0 ? "pass" : "warn";
   const mode = o.training ? "training" : "inference";
   const numbers = { ownGradient: own, crossGradient: others, batchSize: n, probes: probes.length };
   const mixed = probes.find((p) => p.mixedWith.length > 0);
-  const summary =
-    status === "fail"
+  const summary = !finite
+    ? `${mode} mode: the gradient of the outputs on the inputs is not finite (NaN/Inf in the inputs, or a layer that overflows); nothing to judge`
+    : status === "fail"
       ? `${mode} mode: sample ${mixed!.sample}'s output has gradient up to ${fmt(others)} on ${mixed!.mixedWith.length} other samples' inputs (own ${fmt(mixed!.own)}): a layer mixes information across the batch`
       : status === "warn"
         ? `${mode} mode: the outputs have zero gradient on every input, their own included: the model ignores its inputs (or the gradient is cut)`

@@ -64,17 +64,30 @@ export function priorLoss(loss: CheckLoss, ys: tf.Tensor, classes: number): Prio
   return { prior: mean(columns.map((c) => mean(c.map((v) => Math.abs(v - median(c)))))), uniform: undefined, priors: undefined };
 }
 
+/** The loss of predicting 0 for every target (what a fresh regression model about does), and the targets' mean. */
+function zeroPredictionLoss(loss: "meanSquaredError" | "meanAbsoluteError", ys: tf.Tensor): { loss: number; mean: number } {
+  const y = ys.dataSync();
+  let [sum, total] = [0, 0];
+  for (const v of y) {
+    sum += loss === "meanSquaredError" ? v * v : Math.abs(v);
+    total += v;
+  }
+  return { loss: sum / y.length, mean: total / y.length };
+}
+
 /**
  * Loss at initialisation vs what it should be. A fresh classifier that has learned nothing should
  * predict about uniform probabilities: loss log C (2.303 for 10 classes), or the entropy of the class
  * priors when its output bias is set to them; a regression model the targets' variance. Much more
  * means a badly initialised output layer (a large bias, an overconfident scale, logits fed to a loss
  * that expects probabilities) and wasted first steps; labels of one class only (a broken label mapping)
- * make the prior 0. The loss is taken in training mode with dropout off (what the first step sees).
+ * make the prior 0. Regression targets that are not centred (y = x + 5) make a healthy fresh model
+ * start at about the loss of predicting 0 instead: that warns and names the targets (standardise them,
+ * or `priorBiasInit` with their mean). The loss is taken in training mode with dropout off (what the first step sees).
  */
 export function verifyInitLoss(model: tfl.LayersModel, data: CheckData, options: VerifyInitLossOptions): InitLossVerdict {
   const o = parseOptions("verifyInitLoss", verifyInitLossSchema, options);
-  checkInputs("verifyInitLoss", model, data);
+  checkInputs("verifyInitLoss", model, data, true, o.loss);
   const classes = outputWidth(model);
   const initLoss = onModel(model, { noiseOff: true }, () => tf.tidy(() => meanLoss(model, resolveLoss(o.loss), data.xs, data.ys, true).dataSync()[0]!));
   const p = o.prior !== undefined ? { prior: o.prior, uniform: undefined, priors: undefined } : priorLoss(o.loss, data.ys, classes);
@@ -96,11 +109,23 @@ export function verifyInitLoss(model: tfl.LayersModel, data: CheckData, options:
   const excess = initLoss / expected - 1;
   numbers["expectedLoss"] = expected;
   numbers["excess"] = excess;
-  const status: VerdictStatus = excess <= o.tolerance ? "pass" : excess <= o.failAbove ? "warn" : "fail";
+  let status: VerdictStatus = excess <= o.tolerance ? "pass" : excess <= o.failAbove ? "warn" : "fail";
+  // Regression: a fresh model predicts about 0, which costs mean(y^2) (MSE) or mean |y| (MAE), not the
+  // variance, when the targets are not centred. A healthy model then starts high because of the data,
+  // not a bug: a warning that names the targets, not a failure that blames the output layer.
+  const regression = o.loss === "meanSquaredError" || o.loss === "meanAbsoluteError";
+  const zero = regression && o.prior === undefined ? zeroPredictionLoss(o.loss as "meanSquaredError" | "meanAbsoluteError", data.ys) : undefined;
+  const uncentred = zero !== undefined && status !== "pass" && zero.loss > p.prior * (1 + o.tolerance) && initLoss <= zero.loss * (1 + o.failAbove);
+  if (zero !== undefined) {
+    numbers["zeroPredictionLoss"] = zero.loss;
+    numbers["targetMean"] = zero.mean;
+  }
+  if (uncentred) status = "warn";
   const reference =
     o.loss === "binaryCrossentropy" ? `${fmt(expected)} (0.5 per output), prior ${fmt(p.prior)}` : p.uniform !== undefined ? `${fmt(expected)} (uniform over ${classes}), prior ${fmt(p.prior)}` : `prior ${fmt(p.prior)}`;
   let summary = `init loss ${fmt(initLoss)} vs expected ${reference}`;
-  if (status !== "pass") summary += `: ${fmt(excess * 100)}% too high; a badly initialised output layer (large bias or scale, or logits into a loss that wants probabilities)`;
+  if (uncentred) summary += `: ${fmt(excess * 100)}% above, but predicting 0 already costs ${fmt(zero!.loss)}: the targets are not centred or scaled (mean ${fmt(zero!.mean)}); standardise them, or start the output bias at their mean (priorBiasInit(model, { mean }, { kind: "regression" }))`;
+  else if (status !== "pass") summary += `: ${fmt(excess * 100)}% too high; a badly initialised output layer (large bias or scale, or logits into a loss that wants probabilities)`;
   else if (initLoss < p.prior * 0.5) summary += "; far below the prior: is the model already trained, or do the labels leak into the inputs?";
   else if (p.uniform !== undefined && p.prior < p.uniform * 0.9) summary += `; classes are imbalanced: an output bias of log(priors) would start at ${fmt(p.prior)}`;
   if (present !== undefined && p.priors && present < p.priors.length && o.loss !== "binaryCrossentropy") summary += `; ${p.priors.length - present} classes have no label in this batch`;

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
 import { parseOptions, resolveLoss } from "@fitloop/core";
 import { z } from "zod";
-import { accuracy, checkInputs, forward, lossSchema, onModel, positiveInt, rows, trainables, type CheckData } from "./common.js";
+import { accuracy, checkInputs, forward, lossSchema, onModel, positiveInt, rows, step, trainables, type CheckData } from "./common.js";
 import { fmt, type Verdict, type VerdictStatus } from "./verdict.js";
 
 export const overfitOneBatchSchema = z.strictObject({
@@ -34,7 +34,7 @@ export type OverfitVerdict = Verdict<OverfitDetails>;
  */
 export function overfitOneBatch(model: tfl.LayersModel, data: CheckData, options: OverfitOneBatchOptions): OverfitVerdict {
   const o = parseOptions("overfitOneBatch", overfitOneBatchSchema, options);
-  checkInputs("overfitOneBatch", model, data);
+  checkInputs("overfitOneBatch", model, data, true, o.loss);
   const n = Math.min(o.batchSize, data.xs.shape[0]!);
   const lossFn = resolveLoss(o.loss);
   const { curve, finalAccuracy } = onModel(model, { noiseOff: true }, () => {
@@ -48,7 +48,7 @@ export function overfitOneBatch(model: tfl.LayersModel, data: CheckData, options
       const curve: number[] = [];
       let goal = -Infinity;
       for (let s = 0; s < o.steps; s++) {
-        const before = tf.tidy(() => optimizer.minimize(lossOf, true, vars)!.dataSync()[0]!);
+        const before = tf.tidy(() => step(optimizer, lossOf, vars));
         curve.push(before);
         if (s === 0) goal = before * o.target;
         if (before <= goal || !Number.isFinite(before)) break;

@@ -4,7 +4,7 @@ import { FitloopError, OptionsError, parseOptions, permutation, Rng, ShapeMismat
 import { dataReport, formatReport, subset, type ArrayDataset, type DataReport, type DataReportOptions } from "@fitloop/datasets";
 import { z } from "zod";
 import { inputIndependentBaseline, inputIndependentBaselineSchema, type InputIndependentBaselineOptions } from "./baseline.js";
-import { checkInputs, lossSchema, outputWidth, seedSchema, type CheckData, type CheckLoss } from "./common.js";
+import { checkInputs, checkModel, hasNonFinite, lossSchema, outputWidth, seedSchema, type CheckData, type CheckLoss } from "./common.js";
 import { checkGradients, checkGradientsSchema, type CheckGradientsOptions } from "./gradients.js";
 import { checkBatchIndependence, checkBatchIndependenceSchema, type CheckBatchIndependenceOptions } from "./independence.js";
 import { verifyInitLoss, verifyInitLossSchema, type VerifyInitLossOptions } from "./init-loss.js";
@@ -72,9 +72,14 @@ const schema = z.strictObject({
  */
 export async function sanityCheck(model: tfl.LayersModel, data: ArrayDataset | Readonly<Record<string, ArrayDataset>>, options: SanityCheckOptions): Promise<SanityResult> {
   const o = parseOptions("sanityCheck", schema, options);
-  const splits: Readonly<Record<string, ArrayDataset>> = isDataset(data) ? { data } : data;
-  const train = splits["train"] ?? Object.values(splits)[0];
+  const splits: Readonly<Record<string, ArrayDataset>> = isDataset(data) ? { data } : typeof data === "object" && data !== null ? data : {};
+  const trainName = splits["train"] ? "train" : Object.keys(splits)[0];
+  const train = trainName === undefined ? undefined : splits[trainName];
+  const notData = Object.keys(splits).filter((k) => !isDataset(splits[k]));
+  if (notData.length && train && isDataset(train)) throw new OptionsError("sanityCheck", notData.map((k) => ({ path: `data.${k}`, message: "must be an ArrayDataset" })));
   if (!train || !isDataset(train)) throw new OptionsError("sanityCheck", [{ path: "data", message: "must be an ArrayDataset or splits of ArrayDatasets such as { train, validation }" }]);
+  // the model before any work (the data report can take a while): a typed error naming it
+  checkModel("sanityCheck", model);
   const skip = new Set<CheckName>(o.skip);
   const verdicts: AnyVerdict[] = [];
   let report: DataReport | undefined;
@@ -84,8 +89,17 @@ export async function sanityCheck(model: tfl.LayersModel, data: ArrayDataset | R
   }
   const batch = drawTensors(model, train, o.loss, Math.min(o.samples, train.size), o.seed);
   try {
-    checkInputs("sanityCheck", model, batch);
+    checkInputs("sanityCheck", model, batch, true, o.loss);
     const seed = o.seed;
+    // NaN/Inf in the data make every check's verdict about the NaN, each with its own wrong cause
+    // ("ignores its inputs", "shuffled labels"): the checks are skipped with the reason instead
+    const bad = [hasNonFinite(batch.xs) ? "inputs" : "", hasNonFinite(batch.ys) ? "labels" : ""].filter(Boolean);
+    const nonFinite = bad.length > 0 || (report?.splits.find((s) => s.name === trainName)?.nonFinite.samples ?? 0) > 0;
+    if (nonFinite) {
+      const what = bad.length ? `the drawn samples' ${bad.join(" and ")} contain NaN/Inf` : "the training split contains NaN/Inf";
+      if (!report) verdicts.push({ check: "nonFiniteData", status: "fail", summary: `${what}: fix the data before training`, numbers: {} });
+      for (const name of CHECK_NAMES) if (name !== "dataReport" && !skip.has(name)) verdicts.push({ check: name, status: "warn", summary: `skipped: ${what} (see ${report ? "dataReport" : "nonFiniteData"}); fix the data first`, numbers: {} });
+    }
     const run = async (name: CheckName, fn: () => AnyVerdict) => {
       if (skip.has(name)) return;
       await new Promise((r) => setTimeout(r, 0)); // lets timers and output run between checks; the model is whole here
@@ -96,11 +110,11 @@ export async function sanityCheck(model: tfl.LayersModel, data: ArrayDataset | R
         verdicts.push({ check: name, status: "fail", summary: `threw: ${(e as Error).message ?? String(e)}`, numbers: {} });
       }
     };
-    await run("verifyInitLoss", () => verifyInitLoss(model, batch, { ...(options.initLoss ?? {}), loss: o.loss }));
-    await run("overfitOneBatch", () => overfitOneBatch(model, batch, { ...(options.overfit ?? {}), loss: o.loss }));
-    await run("inputIndependentBaseline", () => inputIndependentBaseline(model, batch, { ...(options.baseline ?? {}), loss: o.loss, seed }));
-    await run("checkBatchIndependence", () => checkBatchIndependence(model, batch, { ...(options.independence ?? {}), seed }));
-    await run("checkGradients", () => checkGradients(model, batch, { ...(options.gradients ?? {}), loss: o.loss, seed }));
+    if (!nonFinite) await run("verifyInitLoss", () => verifyInitLoss(model, batch, { ...(options.initLoss ?? {}), loss: o.loss }));
+    if (!nonFinite) await run("overfitOneBatch", () => overfitOneBatch(model, batch, { ...(options.overfit ?? {}), loss: o.loss }));
+    if (!nonFinite) await run("inputIndependentBaseline", () => inputIndependentBaseline(model, batch, { ...(options.baseline ?? {}), loss: o.loss, seed }));
+    if (!nonFinite) await run("checkBatchIndependence", () => checkBatchIndependence(model, batch, { ...(options.independence ?? {}), seed }));
+    if (!nonFinite) await run("checkGradients", () => checkGradients(model, batch, { ...(options.gradients ?? {}), loss: o.loss, seed }));
   } finally {
     tf.dispose([batch.xs, batch.ys]);
   }

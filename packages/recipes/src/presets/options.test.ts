@@ -8,6 +8,7 @@ import { expectNoLeaks, tinyFixture } from "@fitloop/core/testing";
 import { MemoryStore, listCheckpoints } from "@fitloop/checkpoint";
 import { constant } from "@fitloop/lr-schedule";
 import { classification, fineTune, patienceFor, type Preset, type PresetOptions } from "./index.js";
+import { buildPreset } from "./wiring.js";
 import { classification as nodeClassification } from "./node.js";
 
 const steps = { epochs: 10, stepsPerEpoch: 20 } as const;
@@ -156,5 +157,40 @@ describe("bad options: one OptionsError naming every field", () => {
       { warmup: 1, iterations: 3 },
     );
     fx.dispose();
+  });
+});
+
+describe("review fixes: contradictions and untouched state on refusal", () => {
+  it("a refused preset leaves your optimizer's learning rate alone (progress needs Node, checked before maxLr is applied)", () => {
+    const mine = tf.train.adam(0.01);
+    expect(issues(() => classification({ epochs: 5, schedule: false, maxLr: 0.5, optimizer: mine, progress: true }))).toMatch(/^progress: the progress bar needs Node/m);
+    expect(getLearningRate(mine)).toBe(0.01);
+    const p = classification({ epochs: 5, schedule: false, maxLr: 0.5, optimizer: mine });
+    expect(getLearningRate(mine)).toBe(0.5);
+    p.dispose();
+    mine.dispose();
+  });
+
+  it("file plugins are not constructed when an option is refused", () => {
+    const made: string[] = [];
+    const io = { checkpointStore: () => (made.push("store"), new MemoryStore()), csvLogger: () => (made.push("csv"), undefined as never), report: () => (made.push("report"), undefined as never), progress: () => (made.push("progress"), undefined as never) };
+    expect(() => buildPreset("classification", { ...steps, dir: "/tmp/fitloop-never", earlyStopping: false, patience: 3 }, io)).toThrow(OptionsError);
+    expect(made).toEqual([]);
+  });
+
+  it("contradictions name both fields", () => {
+    expect(issues(() => classification({ ...steps, earlyStopping: false, patience: 3 }))).toMatch(/^patience: is given but earlyStopping is false/m);
+    expect(issues(() => classification({ ...steps, earlyStopping: false, monitor: "val_acc" }))).toMatch(/^monitor: is given but earlyStopping is false/m);
+    expect(issues(() => classification({ ...steps, maxLr: 0.1, schedule: constant(0.01) }))).toMatch(/^maxLr: is given with a custom schedule \(schedule\)/m);
+    expect(issues(() => classification({ ...steps, maxLr: 1e-3, schedule: { kind: "warmup-cosine", minLr: 0.01 } }))).toMatch(/^schedule\.minLr: is 0\.01, above maxLr 0\.001/m);
+    expect(issues(() => classification({ epochs: 3, stepsPerEpoch: 20, data: { batchesPerEpoch: 30 } }))).toMatch(/^stepsPerEpoch: is 20 but data\.batchesPerEpoch is 30/m);
+    const sgd = tf.train.sgd(0.1);
+    expect(issues(() => classification({ ...steps, optimizer: sgd, schedule: { kind: "1cycle", cycleMomentum: true } }))).toMatch(/^schedule\.cycleMomentum: is true but the optimizer \(sgd\) has no momentum/m);
+    // by default the momentum cycle is left out, and describe() says so
+    const p = classification({ ...steps, optimizer: sgd, schedule: "1cycle" });
+    expect(rowOf(p, "schedule").value).toMatch(/no momentum cycle: your sgd optimizer has no momentum or beta1/);
+    expect(p.describe()).toMatch(/no momentum cycle/);
+    p.dispose();
+    sgd.dispose();
   });
 });

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { OptionsError, getLearningRate, optimizerKind, parseOptions, setLearningRate, type Callback, type OptionIssue } from "@fitloop/core";
+import { OptionsError, getLearningRate, momentumName, optimizerKind, parseOptions, setLearningRate, type Callback, type OptionIssue } from "@fitloop/core";
 import { Checkpoint, type CheckpointStore } from "@fitloop/checkpoint";
 import type { CSVLogger, CSVLoggerOptions } from "@fitloop/csv-logger";
 import { EarlyStopping } from "@fitloop/early-stopping";
@@ -88,15 +88,19 @@ export function buildPreset(name: PresetName, options: PresetOptions, io?: Prese
 
   // schedule
   const stepsPerEpoch = o.stepsPerEpoch ?? o.data?.batchesPerEpoch;
+  if (o.stepsPerEpoch !== undefined && o.data?.batchesPerEpoch !== undefined && o.stepsPerEpoch !== o.data.batchesPerEpoch) {
+    issues.push({ path: "stepsPerEpoch", message: `is ${o.stepsPerEpoch} but data.batchesPerEpoch is ${o.data.batchesPerEpoch}: give one (or make them agree)` });
+  }
   const total = stepsPerEpoch === undefined ? undefined : o.epochs * stepsPerEpoch;
   const scheduleOpt = o.schedule === undefined ? d.schedule.value : o.schedule;
   let scheduler: Scheduler | undefined;
   if (scheduleOpt === false) {
     // a constant rate: ours is made at maxLr; yours keeps its own unless maxLr is given
-    if (mine && o.maxLr !== undefined) setLearningRate(mine, o.maxLr);
+    // (your optimizer's rate is set only once every option has passed: see the end)
     row("maxLr", mine && o.maxLr === undefined ? `${fmt(getLearningRate(mine))} (your optimizer's, constant)` : `${fmt(maxLr.value)} (constant: no schedule)`, mine && o.maxLr === undefined ? YOURS : maxLr.source);
     row("schedule", "off", YOURS);
   } else if (typeof scheduleOpt === "function") {
+    if (o.maxLr !== undefined) issues.push({ path: "maxLr", message: "is given with a custom schedule (schedule), which sets every step's rate itself: give one" });
     scheduler = make("schedule", () => new Scheduler({ lr: scheduleOpt }));
     row("schedule", scheduleOpt.description, YOURS);
   } else if (total === undefined) {
@@ -107,13 +111,19 @@ export function buildPreset(name: PresetName, options: PresetOptions, io?: Prese
     row("maxLr", `${fmt(maxLr.value)} (the schedule's peak)`, maxLr.source);
     if (spec.kind === "1cycle") {
       const p = { pctStart: spec.pctStart ?? ONE_CYCLE.pctStart, divFactor: spec.divFactor ?? ONE_CYCLE.divFactor, finalDivFactor: spec.finalDivFactor ?? ONE_CYCLE.finalDivFactor };
-      const cycle = make("schedule", () => oneCycleLR({ maxLr: maxLr.value, totalSteps: total, ...p, cycleMomentum: spec.cycleMomentum ?? true }));
+      // an optimizer without momentum or beta1 (plain tf.train.sgd): nothing to cycle. Asked for
+      // explicitly, that is a contradiction; by default the momentum cycle is left out with a note
+      const noMomentum = mine !== undefined && momentumName(mine) === undefined;
+      if (noMomentum && spec.cycleMomentum === true) issues.push({ path: "schedule.cycleMomentum", message: `is true but the optimizer (${kind}) has no momentum or beta1 to cycle: use momentum or adam, or cycleMomentum: false` });
+      const cycleMomentum = noMomentum ? false : (spec.cycleMomentum ?? true);
+      const cycle = make("schedule", () => oneCycleLR({ maxLr: maxLr.value, totalSteps: total, ...p, cycleMomentum }));
       if (cycle) scheduler = make("schedule", () => new Scheduler({ lr: cycle.lr, ...(cycle.momentum ? { momentum: cycle.momentum } : {}) }));
-      const mom = spec.cycleMomentum === false ? "" : `; ${family === "adam" ? "beta1" : "momentum"} 0.95 -> 0.85 -> 0.95`;
+      const mom = noMomentum ? `; no momentum cycle: your ${kind} optimizer has no momentum or beta1` : cycleMomentum ? `; ${family === "adam" ? "beta1" : "momentum"} 0.95 -> 0.85 -> 0.95` : "";
       row("schedule", `1cycle over ${total} steps: ${fmt(maxLr.value / p.divFactor)} -> ${fmt(maxLr.value)} at ${p.pctStart * 100} % -> ${fmt(maxLr.value / p.divFactor / p.finalDivFactor)}${mom}`, `${source === YOURS ? "yours; otherwise " : ""}PyTorch OneCycleLR's defaults pctStart 0.3, divFactor 25, finalDivFactor 1e4 (Smith & Topin 2019)`);
     } else {
       const warm = pick(spec.warmup, d.warmup);
       const minLr = spec.minLr ?? 0;
+      if (minLr > maxLr.value) issues.push({ path: "schedule.minLr", message: `is ${fmt(minLr)}, above maxLr ${fmt(maxLr.value)}${maxLr.source === YOURS ? "" : " (the default)"}: the cosine would rise; lower minLr or raise maxLr` });
       const warmSteps = Math.min(total - 1, Math.round(warm.value * total));
       const lr = make("schedule", (): Schedule => {
         const cosine = cosineAnnealingLR({ baseLr: maxLr.value, tMax: Math.max(1, total - warmSteps), etaMin: minLr });
@@ -160,7 +170,10 @@ export function buildPreset(name: PresetName, options: PresetOptions, io?: Prese
   // early stopping
   const monitor = o.monitor ?? (o.earlyStopping ? o.earlyStopping.monitor : undefined) ?? "val_loss";
   let earlyStopping: EarlyStopping | undefined;
-  if (o.earlyStopping === false) row("earlyStopping", "off", YOURS);
+  if (o.earlyStopping === false) {
+    for (const k of ["patience", "monitor"] as const) if (o[k] !== undefined) issues.push({ path: k, message: `is given but earlyStopping is false: give one` });
+    row("earlyStopping", "off", YOURS);
+  }
   else {
     const fields = o.earlyStopping ?? {};
     for (const k of ["patience", "monitor"] as const) {
@@ -179,6 +192,8 @@ export function buildPreset(name: PresetName, options: PresetOptions, io?: Prese
   const under = (sub: string, explicit: string | undefined) => explicit ?? (o.dir !== undefined ? `${o.dir.replace(/[/\\]+$/, "")}/${sub}` : undefined);
   const needsNode = (key: string, what: string) => issues.push({ path: key, message: `${what} needs Node: import the preset from "@fitloop/recipes/node"${key === "checkpoint" || key === "checkpointDir" ? " (or give checkpoint: { store }, e.g. a MemoryStore)" : ""}` });
   const noDir = "off: no directory (give dir, or this plugin's own)";
+  /** Constructors of the file and terminal plugins, run once every option has passed. */
+  const later: (() => void)[] = [];
   if (!io) for (const key of ["dir", "checkpointDir", "reportDir"] as const) if (o[key] !== undefined) needsNode(key, "writing files");
   let checkpoint: Checkpoint | undefined;
   const ckDir = under("checkpoints", o.checkpointDir);
@@ -190,11 +205,15 @@ export function buildPreset(name: PresetName, options: PresetOptions, io?: Prese
   else if (o.checkpoint?.store === undefined && !io) row("checkpoint", "off", "needs Node");
   else {
     const fields = o.checkpoint || {};
-    const store = fields.store ?? io!.checkpointStore(ckDir!);
-    const ranked = earlyStopping ? { monitor: fields.monitor ?? monitor } : {};
-    checkpoint = make("checkpoint", () => new Checkpoint({ ...fields, ...ranked, store }));
-    const c = checkpoint?.options;
-    row("checkpoint", `${fields.store ? "your store" : ckDir}: every ${c?.every.epochs ?? "?"} epoch(s), keep last ${c?.keepLast ?? "all"}${c?.monitor ? `, best ${c.keepBest} by ${c.monitor}` : ""}`, o.checkpoint ? YOURS : "@fitloop/checkpoint's defaults, ranked by the early-stopping monitor");
+    const at = rows.length;
+    row("checkpoint", "", "");
+    later.push(() => {
+      const store = fields.store ?? io!.checkpointStore(ckDir!);
+      const ranked = earlyStopping ? { monitor: fields.monitor ?? monitor } : {};
+      checkpoint = make("checkpoint", () => new Checkpoint({ ...fields, ...ranked, store }));
+      const c = checkpoint?.options;
+      rows[at] = { setting: "checkpoint", value: `${fields.store ? "your store" : ckDir}: every ${c?.every.epochs ?? "?"} epoch(s), keep last ${c?.keepLast ?? "all"}${c?.monitor ? `, best ${c.keepBest} by ${c.monitor}` : ""}`, source: o.checkpoint ? YOURS : "@fitloop/checkpoint's defaults, ranked by the early-stopping monitor" };
+    });
   }
   let csv: CSVLogger | undefined;
   const csvPath = o.csv && o.csv.path !== undefined ? o.csv.path : under("metrics.csv", undefined);
@@ -208,7 +227,7 @@ export function buildPreset(name: PresetName, options: PresetOptions, io?: Prese
     row("csv", "off", "needs Node");
   }
   else {
-    csv = make("csv", () => io.csvLogger({ ...(o.csv || {}), path: csvPath }));
+    later.push(() => (csv = make("csv", () => io.csvLogger({ ...(o.csv || {}), path: csvPath }))));
     row("csv", `${csvPath}, a row per epoch`, o.csv ? YOURS : "Keras' CSVLogger (@fitloop/csv-logger)");
   }
   let report: Report | undefined;
@@ -223,8 +242,11 @@ export function buildPreset(name: PresetName, options: PresetOptions, io?: Prese
   }
   else {
     const fields = o.report || {};
-    const config = { preset: name, ...Object.fromEntries(rows.map((r) => [r.setting, r.value])), ...fields.config };
-    report = make("report", () => io.report({ ...(gradClip?.options.by === "globalNorm" ? { gradNormLimit: gradClip.options.max } : {}), ...fields, config, dir: reportDir }));
+    const before = rows.length;
+    later.push(() => {
+      const config = { preset: name, ...Object.fromEntries(rows.slice(0, before).map((r) => [r.setting, r.value])), ...fields.config };
+      report = make("report", () => io.report({ ...(gradClip?.options.by === "globalNorm" ? { gradNormLimit: gradClip.options.max } : {}), ...fields, config, dir: reportDir }));
+    });
     row("report", `${reportDir}: plots and report.html at the end of the run`, o.report ? YOURS : "@fitloop/report's defaults");
   }
   let progress: ProgressBar | undefined;
@@ -233,16 +255,21 @@ export function buildPreset(name: PresetName, options: PresetOptions, io?: Prese
     if (o.progress !== undefined) needsNode("progress", "the progress bar");
     else row("progress", "off: a terminal plugin", 'import the preset from "@fitloop/recipes/node" for it');
   } else {
-    progress = make("progress", () => io.progress(typeof o.progress === "object" ? o.progress : {}));
+    later.push(() => (progress = make("progress", () => io.progress(typeof o.progress === "object" ? o.progress : {}))));
     row("progress", "a bar per epoch on stderr (lines when not a terminal)", typeof o.progress === "object" ? YOURS : "Keras' progress bar (@fitloop/progress)");
   }
   row("dropout", DROPOUT_ADVICE.value, DROPOUT_ADVICE.source);
 
-  if (issues.length) {
+  // every option has been checked: only now the file and terminal plugins, then your optimizer's rate
+  const refuse = () => {
     if (!mine) optimizer.dispose();
     earlyStopping?.dispose();
     throw new OptionsError(name, issues);
-  }
+  };
+  if (issues.length) refuse();
+  for (const make of later) make();
+  if (issues.length) refuse();
+  if (scheduleOpt === false && mine && o.maxLr !== undefined) setLearningRate(mine, o.maxLr);
   const plugins: PresetPlugins = { scheduler, gradClip, weightDecay, terminateOnNaN, earlyStopping, checkpoint, csv, report, progress };
   const callbacks = Object.values(plugins).filter((p): p is NonNullable<typeof p> => p !== undefined) as Callback[];
   return {

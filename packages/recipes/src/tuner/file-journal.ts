@@ -34,6 +34,8 @@ export class FileJournal implements JournalStorage {
   private readonly logger: Logger;
   /** Byte offset where each known line starts (Optuna's `_log_number_offset`), so a read starts at the new lines. */
   private readonly offsets: number[] = [0];
+  /** The file's content was checked to be a journal (before this instance's first append). */
+  private verified = false;
 
   constructor(
     readonly path: string,
@@ -104,11 +106,46 @@ export class FileJournal implements JournalStorage {
     const data = Buffer.from(`${records.map(recordLine).join("\n")}\n`, "utf8");
     const fh = await open(this.path, "a+");
     try {
+      if (!this.verified) await this.verify(fh);
+      this.verified = true;
       const repair = await this.repairTail(fh);
       await fh.write(repair ? Buffer.concat([repair, data]) : data);
       await fh.sync();
     } finally {
       await fh.close();
+    }
+  }
+
+  /**
+   * Refuses, before anything is written, a file that is not a journal: every complete line must be a
+   * record, and an unterminated last line is a torn record only when it starts like one (`{`) and
+   * every line before it is a record. Otherwise appending (or cutting the "torn" tail) would damage
+   * someone's file.
+   */
+  private async verify(fh: Awaited<ReturnType<typeof open>>): Promise<void> {
+    const size = (await fh.stat()).size;
+    if (size === 0) return;
+    const buf = Buffer.alloc(size);
+    await fh.read(buf, 0, size, 0);
+    let at = 0;
+    let line = 0;
+    const refuse = (why: string, cause?: unknown) => {
+      throw new TunerError("JOURNAL_CORRUPT", `${this.path} is not an Optuna journal (${why}); nothing was written to it`, cause === undefined ? undefined : { cause });
+    };
+    for (;;) {
+      const nl = buf.indexOf(NEWLINE, at);
+      const text = buf.toString("utf8", at, nl < 0 ? size : nl);
+      if (nl < 0 && at >= size) return;
+      line++;
+      try {
+        parseRecord(text, `line ${line}`);
+      } catch (e) {
+        if (nl >= 0) refuse(`line ${line}: ${(e as Error).message}`, e);
+        // the unterminated last line: a record torn by a writer that died, or not a journal at all
+        if (!text.trimStart().startsWith("{") || !(e instanceof TunerError) || !/is not JSON/.test(e.message)) refuse(`its last line ${line} is not a record nor the start of one: ${(e as Error).message}`, e);
+      }
+      if (nl < 0) return;
+      at = nl + 1;
     }
   }
 

@@ -28,7 +28,8 @@ export function formatValue(x: number | undefined): string {
 const seconds = (t: TrialRecord): string => {
   if (!t.datetimeStart || !t.datetimeComplete) return "-";
   const ms = parseLocalIsoTimestamp(t.datetimeComplete) - parseLocalIsoTimestamp(t.datetimeStart);
-  return Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : "-";
+  // an enqueued trial's start can be stamped after a completion on another clock: never "-0.0 s"
+  return Number.isFinite(ms) ? `${(Math.max(0, ms) / 1000).toFixed(1)} s` : "-";
 };
 
 const note = (t: TrialRecord): string => {
