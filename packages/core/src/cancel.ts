@@ -27,8 +27,8 @@ export type CancellationClass = typeof CancelBatch | typeof CancelStep | typeof 
 const CANCEL_SCOPES: Record<string, string> = {
   CancelBatch: "beforeBatch .. afterStep except beforeUpdate, and beforeValBatch (not in the closing afterBatch / afterValBatch, where nothing is left to cancel; not in beforeUpdate, which runs only once the update is certain)",
   CancelStep: "afterForward .. beforeStep",
-  CancelEpoch: "beforeEpoch .. afterEpoch, except afterEpoch itself",
-  CancelFit: "beforeFit .. epochCheckpoint",
+  CancelEpoch: "beforeEpoch .. afterEpoch, except beforeUpdate (the update is certain there) and afterEpoch itself",
+  CancelFit: "beforeFit .. epochCheckpoint, except beforeUpdate (the update is certain there)",
 };
 
 /** A cancellation thrown where nothing can catch it: a typed error naming who threw it and where. */
