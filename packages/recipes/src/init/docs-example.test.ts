@@ -1,7 +1,7 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { runReadme } from "../presets/readme.fixture.js";
+import { runReadme } from "../presets/docs-readme.fixture.js";
 
 describe("README: initialisation", () => {
   it("the examples run as written: the report, and the first loss moves to the priors' entropy; the pure functions' variances", async () => {

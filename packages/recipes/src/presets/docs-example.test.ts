@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { runReadme } from "./readme.fixture.js";
+import { runReadme } from "./docs-readme.fixture.js";
 
 describe("README: presets", () => {
   it("the examples run as written: the wiring with its sources, a run that stops early with files written; the overrides", async () => {

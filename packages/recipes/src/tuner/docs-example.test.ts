@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { readmePart } from "../presets/readme.fixture.js";
+import { readmePart } from "../presets/docs-readme.fixture.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const run = promisify(execFile);
