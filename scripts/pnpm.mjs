@@ -5,7 +5,10 @@ import { spawnSync } from "node:child_process";
 
 const PNPM = "pnpm@10.34.8";
 const args = process.argv.slice(2);
-const local = spawnSync("pnpm", ["--version"], { encoding: "utf8", shell: process.platform === "win32" });
+// Probing `pnpm` on PATH must never reach this script again (a `pnpm` shim that runs it would fork
+// without end): inside a probe, answer nothing.
+if (process.env.FITLOOP_PNPM_PROBE === "1") process.exit(1);
+const local = spawnSync("pnpm", ["--version"], { encoding: "utf8", shell: process.platform === "win32", env: { ...process.env, FITLOOP_PNPM_PROBE: "1" } });
 const useLocal = local.status === 0 && local.stdout.trim() === PNPM.split("@")[1];
 const [cmd, cmdArgs] = useLocal ? ["pnpm", args] : ["npx", ["--yes", PNPM, ...args]];
 const run = spawnSync(cmd, cmdArgs, { stdio: "inherit", shell: process.platform === "win32" });
