@@ -7,7 +7,7 @@ export default defineConfig({
   resolve: { conditions: ["@fitloop/source"] },
   ssr: { resolve: { conditions: ["@fitloop/source"], externalConditions: ["@fitloop/source"] } },
   test: {
-    include: ["packages/**/src/**/*.test.ts", "apps/**/src/**/*.test.ts", "bench/**/*.test.ts"],
+    include: ["packages/**/src/**/*.test.ts", "apps/**/src/**/*.test.ts", "examples/**/src/**/*.test.ts", "bench/**/*.test.ts", "scripts/**/*.test.ts"],
     setupFiles: ["./vitest.setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
