@@ -16,9 +16,9 @@ export interface SystemTool {
   readonly note: string;
 }
 
-const INSTALL: Record<string, string> = { chromium: "apt-get install chromium", tmux: "apt-get install tmux", python3: "apt-get install python3" };
+const INSTALL: Record<string, string> = { chromium: "apt-get install chromium", tmux: "apt-get install tmux", python3: "apt-get install python3", "redis-server": "apt-get install redis-server" };
 
-export function systemTool(name: "chromium" | "tmux" | "python3"): SystemTool {
+export function systemTool(name: "chromium" | "tmux" | "python3" | "redis-server"): SystemTool {
   let path: string | undefined;
   try {
     path = execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim() || undefined;

@@ -12,7 +12,9 @@ export type TunerErrorCode =
   /** The file lock was taken from us (broken as stale) while we held it. */
   | "LOCK_LOST"
   /** A value a distribution cannot hold (an enqueued parameter, a reported step). */
-  | "INVALID_VALUE";
+  | "INVALID_VALUE"
+  /** The study's storage cannot be reached when it is opened (a wrong URL, a server that is down). */
+  | "STORAGE_UNAVAILABLE";
 
 /** Every problem the tuner reports, with a stable `code`. */
 export class TunerError extends FitloopError {

@@ -41,6 +41,13 @@ export interface WorkerInfo {
   readonly boot?: string;
   /** Process start time (clock ticks since boot): tells a reused pid from the worker. */
   readonly start?: number;
+  /** The worker holds a lease in the storage (Redis): alive exactly while the lease does. */
+  readonly lease?: boolean;
+}
+
+/** A worker's lease, kept until `stop()`. */
+export interface WorkerHeartbeat {
+  stop(): Promise<void>;
 }
 
 /**
@@ -50,7 +57,18 @@ export interface WorkerInfo {
 export interface WorkerLiveness {
   /** What this process records about itself (without `id`). */
   readonly self: Omit<WorkerInfo, "id">;
-  isAlive(worker: WorkerInfo): boolean | undefined;
+  isAlive(worker: WorkerInfo): boolean | undefined | Promise<boolean | undefined>;
+  /**
+   * Storages with leases: shows this worker alive until `stop()`. `onLost` is called when the worker
+   * was cut off so long that its lease expired (its trial may already be failed and queued again):
+   * the trial it runs stops.
+   */
+  start?(worker: WorkerInfo, onLost: (why: string) => void): Promise<WorkerHeartbeat>;
+  /**
+   * Storages with leases: how often a worker with nothing left to claim asks again while other
+   * workers' trials still run (one of them may die and its trial come back). Without it, it stops.
+   */
+  readonly pollMs?: number;
 }
 
 /** Appends without taking the lock again, inside `JournalStorage.locked`. */
@@ -78,6 +96,12 @@ export interface JournalStorage {
   locked<T>(fn: (writer: JournalWriter) => Promise<T>): Promise<T>;
   /** Set by storages whose workers share one machine (the file journal), to fail trials of dead workers. */
   readonly liveness?: WorkerLiveness;
+  /**
+   * Set by storages that other programs write to without fitloop's checks (Redis): a record that
+   * replaying refuses is skipped and reported here instead of failing the study. Without it, such a
+   * record is a `TunerError` `JOURNAL_CORRUPT`.
+   */
+  readonly onBadRecord?: (logNumber: number, error: TunerError) => void;
 }
 
 /** A line as the journal holds it: Python's `json.dumps` of the record. */

@@ -70,21 +70,37 @@ export class JournalReplay {
   private readonly finishedBy = new Map<number, string>();
   private readonly distCache = new Map<string, Distribution>();
 
+  /** `onBadRecord`: skip a record replaying refuses (reported there) instead of throwing; every check runs before a record changes anything. */
+  constructor(private readonly onBadRecord?: (logNumber: number, error: TunerError) => void) {}
+
   apply(records: readonly JournalRecord[]): void {
     for (const r of records) {
       const n = this.logNumberRead++;
-      switch (r.op_code) {
-        case OP.CREATE_STUDY: this.createStudy(r, n); break;
-        case OP.DELETE_STUDY: this.studies.delete(int(r, "study_id", n)); break;
-        case OP.SET_STUDY_USER_ATTR: this.studyAttr(r, n, "user_attr", "userAttrs"); break;
-        case OP.SET_STUDY_SYSTEM_ATTR: this.studyAttr(r, n, "system_attr", "systemAttrs"); break;
-        case OP.CREATE_TRIAL: this.createTrial(r, n); break;
-        case OP.SET_TRIAL_PARAM: this.setParam(r, n); break;
-        case OP.SET_TRIAL_STATE_VALUES: this.setState(r, n); break;
-        case OP.SET_TRIAL_INTERMEDIATE_VALUE: this.setIntermediate(r, n); break;
-        case OP.SET_TRIAL_USER_ATTR: this.trialAttr(r, n, "user_attr", "userAttrs"); break;
-        case OP.SET_TRIAL_SYSTEM_ATTR: this.trialAttr(r, n, "system_attr", "systemAttrs"); break;
+      if (!this.onBadRecord) {
+        this.applyOne(r, n);
+        continue;
       }
+      try {
+        this.applyOne(r, n);
+      } catch (e) {
+        if (!(e instanceof TunerError) || e.code !== "JOURNAL_CORRUPT") throw e;
+        this.onBadRecord(n, e);
+      }
+    }
+  }
+
+  private applyOne(r: JournalRecord, n: number): void {
+    switch (r.op_code) {
+      case OP.CREATE_STUDY: this.createStudy(r, n); break;
+      case OP.DELETE_STUDY: this.studies.delete(int(r, "study_id", n)); break;
+      case OP.SET_STUDY_USER_ATTR: this.studyAttr(r, n, "user_attr", "userAttrs"); break;
+      case OP.SET_STUDY_SYSTEM_ATTR: this.studyAttr(r, n, "system_attr", "systemAttrs"); break;
+      case OP.CREATE_TRIAL: this.createTrial(r, n); break;
+      case OP.SET_TRIAL_PARAM: this.setParam(r, n); break;
+      case OP.SET_TRIAL_STATE_VALUES: this.setState(r, n); break;
+      case OP.SET_TRIAL_INTERMEDIATE_VALUE: this.setIntermediate(r, n); break;
+      case OP.SET_TRIAL_USER_ATTR: this.trialAttr(r, n, "user_attr", "userAttrs"); break;
+      case OP.SET_TRIAL_SYSTEM_ATTR: this.trialAttr(r, n, "system_attr", "systemAttrs"); break;
     }
   }
 

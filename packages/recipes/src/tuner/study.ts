@@ -47,7 +47,7 @@ export class Study {
   /** Opens the study `name` in `storage`, creating it unless `create: false`. Concurrent creators end up with one study. */
   static async open(options: OpenStudyOptions): Promise<Study> {
     const o = parseOptions("Study.open", openSchema, options);
-    const replay = new JournalReplay();
+    const replay = new JournalReplay(o.storage.onBadRecord);
     const workerId = `${globalThis.crypto.randomUUID()}-${workers++}`;
     const sync = async () => replay.apply(await o.storage.readFrom(replay.logNumberRead));
     await sync();

@@ -85,8 +85,8 @@ export function workerOf(t: TrialRecord): WorkerInfo | undefined {
   if (w === null || typeof w !== "object" || Array.isArray(w)) return undefined;
   const o = w as JsonObject;
   if (typeof o["id"] !== "string") return undefined;
-  const opt = <T>(k: string, type: "string" | "number") => (typeof o[k] === type ? { [k]: o[k] as T } : {});
-  return { id: o["id"], ...opt<string>("host", "string"), ...opt<number>("pid", "number"), ...opt<string>("boot", "string"), ...opt<number>("start", "number") };
+  const opt = <T>(k: string, type: "string" | "number" | "boolean") => (typeof o[k] === type ? { [k]: o[k] as T } : {});
+  return { id: o["id"], ...opt<string>("host", "string"), ...opt<number>("pid", "number"), ...opt<string>("boot", "string"), ...opt<number>("start", "number"), ...opt<boolean>("lease", "boolean") };
 }
 
 /** Numbers of trials that were queued again (Optuna's `retry_history`): their FAIL does not count. */
@@ -131,29 +131,39 @@ function retryRecord(study: Study, t: TrialRecord, history: number[]): JournalRe
  * would. Under the lock, so two resuming processes fail and queue a trial once.
  */
 export async function failDeadWorkers(study: Study, liveness: WorkerLiveness, maxRetries: number): Promise<number> {
-  const dead = (t: TrialRecord) => {
-    const w = t.state === "RUNNING" ? workerOf(t) : undefined;
-    return w !== undefined && w.id !== study.workerId && liveness.isAlive(w) === false;
+  const deadTrials = async () => {
+    const running = study.trials.filter((t) => t.state === "RUNNING" && workerOf(t) !== undefined && workerOf(t)!.id !== study.workerId);
+    const alive = await Promise.all(running.map((t) => liveness.isAlive(workerOf(t)!)));
+    return running.filter((_, i) => alive[i] === false);
   };
   await study.sync();
-  if (!study.trials.some(dead)) return 0;
+  if (!(await deadTrials()).length) return 0;
   const n = await study.storage.locked(async (w) => {
     await study.sync();
-    const records: JournalRecord[] = [];
-    const found = study.trials.filter(dead);
-    for (const t of found) {
+    const found = await deadTrials();
+    const records = found.flatMap((t) => {
       const who = workerOf(t)!;
-      records.push(study.attrRecord(t.id, "user", "fitloop:fail_reason", `its worker (pid ${who.pid ?? "?"} on ${who.host ?? "?"}) died while it ran; failed by pid ${liveness.self.pid ?? "?"}`));
-      records.push(study.stateRecord(t.id, "FAIL"));
-      const before = t.systemAttrs["retry_history"];
-      const history = [...(Array.isArray(before) ? (before as JsonValue[]).filter((x): x is number => typeof x === "number") : []), t.number];
-      if (history.length <= maxRetries) records.push(retryRecord(study, t, history));
-    }
+      return failAndRetry(study, t, `its worker (pid ${who.pid ?? "?"} on ${who.host ?? "?"}) died while it ran${who.lease ? " (its lease expired)" : ""}; failed by pid ${liveness.self.pid ?? "?"}`, maxRetries);
+    });
     if (records.length) await w.append(records);
     return found.length;
   });
   await study.sync();
   return n;
+}
+
+/** FAIL with a reason, and a WAITING copy with the same parameters while retries are left. */
+function failAndRetry(study: Study, t: TrialRecord, reason: string, maxRetries: number): JournalRecord[] {
+  const records = [study.attrRecord(t.id, "user", "fitloop:fail_reason", reason), study.stateRecord(t.id, "FAIL")];
+  const before = t.systemAttrs["retry_history"];
+  const history = [...(Array.isArray(before) ? (before as JsonValue[]).filter((x): x is number => typeof x === "number") : []), t.number];
+  if (history.length <= maxRetries) records.push(retryRecord(study, t, history));
+  return records;
+}
+
+/** RUNNING trials of other workers that hold leases: they may still die and come back WAITING. */
+function othersRunning(study: Study): boolean {
+  return study.trials.some((t) => t.state === "RUNNING" && workerOf(t)?.lease === true && workerOf(t)!.id !== study.workerId);
 }
 
 interface Claim {
@@ -238,8 +248,14 @@ type Outcome = { kind: "value"; value: unknown } | { kind: "error"; error: unkno
 
 const describeError = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e));
 
-async function runTrial(study: Study, c: Claim, o: O): Promise<{ record: TrialRecord; thrown?: { error: unknown } }> {
-  const controller = new AbortController();
+/** Aborts the running trial when the worker's lease was lost; `reason` is set then. */
+interface LeaseWatch {
+  controller: AbortController;
+  reason?: string;
+}
+
+async function runTrial(study: Study, c: Claim, o: O, watch: LeaseWatch): Promise<{ record: TrialRecord; thrown?: { error: unknown } }> {
+  const { controller } = watch;
   const trial = new Trial<SearchSpace>(study, c.id, c.number, c.seed, c.params, controller.signal, o.pruner);
   const run: Promise<Outcome> = (async () => o.objective(trial.params, trial))().then(
     (value) => ({ kind: "value", value }),
@@ -270,6 +286,18 @@ async function runTrial(study: Study, c: Claim, o: O): Promise<{ record: TrialRe
     values = [outcome.value];
   }
   trial.close();
+  if (watch.reason !== undefined) {
+    // Cut off past the lease: another worker may have failed and queued this trial already (its FAIL
+    // came first, ours is ignored); if none did, fail and queue it here, under the lock, never twice.
+    await study.storage.locked(async (w) => {
+      await study.sync();
+      const t = study.trialById(c.id);
+      if (!isFinished(t.state)) await w.append(failAndRetry(study, t, watch.reason!, o.maxRetries));
+    });
+    await study.sync();
+    if (outcome.kind === "timeout") await run;
+    return { record: study.trialById(c.id) };
+  }
   if (state === "PRUNED") {
     // Optuna's rule: a pruned trial's value is its last intermediate value, when it is a number
     await study.sync();
@@ -301,15 +329,30 @@ export async function tune<S extends SearchSpace>(options: TuneOptions<S>): Prom
   await study.sync();
   checkSpace(o.space, study.trials);
   const ran: TrialRecord[] = [];
-  for (;;) {
-    if (liveness) await failDeadWorkers(study, liveness, o.maxRetries);
-    const c = await claim(study, o, worker);
-    if (c === undefined) break;
-    if (c === "again") continue;
-    const { record, thrown } = await runTrial(study, c, o);
-    ran.push(record);
-    o.onTrialEnd?.(record, study);
-    if (thrown && !o.catchErrors) throw thrown.error;
+  let watch: LeaseWatch = { controller: new AbortController() };
+  const heartbeat = await liveness?.start?.(worker, (why) => {
+    watch.reason ??= why;
+    watch.controller.abort(new Error(why));
+  });
+  try {
+    for (;;) {
+      if (liveness) await failDeadWorkers(study, liveness, o.maxRetries);
+      const c = await claim(study, o, worker);
+      if (c === undefined) {
+        // nothing to claim, but a trial running elsewhere may yet come back WAITING (its worker dies)
+        if (liveness?.pollMs === undefined || !othersRunning(study)) break;
+        await new Promise((r) => setTimeout(r, liveness.pollMs));
+        continue;
+      }
+      if (c === "again") continue;
+      watch = { controller: new AbortController() };
+      const { record, thrown } = await runTrial(study, c, o, watch);
+      ran.push(record);
+      o.onTrialEnd?.(record, study);
+      if (thrown && !o.catchErrors) throw thrown.error;
+    }
+  } finally {
+    await heartbeat?.stop();
   }
   await study.sync();
   const best = study.bestTrial;
