@@ -26,7 +26,19 @@ export class Trial<S extends SearchSpace = SearchSpace> {
     /** Aborted when the trial's `timeoutMs` runs out: stop training (`TrialReporter` does). */
     readonly signal: AbortSignal,
     private readonly pruner: Pruner | undefined,
-  ) {}
+    where: { readonly checkpointDir?: string; readonly retryOf?: number } = {},
+  ) {
+    this.checkpointDir = where.checkpointDir;
+    this.retryOf = where.retryOf;
+  }
+
+  /**
+   * Where this trial keeps its checkpoints (tune's `checkpoints` option); for a trial queued again
+   * after its worker died, the directory of the trial it repeats, with that run's checkpoints in it.
+   */
+  readonly checkpointDir: string | undefined;
+  /** The number of the failed trial this one repeats (Optuna's `failed_trial`), if it is a retry. */
+  readonly retryOf: number | undefined;
 
   /** The pruner's name ("median"), or undefined without one. */
   get prunerName(): string | undefined {
@@ -54,12 +66,21 @@ export class Trial<S extends SearchSpace = SearchSpace> {
   /**
    * Whether the pruner would stop this trial now, against the other trials as the journal has them
    * (read anew: other processes' trials count). False without a pruner; true once the trial timed out.
+   * System attributes the pruner asks for (successive halving's `completed_rung_{k}`) are written first.
    */
   async shouldPrune(): Promise<boolean> {
     if (this.closed) return true;
     if (!this.pruner) return false;
     await this.study.sync();
-    return this.pruner.shouldPrune({ direction: this.study.direction, trials: this.study.trials }, this.study.trialById(this.id));
+    const decision = this.pruner.shouldPrune({ direction: this.study.direction, trials: this.study.trials }, this.study.trialById(this.id));
+    if (typeof decision === "boolean") return decision;
+    // attributes the pruner writes (successive halving's rungs), in the journal before the answer
+    const attrs = Object.entries(decision.systemAttrs ?? {});
+    if (attrs.length) {
+      await this.study.storage.append(attrs.map(([key, value]) => this.study.attrRecord(this.id, "system", key, value)));
+      await this.study.sync();
+    }
+    return decision.prune;
   }
 
   /** Ends the trial as PRUNED when the objective returns (or throws). */

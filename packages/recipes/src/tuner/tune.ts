@@ -10,8 +10,9 @@ import { TrialPruned, TunerError } from "./errors.js";
 import { localIsoTimestamp, type JsonObject, type JsonValue } from "./json.js";
 import { OP, TRIAL_STATE, isFinished, type JournalRecord, type JournalStorage, type WorkerInfo, type WorkerLiveness } from "./journal.js";
 import type { Pruner } from "./pruner.js";
+import { isSampler, randomSampler, type Sampler, type SamplerContext } from "./sampler.js";
 import type { StudyDirection, TrialRecord } from "./replay.js";
-import { distributionToJson, incompatibility, sample, toExternal, toInternal, type CategoricalChoice, type Distribution, type Params, type SearchSpace } from "./space.js";
+import { distributionToJson, incompatibility, toExternal, toInternal, type CategoricalChoice, type Distribution, type Params, type SearchSpace } from "./space.js";
 import { Study } from "./study.js";
 import { Trial } from "./trial.js";
 
@@ -32,6 +33,8 @@ export interface TuneOptions<S extends SearchSpace> {
   /** Study seed: trial `n` samples its parameters from, and gets the seed, `mixSeed(seed, n)`. Default 0. */
   readonly seed?: number;
   readonly pruner?: Pruner;
+  /** How a new trial's parameters are picked: `randomSampler()` (the default) or `tpeSampler(...)`. */
+  readonly sampler?: Sampler;
   /** Per trial: past it the trial is FAIL (reason in `fitloop:fail_reason`) and `trial.signal` aborts. */
   readonly timeoutMs?: number;
   /** Go on after an objective throws (the trial is FAIL either way). Default false: rethrow, as Optuna. */
@@ -42,6 +45,13 @@ export interface TuneOptions<S extends SearchSpace> {
   readonly liveness?: WorkerLiveness | null;
   /** Called after each trial this process finished. */
   readonly onTrialEnd?: (trial: TrialRecord, study: Study) => void;
+  /**
+   * A directory every worker can reach (a shared filesystem): trial `n` keeps its checkpoints in
+   * `<dir>/<study>/trial-<n>` (its `fitloop:checkpoint` system attribute, `trial.checkpointDir`); a
+   * trial queued again after its worker died keeps the directory, so it resumes from the latest
+   * checkpoint instead of starting over (`trialCheckpoint` in `@fitloop/recipes/node`).
+   */
+  readonly checkpoints?: string;
 }
 
 export interface TuneResult<S extends SearchSpace> {
@@ -63,12 +73,17 @@ const optionsSchema = z.strictObject({
   direction: z.enum(["minimize", "maximize"], { message: 'must be "minimize" or "maximize"' }).optional(),
   seed: z.number({ message: "must be a safe integer" }).int({ message: "must be a safe integer" }).default(0),
   pruner: z.custom<Pruner>((p) => typeof p === "object" && p !== null && typeof (p as Pruner).shouldPrune === "function", { message: "must be a pruner (medianPruner(...))" }).optional(),
+  sampler: z.custom<Sampler>(isSampler, { message: "must be a sampler (randomSampler(), tpeSampler(...))" }).optional(),
   timeoutMs: z.number({ message: "must be a number > 0" }).positive({ message: "must be a number > 0" }).optional(),
   catchErrors: z.boolean().default(false),
   maxRetries: z.number({ message: "must be an integer >= 0" }).int({ message: "must be an integer >= 0" }).min(0, { message: "must be an integer >= 0" }).default(3),
   liveness: z.custom<WorkerLiveness | null>((l) => l === null || (typeof l === "object" && typeof (l as WorkerLiveness).isAlive === "function"), { message: "must be a WorkerLiveness or null" }).optional(),
   onTrialEnd: fn("trial, study) => void").optional(),
+  checkpoints: z.string({ message: "must be a directory path" }).min(1, { message: "must be a directory path" }).optional(),
 });
+
+/** Where trial `number` of `study` keeps its checkpoints: one directory per trial, the study's name made path-safe. */
+export const checkpointDir = (root: string, study: string, number: number): string => `${root.replace(/\/+$/, "")}/${encodeURIComponent(study)}/trial-${number}`;
 
 /** The seed of trial `number`: parameters are drawn from it, and the objective gets it. */
 export const trialSeed = (studySeed: number, number: number): number => mixSeed(studySeed, number);
@@ -190,6 +205,8 @@ function claim(study: Study, o: O, worker: WorkerInfo): Promise<Claim | "again" 
     const storedSeed = waiting?.systemAttrs["fitloop:seed"];
     const seed = typeof storedSeed === "number" ? storedSeed : trialSeed(o.seed, number);
     const random = paramRandom(seed);
+    const sampler = o.sampler ?? randomSampler();
+    const sampling: SamplerContext = { space: o.space, trials, direction: study.direction, random };
     const fixed = waiting?.systemAttrs["fixed_params"];
     const fixedParams = fixed !== null && typeof fixed === "object" && !Array.isArray(fixed) ? (fixed as JsonObject) : {};
     const params: Record<string, CategoricalChoice> = {};
@@ -201,7 +218,7 @@ function claim(study: Study, o: O, worker: WorkerInfo): Promise<Claim | "again" 
         continue;
       }
       const given = fixedParams[name];
-      let value: CategoricalChoice = given !== undefined && (given === null || typeof given !== "object") ? given : sample(d, random);
+      let value: CategoricalChoice = given !== undefined && (given === null || typeof given !== "object") ? given : sampler.sample(sampling, name, d);
       try {
         internal[name] = toInternal(d, value); // an enqueued value out of range is used anyway, as Optuna does
         value = toExternal(d, internal[name]);
@@ -216,6 +233,7 @@ function claim(study: Study, o: O, worker: WorkerInfo): Promise<Claim | "again" 
       records = [study.stateRecord(waiting.id, "RUNNING")];
       for (const [name, v] of Object.entries(internal)) records.push(study.makeRecord(OP.SET_TRIAL_PARAM, { trial_id: waiting.id, param_name: name, param_value_internal: v, distribution: distributionToJson(o.space[name]!) }));
       if (storedSeed === undefined) records.push(study.attrRecord(waiting.id, "system", "fitloop:seed", seed));
+      if (o.checkpoints !== undefined && typeof waiting.systemAttrs["fitloop:checkpoint"] !== "string") records.push(study.attrRecord(waiting.id, "system", "fitloop:checkpoint", checkpointDir(o.checkpoints, study.name, number)));
       records.push(study.attrRecord(waiting.id, "system", "fitloop:worker", { ...worker }));
       // an enqueued value the space cannot hold (Optuna: the objective raises, the trial fails)
       if (problems.length) records.push(study.attrRecord(waiting.id, "user", "fitloop:fail_reason", `enqueued parameters do not fit the space: ${problems.join("; ")}`), study.stateRecord(waiting.id, "FAIL"));
@@ -230,7 +248,7 @@ function claim(study: Study, o: O, worker: WorkerInfo): Promise<Claim | "again" 
           distributions: dists(Object.keys(internal)),
           params: internal,
           user_attrs: {},
-          system_attrs: { "fitloop:seed": seed, "fitloop:worker": { ...worker } },
+          system_attrs: { "fitloop:seed": seed, "fitloop:worker": { ...worker }, ...(o.checkpoints !== undefined ? { "fitloop:checkpoint": checkpointDir(o.checkpoints, study.name, number) } : {}) },
           intermediate_values: {},
         }),
       ];
@@ -256,7 +274,11 @@ interface LeaseWatch {
 
 async function runTrial(study: Study, c: Claim, o: O, watch: LeaseWatch): Promise<{ record: TrialRecord; thrown?: { error: unknown } }> {
   const { controller } = watch;
-  const trial = new Trial<SearchSpace>(study, c.id, c.number, c.seed, c.params, controller.signal, o.pruner);
+  const stored = study.trialById(c.id).systemAttrs;
+  const trial = new Trial<SearchSpace>(study, c.id, c.number, c.seed, c.params, controller.signal, o.pruner, {
+    ...(typeof stored["fitloop:checkpoint"] === "string" ? { checkpointDir: stored["fitloop:checkpoint"] } : {}),
+    ...(typeof stored["failed_trial"] === "number" ? { retryOf: stored["failed_trial"] } : {}),
+  });
   const run: Promise<Outcome> = (async () => o.objective(trial.params, trial))().then(
     (value) => ({ kind: "value", value }),
     (error: unknown) => ({ kind: "error", error }),

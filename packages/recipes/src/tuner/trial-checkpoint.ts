@@ -1,0 +1,39 @@
+/**
+ * Checkpoints per trial, so a trial whose worker died resumes where it was instead of starting over:
+ * the trial's directory (tune's `checkpoints` option) holds its checkpoints, and a retry of it gets
+ * the same directory (see `Trial.checkpointDir`).
+ */
+import type { RunSnapshot } from "@fitloop/core";
+import { Checkpoint, NoCheckpointError, loadCheckpoint, type CheckpointOptions } from "@fitloop/checkpoint";
+import { FileStore } from "@fitloop/checkpoint/node";
+import { TunerError } from "./errors.js";
+import type { Trial } from "./trial.js";
+
+export interface TrialCheckpoint {
+  /** Saves the trial's run (every epoch unless `every` says otherwise); put it in the Trainer's callbacks. */
+  readonly callback: Checkpoint;
+  /** Pass to `fit({ resumeFrom })`: the latest checkpoint of the trial (or of the failed trial it repeats), if any. */
+  readonly resumeFrom: RunSnapshot | undefined;
+  /** Where the resumed run was (undefined: a fresh start). */
+  readonly resumedAt: { readonly name: string; readonly step: number; readonly epoch: number } | undefined;
+}
+
+/**
+ * The checkpoint callback of `trial` and what to resume from:
+ *
+ *   const { callback, resumeFrom } = await trialCheckpoint(trial);
+ *   await new Trainer({ ..., callbacks: [callback, new TrialReporter(trial)] }).fit({ epochs, train, resumeFrom });
+ */
+export async function trialCheckpoint(trial: Trial, options: Omit<CheckpointOptions, "store"> = {}): Promise<TrialCheckpoint> {
+  if (trial.checkpointDir === undefined) throw new TunerError("INVALID_VALUE", `trial ${trial.number} has no checkpoint directory: give tune() the \`checkpoints\` option (a directory every worker can reach)`);
+  const store = new FileStore(trial.checkpointDir);
+  const callback = new Checkpoint({ every: { epochs: 1 }, keepLast: 2, ...options, store });
+  try {
+    const c = await loadCheckpoint(store, "latest", { runsOnly: true });
+    if (!c.snapshot) return { callback, resumeFrom: undefined, resumedAt: undefined };
+    return { callback, resumeFrom: c.snapshot, resumedAt: { name: c.name, step: c.manifest.step, epoch: c.manifest.epoch } };
+  } catch (e) {
+    if (e instanceof NoCheckpointError) return { callback, resumeFrom: undefined, resumedAt: undefined };
+    throw e;
+  }
+}
