@@ -5,6 +5,7 @@
  */
 import { parseOptions } from "@fitloop/core";
 import { z } from "zod";
+import type { JsonValue } from "./json.js";
 import type { StudyDirection, TrialRecord } from "./replay.js";
 
 /** What a pruner sees: the study's direction and trials as of the last sync. */
@@ -13,10 +14,20 @@ export interface PrunerContext {
   readonly trials: readonly TrialRecord[];
 }
 
+/**
+ * A pruner's answer with side effects: whether to prune, and system attributes `Trial.shouldPrune()`
+ * records on the trial (in this order) before answering, as Optuna's pruners write them (successive
+ * halving's `completed_rung_{k}`), so other workers, fitloop or Optuna, see them.
+ */
+export interface PruneDecision {
+  readonly prune: boolean;
+  readonly systemAttrs?: { readonly [key: string]: JsonValue };
+}
+
 export interface Pruner {
   readonly name: string;
-  /** Whether `trial` (RUNNING, with its intermediate values so far) should stop now. */
-  shouldPrune(study: PrunerContext, trial: TrialRecord): boolean;
+  /** Whether `trial` (RUNNING, with its intermediate values so far) should stop now; a `PruneDecision` to also record attributes. */
+  shouldPrune(study: PrunerContext, trial: TrialRecord): boolean | PruneDecision;
 }
 
 const count = (min: number) => z.number({ message: `must be an integer >= ${min}` }).int({ message: `must be an integer >= ${min}` }).min(min, { message: `must be an integer >= ${min}` });

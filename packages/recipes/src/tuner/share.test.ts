@@ -26,7 +26,12 @@ interface Worker {
 
 function worker(options: { path: string; name: string; trials: number; sleepMs: number; seed: number; barrier?: boolean }): Worker {
   // node itself with tsx as a loader: one process, so SIGKILL kills the worker (the tsx CLI would leave its child running)
-  const child = spawn(process.execPath, ["--import", "tsx", "--conditions=@fitloop/source", join(here, "testing", "worker.fixture.ts"), JSON.stringify(options)], { cwd: join(here, "..", ".."), stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", "--conditions=@fitloop/source", join(here, "testing", "worker.fixture.ts"), JSON.stringify(options)], {
+    cwd: join(here, "..", ".."),
+    stdio: ["ignore", "pipe", "pipe"],
+    // the repo's check config: @fitloop/checkpoint's parameter decorators (recipes/node imports it) compile from source only with it
+    env: { ...process.env, TSX_TSCONFIG_PATH: join(here, "..", "..", "..", "..", "tsconfig.check.json") },
+  });
   const lines: string[] = [];
   const waiters: { re: RegExp; count: number; resolve: () => void }[] = [];
   let stderr = "";

@@ -1,8 +1,8 @@
 /**
- * Random search over a space, on a study shared through its journal. Each trial is claimed under
- * the journal's lock (a queued WAITING trial first, else a new one), so any number of processes
- * together finish exactly `trials` trials; a trial's parameters and seed follow from the study seed
- * and its number, so who runs it does not matter.
+ * A search over a space (random, or TPE through `sampler`), on a study shared through its journal.
+ * Each trial is claimed under the journal's lock (a queued WAITING trial first, else a new one), so
+ * any number of processes together finish exactly `trials` trials; with random search a trial's
+ * parameters and seed follow from the study seed and its number, so who runs it does not matter.
  */
 import { Rng, mixSeed, parseOptions } from "@fitloop/core";
 import { z } from "zod";
@@ -337,10 +337,10 @@ async function runTrial(study: Study, c: Claim, o: O, watch: LeaseWatch): Promis
 }
 
 /**
- * Random search: runs trials until the study has `trials` finished ones, sharing the study with any
+ * Runs trials until the study has `trials` finished ones, sharing the study with any
  * other process (or Optuna worker) on the same journal. A killed search resumes where it stopped:
- * finished trials are never run again, a trial left RUNNING by a dead worker on this machine is
- * failed and queued again with the same parameters.
+ * finished trials are never run again, a trial left RUNNING by a dead worker (on this machine, or
+ * any machine with a leasing storage such as Redis) is failed and queued again with the same parameters.
  */
 export async function tune<S extends SearchSpace>(options: TuneOptions<S>): Promise<TuneResult<S>> {
   const o = parseOptions("tune", optionsSchema, options) as unknown as O;
