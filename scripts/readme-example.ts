@@ -32,3 +32,28 @@ export async function runReadmeExample(packageDir: string, timeoutMs = 120_000):
     rmSync(file, { force: true });
   }
 }
+
+/** Every ```ts block of a markdown file, in order. */
+export function markdownTsBlocks(markdownFile: string): string[] {
+  return [...readFileSync(markdownFile, "utf8").matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+/**
+ * Runs TypeScript source as a user would (tsx), from a temporary file inside `dir` so that its
+ * imports resolve from `dir`'s dependencies (for a document outside any package, such as the root
+ * README: the repository root cannot resolve the workspace packages by name); returns its stdout.
+ */
+export async function runTsIn(dir: string, source: string, timeoutMs = 120_000): Promise<string> {
+  // matches .gitignore's .readme-example-*.ts, should a killed run leave it behind
+  const file = join(dir, `.readme-example-${process.pid}-${Math.random().toString(36).slice(2, 8)}.ts`);
+  writeFileSync(file, source);
+  try {
+    const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+    // the repo's check config, for the same reason as in runReadmeExample
+    const env = { ...process.env, TSX_TSCONFIG_PATH: join(root, "tsconfig.check.json") };
+    const { stdout } = await run(join(root, "node_modules", ".bin", "tsx"), ["--conditions=@fitloop/source", file], { cwd: dir, timeout: timeoutMs, env });
+    return stdout;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import type * as tfl from "@tensorflow/tfjs-layers";
-import { Trainer, useBackend, type BackendName, type Callback } from "@fitloop/core";
+import { Trainer, useBackend, type BackendName, type Callback, type TrainState } from "@fitloop/core";
 import { resumeFrom } from "@fitloop/checkpoint";
 import { FileStore } from "@fitloop/checkpoint/node";
 import type { DataLoader } from "@fitloop/datasets";
@@ -66,10 +66,11 @@ export async function setup(config: RunConfig, backendName: BackendName): Promis
 /** `train`: sanity checks and the data report, the LR finder, then the full recipe. */
 export async function train(config: RunConfig, runDir: string, session: SessionOptions): Promise<void> {
   const started = performance.now();
+  // the backend and the data first: a missing package or IDX file fails before anything is written
+  const { backend, data, model } = await setup(config, session.backend);
   mkdirSync(runDir, { recursive: true });
   mkdirSync("runs", { recursive: true });
   writeFileSync(LAST_RUN_POINTER, resolve(runDir) + "\n");
-  const { backend, data, model } = await setup(config, session.backend);
   console.log(`fitloop demo: ${data.description}; backend ${backend}, model ${config.model} (${model.countParams()} parameters), ${config.epochs} epochs, batch ${config.batchSize}`);
   console.log(`run directory: ${resolve(runDir)}`);
 
@@ -139,7 +140,7 @@ async function fitRun(config: RunConfig, runDir: string, session: SessionOptions
     history,
     ...preset.trainer.callbacks,
     new TensorBoard({ logDir: files.tensorboard, every: { steps: 25 } }),
-    new ConfusionMatrix({ classes: 10, path: files.confusion }),
+    new ConfusionMatrix({ classes: 10, path: files.confusion, ...(data.train.classNames ? { classNames: data.train.classNames } : {}) }),
   ];
   if (session.dashboard) callbacks.push(new LiveDashboard({ history, title: "fitloop demo" }));
   if (session.stopAfter !== undefined) callbacks.push(stopAfter(session.stopAfter));
@@ -153,9 +154,9 @@ async function fitRun(config: RunConfig, runDir: string, session: SessionOptions
   const best = preset.plugins.earlyStopping?.result;
   const accuracy = heldOutAccuracy(model, data.heldOutData);
   const interrupted = outcome.status !== "completed" && !outcome.stopRequests?.some((r) => r.by === "EarlyStopping");
-  console.log(`\n${outcome.status} after ${state.history.length} of ${config.epochs} epochs${outcome.reason ? ` (${outcome.reason})` : ""}`);
+  console.log(`\n${progressLine(outcome.status, state, config.epochs)}${outcome.reason ? ` (${outcome.reason})` : ""}`);
   if (best?.bestEpoch !== undefined) console.log(`best epoch ${best.bestEpoch + 1} by val_loss ${best.bestValue!.toFixed(4)} (its weights restored)`);
-  console.log(`held-out accuracy ${(100 * accuracy).toFixed(2)} % on ${data.heldOut.size} digits`);
+  console.log(`held-out accuracy ${(100 * accuracy).toFixed(2)} % on ${data.heldOut.size} ${config.dataDir && config.dataset === "fashion" ? "images" : "digits"}`);
   console.log(`training time ${fitSeconds.toFixed(1)} s (whole command ${((performance.now() - inputs.started) / 1000).toFixed(1)} s)`);
   console.log(`report:      ${resolve(files.reportHtml)}`);
   console.log(`csv log:     ${resolve(files.csv)}`);
@@ -164,6 +165,19 @@ async function fitRun(config: RunConfig, runDir: string, session: SessionOptions
   console.log(`confusion:   ${resolve(files.confusion)}`);
   if (interrupted) console.log(`interrupted: continue with \`resume ${resolve(runDir)}\` (or \`resume\` for the last run)`);
   preset.dispose();
+}
+
+/**
+ * How far the run got: "completed after 2 of 2 epochs", or for a run stopped in the middle of an
+ * epoch (Ctrl-C saves where it is), "stopped in epoch 2 of 3 after 40 of 125 batches (1 full epoch)".
+ * Read from the cursor (the next batch to train), not from the history: a stop mid-epoch still
+ * validates and records the part it trained, so the history counts the cut epoch as one.
+ */
+export function progressLine(status: string, state: Pick<TrainState, "cursor" | "batchesPerEpoch">, epochs: number): string {
+  const { epoch, batchIndex } = state.cursor;
+  if (batchIndex === 0) return `${status} after ${epoch} of ${epochs} epochs`;
+  const full = `${epoch} full epoch${epoch === 1 ? "" : "s"}`;
+  return `${status} in epoch ${epoch + 1} of ${epochs} after ${batchIndex}${state.batchesPerEpoch !== undefined ? ` of ${state.batchesPerEpoch}` : ""} batches (${full})`;
 }
 
 /** Accuracy of the model as it is now (after early stopping restored the best weights). */
