@@ -171,7 +171,8 @@ export class RedisJournal implements JournalStorage {
   async locked<T>(fn: (writer: JournalWriter) => Promise<T>): Promise<T> {
     const key = `${this.prefix}:fitloop:lock`;
     const token = globalThis.crypto.randomUUID();
-    for (let wait = 1; (await this.redis.set(key, token, "PX", this.o.lockMs, "NX")) !== "OK"; wait = Math.min(wait * 2, 100)) await sleep(wait + Math.random() * wait);
+    // short, jittered waits: the lock is held for a few round trips, and a long sleep only idles the worker
+    for (let wait = 1; (await this.redis.set(key, token, "PX", this.o.lockMs, "NX")) !== "OK"; wait = Math.min(wait * 2, 8)) await sleep(wait * (0.5 + Math.random()));
     const renew = setInterval(() => void this.redis.fitloopRenew(key, token, String(this.o.lockMs)).catch(() => undefined), Math.round(this.o.lockMs / 3));
     try {
       return await fn({ append: (records) => this.append(records) });
