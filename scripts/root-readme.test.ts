@@ -75,7 +75,7 @@ describe("root README", () => {
   it("every relative link (of this README and the docs written beside it) leads to a file or directory that exists, and a #heading that exists in it", () => {
     const broken: string[] = [];
     let count = 0;
-    for (const doc of ["README.md", "docs/README.md", "docs/checkpoint-format.md", "docs/gpu.md"]) {
+    for (const doc of ["README.md", "docs/README.md", "docs/checkpoint-format.md", "docs/gpu.md", "docs/scaling.md", "docs/publishing.md"]) {
       const text = readFileSync(join(root, doc), "utf8");
       const links = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!).filter((l) => !/^[a-z]+:/.test(l));
       count += links.length;
