@@ -5,7 +5,7 @@ export type ModelKind = "cnn" | "mlp";
 export const MODEL_KINDS: readonly ModelKind[] = ["cnn", "mlp"];
 
 /**
- * cnn: two conv blocks (3x3 conv, BatchNorm, ReLU, 2x2 max-pool; 32 then 64 filters), dense 128,
+ * cnn: two conv blocks (3x3 conv with ReLU, then BatchNorm, 2x2 max-pool; 32 then 64 filters), dense 128,
  * dropout 0.3, softmax. About 225k parameters.
  * mlp: 784-256-128-10 with dropout 0.2 (the quick configuration the test runs).
  */
