@@ -57,11 +57,10 @@
  *                                     # (as bench:vs-pytorch)
  */
 import "reflect-metadata";
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { ORDER as HOOK_ORDER, Trainer, silentLogger, useBackend, type Callback } from "../packages/core/src/index.js";
@@ -70,6 +69,7 @@ import { runLrFinder } from "../apps/demo/src/lr-find.js";
 import { buildModel } from "../apps/demo/src/model.js";
 import { applyKernelChoice } from "./kernel-choice.js";
 import { intEnv, median, printTable, threadsEnv, wasmThreadCount } from "./models.js";
+import { startPythonChild } from "./python-child.js";
 
 /*
  * The preset (and the demo's train.ts) import @fitloop/checkpoint, whose parameter decorators need
@@ -207,30 +207,9 @@ interface Torch {
 
 /** Starts the PyTorch child; `{missing}` (with the reason) when python or torch is missing. */
 async function startTorch(): Promise<Torch | { missing: string }> {
-  let child: ChildProcessWithoutNullStreams;
-  try {
-    child = spawn(PYTHON, [fileURLToPath(new URL("./time-to-accuracy.py", import.meta.url))], {
-      env: { ...process.env, OPENBLAS_NUM_THREADS: "1", THREADS: String(TORCH_THREADS) },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-  } catch (e) {
-    return { missing: `${PYTHON}: ${(e as Error).message}` };
-  }
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const spawnError = new Promise<{ missing: string }>((resolve) => child.on("error", (e) => resolve({ missing: `${PYTHON}: ${e.message}` })));
-  const next = async (): Promise<Record<string, unknown>> => {
-    const r = await lines.next();
-    if (r.done) throw new Error(`the PyTorch child exited: ${stderr.trim().slice(-500)}`);
-    return JSON.parse(r.value) as Record<string, unknown>;
-  };
-  const first: Record<string, unknown> = await Promise.race([next().catch((e: Error): Record<string, unknown> => ({ ready: false, error: e.message })), spawnError]);
-  if ("missing" in first) return first as { missing: string };
-  if (first["ready"] !== true) {
-    child.kill();
-    return { missing: String(first["error"]) };
-  }
+  const py = await startPythonChild(PYTHON, fileURLToPath(new URL("./time-to-accuracy.py", import.meta.url)), { OPENBLAS_NUM_THREADS: "1", THREADS: String(TORCH_THREADS) });
+  if ("missing" in py) return py;
+  const { child, first, next } = py;
   return {
     info: { torch: String(first["torch"]), threads: Number(first["threads"]) },
     async run(config) {

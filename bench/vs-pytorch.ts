@@ -19,14 +19,13 @@
  *                                # WASM_SIMD (`false` = JS loops instead of fitloop's SIMD kernels)
  */
 import "reflect-metadata";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { Trainer, tensorData, useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
 import { simdKernelsEnabled } from "../packages/wasm/src/index.js";
 import { BATCH, buildModel, intEnv, median, randomData, threadsEnv, wasmThreadCount, type ModelKind } from "./models.js";
+import { startPythonChild } from "./python-child.js";
 
 const ROUNDS = intEnv("ROUNDS", 5);
 const STEPS: Record<ModelKind, number> = { mlp: intEnv("MLP_STEPS", 60), cnn: intEnv("CNN_STEPS", 12) };
@@ -41,30 +40,9 @@ interface Torch {
 
 /** Starts the PyTorch child; undefined (with the reason) when python or torch is missing. */
 async function startTorch(): Promise<Torch | { missing: string }> {
-  let child: ChildProcessWithoutNullStreams;
-  try {
-    child = spawn(PYTHON, [fileURLToPath(new URL("./vs-pytorch.py", import.meta.url))], {
-      env: { ...process.env, OPENBLAS_NUM_THREADS: "1", THREADS: "2" },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-  } catch (e) {
-    return { missing: `${PYTHON}: ${(e as Error).message}` };
-  }
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  let stderr = "";
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const spawnError = new Promise<{ missing: string }>((resolve) => child.on("error", (e) => resolve({ missing: `${PYTHON}: ${e.message}` })));
-  const next = async (): Promise<Record<string, unknown>> => {
-    const r = await lines.next();
-    if (r.done) throw new Error(`the PyTorch child exited: ${stderr.trim().slice(-500)}`);
-    return JSON.parse(r.value) as Record<string, unknown>;
-  };
-  const first: Record<string, unknown> = await Promise.race([next().catch((e: Error): Record<string, unknown> => ({ ready: false, error: e.message })), spawnError]);
-  if ("missing" in first) return first as { missing: string };
-  if (first["ready"] !== true) {
-    child.kill();
-    return { missing: String(first["error"]) };
-  }
+  const py = await startPythonChild(PYTHON, fileURLToPath(new URL("./vs-pytorch.py", import.meta.url)), { OPENBLAS_NUM_THREADS: "1", THREADS: "2" });
+  if ("missing" in py) return py;
+  const { child, first, next } = py;
   return {
     info: { torch: String(first["torch"]), threads: Number(first["threads"]) },
     async run(kind, steps) {
