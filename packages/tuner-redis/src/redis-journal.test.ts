@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { systemTool } from "../../../scripts/system-tools.js";
 import { RedisJournal, redactUrl } from "./index.js";
 import { startRedis, type RedisServer } from "./redis-server.fixture.js";
+import { ACQUIRE } from "./scripts.js";
 
 const redisTool = systemTool("redis-server");
 
@@ -111,6 +112,13 @@ describe.skipIf(!redisTool.path)(`RedisJournal on a real redis-server${redisTool
     const numbers = [...runs[0]!.ran, ...runs[1]!.ran].map((t) => t.number).sort((x, y) => x - y);
     expect(numbers).toEqual(Array.from({ length: 12 }, (_, i) => i));
     expect(await raw.exists("lock:fitloop:lock")).toBe(0);
+  });
+
+  it("a lock request Redis ran but whose reply was lost, sent again, finds the lock its own (not taken by someone else)", async () => {
+    expect(await raw.eval(ACQUIRE, 1, "resend:fitloop:lock", "token-a", 5000)).toBe(1);
+    expect(await raw.eval(ACQUIRE, 1, "resend:fitloop:lock", "token-a", 5000)).toBe(1); // the resend
+    expect(await raw.eval(ACQUIRE, 1, "resend:fitloop:lock", "token-b", 5000)).toBe(0);
+    expect(await raw.pttl("resend:fitloop:lock")).toBeGreaterThan(4000);
   });
 
   it("checks its options before connecting, with errors naming the option", async () => {

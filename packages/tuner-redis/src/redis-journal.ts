@@ -12,7 +12,7 @@ import { TunerError, parseRecord, recordLine, type JournalRecord, type JournalSt
 import { Redis } from "ioredis";
 import { z } from "zod";
 import { WorkerLeases } from "./leases.js";
-import { APPEND, READ, RELEASE, RENEW } from "./scripts.js";
+import { ACQUIRE, APPEND, READ, RELEASE, RENEW } from "./scripts.js";
 import { isRedisUrl, redactUrl, scrub } from "./url.js";
 
 export interface RedisJournalOptions {
@@ -51,6 +51,7 @@ const SKIPPED: JournalRecord = { op_code: 2, worker_id: "fitloop:skipped-record"
 type Commands = {
   fitloopAppend(...args: string[]): Promise<number>;
   fitloopRead(...args: string[]): Promise<string[]>;
+  fitloopAcquire(key: string, token: string, ms: string): Promise<number>;
   fitloopRenew(key: string, token: string, ms: string): Promise<number>;
   fitloopRelease(key: string, token: string): Promise<number>;
 };
@@ -78,13 +79,15 @@ export class RedisJournal implements JournalStorage {
       // commands wait for the reconnection instead of failing: a worker rides out a Redis restart
       maxRetriesPerRequest: null,
       retryStrategy: (times) => {
-        const delay = Math.min(100 * 2 ** Math.min(times - 1, 6), 5000);
+        // jittered: workers cut off together should not all come back in the same millisecond
+        const delay = Math.round(Math.min(100 * 2 ** Math.min(times - 1, 6), 5000) * (0.75 + Math.random() / 2));
         this.logger.warn(`fitloop tuner: no connection to ${this.url}; retrying in ${delay} ms (attempt ${times})`);
         return delay;
       },
     }) as JournalClient;
     this.redis.defineCommand("fitloopAppend", { numberOfKeys: 0, lua: APPEND });
     this.redis.defineCommand("fitloopRead", { numberOfKeys: 0, lua: READ });
+    this.redis.defineCommand("fitloopAcquire", { numberOfKeys: 1, lua: ACQUIRE });
     this.redis.defineCommand("fitloopRenew", { numberOfKeys: 1, lua: RENEW });
     this.redis.defineCommand("fitloopRelease", { numberOfKeys: 1, lua: RELEASE });
     this.redis.on("error", (e: Error) => {
@@ -172,7 +175,7 @@ export class RedisJournal implements JournalStorage {
     const key = `${this.prefix}:fitloop:lock`;
     const token = globalThis.crypto.randomUUID();
     // short, jittered waits: the lock is held for a few round trips, and a long sleep only idles the worker
-    for (let wait = 1; (await this.redis.set(key, token, "PX", this.o.lockMs, "NX")) !== "OK"; wait = Math.min(wait * 2, 8)) await sleep(wait * (0.5 + Math.random()));
+    for (let wait = 1; (await this.redis.fitloopAcquire(key, token, String(this.o.lockMs))) !== 1; wait = Math.min(wait * 2, 8)) await sleep(wait * (0.5 + Math.random()));
     const renew = setInterval(() => void this.redis.fitloopRenew(key, token, String(this.o.lockMs)).catch(() => undefined), Math.round(this.o.lockMs / 3));
     try {
       return await fn({ append: (records) => this.append(records) });

@@ -43,6 +43,19 @@ end
 return out
 `;
 
+/**
+ * KEYS[1] = key, ARGV[1] = token, ARGV[2] = ms: takes the lock, or finds it already ours. A plain
+ * `SET NX` that Redis ran but whose reply was lost in a disconnection is sent again by ioredis and
+ * then answers "taken": by ourselves, until the lock expires.
+ */
+export const ACQUIRE = `
+local held = redis.call('get', KEYS[1])
+if held == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
+if held then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
 /** KEYS[1] = key, ARGV[1] = token, ARGV[2] = ms: extends the key's life while it holds our token. */
 export const RENEW = `
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
