@@ -3,32 +3,22 @@
  * password-protected Redis, twice (the second run finds the study done); and its objective module
  * (the example without its last lines) run by the `fitloop` command with --checkpoints.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readmeExample, runReadmeExample } from "../../../scripts/readme-example.js";
 import { systemTool } from "../../../scripts/system-tools.js";
-import { startRedis, type RedisServer } from "../../tuner-redis/src/redis-server.fixture.js";
-import { PACKAGE_DIR, killAll, runCli } from "./processes.fixture.js";
+import { PACKAGE_DIR, redisSuite, runCli } from "./processes.fixture.js";
 
 const redisTool = systemTool("redis-server");
 const SECRET = "readme-secret";
 
 describe.skipIf(!redisTool.path)(`README${redisTool.note}`, () => {
-  let server: RedisServer;
-  const work = mkdtempSync(join(tmpdir(), "fitloop-cli-readme-"));
-  beforeAll(async () => {
-    server = await startRedis(redisTool.path!, { password: SECRET });
-  });
-  afterAll(async () => {
-    await killAll();
-    await server?.stop();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const suite = redisSuite(redisTool.path, SECRET, "fitloop-cli-readme-");
+  const { work } = suite;
 
   it("the example runs as written, twice: 8 trials and the table, then nothing left to run", async () => {
-    process.env["REDIS_URL"] = server.url;
+    process.env["REDIS_URL"] = suite.server.url;
     try {
       const first = await runReadmeExample(PACKAGE_DIR);
       expect(first).toMatch(/^fitloop: worker \S+ joined study "blobs" \(minimize\) at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ \(prefix "readme"\): 0 of 8 trials finished$/m);
@@ -51,7 +41,7 @@ describe.skipIf(!redisTool.path)(`README${redisTool.note}`, () => {
     const module = join(PACKAGE_DIR, `.readme-objective-${process.pid}.ts`); // inside the package: its imports resolve
     writeFileSync(module, example.slice(0, cut));
     try {
-      const base = ["--storage", server.url, "--prefix", "readme-cli", "--study", "blobs"];
+      const base = ["--storage", suite.server.url, "--prefix", "readme-cli", "--study", "blobs"];
       const tune = await runCli(["tune", ...base, "--objective", module, "--trials", "4", "--checkpoints", join(work, "ckpt")]);
       expect(tune.code, tune.stderr).toBe(0);
       expect([...tune.stdout.matchAll(/^trial (\d+) /gm)].map((m) => Number(m[1]))).toEqual([0, 1, 2, 3]);

@@ -4,15 +4,13 @@
  * and queues it again as Optuna's RetryFailedTrialCallback writes it, takes the retry, and resumes it
  * from the last epoch checkpoint, so only the epoch that was cut off is trained twice.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Study } from "@fitloop/recipes";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { systemTool } from "../../../scripts/system-tools.js";
-import { startRedis, type RedisServer } from "../../tuner-redis/src/redis-server.fixture.js";
 import { openStorage } from "./index.js";
-import { OBJECTIVE_FIXTURE, alive, killAll, startCli, until } from "./processes.fixture.js";
+import { OBJECTIVE_FIXTURE, alive, redisSuite, startCli, until } from "./processes.fixture.js";
 
 const redisTool = systemTool("redis-server");
 const SECRET = "kill-test-pw";
@@ -36,20 +34,12 @@ const readEpochs = (file: string): EpochLine[] => {
 };
 
 describe.skipIf(!redisTool.path)(`fitloop tune: a worker killed mid-trial${redisTool.note}`, () => {
-  let server: RedisServer;
-  const work = mkdtempSync(join(tmpdir(), "fitloop-cli-kill-"));
-  beforeAll(async () => {
-    server = await startRedis(redisTool.path!, { password: SECRET });
-  });
-  afterAll(async () => {
-    await killAll();
-    await server?.stop();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const suite = redisSuite(redisTool.path, SECRET, "fitloop-cli-kill-");
+  const { work } = suite;
 
   it("its trial is failed and queued again after the lease, finishes on the other worker, resumed from its checkpoint", async () => {
     const log = join(work, "epochs.log");
-    const args = ["tune", "--storage", server.url, "--study", "kill", "--objective", OBJECTIVE_FIXTURE, "--trials", "2", "--prefix", "kill", "--lease-ms", "1500", "--checkpoints", join(work, "checkpoints"), "--seed", "3"];
+    const args = ["tune", "--storage", suite.server.url, "--study", "kill", "--objective", OBJECTIVE_FIXTURE, "--trials", "2", "--prefix", "kill", "--lease-ms", "1500", "--checkpoints", join(work, "checkpoints"), "--seed", "3"];
     const env = { FITLOOP_EPOCH_LOG: log, SLOW_EPOCH_MS: "300" };
     const workers = [startCli(args, env), startCli(args, env)];
     // the first worker to start its 4th epoch dies there, in the middle of its trial
@@ -64,7 +54,7 @@ describe.skipIf(!redisTool.path)(`fitloop tune: a worker killed mid-trial${redis
     expect(end.code, survivor.stderr()).toBe(0);
     expect(alive(victim.pid)).toBe(false);
 
-    const storage = await openStorage(server.url, { prefix: "kill" });
+    const storage = await openStorage(suite.server.url, { prefix: "kill" });
     let trials;
     try {
       trials = (await Study.open({ storage: storage.journal, name: "kill", create: false })).trials;

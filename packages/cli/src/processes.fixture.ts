@@ -4,8 +4,12 @@
  * worker with everything it started, and `killAll()` leaves no process behind.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
+import { startRedis, type RedisServer } from "../../tuner-redis/src/redis-server.fixture.js";
 
 export const PACKAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const BIN = join(PACKAGE_DIR, "src", "bin.ts");
@@ -89,4 +93,28 @@ export async function until(check: () => boolean, timeoutMs: number, what: strin
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * For one describe block: a password-protected redis-server (started before its tests, stopped
+ * after them with every CLI process the tests started) and a temporary directory.
+ */
+export function redisSuite(binary: string | undefined, password: string, tempPrefix: string): { readonly work: string; readonly server: RedisServer } {
+  const work = mkdtempSync(join(tmpdir(), tempPrefix));
+  let server: RedisServer | undefined;
+  beforeAll(async () => {
+    server = await startRedis(binary!, { password });
+  });
+  afterAll(async () => {
+    await killAll();
+    await server?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+  return {
+    work,
+    get server() {
+      if (!server) throw new Error("the Redis server is started in beforeAll");
+      return server;
+    },
+  };
 }

@@ -17,17 +17,15 @@
  * The objective is the fixture's cheap one (no tfjs training: the study is about Redis, not about
  * training) with SLOW_EPOCH_MS, so one trial takes about 2 s and the study several seconds.
  */
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { OP, Study, TRIAL_STATE, parseRecord, type JournalRecord, type TrialRecord } from "@fitloop/recipes";
 import type { RedisJournal } from "@fitloop/tuner-redis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { systemTool } from "../../../scripts/system-tools.js";
-import { startRedis, type RedisServer } from "../../tuner-redis/src/redis-server.fixture.js";
 import { openStorage, studyProgress } from "./index.js";
-import { OBJECTIVE_FIXTURE, alive, killAll, startCli, type Proc } from "./processes.fixture.js";
+import { OBJECTIVE_FIXTURE, type Proc, alive, redisSuite, startCli } from "./processes.fixture.js";
 
 const redisTool = systemTool("redis-server");
 /** Has characters a URL must encode: neither form may be printed. */
@@ -120,24 +118,16 @@ interface Outcome {
 }
 
 describe.skipIf(!redisTool.path)(`fitloop tune: Redis restarted mid-study${redisTool.note}`, () => {
-  let server: RedisServer;
-  const work = mkdtempSync(join(tmpdir(), "fitloop-cli-restart-"));
-  beforeAll(async () => {
-    server = await startRedis(redisTool.path!, { password: SECRET });
-  });
-  afterAll(async () => {
-    await killAll();
-    await server?.stop();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const suite = redisSuite(redisTool.path, SECRET, "fitloop-cli-restart-");
+  const { work } = suite;
 
   /** Three workers on study `prefix`; Redis is restarted (down `downMs`) once all run trials and some have finished. */
   async function run(prefix: string, leaseMs: number, downMs: number): Promise<Outcome> {
     const log = join(work, `${prefix}-epochs.log`);
     appendFileSync(log, "");
-    const setup = await openStorage(server.url, { prefix, logger: silent });
+    const setup = await openStorage(suite.server.url, { prefix, logger: silent });
     const study = await Study.open({ storage: setup.journal, name: "s", direction: "minimize" });
-    const args = ["tune", "--storage", server.url, "--study", "s", "--objective", OBJECTIVE_FIXTURE, "--trials", String(TOTAL), "--prefix", prefix, "--lease-ms", String(leaseMs), "--seed", "5"];
+    const args = ["tune", "--storage", suite.server.url, "--study", "s", "--objective", OBJECTIVE_FIXTURE, "--trials", String(TOTAL), "--prefix", prefix, "--lease-ms", String(leaseMs), "--seed", "5"];
     const t0 = performance.now();
     const workers = Array.from({ length: WORKERS }, () => startCli(args, { FITLOOP_CHEAP_OBJECTIVE: "1", SLOW_EPOCH_MS: String(SLOW_EPOCH_MS), FITLOOP_EPOCH_LOG: log }));
     // every worker connected and in a trial, and some trials finished: the restart cuts into all three
@@ -157,7 +147,7 @@ describe.skipIf(!redisTool.path)(`fitloop tune: Redis restarted mid-study${redis
     }
     const restartAt = (performance.now() - t0) / 1000;
     appendFileSync(log, `${BEGIN}\n`);
-    await server.restart(downMs);
+    await suite.server.restart(downMs);
     appendFileSync(log, `${END}\n`);
 
     const ends = await allExited(workers, 45_000);
@@ -167,7 +157,7 @@ describe.skipIf(!redisTool.path)(`fitloop tune: Redis restarted mid-study${redis
     ).toEqual(workers.map(() => 0));
     const seconds = (performance.now() - t0) / 1000;
 
-    const storage = await openStorage(server.url, { prefix, logger: silent });
+    const storage = await openStorage(suite.server.url, { prefix, logger: silent });
     let trials: readonly TrialRecord[];
     let records: JournalRecord[];
     try {
@@ -183,7 +173,7 @@ describe.skipIf(!redisTool.path)(`fitloop tune: Redis restarted mid-study${redis
 
   /** What both cases share: the workers said what happened (without the password), and the study is whole. */
   function commonChecks(o: Outcome): void {
-    const url = `redis://:\\*\\*\\*@127\\.0\\.0\\.1:${server.port}`;
+    const url = `redis://:\\*\\*\\*@127\\.0\\.0\\.1:${suite.server.port}`;
     for (const w of o.workers) {
       const err = w.stderr();
       // once per outage each: the first failed attempt, then the first ready connection

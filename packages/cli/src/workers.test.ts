@@ -5,16 +5,14 @@
  * study (table and JSON); the password appears in no output.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Study, parsePyJson, type JournalRecord, type TrialRecord } from "@fitloop/recipes";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { pythonModule, systemTool } from "../../../scripts/system-tools.js";
-import { startRedis, type RedisServer } from "../../tuner-redis/src/redis-server.fixture.js";
 import { openStorage } from "./index.js";
-import { OBJECTIVE_FIXTURE, alive, killAll, runCli, start, startCli, until, type Proc } from "./processes.fixture.js";
+import { OBJECTIVE_FIXTURE, type Proc, alive, redisSuite, runCli, start, startCli, until } from "./processes.fixture.js";
 
 const redisTool = systemTool("redis-server");
 const optuna = pythonModule("optuna");
@@ -57,8 +55,8 @@ print(json.dumps([{"number": t.number, "state": t.state.name, "value": t.value, 
 `;
 
 describe.skipIf(!redisTool.path || !optuna.path || !pyRedis.path)(`fitloop tune: 4 workers and Optuna on one Redis study${redisTool.note}${optuna.note}${pyRedis.note}`, () => {
-  let server: RedisServer;
-  const work = mkdtempSync(join(tmpdir(), "fitloop-cli-"));
+  const suite = redisSuite(redisTool.path, SECRET, "fitloop-cli-");
+  const { work } = suite;
   const epochLog = join(work, "epochs.log");
   /** Every output of every process, to look for the password. */
   const outputs: string[] = [];
@@ -67,33 +65,24 @@ describe.skipIf(!redisTool.path || !optuna.path || !pyRedis.path)(`fitloop tune:
   let workers: Proc[] = [];
   let pythonRan: number[] = [];
 
-  beforeAll(async () => {
-    server = await startRedis(redisTool.path!, { password: SECRET });
-  });
-  afterAll(async () => {
-    await killAll();
-    await server?.stop();
-    rmSync(work, { recursive: true, force: true });
-  });
-
   it(`${TOTAL} trials in total: numbered once, finished once, none lost, each fitloop trial trained once; Python sees them all`, async () => {
     // the study exists before the Python worker's load_study
-    const setup = await openStorage(server.url, { prefix: PREFIX });
+    const setup = await openStorage(suite.server.url, { prefix: PREFIX });
     await Study.open({ storage: setup.journal, name: STUDY, direction: "minimize" });
     await setup.close();
 
-    const args = ["tune", "--storage", server.url, "--study", STUDY, "--objective", OBJECTIVE_FIXTURE, "--trials", String(TOTAL), "--prefix", PREFIX, "--seed", "11"];
+    const args = ["tune", "--storage", suite.server.url, "--study", STUDY, "--objective", OBJECTIVE_FIXTURE, "--trials", String(TOTAL), "--prefix", PREFIX, "--seed", "11"];
     workers = [0, 1, 2, 3].map(() => startCli(args, { FITLOOP_EPOCH_LOG: epochLog }));
     // Python starts once fitloop works, so its trials land among fitloop's (it imports faster than tsx + tfjs)
     await until(() => workers.some((w) => / joined study /.test(w.stdout())), 30_000, "a fitloop worker to join");
-    const python = start(optuna.path!, ["-c", PY_WORKER, server.url, PREFIX, STUDY, String(PY_TRIALS)]);
+    const python = start(optuna.path!, ["-c", PY_WORKER, suite.server.url, PREFIX, STUDY, String(PY_TRIALS)]);
     const ends = await Promise.all([python, ...workers].map((p) => p.exited));
     outputs.push(...[python, ...workers].flatMap((p) => [p.stdout(), p.stderr()]));
     expect(ends.map((e) => e.code), [python, ...workers].map((p) => p.stderr()).join("\n")).toEqual([0, 0, 0, 0, 0]);
     pythonRan = JSON.parse(python.stdout()) as number[];
     expect(pythonRan).toHaveLength(PY_TRIALS);
 
-    const storage = await openStorage(server.url, { prefix: PREFIX });
+    const storage = await openStorage(suite.server.url, { prefix: PREFIX });
     try {
       const study = await Study.open({ storage: storage.journal, name: STUDY, create: false });
       trials = study.trials;
@@ -115,7 +104,7 @@ describe.skipIf(!redisTool.path || !optuna.path || !pyRedis.path)(`fitloop tune:
     expect(printed.filter((p) => p.length > 0).length).toBeGreaterThanOrEqual(2);
     expect(Math.max(...pythonRan)).toBeGreaterThan(Math.min(...byFitloop)); // the two kinds of worker really interleaved
     for (const [i, w] of workers.entries()) {
-      expect(w.stdout()).toMatch(new RegExp(`^fitloop: worker \\S+:${w.pid} joined study "${STUDY}" \\(minimize\\) at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${server.port} \\(prefix "${PREFIX}"\\): \\d+ of ${TOTAL} trials finished$`, "m"));
+      expect(w.stdout()).toMatch(new RegExp(`^fitloop: worker \\S+:${w.pid} joined study "${STUDY}" \\(minimize\\) at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${suite.server.port} \\(prefix "${PREFIX}"\\): \\d+ of ${TOTAL} trials finished$`, "m"));
       expect(w.stdout()).toMatch(new RegExp(`^fitloop: worker \\S+:${w.pid} ran ${printed[i]!.length} trials \\(\\d+ complete, \\d+ pruned, 0 failed\\); study "${STUDY}" at \\S+ \\(prefix "${PREFIX}"\\) has \\d+ of ${TOTAL} finished; best: trial \\d+ value `, "m"));
     }
     for (const n of pythonRan) expect(trials[n]!.systemAttrs["fitloop:worker"]).toBeUndefined();
@@ -143,7 +132,7 @@ describe.skipIf(!redisTool.path || !optuna.path || !pyRedis.path)(`fitloop tune:
     expect(trials.some((t) => t.state === "PRUNED")).toBe(true); // the fixture's median pruner was obeyed
 
     // Optuna's view: every trial, with its params and value
-    const seen = parsePyJson((await promisify(execFile)(optuna.path!, ["-c", PY_DUMP, server.url, PREFIX, STUDY], { encoding: "utf8", timeout: 30_000 })).stdout) as unknown as { number: number; state: string; value: number | null; params: TrialRecord["params"]; steps: number[] }[];
+    const seen = parsePyJson((await promisify(execFile)(optuna.path!, ["-c", PY_DUMP, suite.server.url, PREFIX, STUDY], { encoding: "utf8", timeout: 30_000 })).stdout) as unknown as { number: number; state: string; value: number | null; params: TrialRecord["params"]; steps: number[] }[];
     expect(seen.map((t) => [t.number, t.state, t.value, t.params, t.steps.length])).toEqual(trials.map((t) => [t.number, t.state, t.value ?? null, t.params, Object.keys(t.intermediateValues).length]));
     for (const w of workers) expect(alive(w.pid)).toBe(false);
     console.log(`${trials.length} trials: fitloop workers ran ${printed.map((p) => p.length).join("/")}, Python ran #${pythonRan.join(", #")}; ${trials.filter((t) => t.state === "PRUNED").length} pruned`);
@@ -151,8 +140,8 @@ describe.skipIf(!redisTool.path || !optuna.path || !pyRedis.path)(`fitloop tune:
 
   it("study show prints the study as a table and as JSON", async () => {
     expect(trials.length).toBeGreaterThanOrEqual(TOTAL); // the study of the test above
-    const table = await runCli(["study", "show", "--storage", server.url, "--study", STUDY, "--prefix", PREFIX]);
-    const json = await runCli(["study", "show", "--storage", server.url, "--study", STUDY, "--prefix", PREFIX, "--json"]);
+    const table = await runCli(["study", "show", "--storage", suite.server.url, "--study", STUDY, "--prefix", PREFIX]);
+    const json = await runCli(["study", "show", "--storage", suite.server.url, "--study", STUDY, "--prefix", PREFIX, "--json"]);
     outputs.push(table.stdout, table.stderr, json.stdout, json.stderr);
     expect([table.code, json.code]).toEqual([0, 0]);
     const lines = table.stdout.trimEnd().split("\n");
