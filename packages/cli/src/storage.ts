@@ -63,6 +63,9 @@ export function checkStorageSpec(spec: string, options: OpenStorageOptions = {})
     const rdb = RDB_SCHEMES.has(scheme) ? " (Optuna's RDB storages are not supported: fitloop shares studies through Optuna's journal)" : "";
     throw new CliError("INVALID_STORAGE", `--storage has the unknown scheme "${scheme}://"${rdb}; use redis://[:password@]host:port[/db] (or rediss://) for Redis, or the path of a journal file`);
   }
+  // a mistyped Redis URL (a leading space from a quoted variable, `redis:/`, `redis//`) would be taken
+  // for a file path and echoed with its password in the error
+  if (/^\s*rediss?:|@/i.test(spec)) throw new CliError("INVALID_STORAGE", "--storage looks like a Redis URL but is not one (check for spaces or a missing slash); write redis://[:password@]host:port[/db] or rediss://..., or use FITLOOP_REDIS_PASSWORD for the password");
   if (/^[\w.-]+:\d+$/.test(spec)) throw new CliError("INVALID_STORAGE", `--storage "${spec}" looks like host:port; a Redis URL starts with redis:// (for a journal file named so, write ./${spec})`);
   if (options.prefix !== undefined) throw new CliError("INVALID_USAGE", "--prefix applies to Redis storage only (a journal file holds its studies by name)");
   if (options.leaseMs !== undefined) throw new CliError("INVALID_USAGE", "--lease-ms applies to Redis storage only (on a journal file, workers on this machine are checked by pid)");
@@ -74,8 +77,11 @@ export function checkStorageSpec(spec: string, options: OpenStorageOptions = {})
 export async function openStorage(spec: string, options: OpenStorageOptions = {}): Promise<OpenedStorage> {
   const kind = checkStorageSpec(spec, options);
   if (kind === "redis") {
+    const password = process.env["FITLOOP_REDIS_PASSWORD"];
     const journal = await RedisJournal.connect({
       url: spec,
+      // from the environment: a password in the URL of a command line is visible to every local user (`ps`)
+      ...(password ? { password } : {}),
       ...(options.prefix !== undefined ? { prefix: options.prefix } : {}),
       ...(options.leaseMs !== undefined ? { leaseMs: options.leaseMs } : {}),
       ...(options.logger ? { logger: options.logger } : {}),

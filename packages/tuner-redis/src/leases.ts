@@ -9,7 +9,7 @@
  */
 import type { Logger } from "@fitloop/core";
 import type { WorkerHeartbeat, WorkerInfo } from "@fitloop/recipes";
-import type { JournalClient } from "./redis-journal.js";
+import { withTimeout, type JournalClient } from "./redis-journal.js";
 
 export class WorkerLeases {
   constructor(
@@ -17,6 +17,7 @@ export class WorkerLeases {
     private readonly keyPrefix: string,
     private readonly leaseMs: number,
     private readonly logger: Logger,
+    private readonly releaseWaitMs: number,
   ) {}
 
   private key(workerId: string): string {
@@ -30,37 +31,55 @@ export class WorkerLeases {
   }
 
   /**
-   * Takes the worker's lease and renews it until `stop()`. When a renewal finds the lease gone (the
-   * worker was cut off longer than the lease, and others may have failed its trial), `onLost` is
-   * told, so the trial stops, and a new lease is taken for the trials that follow.
+   * Takes the worker's lease and renews it until `stop()`. The worker gives its trial up (`onLost`)
+   * when a renewal finds the lease gone, and also by itself when no renewal has reached Redis for
+   * two thirds of the lease (cut off, or a connection that hangs): by then others may soon fail its
+   * trial, and two runs of one trial must not write the same checkpoint directory. Then it takes a
+   * new lease for the trials that follow. A live worker looks dead when its event loop is blocked
+   * for longer than about two thirds of `leaseMs` (the training loop yields between batches, so a
+   * single batch, or a data load, must stay well under that).
    */
   async start(worker: WorkerInfo, onLost: (why: string) => void): Promise<WorkerHeartbeat> {
     const key = this.key(worker.id);
     const token = globalThis.crypto.randomUUID();
     const take = () => this.redis.set(key, token, "PX", this.leaseMs);
     await take();
+    let renewedAt = Date.now();
     let pending = false;
     let stopped = false;
+    let lost = false;
+    const giveUp = (why: string) => {
+      if (lost) return;
+      lost = true;
+      this.logger.warn(`fitloop tuner: ${why}`);
+      onLost(why);
+    };
     const timer = setInterval(() => {
-      if (pending || stopped) return; // a renewal waiting for a reconnection: do not pile them up
+      if (stopped) return;
+      const silent = Date.now() - renewedAt;
+      if (silent > (2 * this.leaseMs) / 3) giveUp(`no lease renewal of worker ${worker.id} reached Redis for ${silent} ms (lease ${this.leaseMs} ms): its trial is given up before others fail it`);
+      if (pending) return; // a renewal waiting for a reconnection: do not pile them up
       pending = true;
       void this.redis
         .fitloopRenew(key, token, String(this.leaseMs))
         .then(async (renewed) => {
-          if (renewed === 1 || stopped) return;
-          const why = `the lease of worker ${worker.id} expired (no renewal for ${this.leaseMs} ms): its trial may have been failed and queued again by another worker`;
-          this.logger.warn(`fitloop tuner: ${why}`);
-          onLost(why);
-          await take();
+          if (stopped) return;
+          if (renewed !== 1) {
+            giveUp(`the lease of worker ${worker.id} expired (no renewal for ${this.leaseMs} ms): its trial may have been failed and queued again by another worker`);
+            await take();
+          }
+          renewedAt = Date.now();
+          lost = false;
         })
         .catch(() => undefined) // no connection: ioredis retries and the next tick tries again
         .finally(() => (pending = false));
-    }, Math.max(50, Math.round(this.leaseMs / 3)));
+    }, Math.max(50, Math.round(this.leaseMs / 6)));
     return {
       stop: async () => {
         stopped = true;
         clearInterval(timer);
-        await this.redis.fitloopRelease(key, token).catch(() => undefined);
+        // during an outage the release would wait forever: the lease expires by itself
+        await withTimeout(this.redis.fitloopRelease(key, token), this.releaseWaitMs);
       },
     };
   }

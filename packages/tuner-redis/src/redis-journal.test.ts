@@ -86,20 +86,25 @@ describe.skipIf(!redisTool.path)(`RedisJournal on a real redis-server${redisTool
     await raw.set("hostile:log:7", '{"op_code": 4, "worker_id": "x", "study_id": 0, "state": 1, "params": {"lr": 0.1}, "distributions": {}}');
     await raw.incr("hostile:log_number"); // 8: a distribution that is not one
     await raw.set("hostile:log:8", '{"op_code": 4, "worker_id": "x", "study_id": 0, "state": 1, "params": {"lr": 0.1}, "distributions": {"lr": "{\\"name\\": \\"exec\\"}"}}');
+    await raw.incr("hostile:log_number"); // 9: a categorical index out of range (toExternal would throw a RangeError)
+    await raw.set("hostile:log:9", '{"op_code": 4, "worker_id": "x", "study_id": 0, "state": 1, "params": {"act": 99.0}, "distributions": {"act": "{\\"name\\": \\"CategoricalDistribution\\", \\"attributes\\": {\\"choices\\": [\\"a\\", \\"b\\"]}}"}}');
     await study.sync();
     expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
     expect(Object.prototype.hasOwnProperty.call(Object.prototype, "polluted")).toBe(false);
     expect(study.record.userAttrs["ok"]).toBe(1);
-    expect(study.trials).toEqual([]);
+    // the two unreadable trials keep their places (ids and numbers stay those other readers have)
+    expect(study.trials.map((t) => [t.number, t.state, Object.keys(t.params).length])).toEqual([[0, "FAIL", 0], [1, "FAIL", 0], [2, "FAIL", 0]]);
+    expect(String(study.trials[2]!.systemAttrs["fitloop:unreadable"])).toMatch(/does not fit its distribution/);
+    expect(String(study.trials[0]!.systemAttrs["fitloop:unreadable"])).toMatch(/param lr has no distribution/);
     const skipped = lines.filter((l) => /skipped journal record/.test(l));
-    expect(skipped.map((l) => Number(/record (\d+)/.exec(l)![1]))).toEqual([1, 2, 3, 4, 5, 7, 8]);
+    expect(skipped.map((l) => Number(/record (\d+)/.exec(l)![1]))).toEqual([1, 2, 3, 4, 5, 7, 8, 9]);
     expect(lines.join("\n")).toMatch(/record 1 .*not JSON/);
     expect(lines.join("\n")).toMatch(/record 3 .*bytes, over maxRecordBytes 4096/);
     expect(lines.join("\n")).toMatch(/record 4 .*not a string/);
     expect(lines.join("\n")).toMatch(/record 5 .*not written within 200 ms/);
     // after the junk, the study goes on: a trial appended now is read
-    await tune({ study, space: { x: uniform(0, 1) }, trials: 1, objective: ({ x }) => x });
-    expect(study.trials.map((t) => t.state)).toEqual(["COMPLETE"]);
+    await tune({ study, space: { x: uniform(0, 1) }, trials: 4, objective: ({ x }) => x }); // the three FAILs count
+    expect(study.trials.map((t) => t.state)).toEqual(["FAIL", "FAIL", "FAIL", "COMPLETE"]);
   });
 
   it("two fitloop workers on one study finish exactly the number of trials asked, numbers unique", async () => {
@@ -112,6 +117,16 @@ describe.skipIf(!redisTool.path)(`RedisJournal on a real redis-server${redisTool
     const numbers = [...runs[0]!.ran, ...runs[1]!.ran].map((t) => t.number).sort((x, y) => x - y);
     expect(numbers).toEqual(Array.from({ length: 12 }, (_, i) => i));
     expect(await raw.exists("lock:fitloop:lock")).toBe(0);
+  });
+
+  it("a log that went backwards (Redis lost writes) is an error, not a silent divergence; records over maxRecordBytes are refused before writing", async () => {
+    const j = await connect("backwards", { maxRecordBytes: 2048 });
+    await j.append([0, 1, 2].map((i) => ({ op_code: 2, worker_id: "w", study_id: -1, user_attr: { i } }) as JournalRecord));
+    expect(await j.readFrom(0)).toHaveLength(3);
+    await raw.set("backwards:log_number", "0"); // the tail is gone
+    await expect(j.readFrom(3)).rejects.toThrow(/went backwards: 1 records, 3 already read/);
+    await expect(j.append([{ op_code: 2, worker_id: "w", study_id: -1, user_attr: { big: "x".repeat(3000) } }])).rejects.toThrow(/over maxRecordBytes 2048: readers would skip it; nothing was written/);
+    expect(await raw.get("backwards:log_number")).toBe("0");
   });
 
   it("a lock request Redis ran but whose reply was lost, sent again, finds the lock its own (not taken by someone else)", async () => {
@@ -143,6 +158,7 @@ describe.skipIf(!redisTool.path)(`RedisJournal: credentials and outages${redisTo
     expect(redactUrl(server.url)).not.toContain(encodeURIComponent(SECRET));
     expect(redactUrl(server.url)).toMatch(/^redis:\/\/:\*\*\*@127\.0\.0\.1:\d+$/);
     expect(redactUrl("redis://user:pw@h:1/2")).toBe("redis://user:***@h:1/2");
+    expect(redactUrl("redis://h:1/0?password=s3cret&db=1")).toBe("redis://h:1/0?password=***&db=1"); // ioredis reads ?password=
     const bad = server.url.replace(encodeURIComponent(SECRET), "wrong-secret");
     const { lines, logger } = recorder();
     const e = (await RedisJournal.connect({ url: bad, logger }).catch((x: unknown) => x)) as TunerError;

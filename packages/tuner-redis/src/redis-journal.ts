@@ -18,6 +18,8 @@ import { isRedisUrl, redactUrl, scrub } from "./url.js";
 export interface RedisJournalOptions {
   /** `redis://[[user]:password@]host[:port][/db]` or `rediss://...`. Printed only without its password. */
   readonly url: string;
+  /** The password, when it should not be in the URL (a URL is visible in `ps` when given on a command line). */
+  readonly password?: string;
   /** Optuna's `prefix` (default "", as Optuna's). Studies under different prefixes never meet. */
   readonly prefix?: string;
   /** A worker that has not renewed its lease for this long is dead: its trial is failed and queued again. Default 30 000 ms. */
@@ -35,6 +37,7 @@ export interface RedisJournalOptions {
 const positiveMs = (d: number) => z.number({ message: "must be a number of milliseconds > 0" }).int({ message: "must be an integer number of milliseconds" }).positive({ message: "must be a number of milliseconds > 0" }).default(d);
 const optionsSchema = z.strictObject({
   url: z.string({ message: "must be a redis:// or rediss:// URL" }).refine(isRedisUrl, { message: "must be a redis:// or rediss:// URL" }),
+  password: z.string({ message: "must be a string" }).min(1, { message: "must not be empty" }).optional(),
   prefix: z.string({ message: "must be a string" }).refine((p) => !/[\s\0]/.test(p), { message: "must not contain whitespace or NUL" }).default(""),
   leaseMs: positiveMs(30_000).refine((v) => v >= 300, { message: "must be at least 300 ms (it is renewed every third of it)" }),
   lockMs: positiveMs(10_000).refine((v) => v >= 300, { message: "must be at least 300 ms (it is renewed every third of it)" }),
@@ -42,6 +45,19 @@ const optionsSchema = z.strictObject({
   missingRecordWaitMs: z.number({ message: "must be a number of milliseconds >= 0" }).int().min(0, { message: "must be a number of milliseconds >= 0" }).default(10_000),
   logger: z.custom<Logger>((l) => typeof l === "object" && l !== null && typeof (l as Logger).warn === "function", { message: "must be a Logger ({ info, warn })" }).optional(),
 });
+
+/** How long a release or quit waits for a reply before giving up (the keys expire by themselves). */
+const RELEASE_WAIT_MS = 2000;
+
+/** `p`'s value, or undefined when it fails or takes longer than `ms`. */
+export async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p.catch(() => undefined), new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Records read per script call: bounds one reply. */
 const READ_CHUNK = 1000;
@@ -76,6 +92,7 @@ export class RedisJournal implements JournalStorage {
     const secretUrl = this.o.url;
     this.redis = new Redis(secretUrl, {
       lazyConnect: true,
+      ...(this.o.password !== undefined ? { password: this.o.password } : {}),
       // commands wait for the reconnection instead of failing: a worker rides out a Redis restart
       maxRetriesPerRequest: null,
       retryStrategy: (times) => {
@@ -93,14 +110,14 @@ export class RedisJournal implements JournalStorage {
     this.redis.on("error", (e: Error) => {
       if (this.disconnected) return; // said once per outage (retryStrategy says each attempt)
       this.disconnected = true;
-      this.logger.warn(`fitloop tuner: lost the connection to ${this.url}: ${scrub(e.message, secretUrl)}`);
+      this.logger.warn(`fitloop tuner: lost the connection to ${this.url}: ${this.scrub(e.message)}`);
     });
     this.redis.on("ready", () => {
       if (this.disconnected) this.logger.info(`fitloop tuner: reconnected to ${this.url}`);
       this.disconnected = false;
     });
     this.onBadRecord = (n, e) => this.logger.warn(`fitloop tuner: skipped journal record ${n} in ${this.url} (prefix "${this.prefix}"): ${e.message}`);
-    const leases = new WorkerLeases(this.redis, `${this.prefix}:fitloop:worker:`, this.o.leaseMs, this.logger);
+    const leases = new WorkerLeases(this.redis, `${this.prefix}:fitloop:worker:`, this.o.leaseMs, this.logger, RELEASE_WAIT_MS);
     this.liveness = {
       self: { host: hostname(), pid: process.pid, lease: true },
       pollMs: Math.max(100, Math.round(this.o.leaseMs / 3)),
@@ -116,9 +133,14 @@ export class RedisJournal implements JournalStorage {
       await journal.redis.connect();
     } catch (e) {
       journal.redis.disconnect();
-      throw new TunerError("STORAGE_UNAVAILABLE", `cannot connect to ${journal.url}: ${scrub((e as Error).message, journal.o.url)}`);
+      throw new TunerError("STORAGE_UNAVAILABLE", `cannot connect to ${journal.url}: ${journal.scrub((e as Error).message)}`);
     }
     return journal;
+  }
+
+  private scrub(message: string): string {
+    const out = scrub(message, this.o.url);
+    return this.o.password === undefined ? out : out.split(this.o.password).join("***");
   }
 
   /** The underlying client, for tests and tools (`fitloop study show`). */
@@ -131,6 +153,9 @@ export class RedisJournal implements JournalStorage {
     if (max === null) return [];
     const last = Number(max);
     if (!Number.isSafeInteger(last)) throw new TunerError("JOURNAL_CORRUPT", `${this.prefix}:log_number in ${this.url} is ${JSON.stringify(max.slice(0, 40))}, not a number`);
+    // Redis lost its tail (a crash between fsyncs, a failover to a lagging replica): new records
+    // would take numbers this reader has already replayed, and it would never see them
+    if (last < from - 1) throw new TunerError("JOURNAL_CORRUPT", `the journal in ${this.url} (prefix "${this.prefix}") went backwards: ${last + 1} records, ${from} already read; Redis lost writes, and the workers' views of the study no longer agree (restart them)`);
     const out: JournalRecord[] = [];
     for (let start = from; start <= last; start += READ_CHUNK) {
       const end = Math.min(last, start + READ_CHUNK - 1);
@@ -147,8 +172,15 @@ export class RedisJournal implements JournalStorage {
       waited += wait;
       text = (await this.redis.fitloopRead(this.prefix, String(n), String(n), String(this.o.maxRecordBytes)))[0] ?? "\0missing";
     }
+    if (text.startsWith("\0toolarge:")) {
+      const [bytes, ...head] = text.slice("\0toolarge:".length).split(":");
+      this.onBadRecord(n, new TunerError("JOURNAL_CORRUPT", `it is ${bytes} bytes, over maxRecordBytes ${this.o.maxRecordBytes}`));
+      // a trial other readers have: keep its place (replay makes it a FAIL without parameters)
+      const created = /^\{"op_code": ?4, "worker_id": ?"[^"]*", "study_id": ?(\d+)/.exec(head.join(":"));
+      return created ? { op_code: 4, worker_id: "fitloop:unreadable-record", study_id: Number(created[1]), params: "too large" } : SKIPPED;
+    }
     if (text.startsWith("\0")) {
-      const why = text === "\0missing" ? `it was not written within ${this.o.missingRecordWaitMs} ms of being numbered` : text === "\0wrongtype" ? "the key is not a string" : `it is ${text.slice("\0toolarge:".length)} bytes, over maxRecordBytes ${this.o.maxRecordBytes}`;
+      const why = text === "\0missing" ? `it was not written within ${this.o.missingRecordWaitMs} ms of being numbered` : "the key is not a string";
       this.onBadRecord(n, new TunerError("JOURNAL_CORRUPT", why));
       return SKIPPED;
     }
@@ -163,7 +195,10 @@ export class RedisJournal implements JournalStorage {
   /** One script call: the records get consecutive numbers, and a resend after a lost reply writes nothing twice. */
   async append(records: readonly JournalRecord[]): Promise<void> {
     if (!records.length) return;
-    await this.redis.fitloopAppend(this.prefix, globalThis.crypto.randomUUID(), ...records.map(recordLine));
+    const lines = records.map(recordLine);
+    const big = lines.findIndex((l) => Buffer.byteLength(l) > this.o.maxRecordBytes);
+    if (big >= 0) throw new TunerError("INVALID_VALUE", `a journal record of ${Buffer.byteLength(lines[big]!)} bytes (op ${records[big]!.op_code}) is over maxRecordBytes ${this.o.maxRecordBytes}: readers would skip it; nothing was written`);
+    await this.redis.fitloopAppend(this.prefix, globalThis.crypto.randomUUID(), ...lines);
   }
 
   /**
@@ -181,12 +216,14 @@ export class RedisJournal implements JournalStorage {
       return await fn({ append: (records) => this.append(records) });
     } finally {
       clearInterval(renew);
-      if ((await this.redis.fitloopRelease(key, token)) !== 1) this.logger.warn(`fitloop tuner: the lock ${key} in ${this.url} expired while held (over ${this.o.lockMs} ms without renewal)`);
+      // during an outage the release would wait for the reconnection forever; the lock expires anyway
+      const released = await withTimeout(this.redis.fitloopRelease(key, token), RELEASE_WAIT_MS);
+      if (released === 0) this.logger.warn(`fitloop tuner: the lock ${key} in ${this.url} expired while held (over ${this.o.lockMs} ms without renewal)`);
     }
   }
 
   /** Closes the connection (after pending commands). */
   async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    if ((await withTimeout(this.redis.quit(), RELEASE_WAIT_MS)) === undefined) this.redis.disconnect();
   }
 }

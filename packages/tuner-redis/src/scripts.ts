@@ -8,10 +8,11 @@
  * Appends records: ARGV = prefix, append id, record... Optuna's `INCR` + `SET` per record, all of
  * them in one script (nobody's record lands between ours). The append id makes a resend harmless:
  * ioredis sends a command again after a reconnect when its reply was lost, and a second run would
- * otherwise write the records twice (a second CREATE_TRIAL is a second trial).
+ * otherwise write the records twice (a second CREATE_TRIAL is a second trial). Resends come within
+ * one reconnection: the id is kept for 10 minutes.
  */
 export const APPEND = `
-if redis.call('set', ARGV[1] .. ':fitloop:append:' .. ARGV[2], '1', 'NX', 'EX', 86400) == false then return 0 end
+if redis.call('set', ARGV[1] .. ':fitloop:append:' .. ARGV[2], '1', 'NX', 'EX', 600) == false then return 0 end
 redis.call('setnx', ARGV[1] .. ':log_number', -1)
 for i = 3, #ARGV do
   local n = redis.call('incr', ARGV[1] .. ':log_number')
@@ -23,7 +24,8 @@ return #ARGV - 2
 /**
  * Reads records ARGV[2]..ARGV[3] (inclusive) of prefix ARGV[1], never more than ARGV[4] bytes of
  * one: a record that is missing (a writer between INCR and SET, in cluster mode) or too large, or not a string
- * comes back as a marker starting with a NUL byte, which no JSON record does.
+ * comes back as a marker starting with a NUL byte, which no JSON record does (a too large one with its
+ * first 400 bytes, enough to tell a CREATE_TRIAL and its study).
  */
 export const READ = `
 local out = {}
@@ -35,7 +37,7 @@ for n = tonumber(ARGV[2]), tonumber(ARGV[3]) do
   elseif len == 0 then
     out[#out + 1] = '\\0missing'
   elseif len > tonumber(ARGV[4]) then
-    out[#out + 1] = '\\0toolarge:' .. len
+    out[#out + 1] = '\\0toolarge:' .. len .. ':' .. redis.call('getrange', key, 0, 399)
   else
     out[#out + 1] = redis.call('get', key)
   end

@@ -9,7 +9,8 @@ export function redactUrl(url: string): string {
     return "<an unparsable Redis URL>";
   }
   if (u.password) u.password = "***";
-  return u.toString();
+  for (const key of ["password", "pass"]) if (u.searchParams.has(key)) u.searchParams.set(key, "***"); // ioredis reads ?password=
+  return u.toString().replace(/%2A%2A%2A/g, "***");
 }
 
 /** Whether `url` is a Redis URL fitloop can open (`redis://`, `rediss://`). */
@@ -19,17 +20,26 @@ export function isRedisUrl(url: string): boolean {
 
 /** Removes every occurrence of the URL's password from a message (ioredis' errors may quote the URL). */
 export function scrub(message: string, url: string): string {
-  let secret: string | undefined;
+  const secrets: string[] = [];
   try {
     const u = new URL(url);
-    secret = u.password || undefined;
+    if (u.password) secrets.push(u.password);
+    for (const key of ["password", "pass"]) {
+      const v = u.searchParams.get(key);
+      if (v) secrets.push(v, encodeURIComponent(v));
+    }
   } catch {
     return message.split(url).join(redactUrl(url));
   }
   let out = message.split(url).join(redactUrl(url));
-  if (secret) {
+  for (const secret of secrets) {
     out = out.split(secret).join("***");
-    const decoded = decodeURIComponent(secret);
+    let decoded = secret;
+    try {
+      decoded = decodeURIComponent(secret);
+    } catch {
+      // a stray % in the password: only its raw form can appear
+    }
     if (decoded !== secret) out = out.split(decoded).join("***");
   }
   return out;

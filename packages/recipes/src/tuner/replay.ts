@@ -54,6 +54,14 @@ const obj = (v: JsonValue | undefined, k: string, n: number): JsonObject => (v !
 const numbers = (v: JsonValue | undefined, k: string, n: number): number[] | null =>
   v === null || v === undefined ? null : Array.isArray(v) && v.every((x) => typeof x === "number") ? [...(v as number[])] : bad(n, `${k} is not a list of numbers`);
 const time = (v: JsonValue | undefined, k: string, n: number): string | null => (v === null || v === undefined ? null : typeof v === "string" ? v : bad(n, `${k} is not a timestamp`));
+/** `toExternal` of a stored internal value; one the distribution cannot hold (a categorical index out of range) is a bad record. */
+const external = (d: Distribution, v: number, n: number): CategoricalChoice => {
+  try {
+    return toExternal(d, v);
+  } catch (e) {
+    return bad(n, `a parameter value ${v} does not fit its distribution: ${(e as Error).message}`);
+  }
+};
 const withValue = (t: Omit<TrialRecord, "value">): TrialRecord => ({ ...t, value: t.values && t.values.length === 1 ? t.values[0] : undefined });
 
 export class JournalReplay {
@@ -154,6 +162,22 @@ export class JournalReplay {
   private createTrial(r: Rec, n: number): void {
     const studyId = int(r, "study_id", n);
     if (!this.studies.has(studyId)) return;
+    if (!this.onBadRecord) return this.createTrialChecked(r, n, studyId);
+    try {
+      this.createTrialChecked(r, n, studyId);
+    } catch (e) {
+      // the trial exists for every other reader: keep its id and number (a FAIL with no parameters),
+      // or every later record would point at the wrong trial
+      const ids = this.trialIdsOf.get(studyId)!;
+      const id = this.trials.length;
+      this.trials.push(withValue({ id, number: ids.length, studyId, state: "FAIL", values: null, params: {}, distributions: {}, intermediateValues: {}, userAttrs: {}, systemAttrs: { "fitloop:unreadable": (e as Error).message }, datetimeStart: null, datetimeComplete: null }));
+      ids.push(id);
+      this.finishedBy.set(id, r.worker_id);
+      throw e;
+    }
+  }
+
+  private createTrialChecked(r: Rec, n: number, studyId: number): void {
     const ids = this.trialIdsOf.get(studyId)!;
     const id = this.trials.length;
     const distributions: Record<string, Distribution> = {};
@@ -162,7 +186,7 @@ export class JournalReplay {
     for (const [k, v] of Object.entries(obj(r["params"] ?? {}, "params", n))) {
       const d = distributions[k];
       if (!d || typeof v !== "number") return bad(n, `param ${k} has no distribution or is not a number`);
-      params[k] = toExternal(d, v);
+      params[k] = external(d, v, n);
     }
     const state = r["state"] === undefined ? "RUNNING" : TRIAL_STATE_NAMES[int(r, "state", n)] ?? bad(n, `state ${String(r["state"])}`);
     const value = r["value"];
@@ -205,7 +229,7 @@ export class JournalReplay {
     if (typeof internal !== "number") return bad(n, "param_value_internal is not a number");
     const earlier = this.trialsOf(t.studyId).find((p) => name in p.distributions);
     if (earlier && incompatibility(earlier.distributions[name]!, d) !== undefined) return;
-    this.replace({ ...t, params: { ...t.params, [name]: toExternal(d, internal) }, distributions: { ...t.distributions, [name]: d } });
+    this.replace({ ...t, params: { ...t.params, [name]: external(d, internal, n) }, distributions: { ...t.distributions, [name]: d } });
   }
 
   private setState(r: Rec, n: number): void {

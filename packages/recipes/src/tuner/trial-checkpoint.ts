@@ -28,12 +28,16 @@ export async function trialCheckpoint(trial: Trial, options: Omit<CheckpointOpti
   if (trial.checkpointDir === undefined) throw new TunerError("INVALID_VALUE", `trial ${trial.number} has no checkpoint directory: give tune() the \`checkpoints\` option (a directory every worker can reach)`);
   const store = new FileStore(trial.checkpointDir);
   const callback = new Checkpoint({ every: { epochs: 1 }, keepLast: 2, ...options, store });
+  let c: Awaited<ReturnType<typeof loadCheckpoint>>;
   try {
-    const c = await loadCheckpoint(store, "latest", { runsOnly: true });
-    if (!c.snapshot) return { callback, resumeFrom: undefined, resumedAt: undefined };
-    return { callback, resumeFrom: c.snapshot, resumedAt: { name: c.name, step: c.manifest.step, epoch: c.manifest.epoch } };
+    c = await loadCheckpoint(store, "latest", { runsOnly: true });
   } catch (e) {
     if (e instanceof NoCheckpointError) return { callback, resumeFrom: undefined, resumedAt: undefined };
     throw e;
   }
+  // Only a retry continues a run; checkpoints in a fresh trial's directory belong to another study
+  // of the same name (a recreated journal, another prefix): never start from someone else's weights.
+  if (trial.retryOf === undefined) throw new TunerError("INVALID_VALUE", `trial ${trial.number}'s checkpoint directory ${trial.checkpointDir} already holds checkpoints (${c.name}), but the trial is not a retry: they belong to another run of a study with this name; use another checkpoints directory or remove it`);
+  if (!c.snapshot) return { callback, resumeFrom: undefined, resumedAt: undefined };
+  return { callback, resumeFrom: c.snapshot, resumedAt: { name: c.name, step: c.manifest.step, epoch: c.manifest.epoch } };
 }

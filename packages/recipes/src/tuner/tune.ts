@@ -83,7 +83,18 @@ const optionsSchema = z.strictObject({
 });
 
 /** Where trial `number` of `study` keeps its checkpoints: one directory per trial, the study's name made path-safe. */
-export const checkpointDir = (root: string, study: string, number: number): string => `${root.replace(/\/+$/, "")}/${encodeURIComponent(study)}/trial-${number}`;
+export const checkpointDir = (root: string, study: string, number: number): string => `${root.replace(/\/+$/, "")}/${encodeURIComponent(study).replace(/\./g, "%2E")}/trial-${number}`;
+
+/**
+ * Whether a checkpoint directory read from the journal lies inside this worker's `checkpoints` root:
+ * anyone who can write to the journal could otherwise point a worker's writes (and the deletions
+ * of its retention) anywhere on its disk.
+ */
+function insideRoot(dir: JsonValue | undefined, root: string): dir is string {
+  if (typeof dir !== "string") return false;
+  const base = `${root.replace(/\/+$/, "")}/`;
+  return dir.startsWith(base) && dir.slice(base.length).split("/").every((part) => part !== "" && part !== "." && part !== "..");
+}
 
 /** The seed of trial `number`: parameters are drawn from it, and the objective gets it. */
 export const trialSeed = (studySeed: number, number: number): number => mixSeed(studySeed, number);
@@ -228,18 +239,11 @@ function claim(study: Study, o: O, worker: WorkerInfo): Promise<Claim | "again" 
       params[name] = value;
     }
     const dists = (names: string[]) => Object.fromEntries(names.map((k) => [k, distributionToJson(o.space[k]!)]));
-    let records: JournalRecord[];
-    if (waiting) {
-      records = [study.stateRecord(waiting.id, "RUNNING")];
-      for (const [name, v] of Object.entries(internal)) records.push(study.makeRecord(OP.SET_TRIAL_PARAM, { trial_id: waiting.id, param_name: name, param_value_internal: v, distribution: distributionToJson(o.space[name]!) }));
-      if (storedSeed === undefined) records.push(study.attrRecord(waiting.id, "system", "fitloop:seed", seed));
-      if (o.checkpoints !== undefined && typeof waiting.systemAttrs["fitloop:checkpoint"] !== "string") records.push(study.attrRecord(waiting.id, "system", "fitloop:checkpoint", checkpointDir(o.checkpoints, study.name, number)));
-      records.push(study.attrRecord(waiting.id, "system", "fitloop:worker", { ...worker }));
-      // an enqueued value the space cannot hold (Optuna: the objective raises, the trial fails)
-      if (problems.length) records.push(study.attrRecord(waiting.id, "user", "fitloop:fail_reason", `enqueued parameters do not fit the space: ${problems.join("; ")}`), study.stateRecord(waiting.id, "FAIL"));
-    } else {
-      records = [
-        study.makeRecord(OP.CREATE_TRIAL, {
+    // First the claim alone: a RUNNING record for the WAITING trial (Python workers do not take the
+    // lock, and the first RUNNING in the log wins) or the new trial; the rest only once it is ours.
+    const claimRecord = waiting
+      ? study.stateRecord(waiting.id, "RUNNING")
+      : study.makeRecord(OP.CREATE_TRIAL, {
           study_id: study.id,
           datetime_start: localIsoTimestamp(),
           state: TRIAL_STATE.RUNNING,
@@ -248,17 +252,27 @@ function claim(study: Study, o: O, worker: WorkerInfo): Promise<Claim | "again" 
           distributions: dists(Object.keys(internal)),
           params: internal,
           user_attrs: {},
-          system_attrs: { "fitloop:seed": seed, "fitloop:worker": { ...worker }, ...(o.checkpoints !== undefined ? { "fitloop:checkpoint": checkpointDir(o.checkpoints, study.name, number) } : {}) },
+          system_attrs: { "fitloop:seed": seed, "fitloop:worker": { ...worker } },
           intermediate_values: {},
-        }),
-      ];
-    }
-    await w.append(records);
+        });
+    await w.append([claimRecord]);
     await study.sync();
-    // ours by log order: certain under the lock, which fitloop and Optuna writers both take
     const id = study.ownedTrial();
-    if (id === undefined || (waiting && id !== waiting.id) || problems.length) return "again";
-    return { id, number: study.trialById(id).number, seed, params };
+    if (id === undefined || (waiting && id !== waiting.id)) return "again"; // another worker's RUNNING came first
+    const actual = study.trialById(id).number; // a Python worker may have created a trial meanwhile
+    const records: JournalRecord[] = [];
+    if (waiting) {
+      for (const [name, v] of Object.entries(internal)) records.push(study.makeRecord(OP.SET_TRIAL_PARAM, { trial_id: waiting.id, param_name: name, param_value_internal: v, distribution: distributionToJson(o.space[name]!) }));
+      if (storedSeed === undefined) records.push(study.attrRecord(waiting.id, "system", "fitloop:seed", seed));
+      records.push(study.attrRecord(waiting.id, "system", "fitloop:worker", { ...worker }));
+    }
+    if (o.checkpoints !== undefined && !insideRoot(study.trialById(id).systemAttrs["fitloop:checkpoint"], o.checkpoints)) records.push(study.attrRecord(id, "system", "fitloop:checkpoint", checkpointDir(o.checkpoints, study.name, actual)));
+    // an enqueued value the space cannot hold (Optuna: the objective raises, the trial fails)
+    if (problems.length) records.push(study.attrRecord(id, "user", "fitloop:fail_reason", `enqueued parameters do not fit the space: ${problems.join("; ")}`), study.stateRecord(id, "FAIL"));
+    if (records.length) await w.append(records);
+    await study.sync();
+    if (problems.length) return "again";
+    return { id, number: actual, seed, params };
   });
 }
 
@@ -276,7 +290,7 @@ async function runTrial(study: Study, c: Claim, o: O, watch: LeaseWatch): Promis
   const { controller } = watch;
   const stored = study.trialById(c.id).systemAttrs;
   const trial = new Trial<SearchSpace>(study, c.id, c.number, c.seed, c.params, controller.signal, o.pruner, {
-    ...(typeof stored["fitloop:checkpoint"] === "string" ? { checkpointDir: stored["fitloop:checkpoint"] } : {}),
+    ...(o.checkpoints !== undefined && insideRoot(stored["fitloop:checkpoint"], o.checkpoints) ? { checkpointDir: stored["fitloop:checkpoint"] } : {}),
     ...(typeof stored["failed_trial"] === "number" ? { retryOf: stored["failed_trial"] } : {}),
   });
   const run: Promise<Outcome> = (async () => o.objective(trial.params, trial))().then(
@@ -359,6 +373,8 @@ export async function tune<S extends SearchSpace>(options: TuneOptions<S>): Prom
   try {
     for (;;) {
       if (liveness) await failDeadWorkers(study, liveness, o.maxRetries);
+      // before the claim: a lease lost while claiming stops the trial it claims, not the last one
+      watch = { controller: new AbortController() };
       const c = await claim(study, o, worker);
       if (c === undefined) {
         // nothing to claim, but a trial running elsewhere may yet come back WAITING (its worker dies)
@@ -367,7 +383,6 @@ export async function tune<S extends SearchSpace>(options: TuneOptions<S>): Prom
         continue;
       }
       if (c === "again") continue;
-      watch = { controller: new AbortController() };
       const { record, thrown } = await runTrial(study, c, o, watch);
       ran.push(record);
       o.onTrialEnd?.(record, study);
