@@ -1,4 +1,4 @@
-import { planParts, poolFor, type KernelCall } from "./kernel-threads.js";
+import { planParts, poolFor, type KernelCall, type KernelThreadPool } from "./kernel-threads.js";
 import { gemmSimd, type EmscriptenWasm, type GemmSimdExports, type SimdKernels } from "./simd/index.js";
 import { wasmThreadMinFlops } from "./wasm-threadpool.js";
 
@@ -12,13 +12,70 @@ export function ownGemm(wasm: EmscriptenWasm, flops: number): SimdKernels<GemmSi
   return gemm && (flops < wasmThreadMinFlops() || poolFor(gemm.memory)) ? gemm : undefined;
 }
 
+/** `gemm.wat`'s packed GEMM (round 9); `simd/index.ts`'s `GemmSimdExports` lists the older exports. */
+export interface PackedGemmExports {
+  /**
+   * C = A·B with B packed per call into 8-column panels (5x8 tiles): A(m, k) at pa + m*ars + k*aks,
+   * B(k, n) at pb + k*bks + n*bns, C(m, n) at pc + m*ldc + 4n; K blocks of kc rows (0: one block);
+   * scratch: `packedScratchBytes(n, kc)` bytes. Bit for bit `gemm`'s result.
+   */
+  gemmPacked(pa: number, ars: number, aks: number, pb: number, bks: number, bns: number, pc: number, ldc: number, m: number, n: number, k: number, kc: number, scratch: number): void;
+}
+
+type Gemm = SimdKernels<GemmSimdExports>;
+const packedExports = (gemm: Gemm): GemmSimdExports & PackedGemmExports => gemm.exports as GemmSimdExports & PackedGemmExports;
+
+let packed = true;
+/**
+ * Whether `splitGemm` runs the packed GEMM (`gemmPacked`, default) or the round-5 kernel (`gemm`,
+ * with a transposed B copied first); both give the same bits. For benches and tests.
+ */
+export function setPackedGemmEnabled(on: boolean): void {
+  packed = on;
+}
+export const packedGemmEnabled = (): boolean => packed;
+
+/**
+ * With a row-major B, fewer rows of C than this (or fewer than 8 columns) run the round-5 kernel,
+ * which reads B in place: packing costs a pass over B (~0.15 ns per float here), which the packed
+ * kernel's faster tiles (~58 vs ~50 GFLOP/s on one thread) repay only from ~24-32 rows (9, 12, 16
+ * rows: 0.8-0.95x; 24, 32: 0.99-1.04x; 64: 1.1x), and its 8-column panels waste most of their
+ * work on 1-4 columns (0.76x; docs/journal.md, round 9). A transposed B always takes the packed
+ * kernel (the round-5 path copies it transposed first: 2-8x slower).
+ */
+export const PACKED_MIN_ROWS = 24;
+
+/** Floats of packed B per K block: 64 Ki (256 KiB, in L2 while the row tiles pass over it). */
+const PACKED_BLOCK_FLOATS = 65536;
+/** At most this many rows of B per K block: a panel (kc x 8 floats) stays within 16 KiB of L1. */
+const PACKED_MAX_KC = 512;
+
+const roundUp8 = (n: number): number => Math.ceil(n / 8) * 8;
+
+/** The K block of the packed GEMM for N columns and depth K (all of K while it fits). */
+export function packedKc(n: number, k: number): number {
+  return Math.max(1, Math.min(k, PACKED_MAX_KC, Math.max(16, Math.floor(PACKED_BLOCK_FLOATS / roundUp8(n)))));
+}
+
+/** Scratch bytes of one `gemmPacked` call: the 5x8 edge tile (256 bytes) and kc x ceil(N/8)*8 floats of packed B. */
+export function packedScratchBytes(n: number, kc: number): number {
+  return 256 + 4 * kc * roundUp8(n);
+}
+
 /**
  * C = A·B on fitloop's SIMD GEMM (`simd/gemm.wat`), split over fitloop's kernel threads
  * (`kernel-threads.ts`) when a pool runs and the product is at least `minFlops`: along the rows of C
  * when M >= N (each part reads all of B, its own rows of A), else along its columns in multiples of
  * 8 (each part reads all of A, its own columns of B). Every element of C is computed by one call with
- * the same k order, so the result is bit-identical to one call. Pointers and strides in bytes, as
- * `gemm`: A(m, k) at pa + m*ars + k*aks, B(k, n) at pb + k*ldb + 4n, C(m, n) at pc + m*ldc + 4n.
+ * the same k order, so the result is bit-identical to one call. Pointers and strides in bytes:
+ * A(m, k) at pa + m*ars + k*aks, B(k, n) at pb + k*ldb + n*bns (bns defaults to 4, a row-major B;
+ * a transposed B is ldb = 4, bns = 4K), C(m, n) at pc + m*ldc + 4n.
+ *
+ * The packed kernel (`gemmPacked`: from PACKED_MIN_ROWS rows and 8 columns, and for any transposed
+ * B) packs B itself, per part (a part of a row split packs all of B, one of a column split its own
+ * columns), into scratch from `_malloc`; the round-5 kernel (`gemm`: fewer rows or columns, or
+ * `setPackedGemmEnabled(false)`) reads a row-major B in place and, for a transposed B, first copies
+ * it transposed into scratch. Both give the same bits.
  */
 export interface GemmOperands {
   pa: number;
@@ -26,6 +83,8 @@ export interface GemmOperands {
   aks: number;
   pb: number;
   ldb: number;
+  /** Bytes between columns of B; default 4 (row-major). */
+  bns?: number;
   pc: number;
   ldc: number;
   m: number;
@@ -39,18 +98,43 @@ export interface GemmOperands {
  */
 export const DEFAULT_SPLIT_GEMM_MIN_FLOPS = 4e6;
 
+function alloc(gemm: Gemm, bytes: number, what: string): number {
+  const p = gemm.malloc(bytes);
+  if (!p) throw new Error(`fitloop wasm GEMM: could not allocate ${bytes} bytes for ${what}`);
+  return p;
+}
+
 /** Runs the GEMM, split over the kernel threads where that pays; returns the number of parts. */
-export function splitGemm(gemm: SimdKernels<GemmSimdExports>, o: GemmOperands, minFlops = DEFAULT_SPLIT_GEMM_MIN_FLOPS): number {
+export function splitGemm(gemm: Gemm, o: GemmOperands, minFlops = DEFAULT_SPLIT_GEMM_MIN_FLOPS): number {
+  const { m, n, k } = o;
+  const bns = o.bns ?? 4;
+  const p = poolFor(gemm.memory);
+  const pool = p && 2 * m * n * k >= minFlops ? p : undefined;
+  const byRows = m >= n;
+  if (packed && (bns !== 4 || (m >= PACKED_MIN_ROWS && n >= 8))) return splitPacked(gemm, o, bns, pool, byRows);
+  // the round-5 kernel: B row-major, a transposed B copied first
+  let { pb, ldb } = o;
+  let scratch = 0;
+  if (bns !== 4) {
+    if (ldb !== 4 || bns !== 4 * k) throw new Error(`fitloop wasm GEMM: B strides (${ldb}, ${bns}) are neither row-major nor a contiguous transpose`);
+    if (k > 0) {
+      scratch = alloc(gemm, 4 * k * n, "the transposed right operand");
+      gemm.exports.transpose(pb, n, k, scratch);
+    }
+    [pb, ldb] = [scratch, 4 * n];
+  }
+  try {
+    return splitOld(gemm, { ...o, pb, ldb }, pool, byRows);
+  } finally {
+    if (scratch) gemm.free(scratch);
+  }
+}
+
+function splitOld(gemm: Gemm, o: GemmOperands, pool: KernelThreadPool | undefined, byRows: boolean): number {
   const { pa, ars, aks, pb, ldb, pc, ldc, m, n, k } = o;
   const whole = (): void => gemm.exports.gemm(pa, ars, aks, pb, ldb, pc, ldc, m, n, k);
-  const pool = poolFor(gemm.memory);
-  if (!pool || 2 * m * n * k < minFlops) {
-    whole();
-    return 1;
-  }
-  const byRows = m >= n;
-  const parts = planParts(gemm.memory, byRows ? m : n, { align: byRows ? 4 : 8, bytes: Infinity });
-  if (parts.length <= 1) {
+  const parts = pool ? planParts(gemm.memory, byRows ? m : n, { align: byRows ? 4 : 8, bytes: Infinity }) : [];
+  if (!pool || parts.length <= 1) {
     whole();
     return 1;
   }
@@ -64,3 +148,32 @@ export function splitGemm(gemm: SimdKernels<GemmSimdExports>, o: GemmOperands, m
   pool.run(calls);
   return parts.length;
 }
+
+function splitPacked(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThreadPool | undefined, byRows: boolean): number {
+  const { pa, ars, aks, pb, ldb, pc, ldc, m, n, k } = o;
+  // parts of a row split at multiples of the 5-row tile (each part ends in 4-row tiles as needed)
+  const parts = pool ? planParts(gemm.memory, byRows ? m : n, { align: byRows ? 5 : 8, bytes: Infinity }) : [];
+  const partN = (count: number): number => (byRows ? n : count);
+  const cols = parts.length > 1 ? parts.map(([, count]) => partN(count)) : [n];
+  const kc = packedKc(Math.max(...cols), k);
+  const perPart = Math.ceil(packedScratchBytes(Math.max(...cols), kc) / 64) * 64;
+  const scratch = alloc(gemm, perPart * cols.length, "the packed right operand");
+  try {
+    if (!pool || parts.length <= 1) {
+      packedExports(gemm).gemmPacked(pa, ars, aks, pb, ldb, bns, pc, ldc, m, n, k, kc, scratch);
+      return 1;
+    }
+    const calls: KernelCall[] = parts.map(([start, count], i) => ({
+      module: "gemm",
+      fn: "gemmPacked",
+      args: byRows
+        ? [pa + start * ars, ars, aks, pb, ldb, bns, pc + start * ldc, ldc, count, n, k, kc, scratch + i * perPart]
+        : [pa, ars, aks, pb + start * bns, ldb, bns, pc + 4 * start, ldc, m, count, k, kc, scratch + i * perPart],
+    }));
+    pool.run(calls);
+    return parts.length;
+  } finally {
+    gemm.free(scratch);
+  }
+}
+

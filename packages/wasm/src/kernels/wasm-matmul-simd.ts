@@ -5,12 +5,13 @@ import { kernelFlops, withWasmThreads } from "./wasm-threadpool.js";
 import { ownGemm, splitGemm } from "./wasm-gemm-split.js";
 
 /**
- * fitloop's own matmul on wasm (`simd/gemm.wat`: a strided f32x4 GEMM without packing) for
- * BatchMatMul and _FusedMatMul below the thread gate's size. XNNPACK packs the right-hand operand
- * (the weight) on every call; training changes the weights every step, so for the MLP's matmuls
- * (4-26 MFLOP) the packing costs as much as the multiply (~18 GFLOP/s for the step's matmuls vs
- * ~35 for this kernel; docs/journal.md, round 5). A transposed left operand is read through its
- * strides; a transposed right operand is copied transposed into scratch first (weights: small).
+ * fitloop's own matmul on wasm (`simd/gemm.wat` through `splitGemm`) for BatchMatMul and
+ * _FusedMatMul below the thread gate's size (from it too when fitloop's kernel threads run).
+ * XNNPACK packs the right-hand operand (the weight) on every call; training changes the weights
+ * every step, so for the MLP's matmuls (4-26 MFLOP) the packing costs as much as the multiply (~18
+ * GFLOP/s for the step's matmuls vs ~35 for the round-5 kernel; docs/journal.md, rounds 5 and 9).
+ * Both operands are read through their strides: the packed GEMM (round 9) packs a transposed right
+ * operand as it packs a plain one (the round-5 kernel, for fewer than 5 rows, copies it transposed first).
  * Applies to float32 operands whose batch dimensions are all 1, with M, N > 0, and fewer than the
  * thread gate's minimum FLOPs (larger ones keep XNNPACK, with threads); fused: no bias or a bias
  * of N elements, activation linear or relu. Elsewhere (and without WebAssembly SIMD) it returns
@@ -81,25 +82,15 @@ function gemmInto(
   const outer = backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const out = backend.makeOutput([...outer, m, n], "float32");
   const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
-  const scratch = tb && k > 0 ? simd.malloc(4 * k * n) : 0;
-  if (tb && k > 0 && !scratch) {
-    backend.disposeData(out.dataId);
-    throw new Error(`fitloop wasm matmul: could not allocate ${4 * k * n} bytes for the transposed right operand`);
-  }
   try {
-    let pb = p(b);
-    if (scratch) {
-      simd.exports.transpose(pb, n, k, scratch);
-      pb = scratch;
-    }
     const [ars, aks] = ta ? [4, 4 * m] : [4 * k, 4];
-    splitGemm(simd, { pa: p(a), ars, aks, pb, ldb: 4 * n, pc: p(out), ldc: 4 * n, m, n, k });
+    // a transposed B (the weight in dx = dy·Wᵀ) is read through its strides: the packed GEMM packs it as it is
+    const [ldb, bns] = tb ? [4, 4 * k] : [4 * n, 4];
+    splitGemm(simd, { pa: p(a), ars, aks, pb: p(b), ldb, bns, pc: p(out), ldc: 4 * n, m, n, k });
     if (bias || activation === "relu") simd.exports.biasAct(p(out), m, n, bias ? p(bias) : 0, activation === "relu" ? 1 : 0);
   } catch (e) {
-    backend.disposeData(out.dataId); // a kernel thread's error: leave no buffer behind
+    backend.disposeData(out.dataId); // a kernel thread's error or a failed allocation: leave no buffer behind
     throw e;
-  } finally {
-    if (scratch) simd.free(scratch);
   }
   return out;
 }

@@ -1,18 +1,22 @@
-;; fitloop: a strided float32 GEMM in WebAssembly SIMD, C = A·B (M x N, K deep), no packing.
+;; fitloop: float32 GEMMs in WebAssembly SIMD, C = A·B (M x N, K deep).
 ;;
 ;; Source of the generated `gemm.wasm.ts` (`pnpm --filter @fitloop/wasm run build:simd`); the memory
 ;; import is filled in by the build script (tfjs-wasm's memory). Used by the wasm BatchMatMul and
-;; _FusedMatMul below the thread gate's size (wasm-matmul.ts, docs/journal.md round 5): XNNPACK
-;; packs the right-hand operand on every call, which for a training step (new weights each step)
-;; costs more than the multiply itself at these sizes.
+;; _FusedMatMul below the thread gate's size (wasm-matmul-simd.ts, docs/journal.md round 5) and by the
+;; convolutions' im2col/col2im paths, through wasm-gemm-split.ts: XNNPACK packs the right-hand operand
+;; on every call, which for a training step (new weights each step) costs more than the multiply.
 ;;
-;; A is read through strides, A(m, k) at pa + m*ars + k*aks (bytes), so A or its transpose needs
-;; no copy; B is row-major, B(k, n) at pb + k*ldb + 4n (a transposed B is copied first, `transpose`);
-;; C row-major, C(m, n) at pc + m*ldc + 4n. Microkernel: 4 rows x 8 columns, eight f32x4
-;; accumulators, per k one splat of each A element times two B vectors. Plain f32x4.mul + f32x4.add
-;; (no relaxed-SIMD FMA: runs without flags, and each product is rounded as on the cpu backend).
-;; Edges: 4-column and single-column tiles for N % 8, 1-row tiles for M % 4; any K >= 0 (K = 0
-;; writes zeros). Each element is a sum over k in increasing order, from 0.
+;; Two kernels, the same result bit for bit:
+;; - `gemmPacked` (round 9, the default): B (any strides, so a transposed B needs no copy) packed once
+;;   per call and K block into 8-column panels, 5x8 register tiles; see its comment below.
+;; - `gemm` / `gemmKc` (round 5, kept for small M, as the reference and for benches): no packing.
+;;   A is read through strides, A(m, k) at pa + m*ars + k*aks (bytes), so A or its transpose needs
+;;   no copy; B is row-major, B(k, n) at pb + k*ldb + 4n (a transposed B is copied first, `transpose`);
+;;   C row-major, C(m, n) at pc + m*ldc + 4n. Microkernel: 4 rows x 8 columns, eight f32x4
+;;   accumulators, per k one splat of each A element times two B vectors. Edges: 4-column and
+;;   single-column tiles for N % 8, 1-row tiles for M % 4; any K >= 0 (K = 0 writes zeros).
+;; Both use plain f32x4.mul + f32x4.add (no relaxed-SIMD FMA: runs without flags, and each product
+;; is rounded as on the cpu backend), and each element is a sum over k in increasing order, from 0.
 (module
   (import "env" "memory" MEMORY)
 
@@ -272,6 +276,387 @@
       (local.set $kc (i32.div_u (i32.const 16384) (local.get $N)))
       (if (i32.lt_u (local.get $kc) (i32.const 16)) (then (local.set $kc (i32.const 16))))))
     (call $gemmKc (local.get $pa) (local.get $ars) (local.get $aks) (local.get $pb) (local.get $ldb) (local.get $pc) (local.get $ldc) (local.get $M) (local.get $N) (local.get $K) (local.get $kc))
+  )
+
+  ;; ---- The packed GEMM (gemmPacked): B copied once per call into 8-column panels, 5x8 tiles ----
+  ;; Ten f32x4 accumulators + two B vectors + one splat + one product = 14 of the 15 XMM registers
+  ;; V8 allocates on x64 (xmm15 is its scratch): a 6x8 tile (16) spills in V8's code, and so does
+  ;; unrolling k (TurboFan hoists the next step's loads); measured in docs/journal.md, round 9.
+
+  ;; C[5 x 8] at c (row stride ldc) = (acc ? C : 0) + sum over k < K of A(r, k) * P(k, j): A(r, k) at a + r'*ars + k*aks with
+  ;; r' = min(r, rows - 1) (rows past the edge repeat the last one; the caller discards them), P the packed panel (8 floats per k).
+  ;; (Each row pointer is an i32.add, not a select: V8 then knows it is zero-extended and uses it in
+  ;; the address as it is; after a select it adds a movl per load, ~10 % slower.)
+  (func $p5x8 (param $a i32) (param $ars i32) (param $aks i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32) (param $rows i32)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $a4 i32) (local $c0_0 v128) (local $c0_1 v128) (local $c1_0 v128) (local $c1_1 v128) (local $c2_0 v128) (local $c2_1 v128) (local $c3_0 v128) (local $c3_1 v128) (local $c4_0 v128) (local $c4_1 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (v128.load offset=0 (local.get $c)))
+      (local.set $c0_1 (v128.load offset=16 (local.get $c)))
+      (local.set $c1_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c1_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c2_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c2_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c3_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))
+      (local.set $c3_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))
+      (local.set $c4_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 4)))))
+      (local.set $c4_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 4)))))))
+    (local.set $a0 (local.get $a))
+    (local.set $a1 (i32.add (local.get $a0) (select (local.get $ars) (i32.const 0) (i32.lt_u (i32.const 1) (local.get $rows)))))
+    (local.set $a2 (i32.add (local.get $a1) (select (local.get $ars) (i32.const 0) (i32.lt_u (i32.const 2) (local.get $rows)))))
+    (local.set $a3 (i32.add (local.get $a2) (select (local.get $ars) (i32.const 0) (i32.lt_u (i32.const 3) (local.get $rows)))))
+    (local.set $a4 (i32.add (local.get $a3) (select (local.get $ars) (i32.const 0) (i32.lt_u (i32.const 4) (local.get $rows)))))
+    (if (local.get $K) (then (loop $k
+      (local.set $b0 (v128.load offset=0 (local.get $bp)))
+      (local.set $b1 (v128.load offset=16 (local.get $bp)))
+      (local.set $s (v128.load32_splat (local.get $a0)))
+      (local.set $c0_0 (f32x4.add (local.get $c0_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c0_1 (f32x4.add (local.get $c0_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a0 (i32.add (local.get $a0) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a1)))
+      (local.set $c1_0 (f32x4.add (local.get $c1_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c1_1 (f32x4.add (local.get $c1_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a1 (i32.add (local.get $a1) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a2)))
+      (local.set $c2_0 (f32x4.add (local.get $c2_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c2_1 (f32x4.add (local.get $c2_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a2 (i32.add (local.get $a2) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a3)))
+      (local.set $c3_0 (f32x4.add (local.get $c3_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c3_1 (f32x4.add (local.get $c3_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a3 (i32.add (local.get $a3) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a4)))
+      (local.set $c4_0 (f32x4.add (local.get $c4_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c4_1 (f32x4.add (local.get $c4_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a4 (i32.add (local.get $a4) (local.get $aks)))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br_if $k (local.get $K)))))
+    (v128.store offset=0 (local.get $c) (local.get $c0_0))
+    (v128.store offset=16 (local.get $c) (local.get $c0_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c1_0))
+    (v128.store offset=16 (local.get $c) (local.get $c1_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c2_0))
+    (v128.store offset=16 (local.get $c) (local.get $c2_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c3_0))
+    (v128.store offset=16 (local.get $c) (local.get $c3_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c4_0))
+    (v128.store offset=16 (local.get $c) (local.get $c4_1))
+  )
+
+  ;; $p5x8 for ars = 4 (the 5 rows of A adjacent: a transposed A, im2col patches): one pointer, the rows at offsets 0..16.
+  (func $p5x8c (param $a i32) (param $aks i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
+    (local $c0_0 v128) (local $c0_1 v128) (local $c1_0 v128) (local $c1_1 v128) (local $c2_0 v128) (local $c2_1 v128) (local $c3_0 v128) (local $c3_1 v128) (local $c4_0 v128) (local $c4_1 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (v128.load offset=0 (local.get $c)))
+      (local.set $c0_1 (v128.load offset=16 (local.get $c)))
+      (local.set $c1_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c1_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c2_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c2_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c3_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))
+      (local.set $c3_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))
+      (local.set $c4_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 4)))))
+      (local.set $c4_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 4)))))))
+    (if (local.get $K) (then (loop $k
+      (local.set $b0 (v128.load offset=0 (local.get $bp)))
+      (local.set $b1 (v128.load offset=16 (local.get $bp)))
+      (local.set $s (v128.load32_splat offset=0 (local.get $a)))
+      (local.set $c0_0 (f32x4.add (local.get $c0_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c0_1 (f32x4.add (local.get $c0_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $s (v128.load32_splat offset=4 (local.get $a)))
+      (local.set $c1_0 (f32x4.add (local.get $c1_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c1_1 (f32x4.add (local.get $c1_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $s (v128.load32_splat offset=8 (local.get $a)))
+      (local.set $c2_0 (f32x4.add (local.get $c2_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c2_1 (f32x4.add (local.get $c2_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $s (v128.load32_splat offset=12 (local.get $a)))
+      (local.set $c3_0 (f32x4.add (local.get $c3_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c3_1 (f32x4.add (local.get $c3_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $s (v128.load32_splat offset=16 (local.get $a)))
+      (local.set $c4_0 (f32x4.add (local.get $c4_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c4_1 (f32x4.add (local.get $c4_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a (i32.add (local.get $a) (local.get $aks)))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br_if $k (local.get $K)))))
+    (v128.store offset=0 (local.get $c) (local.get $c0_0))
+    (v128.store offset=16 (local.get $c) (local.get $c0_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c1_0))
+    (v128.store offset=16 (local.get $c) (local.get $c1_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c2_0))
+    (v128.store offset=16 (local.get $c) (local.get $c2_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c3_0))
+    (v128.store offset=16 (local.get $c) (local.get $c3_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c4_0))
+    (v128.store offset=16 (local.get $c) (local.get $c4_1))
+  )
+
+
+  ;; $p5x8 with 4 rows, all inside A (no clamp): tiles at the end of M, so that M = 5a + 4b needs no partial tile.
+  (func $p4x8 (param $a i32) (param $ars i32) (param $aks i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $c0_0 v128) (local $c0_1 v128) (local $c1_0 v128) (local $c1_1 v128) (local $c2_0 v128) (local $c2_1 v128) (local $c3_0 v128) (local $c3_1 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (v128.load offset=0 (local.get $c)))
+      (local.set $c0_1 (v128.load offset=16 (local.get $c)))
+      (local.set $c1_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c1_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c2_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c2_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c3_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))
+      (local.set $c3_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))))
+    (local.set $a0 (local.get $a))
+    (local.set $a1 (i32.add (local.get $a0) (local.get $ars)))
+    (local.set $a2 (i32.add (local.get $a1) (local.get $ars)))
+    (local.set $a3 (i32.add (local.get $a2) (local.get $ars)))
+    (if (local.get $K) (then (loop $k
+      (local.set $b0 (v128.load offset=0 (local.get $bp)))
+      (local.set $b1 (v128.load offset=16 (local.get $bp)))
+      (local.set $s (v128.load32_splat (local.get $a0)))
+      (local.set $c0_0 (f32x4.add (local.get $c0_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c0_1 (f32x4.add (local.get $c0_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a0 (i32.add (local.get $a0) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a1)))
+      (local.set $c1_0 (f32x4.add (local.get $c1_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c1_1 (f32x4.add (local.get $c1_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a1 (i32.add (local.get $a1) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a2)))
+      (local.set $c2_0 (f32x4.add (local.get $c2_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c2_1 (f32x4.add (local.get $c2_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a2 (i32.add (local.get $a2) (local.get $aks)))
+      (local.set $s (v128.load32_splat (local.get $a3)))
+      (local.set $c3_0 (f32x4.add (local.get $c3_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c3_1 (f32x4.add (local.get $c3_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a3 (i32.add (local.get $a3) (local.get $aks)))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br_if $k (local.get $K)))))
+    (v128.store offset=0 (local.get $c) (local.get $c0_0))
+    (v128.store offset=16 (local.get $c) (local.get $c0_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c1_0))
+    (v128.store offset=16 (local.get $c) (local.get $c1_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c2_0))
+    (v128.store offset=16 (local.get $c) (local.get $c2_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c3_0))
+    (v128.store offset=16 (local.get $c) (local.get $c3_1))
+  )
+
+  ;; $p4x8 for ars = 4.
+  (func $p4x8c (param $a i32) (param $aks i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
+    (local $c0_0 v128) (local $c0_1 v128) (local $c1_0 v128) (local $c1_1 v128) (local $c2_0 v128) (local $c2_1 v128) (local $c3_0 v128) (local $c3_1 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
+    (if (local.get $acc) (then
+      (local.set $c0_0 (v128.load offset=0 (local.get $c)))
+      (local.set $c0_1 (v128.load offset=16 (local.get $c)))
+      (local.set $c1_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c1_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 1)))))
+      (local.set $c2_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c2_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 2)))))
+      (local.set $c3_0 (v128.load offset=0 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))
+      (local.set $c3_1 (v128.load offset=16 (i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const 3)))))))
+    (if (local.get $K) (then (loop $k
+      (local.set $b0 (v128.load offset=0 (local.get $bp)))
+      (local.set $b1 (v128.load offset=16 (local.get $bp)))
+      (local.set $s (v128.load32_splat offset=0 (local.get $a)))
+      (local.set $c0_0 (f32x4.add (local.get $c0_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c0_1 (f32x4.add (local.get $c0_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $s (v128.load32_splat offset=4 (local.get $a)))
+      (local.set $c1_0 (f32x4.add (local.get $c1_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c1_1 (f32x4.add (local.get $c1_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $s (v128.load32_splat offset=8 (local.get $a)))
+      (local.set $c2_0 (f32x4.add (local.get $c2_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c2_1 (f32x4.add (local.get $c2_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $s (v128.load32_splat offset=12 (local.get $a)))
+      (local.set $c3_0 (f32x4.add (local.get $c3_0) (f32x4.mul (local.get $s) (local.get $b0))))
+      (local.set $c3_1 (f32x4.add (local.get $c3_1) (f32x4.mul (local.get $s) (local.get $b1))))
+      (local.set $a (i32.add (local.get $a) (local.get $aks)))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+      (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br_if $k (local.get $K)))))
+    (v128.store offset=0 (local.get $c) (local.get $c0_0))
+    (v128.store offset=16 (local.get $c) (local.get $c0_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c1_0))
+    (v128.store offset=16 (local.get $c) (local.get $c1_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c2_0))
+    (v128.store offset=16 (local.get $c) (local.get $c2_1))
+    (local.set $c (i32.add (local.get $c) (local.get $ldc)))
+    (v128.store offset=0 (local.get $c) (local.get $c3_0))
+    (v128.store offset=16 (local.get $c) (local.get $c3_1))
+  )
+
+
+  ;; The packed GEMM's B panels: P = B(k, j) for k < kb, j < N in ceil(N/8) panels of kb x 8 floats
+  ;; (panel p at dst + p*kb*32, its row k at + k*32), columns past N zero. B(k, j) at pb + k*bks + j*bns:
+  ;; row-major B (bns = 4: two vector copies per row), a transposed B (bks = 4: 4x4 transposes of
+  ;; vectors along k), or any strides (one float at a time).
+  (func $packB (param $pb i32) (param $bks i32) (param $bns i32) (param $kb i32) (param $N i32) (param $dst i32)
+    (local $j i32) (local $cols i32) (local $src i32) (local $k i32) (local $c i32) (local $d i32) (local $s i32) (local $h i32)
+    (local $o1 i32) (local $o2 i32) (local $o3 i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $d (local.get $dst))
+    (local.set $o1 (local.get $bns))
+    (local.set $o2 (i32.shl (local.get $bns) (i32.const 1)))
+    (local.set $o3 (i32.mul (local.get $bns) (i32.const 3)))
+    (block $pd (loop $pl
+      (br_if $pd (i32.ge_u (local.get $j) (local.get $N)))
+      (local.set $cols (i32.sub (local.get $N) (local.get $j)))
+      (if (i32.gt_u (local.get $cols) (i32.const 8)) (then (local.set $cols (i32.const 8))))
+      (local.set $src (i32.add (local.get $pb) (i32.mul (local.get $j) (local.get $bns))))
+      (local.set $k (local.get $kb))
+      (if (i32.and (i32.eq (local.get $cols) (i32.const 8)) (i32.eq (local.get $bns) (i32.const 4)))
+        (then
+          (if (local.get $k) (then (loop $kl
+            (v128.store offset=0 (local.get $d) (v128.load offset=0 (local.get $src)))
+            (v128.store offset=16 (local.get $d) (v128.load offset=16 (local.get $src)))
+            (local.set $src (i32.add (local.get $src) (local.get $bks)))
+            (local.set $d (i32.add (local.get $d) (i32.const 32)))
+            (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+            (br_if $kl (local.get $k))))))
+        (else
+          (if (i32.and (i32.eq (local.get $cols) (i32.const 8)) (i32.eq (local.get $bks) (i32.const 4)))
+            (then
+              ;; 4 rows of P at a time: per half h, columns 4h..4h+3 are 4 vectors along k, transposed
+              (block $td (loop $tl
+                (br_if $td (i32.lt_u (local.get $k) (i32.const 4)))
+                (local.set $h (i32.const 0))
+                (loop $hl
+                  (local.set $s (i32.add (local.get $src) (i32.shl (i32.mul (local.get $h) (local.get $bns)) (i32.const 2))))
+                  (local.set $r0 (v128.load (local.get $s)))
+                  (local.set $r1 (v128.load (i32.add (local.get $s) (local.get $o1))))
+                  (local.set $r2 (v128.load (i32.add (local.get $s) (local.get $o2))))
+                  (local.set $r3 (v128.load (i32.add (local.get $s) (local.get $o3))))
+                  (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)))
+                  (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
+                  (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
+                  (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
+                  (local.set $s (i32.add (local.get $d) (i32.shl (local.get $h) (i32.const 4))))
+                  (v128.store offset=0 (local.get $s) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+                  (v128.store offset=32 (local.get $s) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+                  (v128.store offset=64 (local.get $s) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+                  (v128.store offset=96 (local.get $s) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+                  (local.set $h (i32.add (local.get $h) (i32.const 1)))
+                  (br_if $hl (i32.lt_u (local.get $h) (i32.const 2))))
+                (local.set $src (i32.add (local.get $src) (i32.const 16)))
+                (local.set $d (i32.add (local.get $d) (i32.const 128)))
+                (local.set $k (i32.sub (local.get $k) (i32.const 4)))
+                (br $tl)))))
+          ;; the rest, one float at a time (any strides; columns >= cols are zero)
+          (block $sd (loop $sl
+            (br_if $sd (i32.eqz (local.get $k)))
+            (local.set $c (i32.const 0))
+            (loop $cl
+              (f32.store (i32.add (local.get $d) (i32.shl (local.get $c) (i32.const 2)))
+                (if (result f32) (i32.lt_u (local.get $c) (local.get $cols))
+                  (then (f32.load (i32.add (local.get $src) (i32.mul (local.get $c) (local.get $bns)))))
+                  (else (f32.const 0))))
+              (local.set $c (i32.add (local.get $c) (i32.const 1)))
+              (br_if $cl (i32.lt_u (local.get $c) (i32.const 8))))
+            (local.set $src (i32.add (local.get $src) (local.get $bks)))
+            (local.set $d (i32.add (local.get $d) (i32.const 32)))
+            (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+            (br $sl)))))
+      (local.set $j (i32.add (local.get $j) (i32.const 8)))
+      (br $pl)))
+  )
+
+  ;; C = A·B with B packed (GotoBLAS-style loops): A(m, k) at pa + m*ars + k*aks, B(k, n) at
+  ;; pb + k*bks + n*bns (row-major B: bks = 4N, bns = 4; a transposed B: bks = 4, bns = 4K; no
+  ;; transpose copy either way), C(m, n) at pc + m*ldc + 4n; byte pointers and strides.
+  ;; For each block of kc rows of B (kc = 0: all K): pack it (packB) into scratch + 256, then for
+  ;; each block of rows of C whose rows of A (a multiple of 5 rows x kc floats) fit ~192 KiB, for
+  ;; each 8-column panel (kc x 8 floats, in L1), for each row tile: the 5x8 microkernel (the last
+  ;; (5 - M % 5) % 5 tiles 4x8, so that M = 5a + 4b rows need no partial tile where M >= 12). Blocks
+  ;; after the first continue from the partial sums in C, so each element of C is one sum in
+  ;; increasing k from 0, one rounded product added at a time: bit for bit `gemm`'s result.
+  ;; Edge tiles (fewer rows, or fewer than 8 columns) run through a 5x8 tile at scratch (160 bytes).
+  ;; scratch: 256 + 4*kc*ceil(N/8)*8 bytes (kc as given, or K), any alignment. K = 0 writes zeros.
+  (func $gemmPacked (export "gemmPacked") (param $pa i32) (param $ars i32) (param $aks i32) (param $pb i32) (param $bks i32) (param $bns i32)
+    (param $pc i32) (param $ldc i32) (param $M i32) (param $N i32) (param $K i32) (param $kc i32) (param $scratch i32)
+    (local $k0 i32) (local $kb i32) (local $i0 i32) (local $iend i32) (local $i i32) (local $j i32) (local $cols i32) (local $rows i32)
+    (local $mc i32) (local $acc i32) (local $a i32) (local $bpanel i32) (local $c i32) (local $tile i32) (local $packed i32) (local $r i32) (local $h i32) (local $m4 i32)
+    (if (i32.or (i32.eqz (local.get $M)) (i32.eqz (local.get $N))) (then (return)))
+    (if (i32.eqz (local.get $K)) (then
+      (block $zd (loop $zl
+        (br_if $zd (i32.ge_u (local.get $i) (local.get $M)))
+        (memory.fill (i32.add (local.get $pc) (i32.mul (local.get $i) (local.get $ldc))) (i32.const 0) (i32.shl (local.get $N) (i32.const 2)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $zl)))
+      (return)))
+    (if (i32.or (i32.eqz (local.get $kc)) (i32.gt_u (local.get $kc) (local.get $K))) (then (local.set $kc (local.get $K))))
+    (local.set $tile (local.get $scratch))
+    (local.set $packed (i32.add (local.get $scratch) (i32.const 256)))
+    ;; rows from $m4 on go in 4-row tiles, so that M = 5a + 4b needs no partial tile: b = (5 - M % 5) % 5
+    ;; tiles of 4 where M has room for them (M >= 4b; else a partial tile at the end)
+    (local.set $m4 (i32.rem_u (i32.sub (i32.const 5) (i32.rem_u (local.get $M) (i32.const 5))) (i32.const 5)))
+    (local.set $m4 (select (i32.sub (local.get $M) (i32.shl (local.get $m4) (i32.const 2))) (local.get $M) (i32.ge_u (local.get $M) (i32.shl (local.get $m4) (i32.const 2)))))
+    (loop $blocks
+      (local.set $kb (i32.sub (local.get $K) (local.get $k0)))
+      (if (i32.gt_u (local.get $kb) (local.get $kc)) (then (local.set $kb (local.get $kc))))
+      (call $packB (i32.add (local.get $pb) (i32.mul (local.get $k0) (local.get $bks))) (local.get $bks) (local.get $bns) (local.get $kb) (local.get $N) (local.get $packed))
+      (local.set $acc (i32.ne (local.get $k0) (i32.const 0)))
+      (local.set $mc (i32.mul (i32.div_u (i32.div_u (i32.const 49152) (local.get $kb)) (i32.const 5)) (i32.const 5)))
+      (if (i32.lt_u (local.get $mc) (i32.const 5)) (then (local.set $mc (i32.const 5))))
+      (local.set $i0 (i32.const 0))
+      (loop $mblocks
+        (local.set $iend (i32.add (local.get $i0) (local.get $mc)))
+        (if (i32.gt_u (local.get $iend) (local.get $M)) (then (local.set $iend (local.get $M))))
+        (local.set $j (i32.const 0))
+        (loop $panels
+          (local.set $cols (i32.sub (local.get $N) (local.get $j)))
+          (if (i32.gt_u (local.get $cols) (i32.const 8)) (then (local.set $cols (i32.const 8))))
+          (local.set $bpanel (i32.add (local.get $packed) (i32.shl (i32.mul (local.get $j) (local.get $kb)) (i32.const 2))))
+          (local.set $i (local.get $i0))
+          (loop $tiles
+            ;; 5 rows, 4 from $m4 on, what is left at the end
+            (local.set $h (select (i32.const 4) (i32.const 5) (i32.ge_u (local.get $i) (local.get $m4))))
+            (local.set $rows (i32.sub (local.get $M) (local.get $i)))
+            (if (i32.gt_u (local.get $rows) (local.get $h)) (then (local.set $rows (local.get $h))))
+            (local.set $a (i32.add (i32.add (local.get $pa) (i32.mul (local.get $i) (local.get $ars))) (i32.mul (local.get $k0) (local.get $aks))))
+            (local.set $c (i32.add (i32.add (local.get $pc) (i32.mul (local.get $i) (local.get $ldc))) (i32.shl (local.get $j) (i32.const 2))))
+            (if (i32.and (i32.eq (local.get $rows) (local.get $h)) (i32.eq (local.get $cols) (i32.const 8)))
+              (then
+                (if (i32.eq (local.get $h) (i32.const 5))
+                  (then
+                    (if (i32.eq (local.get $ars) (i32.const 4))
+                      (then (call $p5x8c (local.get $a) (local.get $aks) (local.get $bpanel) (local.get $c) (local.get $ldc) (local.get $kb) (local.get $acc)))
+                      (else (call $p5x8 (local.get $a) (local.get $ars) (local.get $aks) (local.get $bpanel) (local.get $c) (local.get $ldc) (local.get $kb) (local.get $acc) (i32.const 5)))))
+                  (else
+                    (if (i32.eq (local.get $ars) (i32.const 4))
+                      (then (call $p4x8c (local.get $a) (local.get $aks) (local.get $bpanel) (local.get $c) (local.get $ldc) (local.get $kb) (local.get $acc)))
+                      (else (call $p4x8 (local.get $a) (local.get $ars) (local.get $aks) (local.get $bpanel) (local.get $c) (local.get $ldc) (local.get $kb) (local.get $acc)))))))
+              (else
+                ;; an edge tile: through the 5x8 tile buffer (rows past M repeat the last row of A)
+                (if (local.get $acc) (then
+                  (local.set $r (i32.const 0))
+                  (loop $cin
+                    (memory.copy (i32.add (local.get $tile) (i32.shl (local.get $r) (i32.const 5))) (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $ldc))) (i32.shl (local.get $cols) (i32.const 2)))
+                    (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                    (br_if $cin (i32.lt_u (local.get $r) (local.get $rows))))))
+                (call $p5x8 (local.get $a) (local.get $ars) (local.get $aks) (local.get $bpanel) (local.get $tile) (i32.const 32) (local.get $kb) (local.get $acc) (local.get $rows))
+                (local.set $r (i32.const 0))
+                (loop $cout
+                  (memory.copy (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $ldc))) (i32.add (local.get $tile) (i32.shl (local.get $r) (i32.const 5))) (i32.shl (local.get $cols) (i32.const 2)))
+                  (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                  (br_if $cout (i32.lt_u (local.get $r) (local.get $rows))))))
+            (local.set $i (i32.add (local.get $i) (local.get $h)))
+            (br_if $tiles (i32.lt_u (local.get $i) (local.get $iend))))
+          (local.set $j (i32.add (local.get $j) (i32.const 8)))
+          (br_if $panels (i32.lt_u (local.get $j) (local.get $N))))
+        (local.set $i0 (local.get $i)) ;; the next block starts after the last tile (a 4-row tile may cross iend)
+        (br_if $mblocks (i32.lt_u (local.get $i0) (local.get $M))))
+      (local.set $k0 (i32.add (local.get $k0) (local.get $kb)))
+      (br_if $blocks (i32.lt_u (local.get $k0) (local.get $K))))
   )
 
   ;; dst (cols x rows, row-major) = transpose of src (rows x cols, row-major); byte offsets.
