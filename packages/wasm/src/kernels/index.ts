@@ -47,6 +47,7 @@ export {
 } from "./wasm-batch-norm-training.js";
 export { disableReluGrad, enableReluGrad, isReluGradEnabled, RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
 export { setSimdKernelsEnabled, simdKernelsEnabled } from "./simd/index.js";
+export { packedGemmEnabled, setPackedGemmEnabled } from "./wasm-gemm-split.js";
 export { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, kernelThreadsEnabled, memoryBoundSplitEnabled, planParts, poolFor, setKernelThreadPool, setKernelThreadsEnabled, setMemoryBoundSplit, splitRows } from "./kernel-threads.js";
 export type { KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";
 export { ADAM, disableFusedAdam, enableFusedAdam, isFusedAdamEnabled, wasmAdam } from "./wasm-adam.js";
