@@ -4,6 +4,7 @@
  *   cnn: conv3x3x32 relu + BN + maxpool2, conv3x3x64 relu + BN + maxpool2, dense 128 relu, dense 10 softmax
  * Inputs 28x28 (MNIST-sized), batch 64, Adam 1e-3, categorical cross-entropy on integer labels.
  */
+import { readFileSync, writeFileSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { resolveLoss } from "../packages/core/src/index.js";
@@ -103,3 +104,62 @@ export const threadsEnv = (): { threads?: boolean | number } => {
 
 /** XNNPACK threads of the initialised wasm backend. */
 export const wasmThreadCount = async (): Promise<number> => (await import("@tensorflow/tfjs-backend-wasm")).getThreadsCount();
+
+/** A `VmXXX:  n kB` field of /proc/self/status in KiB (Linux); undefined elsewhere. */
+export function procStatusKib(field: "VmHWM" | "VmRSS"): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Resets this process's peak resident set (VmHWM) to its current RSS by writing 5 to
+ * /proc/self/clear_refs (Linux); false where that is not possible (VmHWM is then the process's lifetime peak).
+ */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync("/proc/self/clear_refs", "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** CPU time of the whole machine and of some processes (Linux /proc, seconds; USER_HZ = 100). */
+export interface CpuSnapshot {
+  at: number;
+  /** Busy time of all CPUs: user + nice + system + irq + softirq. */
+  busy: number;
+  /** Time the hypervisor ran something else on our virtual CPUs. */
+  steal: number;
+  /** utime + stime of the given processes (all their threads). */
+  own: number;
+}
+
+export function cpuSnapshot(pids: readonly number[]): CpuSnapshot | undefined {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+    let own = 0;
+    for (const pid of pids) {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from the 3rd on
+      own += Number(fields[11]) + Number(fields[12]); // utime, stime (14th, 15th)
+    }
+    return { at: performance.now(), busy: (user + nice + system + irq + softirq) / 100, steal: steal / 100, own: own / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Cores used on average between two snapshots by processes other than the watched ones, and stolen. */
+export function otherLoad(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined): { others: number; steal: number } | undefined {
+  if (!a || !b || b.at <= a.at) return undefined;
+  const wall = (b.at - a.at) / 1000;
+  return { others: Math.max(0, (b.busy - a.busy - (b.own - a.own)) / wall), steal: (b.steal - a.steal) / wall };
+}
+
+export const loadText = (l: { others: number; steal: number } | undefined): string => (l ? `other processes ${l.others.toFixed(2)} cores, steal ${l.steal.toFixed(2)}` : "load unknown");

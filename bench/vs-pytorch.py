@@ -1,14 +1,20 @@
 """PyTorch arm of bench/vs-pytorch.ts: the same two models (bench/models.ts), batch 64, Adam 1e-3,
-cross-entropy, random data. Spawned by the TS bench with Debian's /usr/bin/python3 and
-OPENBLAS_NUM_THREADS=1; runs torch.set_num_threads(THREADS) (default 2).
+cross-entropy, random data. Spawned by the TS bench with Debian's /usr/bin/python3, once per thread
+setting: torch.set_num_threads(THREADS) (default 2) with OPENBLAS_NUM_THREADS from the environment
+(the TS bench runs THREADS=2 + OPENBLAS_NUM_THREADS=1 and THREADS=1 + OPENBLAS_NUM_THREADS=2).
 
 Protocol (one line each way): the parent writes "<mlp|cnn> <steps>", we train that many steps
 (one pass over steps*64 fixed samples, reading the loss every step as fitloop does) and answer
-{"model":..., "samples_per_s":..., "loss":...}. "quit" ends. The first line we print is
-{"ready":true, "torch":version, "threads":n} or {"ready":false, "error":...}.
+{"model":..., "samples_per_s":..., "loss":...}. "mem reset" resets this process's peak resident set
+(writes 5 to /proc/self/clear_refs, Linux) and answers {"reset":bool, "rss_kib":n}; "mem" answers
+{"hwm_kib":n (VmHWM: peak RSS since the last reset), "rss_kib":n, "maxrss_kib":n (getrusage
+ru_maxrss: peak over the process's life)}. "quit" ends. The first line we print is
+{"ready":true, "torch":version, "threads":n, "blas_threads":n|null} or {"ready":false, "error":...}.
 """
+import ctypes
 import json
 import os
+import resource
 import sys
 import time
 
@@ -70,9 +76,51 @@ def run(kind, steps):
     return {"model": kind, "samples_per_s": steps * BATCH / dt, "loss": last}
 
 
-print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+def status_kib(field):
+    """A "VmXXX:  n kB" line of /proc/self/status, in KiB (None where there is no /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def mem(reset):
+    if reset:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            ok = True
+        except OSError:
+            ok = False
+        return {"reset": ok, "rss_kib": status_kib("VmRSS")}
+    return {"hwm_kib": status_kib("VmHWM"), "rss_kib": status_kib("VmRSS"), "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def blas_threads():
+    """OpenBLAS's own thread count, from the libopenblas torch loaded (None when not found)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "libopenblas" in line}
+        for lib in sorted(libs):
+            fn = getattr(ctypes.CDLL(lib), "openblas_get_num_threads", None)
+            if fn is not None:
+                return int(fn())
+    except OSError:
+        pass
+    return None
+
+
+torch.mm(torch.ones(8, 8), torch.ones(8, 8))  # loads the BLAS
+print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "blas_threads": blas_threads()}), flush=True)
 for line in sys.stdin:
     parts = line.split()
     if not parts or parts[0] == "quit":
         break
+    if parts[0] == "mem":
+        print(json.dumps(mem(len(parts) > 1 and parts[1] == "reset")), flush=True)
+        continue
     print(json.dumps(run(parts[0], int(parts[1]))), flush=True)

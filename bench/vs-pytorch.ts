@@ -6,12 +6,27 @@
  *            on `useBackend('wasm')` (fitloop's wasm kernels on, the default), one epoch of STEPS
  *            batches per round (setup included, as a user runs it)
  *   PyTorch  bench/vs-pytorch.py under Debian's /usr/bin/python3 (python3-torch + libopenblas0-pthread,
- *            which this bench does not install), torch.set_num_threads(2), OPENBLAS_NUM_THREADS=1;
- *            a long-lived child, so rounds interleave without paying torch's import each time
+ *            which this bench does not install), in both sane thread settings on 2 cores, each a
+ *            long-lived child (rounds interleave without paying torch's import each time):
+ *              torch2_blas1  torch.set_num_threads(2), OPENBLAS_NUM_THREADS=1 (GEMMs on one core;
+ *                            oneDNN convolutions and elementwise ops on 2)
+ *              torch1_blas2  torch.set_num_threads(1), OPENBLAS_NUM_THREADS=2 (GEMMs on 2 cores, the
+ *                            rest on one)
+ *            (2 + 2 oversubscribes the 2 cores.) Per model the faster setting (median samples/s) is
+ *            the peer; every ratio is against it.
+ *   memory   peak resident set of each process during that model's phase (setup, warm-up, rounds):
+ *            VmHWM of /proc/self/status after resetting it with /proc/self/clear_refs at the start of
+ *            the phase (Linux; the child does the same for PyTorch). fitloop's figure is this whole
+ *            process (Node, tfjs, the wasm heap, which never shrinks, so the CNN phase starts with what
+ *            the MLP phase touched); PyTorch's is its child process.
  *
- * One warm-up round per arm, then ROUNDS interleaved rounds (the starting arm alternates); medians.
- * Prints a table and, last, {"bench":"vs-pytorch","mlp_ratio":R1,"cnn_ratio":R2} (fitloop samples/s
- * / PyTorch samples/s). Without torch it says so and exits 0 with no JSON line.
+ * One warm-up round per arm, then ROUNDS interleaved rounds of the three arms (fitloop and the two
+ * PyTorch settings; the order rotates every round); medians, and paired ratios (fitloop / peer in
+ * the same round). Prints a table and, last, {"bench":"vs-pytorch","mlp_ratio":R1,"cnn_ratio":R2,
+ * "peer_mlp":..,"peer_cnn":..,"fitloop_peak_mib":{..},"pytorch_peak_mib":{..},...} (ratios: fitloop
+ * samples/s / peer samples/s; pytorch_peak_mib: the peer's). Without torch it says so and exits 0
+ * with no JSON line. The machine may be shared with other jobs: read the min..max columns, and the
+ * load line (CPU time of other processes per round, from /proc/stat minus this bench's processes).
  *
  *   pnpm run bench:vs-pytorch    # env: ROUNDS (5), MLP_STEPS (60), CNN_STEPS (12), PYTHON (/usr/bin/python3),
  *                                # WASM_KERNELS (all; `added` = before fitloop replaced stock kernels),
@@ -24,31 +39,70 @@ import * as tf from "@tensorflow/tfjs-core";
 import { Trainer, tensorData, useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
 import { simdKernelsEnabled } from "../packages/wasm/src/index.js";
-import { BATCH, buildModel, intEnv, median, randomData, threadsEnv, wasmThreadCount, type ModelKind } from "./models.js";
+import { BATCH, buildModel, cpuSnapshot, intEnv, loadText, median, otherLoad, procStatusKib, randomData, resetPeakRss, threadsEnv, wasmThreadCount, type ModelKind } from "./models.js";
 import { startPythonChild } from "./python-child.js";
 
 const ROUNDS = intEnv("ROUNDS", 5);
 const STEPS: Record<ModelKind, number> = { mlp: intEnv("MLP_STEPS", 60), cnn: intEnv("CNN_STEPS", 12) };
 const PYTHON = process.env["PYTHON"] ?? "/usr/bin/python3";
 const KINDS: ModelKind[] = ["mlp", "cnn"];
+/** A round during which other processes used this many cores or more counts as contended. */
+const CONTENDED_CORES = 0.25;
+
+/** The two sane PyTorch thread settings on 2 cores. */
+const SETTINGS = [
+  { key: "torch2_blas1", label: "torch.set_num_threads(2) + OPENBLAS_NUM_THREADS=1", env: { THREADS: "2", OPENBLAS_NUM_THREADS: "1" } },
+  { key: "torch1_blas2", label: "torch.set_num_threads(1) + OPENBLAS_NUM_THREADS=2", env: { THREADS: "1", OPENBLAS_NUM_THREADS: "2" } },
+] as const;
+type SettingKey = (typeof SETTINGS)[number]["key"];
+
+interface Memory {
+  /** Peak RSS since the last reset (KiB). */
+  hwmKib: number | undefined;
+  rssKib: number | undefined;
+  /** Whether the peak was reset at the start of the phase (else it is the process's lifetime peak). */
+  reset: boolean;
+}
 
 interface Torch {
-  info: { torch: string; threads: number };
+  key: SettingKey;
+  label: string;
+  pid: number;
+  info: { torch: string; threads: number; blasThreads: number | null };
   run(kind: ModelKind, steps: number): Promise<number>;
+  /** Resets the child's peak RSS; returns whether it could and the RSS now (KiB). */
+  resetMemory(): Promise<{ reset: boolean; rssKib: number | undefined }>;
+  /** Peak RSS since the reset (KiB), current RSS. */
+  memory(): Promise<{ hwmKib: number | undefined; rssKib: number | undefined }>;
   close(): void;
 }
 
-/** Starts the PyTorch child; undefined (with the reason) when python or torch is missing. */
-async function startTorch(): Promise<Torch | { missing: string }> {
-  const py = await startPythonChild(PYTHON, fileURLToPath(new URL("./vs-pytorch.py", import.meta.url)), { OPENBLAS_NUM_THREADS: "1", THREADS: "2" });
+const num = (v: unknown): number | undefined => (typeof v === "number" ? v : undefined);
+
+/** Starts one PyTorch child; `{missing}` (with the reason) when python or torch is missing. */
+async function startTorch(setting: (typeof SETTINGS)[number]): Promise<Torch | { missing: string }> {
+  const py = await startPythonChild(PYTHON, fileURLToPath(new URL("./vs-pytorch.py", import.meta.url)), { ...setting.env });
   if ("missing" in py) return py;
   const { child, first, next } = py;
   return {
-    info: { torch: String(first["torch"]), threads: Number(first["threads"]) },
+    key: setting.key,
+    label: setting.label,
+    pid: child.pid ?? 0,
+    info: { torch: String(first["torch"]), threads: Number(first["threads"]), blasThreads: num(first["blas_threads"]) ?? null },
     async run(kind, steps) {
       child.stdin.write(`${kind} ${steps}\n`);
       const r = await next();
       return Number(r["samples_per_s"]);
+    },
+    async resetMemory() {
+      child.stdin.write("mem reset\n");
+      const r = await next();
+      return { reset: r["reset"] === true, rssKib: num(r["rss_kib"]) };
+    },
+    async memory() {
+      child.stdin.write("mem\n");
+      const r = await next();
+      return { hwmKib: num(r["hwm_kib"]), rssKib: num(r["rss_kib"]) };
     },
     close() {
       child.stdin.end("quit\n");
@@ -82,56 +136,122 @@ function fitloopArm(kind: ModelKind): FitloopArm {
 }
 
 async function main(): Promise<void> {
-  const torch = await startTorch();
-  if ("missing" in torch) {
-    console.log(`PyTorch is not available (${torch.missing.split("\n")[0]}); install Debian's python3-torch and libopenblas0-pthread to run this bench. Skipped.`);
-    return;
+  const torches: Torch[] = [];
+  for (const setting of SETTINGS) {
+    const t = await startTorch(setting);
+    if ("missing" in t) {
+      for (const o of torches) o.close();
+      console.log(`PyTorch is not available (${t.missing.split("\n")[0]}); install Debian's python3-torch and libopenblas0-pthread to run this bench. Skipped.`);
+      return;
+    }
+    torches.push(t);
   }
   const backend = await useBackend("wasm", threadsEnv());
   const threads = await wasmThreadCount();
   const replaced = applyKernelChoice();
   const simd = simdKernelsEnabled() && replaced.some((k) => ["BatchNorm", "MaxPoolGrad", "ReluGrad"].includes(k)) ? ", WebAssembly SIMD kernels on" : "";
   const kernels = replaced.length ? `fitloop wasm kernels on (replaced: ${replaced.join(", ")}${simd})` : "only the kernels tfjs-wasm lacks (WASM_KERNELS=added)";
-  console.log(`fitloop: tfjs ${tf.version_core} ${backend} backend (${threads} thread${threads > 1 ? "s" : ""}), ${kernels}; PyTorch ${torch.info.torch}, ${torch.info.threads} threads, OPENBLAS_NUM_THREADS=1`);
-  console.log(`batch ${BATCH}, Adam 1e-3; per round MLP ${STEPS.mlp} steps, CNN ${STEPS.cnn} steps; ${ROUNDS} interleaved rounds after one warm-up`);
+  console.log(`fitloop: tfjs ${tf.version_core} ${backend} backend (${threads} thread${threads > 1 ? "s" : ""}), ${kernels}`);
+  for (const t of torches) console.log(`PyTorch ${t.info.torch} ${t.key}: ${t.label} (torch reports ${t.info.threads} thread${t.info.threads > 1 ? "s" : ""}, OpenBLAS ${t.info.blasThreads ?? "?"})`);
+  console.log(`batch ${BATCH}, Adam 1e-3; per round MLP ${STEPS.mlp} steps, CNN ${STEPS.cnn} steps; ${ROUNDS} interleaved rounds (fitloop and both PyTorch settings, order rotating) after one warm-up each; the machine may be shared with other jobs`);
   const started = performance.now();
-  const rates: Record<ModelKind, { fitloop: number[]; pytorch: number[] }> = { mlp: { fitloop: [], pytorch: [] }, cnn: { fitloop: [], pytorch: [] } };
+  const pids = [process.pid, ...torches.map((t) => t.pid)];
+  const runStart = cpuSnapshot(pids);
+  const roundLoads: number[] = [];
+  const contended: Record<ModelKind, number> = { mlp: 0, cnn: 0 };
+  type Rates = { fitloop: number[] } & Record<SettingKey, number[]>;
+  const rates = Object.fromEntries(KINDS.map((k) => [k, { fitloop: [], torch2_blas1: [], torch1_blas2: [] }])) as unknown as Record<ModelKind, Rates>;
+  const mem = {} as Record<ModelKind, { fitloop: Memory } & Record<SettingKey, Memory>>;
+  let runEnd: ReturnType<typeof cpuSnapshot>;
   try {
     for (const kind of KINDS) {
+      // peak RSS of this phase: reset at its start, read at its end (each process its own)
+      const fitloopReset = resetPeakRss();
+      const fitloopStart = procStatusKib("VmRSS");
+      const torchStart = await Promise.all(torches.map((t) => t.resetMemory()));
       const arm = fitloopArm(kind);
-      await arm.run();
-      await torch.run(kind, STEPS[kind]);
+      const arms: { name: "fitloop" | SettingKey; run(): Promise<number> }[] = [
+        { name: "fitloop", run: () => arm.run() },
+        ...torches.map((t) => ({ name: t.key, run: () => t.run(kind, STEPS[kind]) })),
+      ];
+      for (const a of arms) await a.run(); // warm-up
       for (let round = 0; round < ROUNDS; round++) {
-        let f: number;
-        let p: number;
-        if (round % 2 === 0) {
-          f = await arm.run();
-          p = await torch.run(kind, STEPS[kind]);
-        } else {
-          p = await torch.run(kind, STEPS[kind]);
-          f = await arm.run();
-        }
-        rates[kind].fitloop.push(f);
-        rates[kind].pytorch.push(p);
-        process.stderr.write(`${kind} round ${round + 1}/${ROUNDS}: fitloop ${f.toFixed(0)}, PyTorch ${p.toFixed(0)} samples/s (${(f / p).toFixed(3)}x)\n`);
+        const order = arms.map((_, i) => arms[(i + round) % arms.length]!);
+        const got: Partial<Record<string, number>> = {};
+        const before = cpuSnapshot(pids);
+        for (const a of order) got[a.name] = await a.run();
+        const load = otherLoad(before, cpuSnapshot(pids));
+        if (load) roundLoads.push(load.others);
+        if (load && load.others >= CONTENDED_CORES) contended[kind]++;
+        for (const a of arms) rates[kind][a.name].push(got[a.name]!);
+        const line = arms.map((a) => `${a.name} ${got[a.name]!.toFixed(0)}`).join(", ");
+        process.stderr.write(`${kind} round ${round + 1}/${ROUNDS} (${order.map((a) => a.name).join(" -> ")}): ${line} samples/s; ${loadText(load)}\n`);
       }
       arm.dispose();
+      const torchEnd = await Promise.all(torches.map((t) => t.memory()));
+      mem[kind] = {
+        fitloop: { hwmKib: procStatusKib("VmHWM"), rssKib: fitloopStart, reset: fitloopReset },
+        ...(Object.fromEntries(torches.map((t, i) => [t.key, { hwmKib: torchEnd[i]!.hwmKib, rssKib: torchStart[i]!.rssKib, reset: torchStart[i]!.reset }])) as Record<SettingKey, Memory>),
+      };
     }
+    runEnd = cpuSnapshot(pids); // while the children still run (their CPU time leaves /proc with them)
   } finally {
-    torch.close();
+    for (const t of torches) t.close();
   }
-  const ratio = (k: ModelKind) => median(rates[k].fitloop) / median(rates[k].pytorch);
-  const paired = (k: ModelKind) => median(rates[k].fitloop.map((f, i) => f / rates[k].pytorch[i]!));
+  const runLoad = otherLoad(runStart, runEnd);
+  const peer = (k: ModelKind): SettingKey => (median(rates[k].torch2_blas1) >= median(rates[k].torch1_blas2) ? "torch2_blas1" : "torch1_blas2");
+  const ratio = (k: ModelKind, s: SettingKey = peer(k)) => median(rates[k].fitloop) / median(rates[k][s]);
+  const paired = (k: ModelKind, s: SettingKey = peer(k)) => median(rates[k].fitloop.map((f, i) => f / rates[k][s][i]!));
+  const range = (v: number[]) => `${Math.min(...v).toFixed(0)}..${Math.max(...v).toFixed(0)}`;
   console.log("\n| model | fitloop wasm samples/s | PyTorch samples/s | ratio (of medians) | paired ratio | fitloop min..max | PyTorch min..max |");
   console.log("|---|---:|---:|---:|---:|---:|---:|");
   for (const k of KINDS) {
     const r = rates[k];
-    const range = (v: number[]) => `${Math.min(...v).toFixed(0)}..${Math.max(...v).toFixed(0)}`;
-    console.log(`| ${k} | ${median(r.fitloop).toFixed(0)} | ${median(r.pytorch).toFixed(0)} | ${ratio(k).toFixed(3)} | ${paired(k).toFixed(3)} | ${range(r.fitloop)} | ${range(r.pytorch)} |`);
+    const p = peer(k);
+    console.log(`| ${k} | ${median(r.fitloop).toFixed(0)} | ${median(r[p]).toFixed(0)} (${p}) | ${ratio(k).toFixed(3)} | ${paired(k).toFixed(3)} | ${range(r.fitloop)} | ${range(r[p])} |`);
   }
+  console.log("\nPyTorch by thread setting (median samples/s, min..max; the faster per model is the peer above), and fitloop against each:");
+  console.log("| model | torch2_blas1 | torch1_blas2 | peer | fitloop / torch2_blas1 | fitloop / torch1_blas2 |");
+  console.log("|---|---:|---:|---|---:|---:|");
+  for (const k of KINDS) {
+    const r = rates[k];
+    const cell = (s: SettingKey) => `${median(r[s]).toFixed(0)} (${range(r[s])})`;
+    console.log(`| ${k} | ${cell("torch2_blas1")} | ${cell("torch1_blas2")} | ${peer(k)} | ${ratio(k, "torch2_blas1").toFixed(3)} (paired ${paired(k, "torch2_blas1").toFixed(3)}) | ${ratio(k, "torch1_blas2").toFixed(3)} (paired ${paired(k, "torch1_blas2").toFixed(3)}) |`);
+  }
+  const mib = (kib: number | undefined) => (kib === undefined ? undefined : Math.round(kib / 1024));
+  const memCell = (m: Memory) => `${mib(m.hwmKib) ?? "?"} (${mib(m.rssKib) ?? "?"} at the start${m.reset ? "" : "; peak not reset: process lifetime"})`;
+  console.log("\nPeak resident memory during each model's phase, MiB (VmHWM after a reset at the phase's start; RSS at that start in parentheses):");
+  console.log("| model | fitloop (this process) | PyTorch torch2_blas1 | PyTorch torch1_blas2 |");
+  console.log("|---|---:|---:|---:|");
+  for (const k of KINDS) console.log(`| ${k} | ${memCell(mem[k].fitloop)} | ${memCell(mem[k].torch2_blas1)} | ${memCell(mem[k].torch1_blas2)} |`);
+  const loads = roundLoads.length ? `; per round ${Math.min(...roundLoads).toFixed(2)}..${Math.max(...roundLoads).toFixed(2)} cores` : "";
   console.log(`\nmedians of ${ROUNDS} interleaved rounds, ${((performance.now() - started) / 1000).toFixed(0)} s; goal >= 0.5x, first milestone >= 0.25x`);
+  console.log(`machine load during the run (from /proc, besides this bench and its PyTorch children): ${loadText(runLoad)}${loads} of 2 cores`);
+  if (contended.mlp + contended.cnn > 0) {
+    console.log(
+      `WARNING: contended rounds (other processes >= ${CONTENDED_CORES} cores): MLP ${contended.mlp}/${ROUNDS}, CNN ${contended.cnn}/${ROUNDS}. With a core taken, PyTorch's OpenMP setting (torch2_blas1) collapses (seen: 4,900 -> 190 CNN samples/s) and fitloop's 2 threads slow down: those ratios and the peer choice are not meaningful; re-run on a quiet machine.`,
+    );
+  }
   const r3 = (x: number) => Math.round(x * 1000) / 1000;
-  console.log(JSON.stringify({ bench: "vs-pytorch", mlp_ratio: r3(ratio("mlp")), cnn_ratio: r3(ratio("cnn")) }));
+  const perKind = <T>(f: (k: ModelKind) => T) => Object.fromEntries(KINDS.map((k) => [k, f(k)])) as Record<ModelKind, T>;
+  console.log(
+    JSON.stringify({
+      bench: "vs-pytorch",
+      mlp_ratio: r3(ratio("mlp")),
+      cnn_ratio: r3(ratio("cnn")),
+      peer_mlp: peer("mlp"),
+      peer_cnn: peer("cnn"),
+      mlp_paired_ratio: r3(paired("mlp")),
+      cnn_paired_ratio: r3(paired("cnn")),
+      fitloop_samples_per_s: perKind((k) => Math.round(median(rates[k].fitloop))),
+      pytorch_samples_per_s: perKind((k) => ({ torch2_blas1: Math.round(median(rates[k].torch2_blas1)), torch1_blas2: Math.round(median(rates[k].torch1_blas2)) })),
+      fitloop_peak_mib: perKind((k) => mib(mem[k].fitloop.hwmKib) ?? null),
+      pytorch_peak_mib: perKind((k) => mib(mem[k][peer(k)].hwmKib) ?? null),
+      pytorch_peak_mib_by_setting: perKind((k) => ({ torch2_blas1: mib(mem[k].torch2_blas1.hwmKib) ?? null, torch1_blas2: mib(mem[k].torch1_blas2.hwmKib) ?? null })),
+      other_load_cores: runLoad ? Math.round(runLoad.others * 100) / 100 : null,
+      contended_rounds: contended,
+    }),
+  );
 }
 
 main().catch((e) => {
