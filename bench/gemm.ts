@@ -51,6 +51,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { kernelThreadPool, kernelThreadsEnabled, simdKernelsEnabled, simdMatMulEnabled, useWasm, wasmThreadMinFlops } from "../packages/wasm/src/index.js";
+import { ownGemmTakes } from "../packages/wasm/src/kernels/wasm-gemm-split.js";
 import { applyKernelChoice } from "./kernel-choice.js";
 import { cpuSnapshot, intEnv, loadText, median, otherLoad, printTable, wasmThreadCount } from "./models.js";
 import { compilePeakKernels, measurePeak, type PeakOp } from "./peak-simd.js";
@@ -165,11 +166,11 @@ function measureProduct(p: Product, minMs: number, minCalls: number, warm: boole
 }
 
 /** The kernel a product takes, from the switches fitloop exports (mirrors wasm-matmul-simd.ts / wasm-gemm-split.ts). */
-function predictedPath(p: Product, replaced: readonly string[]): string {
+function predictedPath(p: Product, replaced: readonly string[], xnnpackThreads: number): string {
   const flops = flopsOf(p);
   const pool = kernelThreadPool();
   const threadsOn = !!pool?.ready() && kernelThreadsEnabled();
-  if (simdKernelsEnabled() && simdMatMulEnabled() && replaced.includes("BatchMatMul") && (flops < wasmThreadMinFlops() || threadsOn)) {
+  if (simdKernelsEnabled() && simdMatMulEnabled() && replaced.includes("BatchMatMul") && ownGemmTakes(flops, wasmThreadMinFlops(), threadsOn, xnnpackThreads)) {
     return threadsOn && flops >= 4e6 ? "fitloop GEMM, split" : "fitloop GEMM";
   }
   return flops >= wasmThreadMinFlops() ? "XNNPACK (threads from the gate)" : "XNNPACK";
@@ -181,7 +182,8 @@ async function child(): Promise<void> {
   await useWasm({ threads });
   const replaced = applyKernelChoice();
   const send = (o: unknown) => process.stdout.write(`@@${JSON.stringify(o)}\n`);
-  send({ ready: true, threads: await wasmThreadCount(), kernelThreads: kernelThreadPool()?.ready() ? kernelThreadPool()!.threads : 1, replaced, paths: PRODUCTS.map((p) => predictedPath(p, replaced)) });
+  const xnnpack = await wasmThreadCount(); // tfjs-wasm's (XNNPACK's) threads
+  send({ ready: true, threads: xnnpack, kernelThreads: kernelThreadPool()?.ready() ? kernelThreadPool()!.threads : 1, replaced, paths: PRODUCTS.map((p) => predictedPath(p, replaced, xnnpack)) });
   const warmed = new Set<number>();
   for await (const line of createInterface({ input: process.stdin })) {
     const [cmd, idx] = line.trim().split(/\s+/);

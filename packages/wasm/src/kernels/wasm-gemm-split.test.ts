@@ -5,7 +5,8 @@ import { values } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
 import { gemmSimd, type EmscriptenWasm, type GemmSimdExports } from "./simd/index.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
-import { packedGemmEnabled, packedKc, packedScratchBytes, setPackedGemmEnabled, splitGemm, type PackedGemmExports } from "./wasm-gemm-split.js";
+import { ownGemm, ownGemmTakes, packedGemmEnabled, packedKc, packedScratchBytes, setPackedGemmEnabled, splitGemm, type PackedGemmExports } from "./wasm-gemm-split.js";
+import { DEFAULT_THREAD_MIN_FLOPS } from "./wasm-threadpool.js";
 import { useTestBackend } from "../testing.fixture.js";
 
 interface HeapBackend {
@@ -56,6 +57,49 @@ describe("splitGemm: fitloop's SIMD GEMM over the kernel threads", () => {
     expect(splitGemm(gemm, { pa: p(a), ars: 32, aks: 4, pb: p(a), ldb: 32, pc: p(c), ldc: 32, m: 8, n: 8, k: 8 })).toBe(1);
     expect(c.dataSync()[0]).toBe(8);
     tf.dispose([a, c]);
+  });
+});
+
+/**
+ * Which path a product takes (round 9b): fitloop's GEMM below the gate; from it with fitloop's kernel
+ * threads (split packed GEMM: 1.4-2.8x XNNPACK on 2 threads) or with none on either side (1 thread:
+ * 1.3-2.1x); XNNPACK only on its own pool against fitloop on the calling thread.
+ */
+describe("ownGemm: fitloop's GEMM or XNNPACK", () => {
+  const gate = DEFAULT_THREAD_MIN_FLOPS;
+  it.each([
+    // [what, MFLOP, fitloop kernel threads, XNNPACK threads, fitloop's GEMM]
+    ["MLP dense1 (26 MFLOP), 1 thread", 25.7, false, 1, true],
+    ["MLP dense1, 2 threads", 25.7, true, 2, true],
+    ["MLP dense1, XNNPACK pool only", 25.7, false, 2, true],
+    ["conv2 dW (285 MFLOP), 1 thread (single-threaded build)", 285.5, false, 1, true],
+    ["conv2 dW, 2 threads (kernel threads)", 285.5, true, 2, true],
+    ["conv2 dX, XNNPACK pool only (kernel threads off)", 285.5, false, 2, false],
+    ["1024x784·784x256 (411 MFLOP), 1 thread", 411, false, 1, true],
+    ["1024x784·784x256, 4 XNNPACK threads, no kernel threads", 411, false, 4, false],
+    ["exactly the gate, 1 thread", gate / 1e6, false, 1, true],
+    ["exactly the gate, XNNPACK pool only", gate / 1e6, false, 2, false],
+  ] as const)("%s", (_what, mflops, kernelThreads, xnnpack, own) => {
+    expect(ownGemmTakes(mflops * 1e6, gate, kernelThreads, xnnpack)).toBe(own);
+  });
+
+  it("reads the thread settings of the running backend", async () => {
+    await useTestBackend("wasm");
+    const wasm = (tf.backend() as unknown as HeapBackend).wasm as HeapBackend["wasm"] & { tfjs: { getThreadsCount(): number } };
+    const big = 285.5e6;
+    expect(ownGemm(wasm, 25.7e6), "below the gate").toBeDefined();
+    expect(ownGemm(wasm, big), "kernel threads run").toBeDefined();
+    const count = wasm.tfjs.getThreadsCount;
+    setKernelThreadsEnabled(false);
+    try {
+      expect(ownGemm(wasm, 25.7e6), "below the gate, no kernel threads").toBeDefined();
+      if (count() >= 2) expect(ownGemm(wasm, big), "XNNPACK's pool vs fitloop on one thread").toBeUndefined();
+      wasm.tfjs.getThreadsCount = () => 1; // as the single-threaded builds report
+      expect(ownGemm(wasm, big), "one thread on both sides").toBeDefined();
+    } finally {
+      wasm.tfjs.getThreadsCount = count;
+      setKernelThreadsEnabled(true);
+    }
   });
 });
 

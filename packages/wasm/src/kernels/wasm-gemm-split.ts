@@ -3,13 +3,30 @@ import { gemmSimd, type EmscriptenWasm, type GemmSimdExports, type SimdKernels }
 import { wasmThreadMinFlops } from "./wasm-threadpool.js";
 
 /**
- * fitloop's SIMD GEMM for a product of `flops`, or undefined: below the thread gate's size always
- * (XNNPACK repacks its right operand, new at every training step), from it only when fitloop's kernel
- * threads run (else XNNPACK on its thread pool is faster); undefined without WebAssembly SIMD.
+ * Whether fitloop's GEMM takes a product of `flops` (else XNNPACK): below the thread gate's size
+ * always (XNNPACK repacks its right operand, new at every training step); from it when fitloop's
+ * kernel threads run (its split packed GEMM: 1.4-2.8x XNNPACK on its 2 threads) or when XNNPACK has
+ * no threads either (one thread each: 1.3-2.1x). Only XNNPACK on its pool against fitloop's GEMM on
+ * the calling thread keeps XNNPACK (0.72-0.89x but for a transposed A). docs/journal.md, round 9b.
+ */
+export function ownGemmTakes(flops: number, gateFlops: number, kernelThreads: boolean, xnnpackThreads: number): boolean {
+  return flops < gateFlops || kernelThreads || xnnpackThreads < 2;
+}
+
+/** XNNPACK's threads in tfjs-wasm (1 in the single-threaded builds, or when tfjs does not say). */
+function xnnpackThreads(wasm: EmscriptenWasm): number {
+  const count = (wasm as { tfjs?: { getThreadsCount?: () => number } }).tfjs?.getThreadsCount?.();
+  return typeof count === "number" && count > 0 ? count : 1;
+}
+
+/**
+ * fitloop's SIMD GEMM for a product of `flops`, or undefined (XNNPACK) where `ownGemmTakes` says
+ * no; undefined without WebAssembly SIMD.
  */
 export function ownGemm(wasm: EmscriptenWasm, flops: number): SimdKernels<GemmSimdExports> | undefined {
   const gemm = gemmSimd(wasm);
-  return gemm && (flops < wasmThreadMinFlops() || poolFor(gemm.memory)) ? gemm : undefined;
+  const gate = wasmThreadMinFlops();
+  return gemm && (flops < gate || ownGemmTakes(flops, gate, !!poolFor(gemm.memory), xnnpackThreads(wasm))) ? gemm : undefined;
 }
 
 /** `gemm.wat`'s packed GEMM (round 9); `simd/index.ts`'s `GemmSimdExports` lists the older exports. */

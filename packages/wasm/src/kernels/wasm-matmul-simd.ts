@@ -6,14 +6,15 @@ import { ownGemm, splitGemm } from "./wasm-gemm-split.js";
 
 /**
  * fitloop's own matmul on wasm (`simd/gemm.wat` through `splitGemm`) for BatchMatMul and
- * _FusedMatMul below the thread gate's size (from it too when fitloop's kernel threads run).
+ * _FusedMatMul below the thread gate's size (from it too when fitloop's kernel threads run, or when
+ * XNNPACK has no threads either: `ownGemmTakes`).
  * XNNPACK packs the right-hand operand (the weight) on every call; training changes the weights
  * every step, so for the MLP's matmuls (4-26 MFLOP) the packing costs as much as the multiply (~18
  * GFLOP/s for the step's matmuls vs ~35 for the round-5 kernel; docs/journal.md, rounds 5 and 9).
  * Both operands are read through their strides: the packed GEMM (round 9) packs a transposed right
  * operand as it packs a plain one (the round-5 kernel, for fewer than 5 rows, copies it transposed first).
  * Applies to float32 operands whose batch dimensions are all 1, with M, N > 0, and fewer than the
- * thread gate's minimum FLOPs (larger ones keep XNNPACK, with threads); fused: no bias or a bias
+ * thread gate's minimum FLOPs (larger ones keep XNNPACK on its threads where fitloop has none); fused: no bias or a bias
  * of N elements, activation linear or relu. Elsewhere (and without WebAssembly SIMD) it returns
  * undefined and the caller runs the existing path.
  */
@@ -56,7 +57,8 @@ export function simdMatMul(args: KernelArgs, kernelName: string): TensorInfo | u
   if (bias && (bias.dtype !== "float32" || util.sizeFromShape(bias.shape) !== n || (bias.shape.length > 0 && bias.shape[bias.shape.length - 1] !== n))) return undefined;
   const flops = kernelFlops(kernelName, args.inputs, args.attrs ?? {});
   const backend = args.backend as unknown as WasmHeapBackend;
-  // From the gate's size XNNPACK runs on its threads, unless fitloop's kernel threads can split this GEMM.
+  // From the gate's size XNNPACK runs on its threads, unless fitloop's kernel threads can split this
+  // GEMM or XNNPACK would run on one thread too (the single-threaded builds).
   const simd = ownGemm(backend.wasm, flops);
   if (!simd) return undefined;
   // Through the thread gate although this kernel never uses the pool: the gate puts tfjs-wasm's pool
