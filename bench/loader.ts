@@ -7,13 +7,20 @@
  *   train step (wasm MLP)  784-256-128-10, Adam, sparse cross-entropy: computeGradients + applyGradients via
  *                          optimizer.minimize on a fixed batch, one `await loss.data()` per step (as the loop reads it)
  *   fit, loader+aug        (for reference) fitloop's Trainer consuming loader+shift+noise, steps/s of a whole fit
+ *   fit overhead           the MLP of bench/models.ts trained by fitloop's Trainer for one epoch (156 steps) over
+ *                          (a) the loader with shift+noise making each batch on the fly (prefetch on), versus
+ *                          (b) the very same augmented batches made in advance (materialised as tensors once;
+ *                          the source yields clones, no work per batch). Both sources omit peekAll, so the trainer
+ *                          runs the same per-batch data checks in both: the difference is the cost of making batches.
+ *                          FIT_ROUNDS pairs, the order alternating; overhead = median(a time) / median(b time) - 1,
+ *                          target <= 5 %.
  *
  * Loader arms iterate `batches()` with `for await` (the path the Trainer uses, prefetch on) and
  * dispose every batch. Arms run interleaved round by round (another process may share the 2 cores);
  * medians. R = min(loader, loader+shift+noise batches/s) / train steps/s; target R >= 20.
  * The last line is one JSON record.
  *
- *   pnpm run bench:loader     # env: ROUNDS (7), STEPS (40)
+ *   pnpm run bench:loader     # env: ROUNDS (7), STEPS (40), FIT_ROUNDS (9)
  */
 import "reflect-metadata";
 import * as tf from "@tensorflow/tfjs-core";
@@ -22,6 +29,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { Trainer, resolveLoss, seeded, silentLogger, useBackend, type Batch, type DataSource } from "../packages/core/src/index.js";
 import { DataLoader, gaussianNoise, randomShift } from "../packages/datasets/src/index.js";
 import { loadEmbeddedMnist } from "../packages/datasets/src/node/index.js";
+import { buildModel } from "./models.js";
 
 const BATCH = 64;
 const intEnv = (name: string, fallback: number): number => {
@@ -30,6 +38,7 @@ const intEnv = (name: string, fallback: number): number => {
 };
 const ROUNDS = intEnv("ROUNDS", 7);
 const STEPS = intEnv("STEPS", 40);
+const FIT_ROUNDS = intEnv("FIT_ROUNDS", 9);
 
 const median = (v: number[]): number => {
   const s = [...v].sort((a, b) => a - b);
@@ -119,6 +128,48 @@ function fitArm(loader: DataLoader): Arm {
   };
 }
 
+/**
+ * A whole-epoch fit of the MLP (bench/models.ts, seeded init, Adam 1e-3) over `source`; returns ms.
+ * A fresh Trainer per arm, the model and optimizer kept across rounds (slots exist after the warm-up).
+ */
+function epochFit(source: DataSource): { run(): Promise<number>; dispose(): void } {
+  const model = seeded(1, () => buildModel("mlp"));
+  const optimizer = tf.train.adam(1e-3);
+  const trainer = new Trainer({ model, optimizer, loss: "sparseCategoricalCrossentropy", logger: silentLogger });
+  return {
+    async run() {
+      const start = performance.now();
+      const r = await trainer.fit({ epochs: 1, train: source });
+      const ms = performance.now() - start;
+      if (r.state.step !== source.batchesPerEpoch) throw new Error(`fit ran ${r.state.step} steps, expected ${source.batchesPerEpoch}`);
+      return ms;
+    },
+    dispose() {
+      model.dispose();
+      optimizer.dispose();
+    },
+  };
+}
+
+/**
+ * (a) the loader making epoch `epoch`'s augmented batches on the fly; (b) the same batches made in
+ * advance: `loader.batch(epoch, b)` for every b up front (the same seeded order and draws, so the
+ * same values), each yielded as a clone (shares the data; the loop disposes only the clone).
+ */
+function fitOverheadArms(loader: DataLoader, epoch: number): { onTheFly: DataSource; inAdvance: DataSource; dispose(): void } {
+  const made: Batch[] = [];
+  for (let b = 0; b < loader.batchesPerEpoch; b++) made.push(loader.batch(epoch, b));
+  const n = loader.batchesPerEpoch;
+  const onTheFly: DataSource = { batchesPerEpoch: n, batches: () => loader.batches({ epoch, batchIndex: 0 }) };
+  const inAdvance: DataSource = {
+    batchesPerEpoch: n,
+    *batches() {
+      for (const b of made) yield { xs: tf.clone(b.xs), ys: tf.clone(b.ys) };
+    },
+  };
+  return { onTheFly, inAdvance, dispose: () => tf.dispose(made.flatMap((b) => [b.xs, b.ys])) };
+}
+
 async function* limit(it: AsyncIterable<Batch>, n: number): AsyncGenerator<Batch> {
   let i = 0;
   for await (const b of it) {
@@ -149,16 +200,43 @@ async function main(): Promise<void> {
     }
     process.stderr.write(`round ${round}/${ROUNDS}: ${line.join(", ")}\n`);
   }
-  const seconds = (performance.now() - started) / 1000;
   for (const a of arms) a.dispose();
+
+  // fit over the loader (augmenting on the fly) vs over the same batches made in advance
+  const FIT_EPOCH = 1;
+  const pair = fitOverheadArms(aug(), FIT_EPOCH);
+  const fitA = epochFit(pair.onTheFly);
+  const fitB = epochFit(pair.inAdvance);
+  await fitA.run(); // warm-up
+  await fitB.run();
+  const msA: number[] = [];
+  const msB: number[] = [];
+  for (let round = 1; round <= FIT_ROUNDS; round++) {
+    const order = round % 2 ? ([fitA, fitB] as const) : ([fitB, fitA] as const);
+    for (const f of order) (f === fitA ? msA : msB).push(await f.run());
+    process.stderr.write(`fit round ${round}/${FIT_ROUNDS}: on the fly ${msA.at(-1)!.toFixed(0)} ms, made in advance ${msB.at(-1)!.toFixed(0)} ms (${pair.onTheFly.batchesPerEpoch} steps)\n`);
+  }
+  fitA.dispose();
+  fitB.dispose();
+  pair.dispose();
+  const seconds = (performance.now() - started) / 1000;
 
   const med = (name: string) => median(rates.get(name)!);
   const steps = med("train step (wasm MLP)");
+  const nSteps = pair.onTheFly.batchesPerEpoch!;
+  const fitOnTheFly = median(msA);
+  const fitInAdvance = median(msB);
+  const overhead = fitOnTheFly / fitInAdvance - 1;
+  const fitRow = (name: string, ms: number[]) => {
+    const rates = ms.map((m) => nSteps / (m / 1000));
+    return [name, (nSteps / (median(ms) / 1000)).toFixed(0), "steps/s", Math.min(...rates).toFixed(0), Math.max(...rates).toFixed(0), (median(ms) / nSteps).toFixed(3), ""];
+  };
   const header = ["arm", "median", "unit", "min", "max", "ms each", "vs train step"];
   const table = arms.map((a) => {
     const v = rates.get(a.name)!;
     return [a.name, med(a.name).toFixed(0), a.unit, Math.min(...v).toFixed(0), Math.max(...v).toFixed(0), (1000 / med(a.name)).toFixed(3), a.unit === "batches/s" ? `${(med(a.name) / steps).toFixed(1)}x` : ""];
   });
+  table.push(fitRow("fit epoch, loader+aug", msA), fitRow("fit epoch, made in advance", msB));
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const fmt = (row: string[]) => row.map((c, i) => c.padEnd(widths[i]!)).join("  ");
   console.log(fmt(header));
@@ -168,11 +246,18 @@ async function main(): Promise<void> {
   const augRate = med("loader+shift+noise");
   const ratio = Math.min(loaderRate, augRate) / steps;
   console.log("");
+  console.log(
+    `fit overhead of augmenting on the fly = ${(overhead * 100).toFixed(1)} % (target <= 5 %): ${fitOnTheFly.toFixed(0)} vs ${fitInAdvance.toFixed(0)} ms per ${nSteps}-step epoch, medians of ${FIT_ROUNDS} alternating pairs`,
+  );
   console.log(`R = min(loader, loader+shift+noise batches/s) / train steps/s = ${ratio.toFixed(1)} (target >= 20)`);
   console.log(`wasm backend, ${threads} thread${threads === 1 ? "" : "s"} (as tfjs-wasm reports), batch ${BATCH}, 784 features, medians of ${ROUNDS} interleaved rounds, ${seconds.toFixed(0)} s`);
   const r2 = (x: number) => Math.round(x * 100) / 100;
   console.log(
-    JSON.stringify({ bench: "loader", ratio: r2(ratio), loader_batches_per_s: r2(loaderRate), loader_aug_batches_per_s: r2(augRate), train_steps_per_s: r2(steps), fit_aug_steps_per_s: r2(med("fit, loader+shift+noise")) }),
+    JSON.stringify({ bench: "loader", ratio: r2(ratio), loader_batches_per_s: r2(loaderRate), loader_aug_batches_per_s: r2(augRate), train_steps_per_s: r2(steps), fit_aug_steps_per_s: r2(med("fit, loader+shift+noise")),
+      fit_epoch_aug_ms: r2(fitOnTheFly),
+      fit_epoch_in_advance_ms: r2(fitInAdvance),
+      fit_aug_overhead_pct: r2(overhead * 100),
+    }),
   );
 }
 
