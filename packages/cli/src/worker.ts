@@ -10,7 +10,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { OptionsError, type Logger } from "@fitloop/core";
 import { Study, formatValue, randomSampler, tpeSampler, tune, type Sampler, type SearchSpace, type StudyDirection, type TrialRecord } from "@fitloop/recipes";
-import { trialCheckpoint } from "@fitloop/recipes/node";
+import { trialCheckpointAt } from "@fitloop/recipes/node";
 import { CliError } from "./errors.js";
 import { checkObjectiveModule, loadObjectiveModule, type ObjectiveModule } from "./objective.js";
 import { describeParams, retryOf, studyProgress } from "./progress.js";
@@ -148,9 +148,9 @@ export async function runWorker<S extends SearchSpace>(options: WorkerOptions<S>
         const note: { at: number; resumedAt?: { step: number; epoch: number } } = { at: performance.now() };
         started.set(trial.number, note);
         // what a retry finds in its checkpoint directory is what trialCheckpoint() resumes it from
-        if (trial.retryOf !== undefined && trial.checkpointDir !== undefined) {
-          const found = await trialCheckpoint(trial).catch(() => undefined);
-          if (found?.resumedAt) note.resumedAt = found.resumedAt;
+        if (trial.retryOf !== undefined) {
+          const at = await trialCheckpointAt(trial).catch(() => undefined); // manifests only: the objective loads the checkpoint itself
+          if (at) note.resumedAt = at;
         }
         return m.objective(params, trial);
       },

@@ -2,4 +2,4 @@
 export { FileJournal, type FileJournalOptions } from "./file-journal.js";
 export { localLiveness, procStat } from "./liveness.js";
 export { writeStudyPlots, type WriteStudyPlotsOptions } from "./plots-node.js";
-export { trialCheckpoint, type TrialCheckpoint } from "./trial-checkpoint.js";
+export { trialCheckpoint, trialCheckpointAt, type TrialCheckpoint } from "./trial-checkpoint.js";

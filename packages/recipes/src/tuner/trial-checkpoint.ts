@@ -4,7 +4,7 @@
  * the same directory (see `Trial.checkpointDir`).
  */
 import type { RunSnapshot } from "@fitloop/core";
-import { Checkpoint, NoCheckpointError, loadCheckpoint, type CheckpointOptions } from "@fitloop/checkpoint";
+import { Checkpoint, NoCheckpointError, listCheckpoints, loadCheckpoint, type CheckpointOptions } from "@fitloop/checkpoint";
 import { FileStore } from "@fitloop/checkpoint/node";
 import { TunerError } from "./errors.js";
 import type { Trial } from "./trial.js";
@@ -40,4 +40,14 @@ export async function trialCheckpoint(trial: Trial, options: Omit<CheckpointOpti
   if (trial.retryOf === undefined) throw new TunerError("INVALID_VALUE", `trial ${trial.number}'s checkpoint directory ${trial.checkpointDir} already holds checkpoints (${c.name}), but the trial is not a retry: they belong to another run of a study with this name; use another checkpoints directory or remove it`);
   if (!c.snapshot) return { callback, resumeFrom: undefined, resumedAt: undefined };
   return { callback, resumeFrom: c.snapshot, resumedAt: { name: c.name, step: c.manifest.step, epoch: c.manifest.epoch } };
+}
+
+/**
+ * Where the latest run checkpoint in `trial`'s directory stands, from the manifests alone (no
+ * tensors read): what `trialCheckpoint` would resume a retry from. Undefined without one.
+ */
+export async function trialCheckpointAt(trial: Trial): Promise<{ readonly name: string; readonly step: number; readonly epoch: number } | undefined> {
+  if (trial.checkpointDir === undefined) return undefined;
+  const latest = (await listCheckpoints(new FileStore(trial.checkpointDir))).find((c) => c.manifest !== undefined && c.manifest.kind !== "weights");
+  return latest?.manifest ? { name: latest.name, step: latest.manifest.step, epoch: latest.manifest.epoch } : undefined;
 }
