@@ -6,6 +6,7 @@
  * BatchNormalization training kernels, `ReluGrad` = the one-kernel ReLU gradient, `Adam` = the fused Adam update, `ThreadGate` = threads only
  * for large matmuls/convolutions, with Conv2D, FusedConv2D, _FusedMatMul and the depthwise convolutions). Call after useBackend.
  * `ConvBiasRelu` = tfjs-layers' Conv2D with bias + ReLU in training as one fused forward kernel.
+ * `Dense` = tfjs-layers' Dense as one fused forward and one fused backward kernel (`wasm-dense.ts`).
  * THREAD_MIN_MFLOPS sets the gate's threshold (default 100).
  * KERNEL_THREADS=false runs fitloop's own kernels on the calling thread only (no kernel worker
  * threads); SPLIT_MEMORY_BOUND=false splits only compute-bound work (GEMMs, im2col, col2im) over them.
@@ -38,6 +39,8 @@ import {
   setMemoryBoundSplit,
   enableConvBiasRelu,
   isConvBiasReluEnabled,
+  enableFusedDense,
+  isFusedDenseEnabled,
   kernelThreadPool,
   kernelThreadsEnabled,
   memoryBoundSplitEnabled,
@@ -71,6 +74,10 @@ export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all")
         enableConvBiasRelu();
         continue;
       }
+      if (name === "Dense") {
+        enableFusedDense();
+        continue;
+      }
       if (name === "ThreadGate") {
         setWasmThreadGate(true);
         for (const config of wasmGatedKernelConfigs) replaceWasmKernel(config);
@@ -88,5 +95,5 @@ export function applyKernelChoice(choice = process.env["WASM_KERNELS"] ?? "all")
   const simdMatMul = simdMatMulEnabled() && simdKernelsEnabled() && (ours("BatchMatMul") || ours("_FusedMatMul")) ? ["SimdMatMul"] : [];
   const pool = kernelThreadPool();
   const threads = pool?.ready() && kernelThreadsEnabled() ? [`KernelThreads(${pool.threads}${memoryBoundSplitEnabled() ? "" : ", compute-bound only"})`] : [];
-  return [...on, ...simdMatMul, ...(isFusedBatchNormEnabled() ? ["BatchNorm"] : []), ...(isReluGradEnabled() ? ["ReluGrad"] : []), ...(isFusedAdamEnabled() ? ["Adam"] : []), ...(isConvBiasReluEnabled() ? ["ConvBiasRelu"] : []), ...gate, ...threads];
+  return [...on, ...simdMatMul, ...(isFusedBatchNormEnabled() ? ["BatchNorm"] : []), ...(isReluGradEnabled() ? ["ReluGrad"] : []), ...(isFusedAdamEnabled() ? ["Adam"] : []), ...(isConvBiasReluEnabled() ? ["ConvBiasRelu"] : []), ...(isFusedDenseEnabled() ? ["Dense"] : []), ...gate, ...threads];
 }

@@ -2,7 +2,7 @@
  * Per-kernel profile of one training step of the bench models (bench/models.ts) on the wasm
  * backend, the way fitloop's loop runs it: `optimizer.computeGradients` of the loss of
  * `model.apply(x, {training: true})`, then `applyGradients` (Adam), one `await loss.data()`.
- * Prints ms/step without profiling (median), then kernel time per step under tf.profile (mean over
+ * Prints ms/step without profiling (median), engine ops, kernels and new tensors per step, then kernel time per step under tf.profile (mean over
  * PROFILE_STEPS), by kernel. The last line is one JSON record.
  *
  *   pnpm run bench:profile-step      # env: STEPS (timed, 20), PROFILE_STEPS (5), WASM_KERNELS (below),
@@ -30,6 +30,10 @@ interface Profile {
   msPerStep: number;
   kernelMsPerStep: number;
   byKernel: [string, number, number][]; // name, ms per step, calls per step
+  /** Per step: kernel calls, engine ops (kernels other than Identity/Reshape, which share buffers), new tensors. */
+  kernels: number;
+  ops: number;
+  tensors: number;
 }
 
 async function profileModel(kind: ModelKind): Promise<Profile> {
@@ -43,8 +47,12 @@ async function profileModel(kind: ModelKind): Promise<Profile> {
     times.push(performance.now() - t0);
   }
   const acc = new Map<string, [number, number]>();
+  let [kernels, ops, tensors] = [0, 0, 0];
   for (let i = 0; i < PROFILE_STEPS; i++) {
     const info = await tf.profile(() => step());
+    kernels += info.kernels.length;
+    ops += info.kernels.filter((k) => k.name !== "Identity" && k.name !== "Reshape").length;
+    tensors += info.newTensors;
     for (const k of info.kernels) {
       const key = BY_SHAPES ? `${k.name} ${JSON.stringify(k.inputShapes)}` : k.name;
       const prev = acc.get(key) ?? [0, 0];
@@ -53,7 +61,8 @@ async function profileModel(kind: ModelKind): Promise<Profile> {
   }
   rig.dispose();
   const byKernel = [...acc].map(([n, [ms, c]]) => [n, ms / PROFILE_STEPS, c / PROFILE_STEPS] as [string, number, number]).sort((a, b) => b[1] - a[1]);
-  return { msPerStep: median(times), kernelMsPerStep: byKernel.reduce((s, k) => s + k[1], 0), byKernel };
+  const per = (n: number) => Math.round((10 * n) / PROFILE_STEPS) / 10;
+  return { msPerStep: median(times), kernelMsPerStep: byKernel.reduce((s, k) => s + k[1], 0), byKernel, kernels: per(kernels), ops: per(ops), tensors: per(tensors) };
 }
 
 async function main(): Promise<void> {
@@ -66,6 +75,7 @@ async function main(): Promise<void> {
   for (const kind of ["mlp", "cnn"] as const) {
     const p = await profileModel(kind);
     console.log(`\n${kind}: ${p.msPerStep.toFixed(1)} ms/step unprofiled (${((1000 * BATCH) / p.msPerStep).toFixed(0)} samples/s); kernel time under tf.profile ${p.kernelMsPerStep.toFixed(1)} ms/step`);
+    console.log(`per step: ${p.ops} engine ops (kernels other than Identity/Reshape, which share buffers), ${p.kernels} kernels, ${p.tensors} new tensors`);
     console.log(`| kernel | ms/step | % | calls/step |`);
     console.log(`|---|---:|---:|---:|`);
     for (const [name, ms, calls] of p.byKernel.slice(0, TOP)) console.log(`| ${name} | ${ms.toFixed(2)} | ${((100 * ms) / p.kernelMsPerStep).toFixed(1)} | ${calls} |`);
@@ -74,6 +84,9 @@ async function main(): Promise<void> {
     const r2 = (x: number) => Math.round(x * 100) / 100;
     out[`${kind}_ms_per_step`] = r2(p.msPerStep);
     out[`${kind}_samples_per_s`] = Math.round((1000 * BATCH) / p.msPerStep);
+    out[`${kind}_ops_per_step`] = p.ops;
+    out[`${kind}_kernels_per_step`] = p.kernels;
+    out[`${kind}_tensors_per_step`] = p.tensors;
     out[`${kind}_kernels_ms`] = Object.fromEntries(p.byKernel.slice(0, 6).map(([n, ms]) => [n, r2(ms)]));
   }
   console.log(JSON.stringify(out));

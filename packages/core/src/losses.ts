@@ -23,7 +23,34 @@ const LOSSES: Record<LossName, LossFn> = {
   meanAbsoluteError: (t, p) => layerMetrics.meanAbsoluteError(t, p),
 };
 
+/**
+ * The one-kernel sparse cross-entropy a backend package may register (`@fitloop/wasm` does, on wasm,
+ * with its gradient: the kernel name is the contract, core does not import the package). Inputs
+ * `probs` float32 [N, C] and `labels` int32 or float32 [N] (floored by the kernel); attrs `{epsilon}`;
+ * output the per-sample loss [N], the values of the tfjs ops below.
+ */
+const SPARSE_CE_KERNEL = "FitloopSparseCrossentropy";
+/**
+ * tfjs-layers' fuzz factor: its `epsilon()` (the first backend's `epsilon()`, 1e-7 on float32
+ * backends) is not exported from tfjs-layers' entry point, so its default is written here.
+ */
+const LAYERS_EPSILON = 1e-7;
+
+/** The registered one-kernel loss for float32 [N, C] predictions and [N] or [N, 1] labels, else undefined. */
+function fusedSparseCE(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor | undefined {
+  if (yPred.dtype !== "float32" || yPred.rank !== 2 || (yTrue.dtype !== "int32" && yTrue.dtype !== "float32")) return undefined;
+  const n = yPred.shape[0]!;
+  if (yTrue.shape[0] !== n || !(yTrue.rank === 1 || (yTrue.rank === 2 && yTrue.shape[1] === 1))) return undefined;
+  if (!tf.getKernel(SPARSE_CE_KERNEL, tf.getBackend())) return undefined;
+  return tf.tidy(() => {
+    const labels = yTrue.rank === 1 ? yTrue : tf.reshape(yTrue, [n]);
+    return tf.engine().runKernel(SPARSE_CE_KERNEL, { probs: yPred, labels }, { epsilon: LAYERS_EPSILON }) as tf.Tensor;
+  });
+}
+
 function sparseCE(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor {
+  const fused = fusedSparseCE(yTrue, yPred);
+  if (fused) return fused;
   return tf.tidy(() => {
     const numClasses = yPred.shape[yPred.shape.length - 1]!;
     const flat = tf.reshape(yTrue, [-1]);

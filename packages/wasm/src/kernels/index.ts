@@ -14,6 +14,8 @@ import { disableFusedBatchNorm, enableFusedBatchNorm } from "./wasm-batch-norm-t
 import { disableReluGrad, enableReluGrad } from "./wasm-relu-grad.js";
 import { disableFusedAdam, enableFusedAdam } from "./wasm-adam.js";
 import { disableConvBiasRelu, enableConvBiasRelu } from "./wasm-conv-bias-relu.js";
+import { disableSparseCrossentropy, enableSparseCrossentropy } from "./wasm-sparse-ce.js";
+import { disableFusedDense, enableFusedDense } from "./wasm-dense.js";
 import { replaceWasmKernel, restoreWasmKernels as restoreStockWasmKernels } from "./wasm-util.js";
 import { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
 import { setWasmThreadGate } from "./wasm-threadpool.js";
@@ -47,11 +49,22 @@ export {
 } from "./wasm-batch-norm-training.js";
 export { disableReluGrad, enableReluGrad, isReluGradEnabled, RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
 export { setSimdKernelsEnabled, simdKernelsEnabled } from "./simd/index.js";
-export { packedGemmEnabled, setPackedGemmEnabled } from "./wasm-gemm-split.js";
+export { packedGemmEnabled, setPackedGemmEnabled, setSplitGemmMinFlops, splitGemmMinFlops } from "./wasm-gemm-split.js";
 export { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, kernelThreadsEnabled, memoryBoundSplitEnabled, planParts, poolFor, setKernelThreadPool, setKernelThreadsEnabled, setMemoryBoundSplit, splitRows } from "./kernel-threads.js";
 export type { KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";
 export { ADAM, disableFusedAdam, enableFusedAdam, isFusedAdamEnabled, wasmAdam } from "./wasm-adam.js";
 export { CONV_BIAS_RELU, disableConvBiasRelu, enableConvBiasRelu, isConvBiasReluEnabled } from "./wasm-conv-bias-relu.js";
+export {
+  disableSparseCrossentropy,
+  enableSparseCrossentropy,
+  isSparseCrossentropyEnabled,
+  SPARSE_CE,
+  SPARSE_CE_GRAD,
+  wasmSparseCrossentropy,
+  wasmSparseCrossentropyGrad,
+  type SparseCrossentropyAttrs,
+} from "./wasm-sparse-ce.js";
+export { DENSE, DENSE_GRAD, disableFusedDense, enableFusedDense, isFusedDenseEnabled, wasmDense, wasmDenseGrad, type DenseActivation } from "./wasm-dense.js";
 export { DEFAULT_THREAD_MIN_FLOPS, kernelFlops, setWasmThreadGate, THREADPOOL_ADDRESS, wasmThreadGateEnabled, wasmThreadGateInfo, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 export { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
 export { setSimdMatMulEnabled, simdMatMul, simdMatMulEnabled } from "./wasm-matmul-simd.js";
@@ -89,7 +102,9 @@ const REPLACED = [
  *   (`wasm-batch-norm-training.ts`: two passes forward, two backward, instead of ~25 kernels);
  * - overrides the gradient of `Relu` on wasm with one kernel (`wasm-relu-grad.ts`) instead of three;
  * - runs `AdamOptimizer.applyGradients` on wasm as one kernel per variable (`wasm-adam.ts`);
- * - routes tfjs-layers' Conv2D with bias and ReLU in training on wasm through one fused forward kernel (`wasm-conv-bias-relu.ts`).
+ * - routes tfjs-layers' Conv2D with bias and ReLU in training on wasm through one fused forward kernel (`wasm-conv-bias-relu.ts`);
+ * - adds `FitloopSparseCrossentropy` and its gradient kernel: core's sparse categorical cross-entropy as one kernel forward, one backward (`wasm-sparse-ce.ts`);
+ * - routes tfjs-layers' Dense (rank-2 input; linear, relu or softmax) on wasm through one forward and one backward kernel (`wasm-dense.ts`).
  * The full-size passes of BatchNorm, MaxPoolGrad and the ReLU gradient run as WebAssembly SIMD
  * (`simd/`) where available, on tfjs-wasm's own memory.
  * Forward convolutions with few taps run as im2col + fitloop's SIMD GEMM (`wasm-conv2d-im2col.ts`).
@@ -111,6 +126,8 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): v
   enableReluGrad();
   enableFusedAdam();
   enableConvBiasRelu();
+  enableSparseCrossentropy();
+  enableFusedDense();
   // The gate writes at an address of one tfjs-wasm binary: only for the version it was read from.
   setWasmThreadGate(options.tfjsWasmVersion === PINNED_TFJS_WASM_GATE_VERSION);
 }
@@ -129,7 +146,7 @@ export interface RegisterWasmKernelsOptions {
 
 /**
  * Puts back every stock wasm kernel fitloop replaced, tfjs-layers' own BatchNormalization
- * training path, tfjs-core's gradient of `Relu` and its Adam update, and tfjs-wasm's thread pool for every operation. `useBackend('wasm', {wasmKernels: false})` calls it.
+ * training path, tfjs-core's gradient of `Relu` and its Adam update, core's sparse cross-entropy as tfjs ops, and tfjs-wasm's thread pool for every operation. `useBackend('wasm', {wasmKernels: false})` calls it.
  */
 export function restoreWasmKernels(): void {
   restoreStockWasmKernels();
@@ -137,6 +154,8 @@ export function restoreWasmKernels(): void {
   disableReluGrad();
   disableFusedAdam();
   disableConvBiasRelu();
+  disableSparseCrossentropy();
+  disableFusedDense();
   setWasmThreadGate(false);
 }
 

@@ -1,7 +1,8 @@
 import { AdamOptimizer, engine, getKernel, mul, registerKernel, tidy, util, zerosLike, type KernelConfig, type NamedTensorMap, type Tensor, type TensorInfo, type Variable } from "@tensorflow/tfjs-core";
 import { adamSimd, type EmscriptenWasm } from "./simd/index.js";
 import { registerScaledApply, type ScaledApply } from "./scaled-apply.js";
-import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+import { CHUNKS_PER_THREAD, splitRows } from "./kernel-threads.js";
 
 /**
  * Adam's update on wasm as one kernel per variable. tfjs-core's `AdamOptimizer.applyGradients` runs
@@ -52,7 +53,16 @@ export function wasmAdam({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
   const simd = adamSimd(b.wasm);
   if (simd) {
-    simd.exports.adam(p(x), p(m), p(v), p(g), p(outs[0]), p(outs[1]), p(outs[2]), n, b1, omb1, b2, omb2, c1, c2, eps, neglr, gscale);
+    const ptrs = [p(x), p(m), p(v), p(g), p(outs[0]), p(outs[1]), p(outs[2])];
+    const hyper = [b1, omb1, b2, omb2, c1, c2, eps, neglr, gscale];
+    // elementwise, and bound by its three divisions and a square root rather than by memory: split
+    // over the kernel threads (equal element ranges, multiples of 4) like a compute-bound kernel
+    disposeOnThrow(b, outs, () =>
+      splitRows(simd.memory, "adam", "adam", n, (s, count) => [...ptrs.map((q) => q + 4 * s), count, ...hyper], () => simd.exports.adam(ptrs[0]!, ptrs[1]!, ptrs[2]!, ptrs[3]!, ptrs[4]!, ptrs[5]!, ptrs[6]!, n, b1, omb1, b2, omb2, c1, c2, eps, neglr, gscale), {
+        bytes: 28 * n,
+        chunksPerThread: CHUNKS_PER_THREAD,
+      }),
+    );
     return [...outs];
   }
   const h = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap

@@ -115,6 +115,14 @@ export interface GemmOperands {
  */
 export const DEFAULT_SPLIT_GEMM_MIN_FLOPS = 4e6;
 
+let splitMinFlops = DEFAULT_SPLIT_GEMM_MIN_FLOPS;
+/** The size from which `splitGemm` splits a product over the kernel threads (default `DEFAULT_SPLIT_GEMM_MIN_FLOPS`); for benches and tests. */
+export function setSplitGemmMinFlops(flops: number): void {
+  if (!(flops >= 0)) throw new RangeError(`setSplitGemmMinFlops: flops must be a number >= 0, got ${flops}`);
+  splitMinFlops = flops;
+}
+export const splitGemmMinFlops = (): number => splitMinFlops;
+
 function alloc(gemm: Gemm, bytes: number, what: string): number {
   const p = gemm.malloc(bytes);
   if (!p) throw new Error(`fitloop wasm GEMM: could not allocate ${bytes} bytes for ${what}`);
@@ -122,7 +130,7 @@ function alloc(gemm: Gemm, bytes: number, what: string): number {
 }
 
 /** Runs the GEMM, split over the kernel threads where that pays; returns the number of parts. */
-export function splitGemm(gemm: Gemm, o: GemmOperands, minFlops = DEFAULT_SPLIT_GEMM_MIN_FLOPS): number {
+export function splitGemm(gemm: Gemm, o: GemmOperands, minFlops = splitMinFlops): number {
   const { m, n, k } = o;
   const bns = o.bns ?? 4;
   const p = poolFor(gemm.memory);

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { BN_TRAIN, BN_TRAIN_GRAD_SUMS, BN_TRAIN_GRAD_X, RELU_GRAD } from "../kernels/index.js";
+import { ADAM, BN_TRAIN, BN_TRAIN_GRAD_SUMS, BN_TRAIN_GRAD_X, RELU_GRAD } from "../kernels/index.js";
 import { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, memoryBoundSplitEnabled, planParts, poolFor, setKernelThreadsEnabled, setMemoryBoundSplit, type KernelThreadPool } from "../kernels/kernel-threads.js";
 import { wasmMemoryOf, type EmscriptenWasm } from "../kernels/simd/index.js";
 import { values } from "../kernels/values.fixture.js";
@@ -144,6 +144,23 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/wasm/node)", () =>
       await tf.setBackend("wasm");
       expect(maxRelDiff(split.value[1]!, m)).toBeLessThanOrEqual(1e-4);
       expect(maxRelDiff(split.value[2]!, v)).toBeLessThanOrEqual(1e-4);
+    }
+  });
+
+  it("split Adam gives the single-threaded results bit for bit (elementwise), with a gradient scale", () => {
+    // 28 bytes per element: 9,001 elements stay whole (< 256 KiB), 100,003 split; a length that is not a multiple of 4 tests the tails
+    for (const [n, wantRuns] of [[9_001, 0], [100_003, 1]] as const) {
+      const [x, m, v, g] = [1, 2, 3, 4].map((seed) => tf.tensor1d(values(n, seed, seed === 3 ? 0.01 : 1).map((e) => (seed === 3 ? Math.abs(e) : e))));
+      const attrs = { beta1: 0.9, beta2: 0.999, oneMinusAccBeta1: Math.fround(1 - 0.9 ** 3), oneMinusAccBeta2: Math.fround(1 - 0.999 ** 3), epsilon: 1e-7, learningRate: 1e-3, gradScale: 0.37 };
+      const adam = (): Float32Array[] => tf.tidy(() => (tf.engine().runKernel(ADAM, { x: x!, m: m!, v: v!, g: g! }, attrs as never) as unknown as tf.Tensor[]).map((t) => t.dataSync() as Float32Array));
+      setKernelThreadsEnabled(false);
+      const single = countRuns(pool, adam);
+      setKernelThreadsEnabled(true);
+      const split = countRuns(pool, adam);
+      expect(single.runs).toBe(0);
+      expect(split.runs).toBe(wantRuns);
+      split.value.forEach((a, i) => expect(Buffer.from(a.buffer).equals(Buffer.from(single.value[i]!.buffer)), `output ${i} of ${n}`).toBe(true));
+      tf.dispose([x!, m!, v!, g!]);
     }
   });
 

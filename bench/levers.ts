@@ -1,0 +1,109 @@
+/**
+ * Issue 18's levers side by side in one process: the bench models' training step (bench/models.ts:
+ * computeGradients + Adam's applyGradients + one loss read, as fitloop's loop runs it) on the wasm
+ * backend with every fitloop kernel on, and with one lever switched off at a time:
+ *   all          everything on (what `useBackend('wasm')` gives)
+ *   -packed      lever 1 off: the round-5 GEMM instead of the packed one (`setPackedGemmEnabled(false)`)
+ *   -fused       lever 2 off: tfjs-layers' own Dense ops and core's sparse cross-entropy as tfjs ops
+ *                (`disableFusedDense()`, `disableSparseCrossentropy()`)
+ *   -both        levers 1 and 2 off (the state before this issue's GEMM and op-count work)
+ * Arms alternate in blocks (order reversed every round) after a warm-up, so machine noise hits them
+ * alike; per arm the median ms/step over the blocks, its ratio to `all`, and kernels, engine ops
+ * (kernels other than Identity/Reshape, which share buffers) and new tensors per step (tf.profile).
+ *
+ *   pnpm run bench:levers      # env: ROUNDS (15), MLP_STEPS (40 per block), CNN_STEPS (6 per block), ONLY (mlp | cnn)
+ *
+ * Prints a table per model, then one JSON line {"bench":"levers","mlp":{arm:{ms,ratio,kernels,ops,tensors}},"cnn":{...}}.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { useBackend } from "../packages/core/src/index.js";
+import { disableFusedDense, disableSparseCrossentropy, enableFusedDense, enableSparseCrossentropy, setPackedGemmEnabled } from "../packages/wasm/src/index.js";
+import { BATCH, intEnv, median, printTable, threadsEnv, trainingRig, wasmThreadCount, type ModelKind } from "./models.js";
+
+const ROUNDS = intEnv("ROUNDS", 15);
+const BLOCK: Record<ModelKind, number> = { mlp: intEnv("MLP_STEPS", 40), cnn: intEnv("CNN_STEPS", 6) };
+
+interface Arm {
+  name: string;
+  packed: boolean;
+  fused: boolean;
+}
+const ARMS: Arm[] = [
+  { name: "all", packed: true, fused: true },
+  { name: "-packed", packed: false, fused: true },
+  { name: "-fused", packed: true, fused: false },
+  { name: "-both", packed: false, fused: false },
+];
+
+function apply(arm: Arm): void {
+  setPackedGemmEnabled(arm.packed);
+  if (arm.fused) {
+    enableFusedDense();
+    enableSparseCrossentropy();
+  } else {
+    disableFusedDense();
+    disableSparseCrossentropy();
+  }
+}
+
+interface Counts {
+  kernels: number;
+  ops: number;
+  tensors: number;
+}
+
+async function counts(step: () => Promise<number>): Promise<Counts> {
+  const info = await tf.profile(async () => {
+    await step();
+  });
+  const ops = info.kernels.filter((k) => k.name !== "Identity" && k.name !== "Reshape").length;
+  return { kernels: info.kernels.length, ops, tensors: info.newTensors };
+}
+
+async function measure(kind: ModelKind): Promise<Record<string, { ms: number; ratio: number } & Counts>> {
+  const rig = trainingRig(kind, BATCH);
+  const times = new Map<string, number[]>(ARMS.map((a) => [a.name, []]));
+  const count = new Map<string, Counts>();
+  for (const arm of ARMS) {
+    apply(arm);
+    for (let i = 0; i < 2 * BLOCK[kind]; i++) await rig.step(); // warm-up, every arm's code paths compiled
+    count.set(arm.name, await counts(rig.step));
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const arm of round % 2 ? [...ARMS].reverse() : ARMS) {
+      apply(arm);
+      await rig.step();
+      const t0 = performance.now();
+      for (let i = 0; i < BLOCK[kind]; i++) await rig.step();
+      times.get(arm.name)!.push((performance.now() - t0) / BLOCK[kind]);
+    }
+  }
+  apply(ARMS[0]!);
+  rig.dispose();
+  const all = median(times.get("all")!);
+  return Object.fromEntries(ARMS.map((a) => [a.name, { ms: median(times.get(a.name)!), ratio: median(times.get(a.name)!) / all, ...count.get(a.name)! }]));
+}
+
+async function main(): Promise<void> {
+  await useBackend("wasm", threadsEnv());
+  console.log(`wasm, ${await wasmThreadCount()} thread(s), batch ${BATCH}, Adam; ${ROUNDS} interleaved rounds of blocks (MLP ${BLOCK.mlp}, CNN ${BLOCK.cnn} steps), medians`);
+  const out: Record<string, unknown> = { bench: "levers" };
+  const only = process.env["ONLY"];
+  for (const kind of ["mlp", "cnn"] as const) {
+    if (only && only !== kind) continue;
+    const r = await measure(kind);
+    console.log(`\n${kind}:`);
+    printTable(
+      ["arm", "ms/step", "vs all", "kernels/step", "engine ops/step", "new tensors/step"],
+      ARMS.map((a) => [a.name, r[a.name]!.ms.toFixed(3), `${r[a.name]!.ratio.toFixed(2)}x`, String(r[a.name]!.kernels), String(r[a.name]!.ops), String(r[a.name]!.tensors)]),
+    );
+    const r3 = (x: number) => Math.round(x * 1000) / 1000;
+    out[kind] = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { ...v, ms: r3(v.ms), ratio: r3(v.ratio) }]));
+  }
+  console.log(JSON.stringify(out));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
