@@ -16,6 +16,7 @@ import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
 import { EMBEDDED_SIMD_MODULES, wasmMemoryOf, type EmscriptenWasm } from "../kernels/simd/index.js";
 import { setKernelThreadPool, type KernelCall, type KernelThreadPool } from "../kernels/kernel-threads.js";
+import { workerExecArgv } from "./worker-argv.js";
 
 // One control block shared by the caller and all workers (Int32 slots), then per-task function ids,
 // per-task args (f64), the first error message (bytes).
@@ -154,7 +155,7 @@ class NodeKernelThreadPool implements KernelThreadPool {
     this.msg = new Uint8Array(block, MSG_BYTE, MSG_MAX);
     const n = Math.min(MAX_WORKERS, options.threads - 1);
     for (let index = 0; index < n; index++) {
-      const worker = new Worker((options.testWorkerPrefix ?? "") + WORKER_SOURCE, { eval: true, workerData: { memory, modules, names, block, index }, stdout: true, stderr: true });
+      const worker = new Worker((options.testWorkerPrefix ?? "") + WORKER_SOURCE, { eval: true, workerData: { memory, modules, names, block, index }, stdout: true, stderr: true, execArgv: workerExecArgv() });
       // stdout/stderr: true: the worker never prints, and piping its streams into the parent's would add listeners to process.stdout/stderr per worker (MaxListenersExceededWarning for the user's own)
       worker.unref();
       worker.on("error", (e) => (this.broken ??= `a kernel worker failed: ${e.message}`));

@@ -41,4 +41,5 @@ for (let i = 0; i < 3; i++) {
 const weights = model.getWeights().flatMap((w) => Array.from(w.dataSync()));
 const a = tf.tensor(values(256 * 256, 3, 1), [256, 256]);
 const matmul = Array.from(tf.matMul(a, a).dataSync());
-console.log(JSON.stringify({ threads: tfwasm.getThreadsCount(), warnings, weights: Buffer.from(new Float32Array(weights).buffer).toString("base64"), matmul: Buffer.from(new Float32Array(matmul).buffer).toString("base64") }));
+const pthread = (tf.engine().registry["wasm"] as unknown as { wasm?: { PThread?: { unusedWorkers: unknown[]; runningWorkers: unknown[] } } }).wasm?.PThread;
+console.log(JSON.stringify({ threads: tfwasm.getThreadsCount(), idleWorkers: pthread?.unusedWorkers.length ?? 0, runningWorkers: pthread?.runningWorkers.length ?? 0, warnings, weights: Buffer.from(new Float32Array(weights).buffer).toString("base64"), matmul: Buffer.from(new Float32Array(matmul).buffer).toString("base64") }));

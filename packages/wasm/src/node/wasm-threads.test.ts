@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { requestedThreads } from "./index.js";
+import { workerExecArgv } from "./worker-argv.js";
 import { useTestBackend } from "../testing.fixture.js";
 
 const FIXTURE = fileURLToPath(new URL("./wasm-threads.fixture.ts", import.meta.url));
@@ -9,6 +10,8 @@ const ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 
 interface ChildResult {
   threads: number;
+  idleWorkers: number;
+  runningWorkers: number;
   warnings: string[];
   weights: Float32Array;
   matmul: Float32Array;
@@ -20,12 +23,12 @@ function child(...args: string[]): Promise<ChildResult> {
     execFile(process.execPath, ["--import", "tsx", "--conditions=@fitloop/source", FIXTURE, ...args], { cwd: ROOT, timeout: 60_000, killSignal: "SIGKILL" }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`fixture ${args.join(" ")} failed (${err.killed ? "did not exit within 60 s" : `exit ${String(err.code)}`}): ${stderr.slice(-2000)}`));
       const line = stdout.trim().split("\n").pop()!;
-      const r = JSON.parse(line) as { threads: number; warnings: string[]; weights: string; matmul: string };
+      const r = JSON.parse(line) as { threads: number; idleWorkers: number; runningWorkers: number; warnings: string[]; weights: string; matmul: string };
       const f32 = (b64: string) => {
         const b = Buffer.from(b64, "base64");
         return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
       };
-      resolve({ threads: r.threads, warnings: r.warnings, weights: f32(r.weights), matmul: f32(r.matmul) });
+      resolve({ threads: r.threads, idleWorkers: r.idleWorkers, runningWorkers: r.runningWorkers, warnings: r.warnings, weights: f32(r.weights), matmul: f32(r.matmul) });
     });
   });
 }
@@ -46,6 +49,9 @@ describe("tfjs-wasm threads in Node (@fitloop/wasm/node)", () => {
     const [threaded, single] = await Promise.all([child("2"), child("false")]);
     expect(threaded.threads).toBe(2);
     expect(threaded.warnings).toEqual([]);
+    // of Emscripten's 8 pre-created workers, XNNPACK's pool runs on one; the 7 idle ones were terminated
+    expect(threaded.runningWorkers).toBe(1);
+    expect(threaded.idleWorkers).toBe(0);
     expect(single.threads).toBe(1);
     expect(single.warnings).toEqual([]);
     // XNNPACK splits output tiles between threads, each output keeps its summation order: in
@@ -58,6 +64,14 @@ describe("tfjs-wasm threads in Node (@fitloop/wasm/node)", () => {
     const r = await child("2", "pre-init");
     expect(r.threads).toBe(1);
     expect(r.warnings.join("\n")).toMatch(/single-threaded: the wasm backend was initialised before fitloop could enable threads/);
+  });
+
+  it("starts workers without the parent's module-loading flags, keeping the rest", () => {
+    expect(workerExecArgv(["--import", "tsx", "--conditions=@fitloop/source", "--max-old-space-size=4096"])).toEqual(["--conditions=@fitloop/source", "--max-old-space-size=4096"]);
+    expect(workerExecArgv(["--import=tsx", "-r", "ts-node/register", "--require=x", "--loader", "l.mjs", "--experimental-loader=m.mjs", "--expose-gc"])).toEqual(["--expose-gc"]);
+    expect(workerExecArgv([])).toEqual([]);
+    // a trailing flag without its value drops only itself
+    expect(workerExecArgv(["--stack-size=2000", "--import"])).toEqual(["--stack-size=2000"]);
   });
 
   it("clamps the requested count to tfjs-wasm's pool of 8, and rejects a count below 1", async () => {

@@ -13,7 +13,9 @@
  *   returns that file for tfjs's worker blob;
  * - tfjs caps XNNPACK's thread pool at `os.cpus().length / 2` (its C++ `num_cores`, computed once
  *   at start-up), so `os.cpus()` reports twice the requested thread count during initialisation;
- * - the pool's worker threads are unref'd once started, so they do not keep the process alive.
+ * - the pool's worker threads are unref'd once started, so they do not keep the process alive;
+ * - the workers start without the parent's loader flags (`worker-argv.ts`), and the pre-created
+ *   workers XNNPACK does not take are terminated.
  *
  * Everything is restored after initialisation. Any failure falls back to the single-threaded SIMD
  * build with a logged reason.
@@ -23,7 +25,9 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import * as workerThreads from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
+import { workerExecArgv } from "./worker-argv.js";
 
 /** The tfjs-wasm version whose internals this module relies on. */
 export const PINNED_TFJS_WASM_VERSION = "4.22.0";
@@ -91,7 +95,31 @@ function prepareThreadedFiles(): ThreadedPaths {
 }
 
 interface PThreadModule {
-  PThread?: { runningWorkers: { unref(): void }[] };
+  PThread?: { runningWorkers: { unref(): void }[]; unusedWorkers: { terminate(): unknown }[] };
+}
+
+/**
+ * Emscripten's pthread workers are `new Worker(script)` through `require("node:worker_threads").Worker`,
+ * read while the module initialises: a subclass there starts them without the parent's loader flags
+ * (`workerExecArgv`).
+ */
+function withPthreadWorkerFlags(): () => void {
+  const mod = createRequire(import.meta.url)("node:worker_threads") as typeof workerThreads;
+  const Real = mod.Worker;
+  const execArgv = workerExecArgv();
+  class PthreadWorker extends Real {
+    constructor(filename: string | URL, options?: workerThreads.WorkerOptions) {
+      super(filename, { ...options, execArgv });
+    }
+  }
+  try {
+    mod.Worker = PthreadWorker;
+  } catch {
+    return () => undefined; // a read-only export: the workers keep the parent's flags
+  }
+  return () => {
+    mod.Worker = Real;
+  };
 }
 
 /**
@@ -150,7 +178,9 @@ export async function setWasmBackendThreaded(options: WasmThreadsOptions = {}): 
   const cpus = os.cpus;
   let ok = false;
   let error: unknown;
+  let restoreWorker = (): void => undefined;
   try {
+    restoreWorker = withPthreadWorkerFlags();
     env.set("WASM_HAS_MULTITHREAD_SUPPORT", true);
     URL.createObjectURL = (obj: Blob) => (obj instanceof Blob && obj.type === "application/javascript" ? paths.workerFile : createObjectURL.call(URL, obj));
     os.cpus = () => {
@@ -161,6 +191,7 @@ export async function setWasmBackendThreaded(options: WasmThreadsOptions = {}): 
   } catch (e) {
     error = e;
   } finally {
+    restoreWorker();
     URL.createObjectURL = createObjectURL;
     os.cpus = cpus;
     env.set("WASM_HAS_MULTITHREAD_SUPPORT", false);
@@ -169,6 +200,10 @@ export async function setWasmBackendThreaded(options: WasmThreadsOptions = {}): 
   const backend = tf.engine().registry["wasm"] as unknown as { wasm?: PThreadModule } | undefined;
   // pthreadpool's workers wait for work for the life of the backend; they must not keep Node alive
   for (const w of backend?.wasm?.PThread?.runningWorkers ?? []) w.unref();
+  // Emscripten pre-creates 8 workers and XNNPACK's pool takes threads - 1 of them once, at start-up:
+  // the rest idle for the life of the process (~7-12 MiB resident each). Should a thread be wanted
+  // later, Emscripten makes a new worker (PThread.getNewWorker).
+  for (const w of backend?.wasm?.PThread?.unusedWorkers.splice(0) ?? []) void w.terminate();
   const n = threadsNow();
   if (n < wanted) warn(`fitloop: tfjs-wasm runs ${n} threads instead of ${wanted}`);
   return { ok, threads: n };
