@@ -9,7 +9,7 @@
  *   -both        levers 1 and 2 off (the state before this issue's GEMM and op-count work)
  * Arms alternate in blocks (order reversed every round) after a warm-up, so machine noise hits them
  * alike; per arm the median ms/step over the blocks, its ratio to `all`, and kernels, engine ops
- * (kernels other than Identity/Reshape, which share buffers) and new tensors per step (tf.profile).
+ * (kernels other than Identity/Reshape, which share buffers) and tensors made by kernels per step (tf.profile).
  *
  *   pnpm run bench:levers      # env: ROUNDS (15), MLP_STEPS (40 per block), CNN_STEPS (6 per block), ONLY (mlp | cnn)
  *
@@ -57,7 +57,7 @@ async function counts(step: () => Promise<number>): Promise<Counts> {
     await step();
   });
   const ops = info.kernels.filter((k) => k.name !== "Identity" && k.name !== "Reshape").length;
-  return { kernels: info.kernels.length, ops, tensors: info.newTensors };
+  return { kernels: info.kernels.length, ops, tensors: info.kernels.reduce((n, k) => n + k.outputShapes.length, 0) };
 }
 
 async function measure(kind: ModelKind): Promise<Record<string, { ms: number; ratio: number } & Counts>> {
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     const r = await measure(kind);
     console.log(`\n${kind}:`);
     printTable(
-      ["arm", "ms/step", "vs all", "kernels/step", "engine ops/step", "new tensors/step"],
+      ["arm", "ms/step", "vs all", "kernels/step", "engine ops/step", "tensors/step"],
       ARMS.map((a) => [a.name, r[a.name]!.ms.toFixed(3), `${r[a.name]!.ratio.toFixed(2)}x`, String(r[a.name]!.kernels), String(r[a.name]!.ops), String(r[a.name]!.tensors)]),
     );
     const r3 = (x: number) => Math.round(x * 1000) / 1000;

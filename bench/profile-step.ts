@@ -52,7 +52,7 @@ async function profileModel(kind: ModelKind): Promise<Profile> {
     const info = await tf.profile(() => step());
     kernels += info.kernels.length;
     ops += info.kernels.filter((k) => k.name !== "Identity" && k.name !== "Reshape").length;
-    tensors += info.newTensors;
+    tensors += info.kernels.reduce((n, k) => n + k.outputShapes.length, 0); // tensors the kernels made
     for (const k of info.kernels) {
       const key = BY_SHAPES ? `${k.name} ${JSON.stringify(k.inputShapes)}` : k.name;
       const prev = acc.get(key) ?? [0, 0];
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   for (const kind of ["mlp", "cnn"] as const) {
     const p = await profileModel(kind);
     console.log(`\n${kind}: ${p.msPerStep.toFixed(1)} ms/step unprofiled (${((1000 * BATCH) / p.msPerStep).toFixed(0)} samples/s); kernel time under tf.profile ${p.kernelMsPerStep.toFixed(1)} ms/step`);
-    console.log(`per step: ${p.ops} engine ops (kernels other than Identity/Reshape, which share buffers), ${p.kernels} kernels, ${p.tensors} new tensors`);
+    console.log(`per step: ${p.ops} engine ops (kernels other than Identity/Reshape, which share buffers), ${p.kernels} kernels, ${p.tensors} tensors made by kernels`);
     console.log(`| kernel | ms/step | % | calls/step |`);
     console.log(`|---|---:|---:|---:|`);
     for (const [name, ms, calls] of p.byKernel.slice(0, TOP)) console.log(`| ${name} | ${ms.toFixed(2)} | ${((100 * ms) / p.kernelMsPerStep).toFixed(1)} | ${calls} |`);
