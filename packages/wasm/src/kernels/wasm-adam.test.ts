@@ -123,6 +123,28 @@ describe("fused Adam on wasm (FitloopAdam)", () => {
     }
   });
 
+  it("updates every variable in one kernel (one engine op per step), each bit for bit its own call; a bad count or input is a clear error", async () => {
+    await use("wasm");
+    const sizes = [23, 1, 4099];
+    const vars = sizes.map((n, i) => ({ x: tf.tensor(values(n, 10 + i)), m: tf.tensor(values(n, 20 + i, 0.1)), v: tf.abs(tf.tensor(values(n, 30 + i, 0.1))), g: tf.tensor(values(n, 40 + i)) }));
+    const attrs = { beta1: 0.9, beta2: 0.999, oneMinusAccBeta1: Math.fround(1 - Math.fround(0.9 ** 2)), oneMinusAccBeta2: Math.fround(1 - Math.fround(0.999 ** 2)), epsilon: 1e-7, learningRate: 0.01, gradScale: 0.5 };
+    const one = vars.map((t) => tf.tidy(() => (tf.engine().runKernel(ADAM, t, attrs as never) as unknown as tf.Tensor[]).map((o) => [...o.dataSync()])));
+    const inputs = Object.fromEntries(vars.flatMap((t, k) => Object.entries(t).map(([name, x]) => [`${name}${k}`, x])));
+    const all = tf.tidy(() => (tf.engine().runKernel(ADAM, inputs, { ...attrs, count: 3 } as never) as unknown as tf.Tensor[]).map((o) => [...o.dataSync()]));
+    expect(all).toEqual(one.flat());
+    const before = tf.memory().numTensors;
+    expect(() => tf.engine().runKernel(ADAM, inputs, { ...attrs, count: 0 } as never)).toThrow(/count must be a positive integer/);
+    expect(() => tf.engine().runKernel(ADAM, inputs, { ...attrs, count: 4 } as never)).toThrow(/inputs x3, m3, v3, g3 are required/);
+    expect(tf.memory().numTensors).toBe(before);
+    // through the optimizer: two variables, one kernel
+    const w = [tf.variable(tf.ones([5, 3])), tf.variable(tf.ones([3]))];
+    const opt = tf.train.adam(0.1);
+    const profiled = await tf.profile(() => opt.applyGradients(Object.fromEntries(w.map((v) => [v.name, tf.onesLike(v)])) as unknown as Grads));
+    expect(profiled.kernels.filter((k) => k.name === ADAM)).toHaveLength(1);
+    opt.dispose();
+    tf.dispose([...w, ...vars.flatMap((t) => Object.values(t))]);
+  });
+
   it("leaks neither tensors, wasm buffers nor heap", async () => {
     await use("wasm");
     const vars = [tf.variable(tf.tensor(values(300, 1), [30, 10])), tf.variable(tf.tensor(values(7, 2)))];

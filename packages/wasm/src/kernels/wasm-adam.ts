@@ -2,10 +2,10 @@ import { AdamOptimizer, engine, getKernel, mul, registerKernel, tidy, util, zero
 import { adamSimd, type EmscriptenWasm } from "./simd/index.js";
 import { registerScaledApply, type ScaledApply } from "./scaled-apply.js";
 import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
-import { CHUNKS_PER_THREAD, splitRows } from "./kernel-threads.js";
+import { CHUNKS_PER_THREAD, planParts, poolFor, type KernelCall } from "./kernel-threads.js";
 
 /**
- * Adam's update on wasm as one kernel per variable. tfjs-core's `AdamOptimizer.applyGradients` runs
+ * Adam's update on wasm as one kernel for all variables. tfjs-core's `AdamOptimizer.applyGradients` runs
  * ~15 small kernels per variable (mul, add, square, div, sqrt, ...: most of an MLP step's ~200 kernel
  * calls, each paying tfjs's dispatch); `FitloopAdam` computes the new variable and both moments in
  * one WebAssembly SIMD pass (`simd/adam.wat`) with the same float32 operations in the same order,
@@ -40,42 +40,69 @@ interface WasmHeapBackend {
   wasm: EmscriptenWasm & { HEAPF32: Float32Array };
 }
 
-/** Inputs x, m, v, g (float32, same size); outputs [x', m', v'] (new buffers). */
+/** The most tasks one kernel-thread job takes (the pool's limit). */
+const MAX_POOL_TASKS = 64;
+
+/**
+ * Inputs x, m, v, g (float32, same size), or with `attrs.count` = k: x0, m0, v0, g0, ..., x{k-1},
+ * ...: every variable of an update in one kernel (one engine op, one kernel-thread job). Outputs
+ * [x', m', v'] per variable, in order (new buffers).
+ */
 export function wasmAdam({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
-  const { x, m, v, g } = inputs as { x: TensorInfo; m: TensorInfo; v: TensorInfo; g: TensorInfo };
-  const a = attrs as unknown as FitloopAdamAttrs;
+  const a = attrs as unknown as FitloopAdamAttrs & { count?: number };
   const b = backend as unknown as WasmHeapBackend;
-  const n = util.sizeFromShape(x.shape);
-  for (const t of [m, v, g]) if (util.sizeFromShape(t.shape) !== n) throw new Error(`fitloop wasm Adam: shapes differ: [${x.shape.join(",")}] vs [${t.shape.join(",")}]`);
+  const count = a.count ?? 1;
+  if (!Number.isInteger(count) || count < 1) throw new Error(`fitloop wasm Adam: count must be a positive integer, got ${String(a.count)}`);
+  const key = (name: string, i: number): string => (a.count === undefined ? name : `${name}${i}`);
+  const vars = Array.from({ length: count }, (_, i) => {
+    const [x, m, v, g] = ["x", "m", "v", "g"].map((name) => inputs[key(name, i)]);
+    if (!x || !m || !v || !g) throw new Error(`fitloop wasm Adam: inputs ${["x", "m", "v", "g"].map((name) => key(name, i)).join(", ")} are required`);
+    const n = util.sizeFromShape(x.shape);
+    for (const t of [m, v, g]) if (util.sizeFromShape(t.shape) !== n) throw new Error(`fitloop wasm Adam: shapes differ: [${x.shape.join(",")}] vs [${t.shape.join(",")}]`);
+    return { x, m, v, g, n };
+  });
   const f = Math.fround;
-  const [b1, omb1, b2, omb2, c1, c2, eps, neglr, gscale] = [f(a.beta1), f(1 - a.beta1), f(a.beta2), f(1 - a.beta2), f(a.oneMinusAccBeta1), f(a.oneMinusAccBeta2), f(a.epsilon), f(-a.learningRate), f(a.gradScale ?? 1)];
-  const outs = [b.makeOutput([...x.shape], "float32"), b.makeOutput([...x.shape], "float32"), b.makeOutput([...x.shape], "float32")] as const;
+  const hyper = [f(a.beta1), f(1 - a.beta1), f(a.beta2), f(1 - a.beta2), f(a.oneMinusAccBeta1), f(a.oneMinusAccBeta2), f(a.epsilon), f(-a.learningRate), f(a.gradScale ?? 1)] as const;
+  const outs: TensorInfo[] = [];
+  for (const { x } of vars) for (let j = 0; j < 3; j++) outs.push(b.makeOutput([...x.shape], "float32"));
   const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
   const simd = adamSimd(b.wasm);
-  if (simd) {
-    const ptrs = [p(x), p(m), p(v), p(g), p(outs[0]), p(outs[1]), p(outs[2])];
-    const hyper = [b1, omb1, b2, omb2, c1, c2, eps, neglr, gscale];
-    // elementwise, and bound by its three divisions and a square root rather than by memory: split
-    // over the kernel threads (equal element ranges, multiples of 4) like a compute-bound kernel
-    disposeOnThrow(b, outs, () =>
-      splitRows(simd.memory, "adam", "adam", n, (s, count) => [...ptrs.map((q) => q + 4 * s), count, ...hyper], () => simd.exports.adam(ptrs[0]!, ptrs[1]!, ptrs[2]!, ptrs[3]!, ptrs[4]!, ptrs[5]!, ptrs[6]!, n, b1, omb1, b2, omb2, c1, c2, eps, neglr, gscale), {
-        bytes: 28 * n,
-        chunksPerThread: CHUNKS_PER_THREAD,
-      }),
-    );
-    return [...outs];
-  }
-  const h = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
-  const [x0, m0, v0, g0, ox, om, ov] = [x, m, v, g, ...outs].map((t) => p(t) / 4) as [number, number, number, number, number, number, number];
-  for (let i = 0; i < n; i++) {
-    const gi = f(h[g0 + i]! * gscale);
-    const mi = f(f(h[m0 + i]! * b1) + f(gi * omb1));
-    const vi = f(f(h[v0 + i]! * b2) + f(f(gi * gi) * omb2));
-    h[ox + i] = f(f(f(f(mi / c1) / f(f(Math.sqrt(f(vi / c2))) + eps)) * neglr) + h[x0 + i]!);
-    h[om + i] = mi;
-    h[ov + i] = vi;
-  }
-  return [...outs];
+  disposeOnThrow(b, outs, () => {
+    if (simd) {
+      const calls: KernelCall[] = [];
+      let split = false;
+      vars.forEach(({ x, m, v, g, n }, i) => {
+        const ptrs = [p(x), p(m), p(v), p(g), p(outs[3 * i]!), p(outs[3 * i + 1]!), p(outs[3 * i + 2]!)];
+        // elementwise, and bound by its three divisions and a square root as much as by memory:
+        // large variables split over the kernel threads (element ranges, multiples of 4)
+        const parts = planParts(simd.memory, n, { bytes: 28 * n, chunksPerThread: CHUNKS_PER_THREAD });
+        split ||= parts.length > 1;
+        for (const [start, len] of parts) calls.push({ module: "adam", fn: "adam", args: [...ptrs.map((q) => q + 4 * start), len, ...hyper] });
+      });
+      const pool = split ? poolFor(simd.memory) : undefined;
+      if (!pool) {
+        const adam = simd.exports.adam as unknown as (...args: number[]) => void;
+        for (const c of calls) adam(...c.args);
+        return;
+      }
+      for (let i = 0; i < calls.length; i += MAX_POOL_TASKS) pool.run(calls.slice(i, i + MAX_POOL_TASKS));
+      return;
+    }
+    const h = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap
+    const [b1, omb1, b2, omb2, c1, c2, eps, neglr, gscale] = hyper;
+    vars.forEach(({ x, m, v, g, n }, k) => {
+      const [x0, m0, v0, g0, ox, om, ov] = [x, m, v, g, outs[3 * k]!, outs[3 * k + 1]!, outs[3 * k + 2]!].map((t) => p(t) / 4) as [number, number, number, number, number, number, number];
+      for (let i = 0; i < n; i++) {
+        const gi = f(h[g0 + i]! * gscale);
+        const mi = f(f(h[m0 + i]! * b1) + f(gi * omb1));
+        const vi = f(f(h[v0 + i]! * b2) + f(f(gi * gi) * omb2));
+        h[ox + i] = f(f(f(f(mi / c1) / f(f(Math.sqrt(f(vi / c2))) + eps)) * neglr) + h[x0 + i]!);
+        h[om + i] = mi;
+        h[ov + i] = vi;
+      }
+    });
+  });
+  return outs;
 }
 
 export const wasmAdamConfig: KernelConfig = { kernelName: ADAM, backendName: WASM, kernelFunc: asKernelFunc(wasmAdam as never) };
@@ -131,6 +158,8 @@ function fusedApplyGradients(this: AdamOptimizer, variableGradients: NamedTensor
     // tfjs: oneMinusAccBeta = sub(1, accBeta), a float32 subtraction of float32 values
     const oneMinusAccBeta1 = f(1 - o.accBeta1.dataSync()[0]!);
     const oneMinusAccBeta2 = f(1 - o.accBeta2.dataSync()[0]!);
+    const inputs: Record<string, Tensor> = {};
+    const updated: { value: Variable; m: Variable; v: Variable }[] = [];
     varNames.forEach((name, i) => {
       const value = registered[name]!;
       const trainable = false;
@@ -138,14 +167,20 @@ function fusedApplyGradients(this: AdamOptimizer, variableGradients: NamedTensor
       if (o.accumulatedSecondMoment[i] == null) o.accumulatedSecondMoment[i] = { originalName: `${name}/v`, variable: tidy(() => zerosLike(value).variable(trainable)) };
       const gradient = gradientOf(name, i);
       if (gradient == null) return;
-      const firstMoment = o.accumulatedFirstMoment[i].variable;
-      const secondMoment = o.accumulatedSecondMoment[i].variable;
-      const attrs: FitloopAdamAttrs = { beta1: o.beta1, beta2: o.beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon: o.epsilon, learningRate: o.learningRate, gradScale };
-      const [x2, m2, v2] = engine().runKernel(ADAM, { x: value, m: firstMoment, v: secondMoment, g: gradient }, attrs as never) as unknown as Tensor[];
-      firstMoment.assign(m2!);
-      secondMoment.assign(v2!);
-      value.assign(x2!);
+      const k = updated.length;
+      updated.push({ value, m: o.accumulatedFirstMoment[i].variable, v: o.accumulatedSecondMoment[i].variable });
+      Object.assign(inputs, { [`x${k}`]: value, [`m${k}`]: updated[k]!.m, [`v${k}`]: updated[k]!.v, [`g${k}`]: gradient });
     });
+    if (updated.length > 0) {
+      // every variable in one kernel: one engine op and one kernel-thread job per step
+      const attrs: FitloopAdamAttrs & { count: number } = { beta1: o.beta1, beta2: o.beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon: o.epsilon, learningRate: o.learningRate, gradScale, count: updated.length };
+      const out = engine().runKernel(ADAM, inputs as never, attrs as never) as unknown as Tensor[];
+      updated.forEach(({ value, m, v }, k) => {
+        m.assign(out[3 * k + 1]!);
+        v.assign(out[3 * k + 2]!);
+        value.assign(out[3 * k]!);
+      });
+    }
     o.accBeta1.assign(mul(o.accBeta1, o.beta1));
     o.accBeta2.assign(mul(o.accBeta2, o.beta2));
   });
