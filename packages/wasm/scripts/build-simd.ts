@@ -9,6 +9,10 @@
  * (`(memory 1)`: tfjs-wasm's single-threaded builds, whose memory is not shared) and `shared`
  * (`(memory 1 65536 shared)`: the threaded-SIMD build's shared memory, max 4 GiB). A test
  * (`simd.test.ts`) checks that the embedded bytes match a fresh compile.
+ *
+ * `gemm-fma.wat` is itself generated here, from `gemm.wat` (`fmaWat`): the packed GEMM with
+ * relaxed-SIMD FMA microkernels (6x8 tiles), compiled with wabt's `relaxed_simd` feature
+ * (`RELAXED_SIMD_SOURCES`); the test also checks that the checked-in .wat is `fmaWat()`'s output.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -21,13 +25,21 @@ export const SIMD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 
 export const SIMD_SOURCES = ["batch-norm", "max-pool-grad", "relu-grad", "adam", "gemm", "col2im", "elementwise", "max-pool-2x2"] as const;
 export const MEMORY_VARIANTS = { plain: "(memory 1)", shared: "(memory 1 65536 shared)" } as const;
 export type MemoryVariant = keyof typeof MEMORY_VARIANTS;
+/**
+ * Sources that use relaxed SIMD (`f32x4.relaxed_madd`), generated from another source: loaded only on
+ * request where the engine validates them (`simd/index.ts`'s `setFmaEnabled`), never by default.
+ */
+export const RELAXED_SIMD_SOURCES = ["gemm-fma"] as const;
+/** Rows of the FMA microkernels' tiles: 12 accumulators + 2 B vectors + 1 splat = 15 XMM registers. */
+export const FMA_ROWS = 6;
 
 /** wat2wasm of one source for one memory variant. */
 export async function compileSimd(name: string, variant: MemoryVariant): Promise<Uint8Array> {
   const source = readFileSync(path.join(SIMD_DIR, `${name}.wat`), "utf8");
   const placeholder = '(import "env" "memory" MEMORY)';
   if (!source.includes(placeholder)) throw new Error(`${name}.wat has no ${placeholder}`);
-  const features = { simd: true, threads: true, bulk_memory: true };
+  const relaxed = (RELAXED_SIMD_SOURCES as readonly string[]).includes(name);
+  const features = { simd: true, threads: true, bulk_memory: true, ...(relaxed ? { relaxed_simd: true } : {}) };
   return wat2wasm(await initWabt(), `${name}.wat`, source.replace(placeholder, `(import "env" "memory" ${MEMORY_VARIANTS[variant]})`), features);
 }
 
@@ -49,8 +61,112 @@ export async function generatedModule(name: string): Promise<string> {
   ].join("\n");
 }
 
+/**
+ * The packed GEMM's microkernels with FMA (each step `c = relaxed_madd(splat(a), b, c)`, one rounding
+ * per product and add): $p<rows>x8 (general strides, a row clamp for edge tiles) and $p<rows>x8c
+ * (ars = 4) with `rows` rows, $p4x8 and $p4x8c (the 4-row tiles at the end of M) with 4. The same
+ * loops as gemm.wat's mul + add kernels (from docs/journal.md's research build, gemm-fma.fixture.ts).
+ */
+function fmaMicrokernels(rows: number): string {
+  const acc = (r: number) => `(local $c${r}_0 v128) (local $c${r}_1 v128)`;
+  const load = (r: number) => {
+    const at = r === 0 ? "(local.get $c)" : `(i32.add (local.get $c) (i32.mul (local.get $ldc) (i32.const ${r})))`;
+    return `(local.set $c${r}_0 (v128.load offset=0 ${at})) (local.set $c${r}_1 (v128.load offset=16 ${at}))`;
+  };
+  const fma = (r: number, s: string) =>
+    `(local.set $s ${s}) (local.set $c${r}_0 (f32x4.relaxed_madd (local.get $s) (local.get $b0) (local.get $c${r}_0))) (local.set $c${r}_1 (f32x4.relaxed_madd (local.get $s) (local.get $b1) (local.get $c${r}_1)))`;
+  const store = (r: number) => `${r ? "(local.set $c (i32.add (local.get $c) (local.get $ldc))) " : ""}(v128.store offset=0 (local.get $c) (local.get $c${r}_0)) (v128.store offset=16 (local.get $c) (local.get $c${r}_1))`;
+  const general = (name: string, n: number, clamp: boolean, comment: string) => {
+    const R = Array.from({ length: n }, (_, r) => r);
+    const step = (r: number) => (clamp ? `(select (local.get $ars) (i32.const 0) (i32.lt_u (i32.const ${r}) (local.get $rows)))` : "(local.get $ars)");
+    return `  ;; ${comment}
+  (func $${name} (param $a i32) (param $ars i32) (param $aks i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)${clamp ? " (param $rows i32)" : ""}
+    ${R.map((r) => `(local $a${r} i32)`).join(" ")} ${R.map(acc).join(" ")} (local $b0 v128) (local $b1 v128) (local $s v128)
+    (if (local.get $acc) (then ${R.map(load).join("\n      ")}))
+    (local.set $a0 (local.get $a))
+    ${R.slice(1).map((r) => `(local.set $a${r} (i32.add (local.get $a${r - 1}) ${step(r)}))`).join("\n    ")}
+    (if (local.get $K) (then (loop $k
+      (local.set $b0 (v128.load offset=0 (local.get $bp))) (local.set $b1 (v128.load offset=16 (local.get $bp)))
+      ${R.map((r) => `${fma(r, `(v128.load32_splat (local.get $a${r}))`)} (local.set $a${r} (i32.add (local.get $a${r}) (local.get $aks)))`).join("\n      ")}
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32))) (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br_if $k (local.get $K)))))
+    ${R.map(store).join("\n    ")})
+`;
+  };
+  const columns = (name: string, n: number, comment: string) => {
+    const R = Array.from({ length: n }, (_, r) => r);
+    return `  ;; ${comment}
+  (func $${name} (param $a i32) (param $aks i32) (param $bp i32) (param $c i32) (param $ldc i32) (param $K i32) (param $acc i32)
+    ${R.map(acc).join(" ")} (local $b0 v128) (local $b1 v128) (local $s v128)
+    (if (local.get $acc) (then ${R.map(load).join("\n      ")}))
+    (if (local.get $K) (then (loop $k
+      (local.set $b0 (v128.load offset=0 (local.get $bp))) (local.set $b1 (v128.load offset=16 (local.get $bp)))
+      ${R.map((r) => fma(r, `(v128.load32_splat offset=${4 * r} (local.get $a))`)).join("\n      ")}
+      (local.set $a (i32.add (local.get $a) (local.get $aks)))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32))) (local.set $K (i32.sub (local.get $K) (i32.const 1)))
+      (br_if $k (local.get $K)))))
+    ${R.map(store).join("\n    ")})
+`;
+  };
+  return [
+    general(`p${rows}x8`, rows, true, `C[${rows} x 8] at c = (acc ? C : 0) + sum over k < K of A(r', k) * P(k, j), r' = min(r, rows - 1) (rows past the edge repeat the last one).`),
+    columns(`p${rows}x8c`, rows, `$p${rows}x8 for ars = 4 (the rows of A adjacent): one pointer, the rows at offsets 0..${4 * (rows - 1)}.`),
+    general("p4x8", 4, false, "C[4 x 8]: the 4-row tiles at the end of M."),
+    columns("p4x8c", 4, "$p4x8 for ars = 4."),
+  ].join("\n");
+}
+
+/**
+ * `gemm-fma.wat`: gemm.wat's packed GEMM (`gemmPacked`, same arguments and scratch) with FMA
+ * microkernels of `rows` rows: the microkernels regenerated, gemm.wat's `packB` and `gemmPacked`
+ * copied with the tile height 5 replaced by `rows` (the 5x8 edge-tile buffer becomes rows x 8 floats,
+ * within the same 256 bytes of scratch). Nothing else of gemm.wat (its other exports run mul + add).
+ */
+export function fmaWat(rows: number = FMA_ROWS): string {
+  if (rows < 5 || rows > 7) throw new RangeError(`fmaWat: rows must be 5..7 (the edge tile buffer is 256 bytes), got ${rows}`);
+  const src = readFileSync(path.join(SIMD_DIR, "gemm.wat"), "utf8");
+  const placeholder = '(import "env" "memory" MEMORY)';
+  const panels = src.indexOf("  ;; The packed GEMM's B panels");
+  const d0 = src.indexOf('  (func $gemmPacked (export "gemmPacked")');
+  const d1 = src.indexOf("\n  )\n", d0);
+  if (!src.includes(placeholder) || src.indexOf("  (func $p5x8 ") < 0 || panels < 0 || d0 < panels || d1 < d0) throw new Error("gemm.wat: the packed GEMM's parts were not found");
+  // the driver's tile height: every (i32.const 5) in gemmPacked counts rows of a tile but the edge
+  // tile's 32-byte row shift; with 6, M = 6a + 4b is no longer always exact: a partial tile may remain (correct)
+  const shift = "(i32.shl (local.get $r) (i32.const 5))";
+  const driver = src
+    .slice(d0, d1 + 4)
+    .replaceAll(shift, "@SHIFT@")
+    .replaceAll("(i32.const 5)", `(i32.const ${rows})`)
+    .replaceAll("@SHIFT@", shift)
+    .replaceAll("$p5x8", `$p${rows}x8`);
+  return [
+    `;; Generated by packages/wasm/scripts/build-simd.ts (fmaWat) from gemm.wat: do not edit.`,
+    `;; Rebuild with \`pnpm --filter @fitloop/wasm run build:simd\` (a test checks it matches).`,
+    `;;`,
+    `;; fitloop: gemm.wat's packed GEMM (\`gemmPacked\`, same arguments, scratch and layout) with relaxed-SIMD`,
+    `;; FMA microkernels: each step is \`f32x4.relaxed_madd\` (vfmadd231ps on x86 with FMA: one rounding per`,
+    `;; product and add, so C differs from gemm.wat's and the cpu backend's in the last bits). Every element`,
+    `;; of C is still one chain over k in increasing order from 0, whatever the tile or the split, so a`,
+    `;; split over threads gives the same bits as one call. With FMA a ${rows}x8 tile fits V8's 15 allocatable`,
+    `;; XMM registers (${2 * rows} accumulators, 2 B vectors, 1 splat: no product temporary), so the tiles are ${rows}`,
+    `;; rows (the function names of the copied driver say ${rows}; its comments still say 5). Needs relaxed SIMD`,
+    `;; (Node 22; Node 20 with --experimental-wasm-relaxed-simd): loaded only on request (simd/index.ts).`,
+    `(module`,
+    `  ${placeholder}`,
+    ``,
+    fmaMicrokernels(rows),
+    src.slice(panels, d0),
+    driver,
+    `)`,
+    ``,
+  ].join("\n");
+}
+
 async function main(): Promise<void> {
-  for (const name of SIMD_SOURCES) {
+  const fmaFile = path.join(SIMD_DIR, "gemm-fma.wat");
+  writeFileSync(fmaFile, fmaWat());
+  console.log(`wrote ${path.relative(process.cwd(), fmaFile)}`);
+  for (const name of [...SIMD_SOURCES, ...RELAXED_SIMD_SOURCES]) {
     const file = path.join(SIMD_DIR, `${name}.wasm.ts`);
     writeFileSync(file, await generatedModule(name));
     console.log(`wrote ${path.relative(process.cwd(), file)}`);

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { registerWasmKernels, restoreWasmKernels, setKernelThreadsEnabled } from "./kernels/index.js";
+import { fmaActive, registerWasmKernels, restoreWasmKernels, setFmaEnabled, setKernelThreadsEnabled } from "./kernels/index.js";
 
 /** How `useWasm` reports what it could not do (falling back to one thread, kernel threads not started). */
 export interface WasmLogger {
@@ -27,6 +27,16 @@ export interface UseWasmOptions {
    * results as one thread within float tolerance (most bit for bit). Default true.
    */
   kernelThreads?: boolean;
+  /**
+   * Relaxed-SIMD FMA (`f32x4.relaxed_madd`, vfmadd231ps on x86) in fitloop's packed GEMM, where the
+   * engine validates relaxed SIMD: Node 22+, Chrome; Node 20 after fitloop sets the V8 flag
+   * `--experimental-wasm-relaxed-simd` (process-wide, before the module is compiled). Results of
+   * matmuls, dense layers and convolutions then differ from the cpu backend (and from FMA off) in the
+   * last bits. Where relaxed SIMD does not validate, a warning is logged and the plain SIMD GEMM
+   * runs. `fmaActive()` tells which runs. Default false: the bit-stable mul + add GEMM (exact resume
+   * holds on it); `false` also turns off FMA turned on earlier.
+   */
+  fma?: boolean;
   /** Where fail-safe reasons are reported. Default: console. */
   logger?: WasmLogger;
 }
@@ -65,6 +75,9 @@ export async function useWasm(options: UseWasmOptions = {}): Promise<string> {
   } catch (e) {
     throw new WasmBackendError(`loading ${WASM_PACKAGE} failed (npm install ${WASM_PACKAGE}): ${(e as Error).message}`, { cause: e });
   }
+  // before the kernel threads start: their workers compile the FMA module only while it is on
+  const fma = await setFmaEnabled(options.fma === true);
+  if (fma.requested && fma.reason) logger.warn(`fitloop: FMA not used, the plain SIMD GEMM runs: ${fma.reason}`);
   const singleThreaded = options.threads === false || options.threads === 1;
   setKernelThreadsEnabled(options.kernelThreads !== false && !singleThreaded);
   if (options.kernels === false) restoreWasmKernels();
@@ -77,6 +90,7 @@ export async function useWasm(options: UseWasmOptions = {}): Promise<string> {
     throw new WasmBackendError(`the wasm backend failed to initialise: ${(e as Error).message}`, { cause: e });
   }
   if (!ok || tf.getBackend() !== "wasm") throw new WasmBackendError(`the wasm backend failed to initialise; active backend is ${tf.getBackend()}`);
+  if (fma.requested && !fma.reason && !fmaActive()) logger.warn("fitloop: FMA not used, the plain SIMD GEMM runs: the FMA module could not be instantiated on the wasm backend's memory");
   return tf.getBackend();
 }
 

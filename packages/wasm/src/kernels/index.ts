@@ -48,8 +48,8 @@ export {
   wasmBatchNormTrainGradX,
 } from "./wasm-batch-norm-training.js";
 export { disableReluGrad, enableReluGrad, isReluGradEnabled, RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
-export { setSimdKernelsEnabled, simdKernelsEnabled } from "./simd/index.js";
-export { packedGemmEnabled, setPackedGemmEnabled, setSplitGemmMinFlops, splitGemmMinFlops } from "./wasm-gemm-split.js";
+export { fmaEnabled, fmaSupported, setFmaEnabled, setSimdKernelsEnabled, simdKernelsEnabled, type FmaStatus } from "./simd/index.js";
+export { fmaActive, packedGemmEnabled, setPackedGemmEnabled, setSplitGemmMinFlops, splitGemmMinFlops } from "./wasm-gemm-split.js";
 export { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, kernelThreadsEnabled, memoryBoundSplitEnabled, planParts, poolFor, setKernelThreadPool, setKernelThreadsEnabled, setMemoryBoundSplit, splitRows } from "./kernel-threads.js";
 export type { KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";
 export { ADAM, disableFusedAdam, enableFusedAdam, isFusedAdamEnabled, wasmAdam } from "./wasm-adam.js";
@@ -101,7 +101,7 @@ const REPLACED = [
  * - routes tfjs-layers' BatchNormalization in training on wasm through three fused kernels
  *   (`wasm-batch-norm-training.ts`: two passes forward, two backward, instead of ~25 kernels);
  * - overrides the gradient of `Relu` on wasm with one kernel (`wasm-relu-grad.ts`) instead of three;
- * - runs `AdamOptimizer.applyGradients` on wasm as one kernel per variable (`wasm-adam.ts`);
+ * - runs `AdamOptimizer.applyGradients` on wasm as one kernel for every variable (`wasm-adam.ts`);
  * - routes tfjs-layers' Conv2D with bias and ReLU in training on wasm through one fused forward kernel (`wasm-conv-bias-relu.ts`);
  * - adds `FitloopSparseCrossentropy` and its gradient kernel: core's sparse categorical cross-entropy as one kernel forward, one backward (`wasm-sparse-ce.ts`);
  * - routes tfjs-layers' Dense (rank-2 input; linear, relu or softmax) on wasm through one forward and one backward kernel (`wasm-dense.ts`).

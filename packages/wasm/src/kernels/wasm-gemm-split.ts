@@ -1,5 +1,6 @@
 import { planParts, poolFor, type KernelCall, type KernelThreadPool } from "./kernel-threads.js";
-import { gemmSimd, type EmscriptenWasm, type GemmSimdExports, type SimdKernels } from "./simd/index.js";
+import * as tf from "@tensorflow/tfjs-core";
+import { FMA_GEMM_ROWS, fmaEnabled, fmaGemmSimd, gemmSimd, type EmscriptenWasm, type FmaGemmSimdExports, type GemmSimdExports, type SimdKernels } from "./simd/index.js";
 import { wasmThreadMinFlops } from "./wasm-threadpool.js";
 
 /**
@@ -74,7 +75,7 @@ export function packedKc(n: number, k: number): number {
   return Math.max(1, Math.min(k, PACKED_MAX_KC, Math.max(16, Math.floor(PACKED_BLOCK_FLOATS / roundUp8(n)))));
 }
 
-/** Scratch bytes of one `gemmPacked` call: the 5x8 edge tile (256 bytes) and kc x ceil(N/8)*8 floats of packed B. */
+/** Scratch bytes of one `gemmPacked` call (gemm.wat's or gemm-fma.wat's): the 5x8 or 6x8 edge tile (256 bytes) and kc x ceil(N/8)*8 floats of packed B. */
 export function packedScratchBytes(n: number, kc: number): number {
   return 256 + 4 * kc * roundUp8(n);
 }
@@ -93,6 +94,11 @@ export function packedScratchBytes(n: number, kc: number): number {
  * columns), into scratch from `_malloc`; the round-5 kernel (`gemm`: fewer rows or columns, or
  * `setPackedGemmEnabled(false)`) reads a row-major B in place and, for a transposed B, first copies
  * it transposed into scratch. Both give the same bits.
+ *
+ * With FMA on (`setFmaEnabled(true)`, where relaxed SIMD validates: `fmaActive()`), the packed
+ * kernel is `simd/gemm-fma.wat`'s (6x8 tiles, `f32x4.relaxed_madd`: C differs from the mul + add
+ * kernels' in the last bits, still the same bits split or not; row splits at multiples of 6); the
+ * round-5 kernel (small M or N) is unchanged.
  */
 export interface GemmOperands {
   pa: number;
@@ -174,10 +180,36 @@ function splitOld(gemm: Gemm, o: GemmOperands, pool: KernelThreadPool | undefine
   return parts.length;
 }
 
+/** The FMA packed GEMM (`simd/gemm-fma.wat`) on `gemm`'s memory while FMA is requested and runs there, else undefined. */
+function fmaGemmOf(gemm: Gemm): FmaGemmSimdExports | undefined {
+  if (!fmaEnabled()) return undefined;
+  return fmaGemmSimd({ wasmMemory: gemm.memory, _malloc: (n) => gemm.malloc(n), _free: (p) => gemm.free(p) })?.exports;
+}
+
+/** The kernel-thread function of the FMA GEMM (`node/kernel-threads.ts` compiles its module while FMA is on). */
+const FMA_GEMM_FN = "gemm-fma.gemmPacked";
+const poolHas = (pool: KernelThreadPool, fn: string): boolean => (pool as KernelThreadPool & { has?: (fn: string) => boolean }).has?.(fn) === true;
+
+/**
+ * Whether `splitGemm`'s packed GEMM runs relaxed-SIMD FMA (`simd/gemm-fma.wat`) on this tfjs-wasm
+ * module (default: the registered wasm backend's): FMA requested (`setFmaEnabled(true)` or
+ * `useWasm({ fma: true })`), relaxed SIMD validated and the module instantiated on its memory.
+ * False where it does not validate (then the mul + add GEMM runs), or without a wasm backend.
+ */
+export function fmaActive(wasm?: EmscriptenWasm): boolean {
+  if (!fmaEnabled()) return false;
+  const w = wasm ?? (tf.engine().registry["wasm"] as unknown as { wasm?: EmscriptenWasm } | undefined)?.wasm;
+  return !!w && !!gemmSimd(w) && !!fmaGemmSimd(w);
+}
+
 function splitPacked(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThreadPool | undefined, byRows: boolean): number {
   const { pa, ars, aks, pb, ldb, pc, ldc, m, n, k } = o;
-  // parts of a row split at multiples of the 5-row tile (each part ends in 4-row tiles as needed)
-  const parts = pool ? planParts(gemm.memory, byRows ? m : n, { align: byRows ? 5 : 8, bytes: Infinity }) : [];
+  const fma = fmaGemmOf(gemm);
+  // a pool started before FMA was turned on lacks its module: FMA then runs on the calling thread
+  // (the same bits as split: every element is one chain over k)
+  if (fma && pool && !poolHas(pool, FMA_GEMM_FN)) pool = undefined;
+  // parts of a row split at multiples of the row tile (5, or the FMA module's 6; each part ends in 4-row tiles as needed)
+  const parts = pool ? planParts(gemm.memory, byRows ? m : n, { align: byRows ? (fma ? FMA_GEMM_ROWS : 5) : 8, bytes: Infinity }) : [];
   const partN = (count: number): number => (byRows ? n : count);
   const cols = parts.length > 1 ? parts.map(([, count]) => partN(count)) : [n];
   const kc = packedKc(Math.max(...cols), k);
@@ -185,11 +217,11 @@ function splitPacked(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThrea
   const scratch = alloc(gemm, perPart * cols.length, "the packed right operand");
   try {
     if (!pool || parts.length <= 1) {
-      packedExports(gemm).gemmPacked(pa, ars, aks, pb, ldb, bns, pc, ldc, m, n, k, kc, scratch);
+      (fma ?? packedExports(gemm)).gemmPacked(pa, ars, aks, pb, ldb, bns, pc, ldc, m, n, k, kc, scratch);
       return 1;
     }
     const calls: KernelCall[] = parts.map(([start, count], i) => ({
-      module: "gemm",
+      module: fma ? "gemm-fma" : "gemm",
       fn: "gemmPacked",
       args: byRows
         ? [pa + start * ars, ars, aks, pb, ldb, bns, pc + start * ldc, ldc, count, n, k, kc, scratch + i * perPart]

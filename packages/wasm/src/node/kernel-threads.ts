@@ -14,7 +14,7 @@
  */
 import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
-import { EMBEDDED_SIMD_MODULES, wasmMemoryOf, type EmscriptenWasm } from "../kernels/simd/index.js";
+import { EMBEDDED_SIMD_MODULES, fmaModules, wasmMemoryOf, type EmscriptenWasm } from "../kernels/simd/index.js";
 import { setKernelThreadPool, type KernelCall, type KernelThreadPool } from "../kernels/kernel-threads.js";
 import { workerExecArgv } from "./worker-argv.js";
 
@@ -171,6 +171,16 @@ class NodeKernelThreadPool implements KernelThreadPool {
   }
   private tasks = 0;
 
+  /** Whether the workers have `module.fn` (e.g. "gemm-fma.gemmPacked": only while FMA was on at the start). */
+  has(fn: string): boolean {
+    return this.fnIds.has(fn);
+  }
+
+  /** The modules the workers instantiated. */
+  get modules(): string[] {
+    return [...new Set([...this.fnIds.keys()].map((n) => n.slice(0, n.indexOf("."))))];
+  }
+
   ready(): boolean {
     return this.broken === undefined && this.workers.every((_, i) => Atomics.load(this.ctrl, READY + i) === 1);
   }
@@ -273,7 +283,11 @@ export type { NodeKernelThreadPool };
 /** Test access: the pool's workers. */
 export const poolWorkers = (pool: NodeKernelThreadPool): Worker[] => (pool as unknown as { workers: Worker[] }).workers;
 
-/** Compiles the embedded modules' `shared` variant; undefined where WebAssembly SIMD is unavailable. */
+/**
+ * Compiles the embedded modules' `shared` variant; undefined where WebAssembly SIMD is unavailable.
+ * The relaxed-SIMD modules (`fmaModules()`: only while FMA is requested and validated) are added
+ * where they validate and skipped where they do not: they never stop the pool.
+ */
 function sharedModules(): Record<string, WebAssembly.Module> | undefined {
   const out: Record<string, WebAssembly.Module> = {};
   for (const [name, variants] of Object.entries(EMBEDDED_SIMD_MODULES)) {
@@ -281,8 +295,26 @@ function sharedModules(): Record<string, WebAssembly.Module> | undefined {
     if (!WebAssembly.validate(bytes)) return undefined;
     out[name] = new WebAssembly.Module(bytes);
   }
+  for (const [name, variants] of Object.entries(fmaModules())) {
+    const bytes = decode(variants.shared);
+    try {
+      if (relaxedValidates(name, bytes)) out[name] = new WebAssembly.Module(bytes);
+    } catch {
+      // not usable here: the kernels run the plain module's functions
+    }
+  }
   return out;
 }
+
+/** Relaxed-SIMD modules found valid (a V8 flag can turn validation on, never off). */
+const validRelaxed = new Set<string>();
+function relaxedValidates(name: string, bytes: Uint8Array<ArrayBuffer>): boolean {
+  if (!validRelaxed.has(name) && WebAssembly.validate(bytes)) validRelaxed.add(name);
+  return validRelaxed.has(name);
+}
+
+/** The modules a pool started now would have (FMA's only while it is on and validates). */
+const wantedModules = (): string[] => [...Object.keys(EMBEDDED_SIMD_MODULES), ...Object.entries(fmaModules()).filter(([name, v]) => relaxedValidates(name, decode(v.shared))).map(([name]) => name)];
 
 /**
  * Starts `threads - 1` kernel workers on `memory` (tfjs-wasm's shared memory) and installs them for
@@ -325,6 +357,9 @@ export async function createKernelThreadPool(memory: WebAssembly.Memory, options
 
 let current: NodeKernelThreadPool | undefined;
 
+/** Whether a pool with modules `has` serves `wanted` (extra modules, e.g. FMA's after it was turned off, do no harm). */
+const servesModules = (has: string[], wanted: string[]): boolean => wanted.every((m) => has.includes(m));
+
 /** Shuts the installed pool down; the kernels run single-threaded. */
 export function stopKernelThreads(): void {
   if (!current) return;
@@ -335,12 +370,13 @@ export function stopKernelThreads(): void {
 
 /**
  * Kernel threads for the active wasm backend (`useBackend` calls it after starting the threaded
- * build): keeps a running pool on the same memory, else starts one with `threads` threads in all.
+ * build): keeps a running pool on the same memory with the same modules (FMA's, once turned on,
+ * need a new pool), else starts one with `threads` threads in all.
  */
 export async function ensureKernelThreads(threads: number, options: Omit<KernelThreadsOptions, "threads"> = {}): Promise<{ pool?: NodeKernelThreadPool; reason?: string }> {
   const backend = tf.engine().registry["wasm"] as unknown as { wasm?: EmscriptenWasm } | undefined;
   const memory = backend?.wasm ? wasmMemoryOf(backend.wasm) : undefined;
   if (!memory) return { reason: "the wasm backend's memory was not found" };
-  if (current && current.memory === memory && current.ready() && current.threads === Math.min(MAX_WORKERS + 1, Math.max(2, threads))) return { pool: current };
+  if (current && current.memory === memory && current.ready() && current.threads === Math.min(MAX_WORKERS + 1, Math.max(2, threads)) && servesModules(current.modules, wantedModules())) return { pool: current };
   return startKernelThreads(memory, { ...options, threads });
 }

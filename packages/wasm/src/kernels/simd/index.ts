@@ -6,9 +6,17 @@ import { WASM_BASE64 as GEMM_WASM } from "./gemm.wasm.js";
 import { WASM_BASE64 as COL2IM_WASM } from "./col2im.wasm.js";
 import { WASM_BASE64 as ELEMENTWISE_WASM } from "./elementwise.wasm.js";
 import { WASM_BASE64 as MAX_POOL_2X2_WASM } from "./max-pool-2x2.wasm.js";
+import { WASM_BASE64 as GEMM_FMA_WASM } from "./gemm-fma.wasm.js";
 
 /** The embedded modules by source name (`<name>.wat`). */
 export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM, gemm: GEMM_WASM, col2im: COL2IM_WASM, elementwise: ELEMENTWISE_WASM, "max-pool-2x2": MAX_POOL_2X2_WASM };
+
+/**
+ * Embedded modules that need relaxed SIMD (`gemm-fma.wat`): not in `EMBEDDED_SIMD_MODULES`, which
+ * every engine with WebAssembly SIMD must compile; loaded only while FMA is requested and validates
+ * (`fmaModules`; the kernel threads' workers compile them from there).
+ */
+export const RELAXED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "gemm-fma": GEMM_FMA_WASM };
 
 /**
  * fitloop's own WebAssembly SIMD kernels, instantiated on tfjs-wasm's memory (no copies).
@@ -240,3 +248,121 @@ export const elementwiseSimd = (wasm: EmscriptenWasm): SimdKernels<ElementwiseSi
 
 /** The 2x2/stride-2 max pooling SIMD kernels on this tfjs-wasm module's memory, or undefined (then the general path runs). */
 export const maxPool2x2Simd = (wasm: EmscriptenWasm): SimdKernels<MaxPool2x2SimdExports> | undefined => instantiate<MaxPool2x2SimdExports>("max-pool-2x2", MAX_POOL_2X2_WASM, wasm);
+
+/** Rows of `gemm-fma.wat`'s tiles (`scripts/build-simd.ts`'s FMA_ROWS): row splits of its GEMM align to them. */
+export const FMA_GEMM_ROWS = 6;
+
+/** What `setFmaEnabled` found. */
+export interface FmaStatus {
+  /** FMA was asked for (`setFmaEnabled(true)`). */
+  requested: boolean;
+  /** The engine validates relaxed SIMD (after setting the V8 flag in Node where needed); false when not requested. */
+  supported: boolean;
+  /** Set in Node when `--experimental-wasm-relaxed-simd` had to be set for it to validate (Node 20). */
+  flagSet: boolean;
+  /** Why FMA does not run though requested (relaxed SIMD does not validate, or SIMD kernels are off). */
+  reason?: string;
+}
+
+let fmaRequested = false;
+/** undefined: not checked yet. */
+let fmaValidated: boolean | undefined;
+let fmaFlagSet = false;
+
+const V8_RELAXED_SIMD_FLAG = "--experimental-wasm-relaxed-simd";
+
+interface NodeProcessLike {
+  versions?: { node?: string };
+  getBuiltinModule?: (id: string) => unknown;
+}
+interface V8Like {
+  setFlagsFromString(flags: string): void;
+}
+
+/**
+ * Node's `v8` module, or undefined outside Node. `process.getBuiltinModule` (Node >= 20.16) where it
+ * exists, else a dynamic import whose specifier bundlers do not follow: nothing for a browser bundle.
+ */
+async function nodeV8(): Promise<V8Like | undefined> {
+  const proc = (globalThis as { process?: NodeProcessLike }).process;
+  if (typeof proc?.versions?.node !== "string") return undefined;
+  try {
+    const builtin = proc.getBuiltinModule?.("node:v8") as V8Like | undefined;
+    if (builtin) return builtin;
+    const specifier = ["node", "v8"].join(":");
+    return (await import(/* @vite-ignore */ /* webpackIgnore: true */ specifier)) as V8Like;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether relaxed SIMD validates here: `gemm-fma`'s plain variant, checked each time (cheap). */
+function relaxedSimdValidates(): boolean {
+  try {
+    return WebAssembly.validate(decode(GEMM_FMA_WASM.plain));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Requests (or stops requesting) relaxed-SIMD FMA for fitloop's packed GEMM (`simd/gemm-fma.wat`;
+ * `useWasm({ fma: true })` calls it). Default off: the GEMM then runs mul + add, bit-identical to the
+ * previous releases. On: where the engine validates relaxed SIMD, the GEMM runs `f32x4.relaxed_madd`
+ * (one rounding per product and add: results differ from the cpu backend in the last bits); in Node
+ * without it (Node 20), the V8 flag `--experimental-wasm-relaxed-simd` is set first (process-wide:
+ * the kernel workers started afterwards get it too). Where it still does not validate (a browser
+ * without relaxed SIMD, an old engine) the plain SIMD GEMM keeps running: see `reason`.
+ * Call before the kernel threads start (`useWasm` does): a pool started earlier lacks the module,
+ * and the FMA GEMM then runs on the calling thread until the pool is restarted.
+ */
+export async function setFmaEnabled(on: boolean): Promise<FmaStatus> {
+  fmaRequested = on;
+  if (!on) return { requested: false, supported: false, flagSet: fmaFlagSet };
+  if (!fmaValidated) {
+    fmaValidated = relaxedSimdValidates();
+    if (!fmaValidated) {
+      const v8 = await nodeV8();
+      if (v8) {
+        try {
+          v8.setFlagsFromString(V8_RELAXED_SIMD_FLAG);
+          fmaFlagSet = true;
+        } catch {
+          // flags frozen: stays unsupported
+        }
+        fmaValidated = relaxedSimdValidates();
+      }
+    }
+  }
+  const status: FmaStatus = { requested: true, supported: fmaValidated, flagSet: fmaFlagSet };
+  if (!fmaValidated) status.reason = "this engine does not validate WebAssembly relaxed SIMD (f32x4.relaxed_madd)";
+  else if (!enabled) status.reason = "fitloop's SIMD kernels are turned off (setSimdKernelsEnabled(false))";
+  return status;
+}
+
+/** Whether FMA was requested (`setFmaEnabled(true)`), whether or not it can run. */
+export const fmaEnabled = (): boolean => fmaRequested;
+
+/** Whether relaxed SIMD validated (undefined until `setFmaEnabled(true)` checked it). */
+export const fmaSupported = (): boolean | undefined => fmaValidated;
+
+/**
+ * The relaxed-SIMD modules to load now (name -> variants): `RELAXED_SIMD_MODULES` while FMA is
+ * requested and validated, else none. The kernel threads compile these besides `EMBEDDED_SIMD_MODULES`.
+ */
+export function fmaModules(): Record<string, Record<Variant, string>> {
+  return fmaRequested && fmaValidated ? RELAXED_SIMD_MODULES : {};
+}
+
+/** Exports of `gemm-fma.wat`: `gemmPacked` with `gemm.wat`'s arguments (see `PackedGemmExports` in `wasm-gemm-split.ts`). */
+export interface FmaGemmSimdExports {
+  gemmPacked(pa: number, ars: number, aks: number, pb: number, bks: number, bns: number, pc: number, ldc: number, m: number, n: number, k: number, kc: number, scratch: number): void;
+}
+
+/**
+ * The FMA packed GEMM on this tfjs-wasm module's memory: only while FMA is requested, relaxed SIMD
+ * validated and the module instantiates there (and the SIMD kernels are on); else undefined (then
+ * `gemmSimd`'s mul + add GEMM runs).
+ */
+export const fmaGemmSimd = (wasm: EmscriptenWasm): SimdKernels<FmaGemmSimdExports> | undefined =>
+  fmaRequested && fmaValidated ? instantiate<FmaGemmSimdExports>("gemm-fma", GEMM_FMA_WASM, wasm) : undefined;

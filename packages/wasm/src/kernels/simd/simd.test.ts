@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { compileSimd, MEMORY_VARIANTS, SIMD_SOURCES, base64, type MemoryVariant } from "../../../scripts/build-simd.js";
-import { batchNormSimd, EMBEDDED_SIMD_MODULES, maxPoolGradSimd, reluGradSimd, setSimdKernelsEnabled, wasmMemoryOf, type EmscriptenWasm } from "./index.js";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { compileSimd, FMA_ROWS, fmaWat, MEMORY_VARIANTS, RELAXED_SIMD_SOURCES, SIMD_DIR, SIMD_SOURCES, base64, type MemoryVariant } from "../../../scripts/build-simd.js";
+import { batchNormSimd, EMBEDDED_SIMD_MODULES, FMA_GEMM_ROWS, maxPoolGradSimd, RELAXED_SIMD_MODULES, reluGradSimd, setSimdKernelsEnabled, wasmMemoryOf, type EmscriptenWasm } from "./index.js";
 
 const VARIANTS = Object.keys(MEMORY_VARIANTS) as MemoryVariant[];
 
@@ -33,6 +35,16 @@ function values(n: number, seed: number, scale = 1, shift = 0): Float32Array {
 describe("WebAssembly SIMD kernels", () => {
   it.each(SIMD_SOURCES.flatMap((name) => VARIANTS.map((v) => [name, v] as const)))("the embedded %s (%s memory) matches a fresh compile of its .wat", async (name, variant) => {
     expect(EMBEDDED_SIMD_MODULES[name]?.[variant]).toBe(base64(await compileSimd(name, variant)));
+  });
+
+  it.each(RELAXED_SIMD_SOURCES.flatMap((name) => VARIANTS.map((v) => [name, v] as const)))("the embedded relaxed-SIMD %s (%s memory) matches a fresh compile of its .wat, and is not loaded unconditionally", async (name, variant) => {
+    expect(RELAXED_SIMD_MODULES[name]?.[variant]).toBe(base64(await compileSimd(name, variant)));
+    expect(EMBEDDED_SIMD_MODULES[name]).toBeUndefined();
+  });
+
+  it("gemm-fma.wat is the build script's generation from gemm.wat", () => {
+    expect(readFileSync(path.join(SIMD_DIR, "gemm-fma.wat"), "utf8")).toBe(fmaWat());
+    expect(FMA_GEMM_ROWS, "the row-split alignment of the FMA GEMM is its tile height").toBe(FMA_ROWS);
   });
 
   it("finds tfjs-wasm's memory (threaded: wasmMemory, single-threaded: asm.memory), one instance per memory, and falls back when it cannot", () => {
