@@ -7,6 +7,8 @@
  *   -fused       lever 2 off: tfjs-layers' own Dense ops and core's sparse cross-entropy as tfjs ops
  *                (`disableFusedDense()`, `disableSparseCrossentropy()`)
  *   -both        levers 1 and 2 off (the state before this issue's GEMM and op-count work)
+ *   +fma         lever 3 on (opt-in): the packed GEMM with relaxed-SIMD FMA (`setFmaEnabled(true)`,
+ *                kernel threads restarted with its module); left out where relaxed SIMD does not validate
  * Arms alternate in blocks (order reversed every round) after a warm-up, so machine noise hits them
  * alike; per arm the median ms/step over the blocks, its ratio to `all`, and kernels, engine ops
  * (kernels other than Identity/Reshape, which share buffers) and tensors made by kernels per step (tf.profile).
@@ -17,7 +19,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../packages/core/src/index.js";
-import { disableFusedDense, disableSparseCrossentropy, enableFusedDense, enableSparseCrossentropy, setPackedGemmEnabled } from "../packages/wasm/src/index.js";
+import { disableFusedDense, disableSparseCrossentropy, enableFusedDense, enableSparseCrossentropy, fmaActive, setFmaEnabled, setPackedGemmEnabled } from "../packages/wasm/src/index.js";
+import { ensureKernelThreads } from "../packages/wasm/src/node/index.js";
 import { BATCH, intEnv, median, printTable, threadsEnv, trainingRig, wasmThreadCount, type ModelKind } from "./models.js";
 
 const ROUNDS = intEnv("ROUNDS", 15);
@@ -27,15 +30,18 @@ interface Arm {
   name: string;
   packed: boolean;
   fused: boolean;
+  fma: boolean;
 }
 const ARMS: Arm[] = [
-  { name: "all", packed: true, fused: true },
-  { name: "-packed", packed: false, fused: true },
-  { name: "-fused", packed: true, fused: false },
-  { name: "-both", packed: false, fused: false },
+  { name: "all", packed: true, fused: true, fma: false },
+  { name: "-packed", packed: false, fused: true, fma: false },
+  { name: "-fused", packed: true, fused: false, fma: false },
+  { name: "-both", packed: false, fused: false, fma: false },
+  { name: "+fma", packed: true, fused: true, fma: true },
 ];
 
-function apply(arm: Arm): void {
+async function apply(arm: Arm): Promise<void> {
+  await setFmaEnabled(arm.fma);
   setPackedGemmEnabled(arm.packed);
   if (arm.fused) {
     enableFusedDense();
@@ -60,42 +66,49 @@ async function counts(step: () => Promise<number>): Promise<Counts> {
   return { kernels: info.kernels.length, ops, tensors: info.kernels.reduce((n, k) => n + k.outputShapes.length, 0) };
 }
 
-async function measure(kind: ModelKind): Promise<Record<string, { ms: number; ratio: number } & Counts>> {
+async function measure(kind: ModelKind, arms: readonly Arm[]): Promise<Record<string, { ms: number; ratio: number } & Counts>> {
   const rig = trainingRig(kind, BATCH);
-  const times = new Map<string, number[]>(ARMS.map((a) => [a.name, []]));
+  const times = new Map<string, number[]>(arms.map((a) => [a.name, []]));
   const count = new Map<string, Counts>();
-  for (const arm of ARMS) {
-    apply(arm);
+  for (const arm of arms) {
+    await apply(arm);
     for (let i = 0; i < 2 * BLOCK[kind]; i++) await rig.step(); // warm-up, every arm's code paths compiled
     count.set(arm.name, await counts(rig.step));
   }
   for (let round = 0; round < ROUNDS; round++) {
-    for (const arm of round % 2 ? [...ARMS].reverse() : ARMS) {
-      apply(arm);
+    for (const arm of round % 2 ? [...arms].reverse() : arms) {
+      await apply(arm);
       await rig.step();
       const t0 = performance.now();
       for (let i = 0; i < BLOCK[kind]; i++) await rig.step();
       times.get(arm.name)!.push((performance.now() - t0) / BLOCK[kind]);
     }
   }
-  apply(ARMS[0]!);
+  await apply(arms[0]!);
   rig.dispose();
   const all = median(times.get("all")!);
-  return Object.fromEntries(ARMS.map((a) => [a.name, { ms: median(times.get(a.name)!), ratio: median(times.get(a.name)!) / all, ...count.get(a.name)! }]));
+  return Object.fromEntries(arms.map((a) => [a.name, { ms: median(times.get(a.name)!), ratio: median(times.get(a.name)!) / all, ...count.get(a.name)! }]));
 }
 
 async function main(): Promise<void> {
   await useBackend("wasm", threadsEnv());
-  console.log(`wasm, ${await wasmThreadCount()} thread(s), batch ${BATCH}, Adam; ${ROUNDS} interleaved rounds of blocks (MLP ${BLOCK.mlp}, CNN ${BLOCK.cnn} steps), medians`);
+  const threads = await wasmThreadCount();
+  // FMA's module must be in the kernel threads' pool: turn it on, restart the pool with it, then off
+  const fma = await setFmaEnabled(true);
+  if (threads > 1) await ensureKernelThreads(threads);
+  const arms = fma.supported && fmaActive() ? ARMS : ARMS.filter((a) => !a.fma);
+  if (arms.length < ARMS.length) console.log(`+fma left out: relaxed SIMD is not available (${fma.reason ?? "not active"})`);
+  await setFmaEnabled(false);
+  console.log(`wasm, ${threads} thread(s), batch ${BATCH}, Adam; ${ROUNDS} interleaved rounds of blocks (MLP ${BLOCK.mlp}, CNN ${BLOCK.cnn} steps), medians`);
   const out: Record<string, unknown> = { bench: "levers" };
   const only = process.env["ONLY"];
   for (const kind of ["mlp", "cnn"] as const) {
     if (only && only !== kind) continue;
-    const r = await measure(kind);
+    const r = await measure(kind, arms);
     console.log(`\n${kind}:`);
     printTable(
       ["arm", "ms/step", "vs all", "kernels/step", "engine ops/step", "tensors/step"],
-      ARMS.map((a) => [a.name, r[a.name]!.ms.toFixed(3), `${r[a.name]!.ratio.toFixed(2)}x`, String(r[a.name]!.kernels), String(r[a.name]!.ops), String(r[a.name]!.tensors)]),
+      arms.map((a) => [a.name, r[a.name]!.ms.toFixed(3), `${r[a.name]!.ratio.toFixed(2)}x`, String(r[a.name]!.kernels), String(r[a.name]!.ops), String(r[a.name]!.tensors)]),
     );
     const r3 = (x: number) => Math.round(x * 1000) / 1000;
     out[kind] = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { ...v, ms: r3(v.ms), ratio: r3(v.ratio) }]));
