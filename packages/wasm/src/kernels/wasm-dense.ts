@@ -24,6 +24,10 @@ import {
 } from "@tensorflow/tfjs-core";
 import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
 import { RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
+import type { EmscriptenWasm } from "./simd/index.js";
+import { ownGemm, splitGemms } from "./wasm-gemm-split.js";
+import { simdMatMulEnabled } from "./wasm-matmul-simd.js";
+import { withWasmThreads } from "./wasm-threadpool.js";
 
 /**
  * A dense layer in training as one forward kernel and one backward kernel (+ the input's gradient).
@@ -133,12 +137,41 @@ function softmaxGrad(b: WasmHeapBackend, dy: TensorInfo, y: TensorInfo): TensorI
 }
 
 /**
- * Backward: outputs [dz, dW] or [dz, dW, db] (attr `hasBias`). Inputs dy and y [batch, units],
- * x [batch, in]. dz is returned for the input's gradient (dz·Wᵀ), which the gradient runs only when
- * needed.
+ * dW = xᵀ·dz and dx = dz·Wᵀ on fitloop's GEMM as one kernel-thread job (`splitGemms`: one wake-up
+ * of the workers for both), or undefined where fitloop's GEMM does not take them (then the
+ * registered BatchMatMul runs each). Same bits as the two BatchMatMuls.
+ */
+function weightAndInputGrads(backend: KernelArgs["backend"], x: TensorInfo, dz: TensorInfo, kernel: TensorInfo): [TensorInfo, TensorInfo] | undefined {
+  const b = backend as unknown as WasmHeapBackend & { wasm: EmscriptenWasm };
+  const [batch, inDim] = [x.shape[0]!, x.shape[1]!];
+  const units = dz.shape[1]!;
+  const flops = 2 * batch * inDim * units;
+  const gemm = simdMatMulEnabled() && batch > 0 && inDim > 0 && units > 0 ? ownGemm(b.wasm, flops) : undefined;
+  if (!gemm) return undefined;
+  const dW = b.makeOutput([inDim, units], "float32");
+  const dx = b.makeOutput([batch, inDim], "float32");
+  const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
+  disposeOnThrow(backend, [dW, dx], () =>
+    withWasmThreads(backend, 2 * flops, () =>
+      splitGemms(gemm, [
+        // dW [in, units] = xᵀ·dz: A = x read transposed, B = dz row-major
+        { pa: p(x), ars: 4, aks: 4 * inDim, pb: p(dz), ldb: 4 * units, pc: p(dW), ldc: 4 * units, m: inDim, n: units, k: batch },
+        // dx [batch, in] = dz·Wᵀ: B = W [in, units] read transposed
+        { pa: p(dz), ars: 4 * units, aks: 4, pb: p(kernel), ldb: 4, bns: 4 * units, pc: p(dx), ldc: 4 * inDim, m: batch, n: inDim, k: units },
+      ]),
+    ),
+  );
+  return [dW, dx];
+}
+
+/**
+ * Backward: outputs [dz, dW, db?, dx?] (db with attr `hasBias`, dx with input `kernel`). Inputs dy
+ * and y [batch, units], x [batch, in], and the kernel [in, units] when the input's gradient is to
+ * be computed here, with the weight's, as one job; without it dz is returned for the input's
+ * gradient (dz·Wᵀ), which the gradient then runs only when needed.
  */
 export function wasmDenseGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
-  const { dy, x, y } = inputs;
+  const { dy, x, y, kernel } = inputs;
   const { activation, hasBias } = (attrs ?? {}) as unknown as DenseAttrs & { hasBias: boolean };
   if (!dy || !x || !y) throw new Error("fitloop wasm DenseGrad: inputs dy, x and y are required");
   const b = backend as unknown as WasmHeapBackend;
@@ -150,10 +183,15 @@ export function wasmDenseGrad({ inputs, backend, attrs }: KernelArgs): TensorInf
     dz = { dataId: dy.dataId, shape: [...dy.shape], dtype: "float32" };
   }
   return disposeOnThrow(backend, [dz], () => {
-    const dW = runRegistered(BatchMatMul, backend, { a: x, b: dz }, { transposeA: true, transposeB: false } as unknown as NamedAttrMap);
-    if (!hasBias) return [dz, dW];
-    const db = disposeOnThrow(backend, [dW], () => runRegistered(Sum, backend, { x: dz }, { axis: [0], keepDims: false } as unknown as NamedAttrMap));
-    return [dz, dW, db];
+    const both = kernel ? weightAndInputGrads(backend, x, dz, kernel) : undefined;
+    const dW = both?.[0] ?? runRegistered(BatchMatMul, backend, { a: x, b: dz }, { transposeA: true, transposeB: false } as unknown as NamedAttrMap);
+    return disposeOnThrow(backend, [dW], () => {
+      const dx = kernel ? (both?.[1] ?? runRegistered(BatchMatMul, backend, { a: dz, b: kernel }, { transposeA: false, transposeB: true } as unknown as NamedAttrMap)) : undefined;
+      return disposeOnThrow(backend, dx ? [dx] : [], () => {
+        const db = hasBias ? runRegistered(Sum, backend, { x: dz }, { axis: [0], keepDims: false } as unknown as NamedAttrMap) : undefined;
+        return [dz, dW, ...(db ? [db] : []), ...(dx ? [dx] : [])];
+      });
+    });
   });
 }
 
@@ -185,11 +223,16 @@ export const denseGradConfig: GradConfig = {
     const { activation } = attrs as unknown as DenseAttrs;
     const hasBias = (attrs as { hasBias?: boolean }).hasBias === true;
     if (engine().state.gradientDepth > 0) return tapedGrads(dy as Tensor, x, kernel, y, activation);
-    // dW and db in one op, computed here: the weights' gradients are wanted in every training step
-    const [dz, dW, db] = runMulti(DENSE_GRAD, { dy: dy as Tensor, x, y }, { activation, hasBias } as unknown as NamedAttrMap);
+    // dW and db (and dx where the forward saw that the input takes a gradient) in one op, computed
+    // here: the weights' gradients are wanted in every training step
+    const inputGrad = (attrs as { inputGrad?: boolean }).inputGrad === true;
+    const out = runMulti(DENSE_GRAD, inputGrad ? { dy: dy as Tensor, x, y, kernel } : { dy: dy as Tensor, x, y }, { activation, hasBias } as unknown as NamedAttrMap);
+    const [dz, dW] = out as [Tensor, Tensor];
+    const db = hasBias ? out[2] : undefined;
+    const dx = inputGrad ? out[hasBias ? 3 : 2] : undefined;
     return {
-      x: () => engine().runKernel(BatchMatMul, { a: dz!, b: kernel } as never, { transposeA: false, transposeB: true } as never) as unknown as Tensor,
-      kernel: () => dW!,
+      x: () => dx ?? (engine().runKernel(BatchMatMul, { a: dz, b: kernel } as never, { transposeA: false, transposeB: true } as never) as unknown as Tensor),
+      kernel: () => dW,
       bias: () => db!,
     };
   },
@@ -223,6 +266,21 @@ function fusedActivation(layer: DenseLayer, input: Tensor | undefined): DenseAct
   return name as DenseActivation;
 }
 
+/**
+ * Whether the input will take a gradient in this tape: a trainable variable, or the output of an op
+ * recorded on it (searched from the newest: a layer's input is usually the last op's output). Only
+ * a hint: the input's gradient is then computed with the weight's in one job; otherwise it is left
+ * to the gradient's own lazy matmul, which also covers inputs watched by `tf.grad` itself.
+ */
+function takesGradient(input: Tensor): boolean {
+  const state = engine().state as unknown as { gradientDepth: number; activeTape?: { outputs: Tensor[] }[] };
+  if (state.gradientDepth === 0) return false;
+  if ((input as Tensor & { trainable?: boolean }).trainable === true) return true;
+  const tape = state.activeTape ?? [];
+  for (let i = tape.length - 1; i >= 0; i--) if (tape[i]!.outputs.some((o) => o.id === input.id)) return true;
+  return false;
+}
+
 /** tfjs-layers' own Dense.call, kept while the patch is installed. */
 let stockCall: CallFn | undefined;
 function fusedCall(this: DenseLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor | Tensor[] {
@@ -233,7 +291,7 @@ function fusedCall(this: DenseLayer, inputs: Tensor | Tensor[], kwargs: Record<s
     this.invokeCallHook(inputs, kwargs);
     const bias = this.bias?.read();
     const ins: Record<string, Tensor> = bias ? { x: input!, kernel: this.kernel.read(), bias } : { x: input!, kernel: this.kernel.read() };
-    return engine().runKernel(DENSE, ins as never, { activation, hasBias: !!bias } as never) as unknown as Tensor;
+    return engine().runKernel(DENSE, ins as never, { activation, hasBias: !!bias, inputGrad: takesGradient(input!) } as never) as unknown as Tensor;
   });
 }
 

@@ -5,7 +5,7 @@ import { values } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
 import { gemmSimd, type EmscriptenWasm, type GemmSimdExports } from "./simd/index.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
-import { ownGemm, ownGemmTakes, packedGemmEnabled, packedKc, packedScratchBytes, setPackedGemmEnabled, splitGemm, type PackedGemmExports } from "./wasm-gemm-split.js";
+import { ownGemm, ownGemmTakes, packedGemmEnabled, packedKc, packedScratchBytes, setPackedGemmEnabled, splitGemm, splitGemms, type PackedGemmExports } from "./wasm-gemm-split.js";
 import { DEFAULT_THREAD_MIN_FLOPS } from "./wasm-threadpool.js";
 import { useTestBackend } from "../testing.fixture.js";
 
@@ -46,6 +46,48 @@ describe("splitGemm: fitloop's SIMD GEMM over the kernel threads", () => {
     const ref = tf.matMul(a, b);
     expectClose(split.dataSync(), ref.dataSync(), "vs tf.matMul", 1e-5);
     tf.dispose([a, b, split, one, ref]);
+  });
+
+  it("splitGemms: a dense layer's weight and input gradients (a transposed A, a transposed B) as one job, bit-identical to separate calls", () => {
+    const backend = tf.backend() as unknown as HeapBackend;
+    const gemm = gemmSimd(backend.wasm)!;
+    const pool = kernelThreadPool()!;
+    const [batch, inDim, units] = [64, 300, 129];
+    const x = tf.tensor2d(values(batch * inDim, 5), [batch, inDim]);
+    const dz = tf.tensor2d(values(batch * units, 6), [batch, units]);
+    const w = tf.tensor2d(values(inDim * units, 7), [inDim, units]);
+    const p = (t: tf.Tensor): number => backend.dataIdMap.get(t.dataId).memoryOffset;
+    const ops = (dW: tf.Tensor, dx: tf.Tensor) => [
+      { pa: p(x), ars: 4, aks: 4 * inDim, pb: p(dz), ldb: 4 * units, pc: p(dW), ldc: 4 * units, m: inDim, n: units, k: batch },
+      { pa: p(dz), ars: 4 * units, aks: 4, pb: p(w), ldb: 4, bns: 4 * units, pc: p(dx), ldc: 4 * inDim, m: batch, n: inDim, k: units },
+    ];
+    const [dW1, dx1, dW2, dx2] = [tf.fill([inDim, units], Number.NaN), tf.fill([batch, inDim], Number.NaN), tf.zeros([inDim, units]), tf.zeros([batch, inDim])];
+    const run = pool.run;
+    let jobs = 0;
+    pool.run = (calls) => {
+      jobs++;
+      run.call(pool, calls);
+    };
+    try {
+      splitGemms(gemm, ops(dW1, dx1), 0);
+      expect(jobs, "both products in one kernel-thread job").toBe(1);
+      for (const o of ops(dW2, dx2)) splitGemm(gemm, o, 0);
+      expect(jobs).toBe(3);
+      // too small to split: each runs on the calling thread, no job
+      const [dW3, dx3] = [tf.zeros([inDim, units]), tf.zeros([batch, inDim])];
+      splitGemms(gemm, ops(dW3, dx3), Infinity);
+      expect(jobs).toBe(3);
+      expect(Array.from(dx3.dataSync())).toEqual(Array.from(dx1.dataSync()));
+      tf.dispose([dW3, dx3]);
+    } finally {
+      pool.run = run;
+    }
+    expect(Array.from(dW1.dataSync())).toEqual(Array.from(dW2.dataSync()));
+    expect(Array.from(dx1.dataSync())).toEqual(Array.from(dx2.dataSync()));
+    const [refW, refX] = [tf.matMul(x, dz, true, false), tf.matMul(dz, w, false, true)];
+    expectClose(dW1.dataSync(), refW.dataSync(), "dW vs tf.matMul", 1e-5);
+    expectClose(dx1.dataSync(), refX.dataSync(), "dx vs tf.matMul", 1e-5);
+    tf.dispose([x, dz, w, dW1, dx1, dW2, dx2, refW, refX]);
   });
 
   it("keeps small products on the calling thread", () => {

@@ -202,7 +202,15 @@ export function fmaActive(wasm?: EmscriptenWasm): boolean {
   return !!w && !!gemmSimd(w) && !!fmaGemmSimd(w);
 }
 
-function splitPacked(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThreadPool | undefined, byRows: boolean): number {
+/** One packed GEMM planned: its scratch, and its parts as kernel-thread calls (none: one call on the caller). */
+interface PackedJob {
+  scratchBytes: number;
+  /** The parts' calls with scratch at `scratch`, or undefined when it runs whole. */
+  calls(scratch: number): KernelCall[] | undefined;
+  whole(scratch: number): void;
+}
+
+function packedJob(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThreadPool | undefined, byRows: boolean): PackedJob {
   const { pa, ars, aks, pb, ldb, pc, ldc, m, n, k } = o;
   const fma = fmaGemmOf(gemm);
   // a pool started before FMA was turned on lacks its module: FMA then runs on the calling thread
@@ -214,21 +222,70 @@ function splitPacked(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThrea
   const cols = parts.length > 1 ? parts.map(([, count]) => partN(count)) : [n];
   const kc = packedKc(Math.max(...cols), k);
   const perPart = Math.ceil(packedScratchBytes(Math.max(...cols), kc) / 64) * 64;
-  const scratch = alloc(gemm, perPart * cols.length, "the packed right operand");
+  return {
+    scratchBytes: perPart * cols.length,
+    calls: (scratch) =>
+      parts.length <= 1
+        ? undefined
+        : parts.map(([start, count], i) => ({
+            module: fma ? "gemm-fma" : "gemm",
+            fn: "gemmPacked",
+            args: byRows
+              ? [pa + start * ars, ars, aks, pb, ldb, bns, pc + start * ldc, ldc, count, n, k, kc, scratch + i * perPart]
+              : [pa, ars, aks, pb + start * bns, ldb, bns, pc + 4 * start, ldc, m, count, k, kc, scratch + i * perPart],
+          })),
+    whole: (scratch) => (fma ?? packedExports(gemm)).gemmPacked(pa, ars, aks, pb, ldb, bns, pc, ldc, m, n, k, kc, scratch),
+  };
+}
+
+function splitPacked(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThreadPool | undefined, byRows: boolean): number {
+  const job = packedJob(gemm, o, bns, pool, byRows);
+  const scratch = alloc(gemm, job.scratchBytes, "the packed right operand");
   try {
-    if (!pool || parts.length <= 1) {
-      (fma ?? packedExports(gemm)).gemmPacked(pa, ars, aks, pb, ldb, bns, pc, ldc, m, n, k, kc, scratch);
+    const calls = job.calls(scratch);
+    if (!pool || !calls) {
+      job.whole(scratch);
       return 1;
     }
-    const calls: KernelCall[] = parts.map(([start, count], i) => ({
-      module: fma ? "gemm-fma" : "gemm",
-      fn: "gemmPacked",
-      args: byRows
-        ? [pa + start * ars, ars, aks, pb, ldb, bns, pc + start * ldc, ldc, count, n, k, kc, scratch + i * perPart]
-        : [pa, ars, aks, pb + start * bns, ldb, bns, pc + 4 * start, ldc, m, count, k, kc, scratch + i * perPart],
-    }));
     pool.run(calls);
-    return parts.length;
+    return calls.length;
+  } finally {
+    gemm.free(scratch);
+  }
+}
+
+/** The most tasks one kernel-thread job takes (the pool's limit). */
+const MAX_POOL_TASKS = 64;
+
+/**
+ * Several independent GEMMs (disjoint outputs) as one kernel-thread job when each takes the packed
+ * kernel and splits: one wake-up of the workers instead of one per product (a dense layer's weight
+ * and input gradients). Otherwise each runs through `splitGemm`. Same bits either way.
+ */
+export function splitGemms(gemm: Gemm, ops: readonly GemmOperands[], minFlops = splitMinFlops): void {
+  const p = poolFor(gemm.memory);
+  const together =
+    packed && p !== undefined && ops.length > 1 && ops.every((o) => 2 * o.m * o.n * o.k >= minFlops && ((o.bns ?? 4) !== 4 || (o.m >= PACKED_MIN_ROWS && o.n >= 8)));
+  if (!together) {
+    for (const o of ops) splitGemm(gemm, o, minFlops);
+    return;
+  }
+  const jobs = ops.map((o) => packedJob(gemm, o, o.bns ?? 4, p, o.m >= o.n));
+  const offsets: number[] = [];
+  let bytes = 0;
+  for (const j of jobs) {
+    offsets.push(bytes);
+    bytes += Math.ceil(j.scratchBytes / 64) * 64;
+  }
+  const scratch = alloc(gemm, bytes, "the packed right operands");
+  try {
+    const calls: KernelCall[] = [];
+    jobs.forEach((j, i) => {
+      const own = j.calls(scratch + offsets[i]!);
+      if (own) calls.push(...own);
+      else j.whole(scratch + offsets[i]!);
+    });
+    for (let i = 0; i < calls.length; i += MAX_POOL_TASKS) p.run(calls.slice(i, i + MAX_POOL_TASKS));
   } finally {
     gemm.free(scratch);
   }
