@@ -90,6 +90,63 @@ describe("fillNormal / addNormal (ziggurat)", () => {
     expect(beyond5).toBeLessThan(6); // expected 0.57
   });
 
+  it("has the right mean, variance and tails on each of the eight lanes (element k takes word k & 7 of a group: a half of generator (k & 7) >> 1)", () => {
+    // a lane mixed up with another, a wrong half of a 64-bit step, a state lost between calls show here
+    for (let l = 0; l < 8; l++) {
+      let sum = 0;
+      let sq = 0;
+      let beyond2 = 0;
+      let m = 0;
+      for (let k = l; k < n; k += 8, m++) {
+        const v = draws[k]!;
+        sum += v;
+        sq += v * v;
+        if (Math.abs(v) > 2) beyond2++;
+      }
+      // m = 125,000 draws: standard errors mean 0.0028, variance 0.004, P(|z| > 2) = 0.0455 +- 0.0006
+      expect(Math.abs(sum / m), `lane ${l}`).toBeLessThan(0.012);
+      expect(Math.abs(sq / m - 1), `lane ${l}`).toBeLessThan(0.017);
+      expect(Math.abs(beyond2 / m - 2 * (1 - phi(2))), `lane ${l}`).toBeLessThan(0.0026);
+    }
+  });
+
+  it("draws independently across neighbouring elements, lanes and generators (lag 1..16 correlations ~ 0)", () => {
+    for (let lag = 1; lag <= 16; lag++) {
+      let c = 0;
+      for (let k = 0; k + lag < n; k++) c += draws[k]! * draws[k + lag]!;
+      // standard error 1 / sqrt(n) = 0.001
+      expect(Math.abs(c / (n - lag)), `lag ${lag}`).toBeLessThan(0.0045);
+    }
+  });
+
+  it("adds N(0, std²) at augmentation scale: MNIST-sized batches, std 0.1 (mean, variance, 1-3 sigma tails)", () => {
+    const batch = 64 * 784;
+    const noise: number[] = [];
+    for (let b = 0; b < 20; b++) {
+      const x = new Float32Array(batch).fill(0.5);
+      addNormal(new Rng(100 + b), x, 0.1);
+      for (const v of x) noise.push((v - 0.5) / 0.1);
+    }
+    const m = noise.length; // 1,003,520 draws
+    const mean = noise.reduce((a, v) => a + v, 0) / m;
+    const variance = noise.reduce((a, v) => a + (v - mean) ** 2, 0) / m;
+    expect(Math.abs(mean)).toBeLessThan(0.004); // 4 standard errors
+    expect(Math.abs(variance - 1)).toBeLessThan(0.006);
+    for (const z of [1, 2, 3]) {
+      const p = 2 * (1 - phi(z));
+      const seen = noise.filter((v) => Math.abs(v) > z).length / m;
+      expect(Math.abs(seen - p), `P(|z| > ${z})`).toBeLessThan(4.5 * Math.sqrt((p * (1 - p)) / m) + 1e-6);
+    }
+  });
+
+  it("gives the values pinned for a seed (four xoroshiro128+ generators, 8 lanes; a deliberate change of values updates this)", () => {
+    const a = fillNormal(new Rng(42), new Float32Array(4100));
+    expect(Array.from(new Uint32Array(a.buffer, 0, 8))).toEqual([1058633188, 3215968920, 1040493800, 3213575749, 1060282995, 1065599818, 3212820868, 1063853620]);
+    let h = 0;
+    for (const w of new Uint32Array(a.buffer)) h = (Math.imul(h, 31) + w) >>> 0;
+    expect(h).toBe(3307930977);
+  });
+
   it("gives the same values for the same rng state, other values for another", () => {
     const a = fillNormal(new Rng(7), new Float32Array(10_001), 0.5);
     const b = fillNormal(new Rng(7), new Float32Array(10_001), 0.5);

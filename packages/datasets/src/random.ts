@@ -15,13 +15,14 @@ export function fillNormal(rng: Rng, out: Float32Array, std = 1): Float32Array {
  * `out[k] += N(0, std²)` for every k, clipped to `[lo, hi]` (either may be infinite): the hot loop
  * of gaussian-noise augmentation (~50,000 draws per MNIST batch).
  *
- * An exact 256-layer ziggurat (Marsaglia & Tsang 2000) on four xoroshiro64** streams (Blackman &
- * Vigna), seeded from eight words of `rng`, one stream per lane of a WebAssembly SIMD kernel
- * (`simd/normal.wat`): element k draws from stream k & 3. Each 32-bit word gives the layer (8 bits),
- * the sign (1 bit) and, independently of both, a 23-bit magnitude: a float32 result cannot resolve
- * more. ~98.5 % of draws take the vectorised fast path (float32 arithmetic: the noise `u * ws`,
+ * An exact 256-layer ziggurat (Marsaglia & Tsang 2000) on four xoroshiro128+ generators (Blackman &
+ * Vigna), seeded from sixteen words of `rng` and stepped as 64-bit lanes of a WebAssembly SIMD kernel
+ * (`simd/normal.wat`): each step gives two 32-bit words; element k of each 4096-element chunk takes
+ * word k & 7 of its group of eight. Each word gives the layer (8 bits) and the sign (1 bit) from
+ * its top, and, independently of both, a 23-bit magnitude: a float32 result cannot resolve more.
+ * ~98.5 % of draws take the vectorised fast path (float32 arithmetic: the noise `u * ws`,
  * ws = f32(wn * std), the sum and the clamp each rounded to float32); the rest (wedges, and the
- * tail beyond 3.654) are queued and finished by a scalar JS pass on the same lane's stream.
+ * tail beyond 3.654) are queued and finished by a scalar pass on the same generator.
  *
  * Same `rng` state, same values, in any process: where WebAssembly SIMD is unavailable a plain-JS
  * twin of the kernel gives the same bits. The data goes through the kernel's memory in chunks of
@@ -40,7 +41,8 @@ export function addNormal(rng: Rng, out: Float32Array, std: number, lo = -Infini
   const inPlace = kernel.kind === "simd" && out.buffer === data.buffer;
   for (let from = 0; from < n; from += NORMAL_CHUNK) {
     const len = Math.min(NORMAL_CHUNK, n - from);
-    if (inPlace) {
+    // in place only in whole groups of eight: the kernel writes up to the next multiple of 8
+    if (inPlace && (len & 7) === 0) {
       const ptr = out.byteOffset + 4 * from;
       const np = kernel.run(ptr, len, lo32, hi32);
       if (np > 0) kernel.finish(ptr, np, len, std, lo32, hi32);

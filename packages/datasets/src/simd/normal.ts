@@ -3,19 +3,21 @@ import { WASM_BASE64 } from "./normal.wasm.js";
 /**
  * Gaussian noise kernels: `x[k] = clamp(x[k] + N(0, std²), lo, hi)` over one chunk at a time, as
  * WebAssembly SIMD (`normal.wat`, embedded) or, where that is unavailable, as plain JS giving the
- * same bits (`addNormalJs`). Both work on the same memory layout: a chunk of data, four generator
- * streams, a table and a queue of slow draws, which the scalar slow pass (`finishSlow`, shared)
- * completes. See `normal.wat` for the algorithm; `addNormal` in `../random.ts` drives it.
+ * same bits (`addNormalJs`). Both work on the same memory layout: a chunk of data, the state of
+ * four generators, a table and a queue of slow draws, which the scalar slow pass (`finishSlow`, in
+ * JS or in the wasm module: the same bits) completes. See `normal.wat` for the algorithm; `addNormal` in `../random.ts` drives it.
  */
 
-/** Elements per kernel call (a multiple of 4: each chunk starts at lane 0). */
+/** Elements per kernel call (a multiple of 8: each chunk starts a group of eight). */
 export const NORMAL_CHUNK = 4096;
-const TABLE = 64;
+/** xoroshiro128+ generators: element k of a chunk takes a half of generator (k & 7) >> 1 (see normal.wat). */
+export const NORMAL_GENERATORS = 4;
+const TABLE = 256;
 const DATA = 8192;
 const QUEUE = 24576;
 const MEMORY_BYTES = 65536;
 /** Where `workspace` views start in the SIMD kernel's memory (past its tables), and their largest length. */
-const WORKSPACE = 81920;
+const WORKSPACE = 83968;
 const WORKSPACE_MAX = 1 << 24;
 
 const ZIG_R = 3.6541528853610088; // start of the tail
@@ -58,22 +60,27 @@ const { kn: ZIG_KN, wn: ZIG_WN, fn: ZIG_FN } = zigguratTables();
 /** One kernel: views on its memory (layout in normal.wat) and its fast pass. */
 export interface NormalKernel {
   readonly kind: "simd" | "js";
-  /** Lane l's xoroshiro64** state: `state[l]` = s0, `state[4 + l]` = s1. */
+  /**
+   * Generator g's xoroshiro128+ state (g in [0, 4)), as little-endian int32 pairs: s0 = `state[2g]`
+   * (low) and `state[2g + 1]` (high), s1 = `state[8 + 2g]` and `state[9 + 2g]`.
+   */
   readonly state: Int32Array;
   /** 512 entries of (kn as int32, ws = f32(wn * std) as float32), interleaved. */
   readonly tableI: Int32Array;
   readonly tableF: Float32Array;
   readonly data: Float32Array;
   /**
-   * One 8-word entry per vector with a draw left to `finishSlow`, in k order: the four lanes'
-   * words, the byte offset 4k of lane 0's element, the accept bits (bit l set: lane l done).
+   * One 12-word entry per group of eight elements with a draw left to `finishSlow`, in k order:
+   * the group's eight words, the byte offset 4k of its first element, the accept bits (bit l set:
+   * element k + l done), two unused words.
    */
   readonly queue: Int32Array;
   /** The std the table is scaled for (NaN: none yet). */
   std: number;
   /**
    * The fast pass over n values at byte `ptr` of the kernel's memory (`DATA_PTR`: `data`; the JS
-   * twin has only that); returns the number of queue entries.
+   * twin has only that), in whole groups of eight: the values past n up to the next multiple of 8
+   * are overwritten too (only `data` may be passed such an n); returns the number of queue entries.
    */
   run(ptr: number, n: number, lo: number, hi: number): number;
   /** The slow pass over the queue's `entries` (see `finishSlow`): in the wasm module or in JS, the same bits. */
@@ -94,18 +101,19 @@ function views(buffer: ArrayBuffer): Pick<NormalKernel, "state" | "tableI" | "ta
   const tableI = new Int32Array(buffer, TABLE, 1024);
   for (let j = 0; j < 512; j++) tableI[2 * j] = ZIG_KN[j]!;
   return {
-    state: new Int32Array(buffer, 0, 8),
+    state: new Int32Array(buffer, 0, 4 * NORMAL_GENERATORS),
     tableI,
     tableF: new Float32Array(buffer, TABLE, 1024),
     data: new Float32Array(buffer, DATA, NORMAL_CHUNK),
-    queue: new Int32Array(buffer, QUEUE, 2 * NORMAL_CHUNK), // NORMAL_CHUNK / 4 entries of 8 words
+    queue: new Int32Array(buffer, QUEUE, (12 * NORMAL_CHUNK) / 8), // NORMAL_CHUNK / 8 entries of 12 words
   };
 }
 
-// ---- The plain-JS twin of normal.wat: the four lanes emulated in order, float32 rounding by
-// Math.fround (u * ws is exact in float64, and float64 holds more than twice float32's precision,
-// so rounding the float64 sum to float32 gives the correctly rounded float32 sum: the same bits),
-// pmax / pmin as the comparisons they are defined by.
+// ---- The plain-JS twin of normal.wat: the four 64-bit generators emulated on int32 pairs, the
+// eight lanes of a group in order, float32 rounding by Math.fround (u * ws is exact in float64, and
+// float64 holds more than twice float32's precision, so rounding the float64 sum to float32 gives
+// the correctly rounded float32 sum: the same bits), pmax / pmin as the comparisons they are
+// defined by.
 
 const JS_MEMORY = new ArrayBuffer(MEMORY_BYTES);
 const JS_VIEWS = views(JS_MEMORY);
@@ -132,8 +140,8 @@ export function setStd(kernel: NormalKernel, std: number): void {
 
 /** The fast path of one lane's word `r` for element k: 1 when done, 0 when left to the slow pass. */
 function fastJs(k: number, r: number, lo: number, hi: number): number {
-  const j = r & 511;
-  const u = r >>> 9;
+  const j = r >>> 23;
+  const u = r & 0x7fffff;
   if (u >= ZIG_KN[j]!) return 0;
   const v = Math.fround(JS_DATA[k]! + Math.fround(u * JS_WS[j]!));
   const w = v < lo ? lo : v;
@@ -141,53 +149,50 @@ function fastJs(k: number, r: number, lo: number, hi: number): number {
   return 1;
 }
 
+/** The words of a chunk, by element (the JS twin draws them generator by generator first). */
+const JS_WORDS = new Int32Array(NORMAL_CHUNK);
+
 function addNormalJs(n: number, lo: number, hi: number): number {
-  const end = (n + 3) & ~3;
-  let a0 = JS_STATE[0]!, a1 = JS_STATE[1]!, a2 = JS_STATE[2]!, a3 = JS_STATE[3]!;
-  let b0 = JS_STATE[4]!, b1 = JS_STATE[5]!, b2 = JS_STATE[6]!, b3 = JS_STATE[7]!;
+  const end = (n + 7) & ~7;
+  const words = JS_WORDS;
+  // xoroshiro128+ on each generator g in turn (four int32 locals: s0 low / high, s1 low / high):
+  // its step for group k gives words k + 2g (low half of s0 + s1) and k + 2g + 1 (high half)
+  for (let g = 0; g < NORMAL_GENERATORS; g++) {
+    let aL = JS_STATE[2 * g]!;
+    let aH = JS_STATE[2 * g + 1]!;
+    let bL = JS_STATE[8 + 2 * g]!;
+    let bH = JS_STATE[9 + 2 * g]!;
+    for (let k = 2 * g; k < end; k += 8) {
+      const sumL = (aL + bL) | 0;
+      words[k] = sumL;
+      words[k + 1] = (aH + bH + ((sumL >>> 0) < (aL >>> 0) ? 1 : 0)) | 0;
+      bL ^= aL;
+      bH ^= aH;
+      const rL = (aL << 24) | (aH >>> 8); // rotl(s0, 24)
+      const rH = (aH << 24) | (aL >>> 8);
+      aL = rL ^ bL ^ (bL << 16);
+      aH = rH ^ bH ^ ((bH << 16) | (bL >>> 16));
+      const tL = (bH << 5) | (bL >>> 27); // rotl(s1, 37)
+      bH = (bL << 5) | (bH >>> 27);
+      bL = tL;
+    }
+    JS_STATE[2 * g] = aL;
+    JS_STATE[2 * g + 1] = aH;
+    JS_STATE[8 + 2 * g] = bL;
+    JS_STATE[9 + 2 * g] = bH;
+  }
   let np = 0;
-  for (let k = 0; k < end; k += 4) {
-    // xoroshiro64** on each lane, as in normal.wat
-    let m = Math.imul(a0, 0x9e3779bb);
-    const r0 = Math.imul((m << 5) | (m >>> 27), 5);
-    b0 ^= a0;
-    a0 = ((a0 << 26) | (a0 >>> 6)) ^ b0 ^ (b0 << 9);
-    b0 = (b0 << 13) | (b0 >>> 19);
-    m = Math.imul(a1, 0x9e3779bb);
-    const r1 = Math.imul((m << 5) | (m >>> 27), 5);
-    b1 ^= a1;
-    a1 = ((a1 << 26) | (a1 >>> 6)) ^ b1 ^ (b1 << 9);
-    b1 = (b1 << 13) | (b1 >>> 19);
-    m = Math.imul(a2, 0x9e3779bb);
-    const r2 = Math.imul((m << 5) | (m >>> 27), 5);
-    b2 ^= a2;
-    a2 = ((a2 << 26) | (a2 >>> 6)) ^ b2 ^ (b2 << 9);
-    b2 = (b2 << 13) | (b2 >>> 19);
-    m = Math.imul(a3, 0x9e3779bb);
-    const r3 = Math.imul((m << 5) | (m >>> 27), 5);
-    b3 ^= a3;
-    a3 = ((a3 << 26) | (a3 >>> 6)) ^ b3 ^ (b3 << 9);
-    b3 = (b3 << 13) | (b3 >>> 19);
-    const bits = fastJs(k, r0, lo, hi) | (fastJs(k + 1, r1, lo, hi) << 1) | (fastJs(k + 2, r2, lo, hi) << 2) | (fastJs(k + 3, r3, lo, hi) << 3);
-    if (bits !== 15) {
-      JS_QUEUE[np] = r0;
-      JS_QUEUE[np + 1] = r1;
-      JS_QUEUE[np + 2] = r2;
-      JS_QUEUE[np + 3] = r3;
-      JS_QUEUE[np + 4] = 4 * k;
-      JS_QUEUE[np + 5] = bits;
-      np += 8;
+  for (let k = 0; k < end; k += 8) {
+    let bits = 0;
+    for (let l = 0; l < 8; l++) bits |= fastJs(k + l, words[k + l]!, lo, hi) << l;
+    if (bits !== 255) {
+      for (let l = 0; l < 8; l++) JS_QUEUE[np + l] = words[k + l]!;
+      JS_QUEUE[np + 8] = 4 * k;
+      JS_QUEUE[np + 9] = bits;
+      np += 12;
     }
   }
-  JS_STATE[0] = a0;
-  JS_STATE[1] = a1;
-  JS_STATE[2] = a2;
-  JS_STATE[3] = a3;
-  JS_STATE[4] = b0;
-  JS_STATE[5] = b1;
-  JS_STATE[6] = b2;
-  JS_STATE[7] = b3;
-  return np >> 3;
+  return np / 12;
 }
 
 // ---- The WebAssembly SIMD kernel.
@@ -224,6 +229,8 @@ export function simdKernel(): NormalKernel | null {
         new Float64Array(buffer, 73728, 256).set(SQ_LO_B);
         new Float64Array(buffer, 75776, 256).set(SQ_HI_A);
         new Float64Array(buffer, 77824, 256).set(SQ_HI_B);
+        new Float64Array(buffer, 79872, 256).set(SQ_LO_C);
+        new Float64Array(buffer, 81920, 256).set(SQ_HI_C);
         const run = instance.exports.addNormal as NormalKernel["run"];
         const finish = instance.exports.finishSlow as NormalKernel["finish"];
         let view: Float32Array | undefined;
@@ -251,28 +258,33 @@ export function simdKernel(): NormalKernel | null {
 /** The kernel `addNormal` uses: SIMD where available (and enabled), else the JS twin. */
 export const normalKernel = (): NormalKernel => (simdEnabled && simdKernel()) || jsKernel;
 
-/** Seeds the four lane streams from eight words of `next` (a zero state, xoroshiro's forbidden one, becomes s0 = 1). */
+/** Seeds the four generators from sixteen words of `next` (a zero state, xoroshiro's forbidden one, gets s0 = 1). */
 export function seedLanes(kernel: NormalKernel, next: () => number): void {
   const state = kernel.state;
-  for (let l = 0; l < 4; l++) {
-    const s0 = next() | 0;
-    const s1 = next() | 0;
-    state[l] = (s0 | s1) === 0 ? 1 : s0;
-    state[4 + l] = s1;
+  for (let g = 0; g < NORMAL_GENERATORS; g++) {
+    const s0l = next() | 0;
+    const s0h = next() | 0;
+    const s1l = next() | 0;
+    const s1h = next() | 0;
+    state[2 * g] = (s0l | s0h | s1l | s1h) === 0 ? 1 : s0l;
+    state[2 * g + 1] = s0h;
+    state[8 + 2 * g] = s1l;
+    state[9 + 2 * g] = s1h;
   }
 }
 
 // ---- The scalar slow pass, shared by both kernels.
 
 /**
- * Squeeze bounds of the wedge test (they decide the same as `Math.exp`, which they only skip).
+ * Squeeze bounds of the wedge test (they decide the same as `Math.exp`, which they only skip):
+ * lower(x) = SQ_LO_A + SQ_LO_B * x + SQ_LO_C * x² and upper(x) likewise, by layer.
  * A wedge draw of layer i has x = u * wn[i] in [x[i-1] - wn[i], x[i]) (u >= kn[i] = floor(x[i-1] /
  * x[i] * 2^23)), where f(x) = exp(-x²/2) is convex (x >= 1) or concave (|x| <= 1) except in the
  * layer holding x = 1. Between the chord through the interval's ends and the tangent at its
- * middle, lower = SQ_LO_A + SQ_LO_B * x <= f(x) <= upper = SQ_HI_A + SQ_HI_B * x, both shifted
- * outwards by 1e-12: far more than the float64 error of the lines and of `Math.exp(-0.5 * x * x)`
- * (< 1e-14 here), so y < lower accepts and y >= upper rejects exactly when the exact test would.
- * Only the draws within ~1e-12 of a bound, and the inflection layer (lower -Infinity, upper
+ * middle (the top layer: two quadratics, below), lower <= f(x) <= upper, both shifted outwards by
+ * 1e-12: far more than the float64 error of the bounds and of `Math.exp(-0.5 * x * x)` (< 1e-14
+ * here), so y < lower accepts and y >= upper rejects exactly when the exact test would. Only the
+ * draws between the bounds (~1 % of wedge draws), and the inflection layer (lower -Infinity, upper
  * Infinity), call `Math.exp`: the test consumes the same uniform either way, so the values and the
  * streams do not change.
  */
@@ -280,6 +292,8 @@ const SQ_LO_A = new Float64Array(256).fill(-Infinity);
 const SQ_LO_B = new Float64Array(256);
 const SQ_HI_A = new Float64Array(256).fill(Infinity);
 const SQ_HI_B = new Float64Array(256);
+const SQ_LO_C = new Float64Array(256);
+const SQ_HI_C = new Float64Array(256);
 {
   const { x: X } = zigguratTables();
   const SQ_EPS = 1e-12;
@@ -299,36 +313,57 @@ const SQ_HI_B = new Float64Array(256);
     SQ_HI_A[i] = (convex ? chordA : tanA) + SQ_EPS;
     SQ_HI_B[i] = convex ? chordB : tanB;
   }
+  // The top layer (x in [0, x[1]), x[1] ~ 0.214; its fast path never accepts: 1/4 of all wedge
+  // draws) is too curved for lines: between the chord and the tangent lies 1/4 of its height, a
+  // Math.exp call each time. With t = x²/2: 1 - t <= exp(-t) <= 1 - t + t²/2 <= 1 - t + x[1]² x² / 8,
+  // a gap of at most x[1]^4 / 8 ~ 2.6e-4 (1 % of the layer's height), shifted outwards as above.
+  SQ_LO_A[1] = 1 - SQ_EPS;
+  SQ_LO_B[1] = 0;
+  SQ_LO_C[1] = -0.5;
+  SQ_HI_A[1] = 1 + SQ_EPS;
+  SQ_HI_B[1] = 0;
+  SQ_HI_C[1] = -0.5 + (X[1]! * X[1]!) / 8;
 }
 
-/** The squeeze bounds by layer (for tests): lower(x) = loA + loB * x, upper(x) = hiA + hiB * x. */
-export const wedgeSqueeze = (): { loA: Float64Array; loB: Float64Array; hiA: Float64Array; hiB: Float64Array } => ({ loA: SQ_LO_A, loB: SQ_LO_B, hiA: SQ_HI_A, hiB: SQ_HI_B });
+/** The squeeze bounds by layer (for tests): lower(x) = loA + loB * x + loC * x², upper(x) = hiA + hiB * x + hiC * x². */
+export const wedgeSqueeze = (): { loA: Float64Array; loB: Float64Array; loC: Float64Array; hiA: Float64Array; hiB: Float64Array; hiC: Float64Array } => ({
+  loA: SQ_LO_A,
+  loB: SQ_LO_B,
+  loC: SQ_LO_C,
+  hiA: SQ_HI_A,
+  hiB: SQ_HI_B,
+  hiC: SQ_HI_C,
+});
 
 /**
  * Adds the queued draws of a chunk of `n` elements, in element order, so the streams are consumed
- * reproducibly: element k continues lane k & 3's stream, after that lane's fast-pass words.
+ * reproducibly: element k continues its generator ((k & 7) >> 1), after that generator's fast-pass
+ * steps, one step (its high word) per word it needs.
  *
  * A draw the fast path rejected (magnitude u, index j = sign << 8 | layer) takes the wedge test of
  * its layer or, for layer 0, is drawn from the tail beyond R (Marsaglia & Tsang's `nfix`); a
  * rejected wedge point starts over with a fresh word. Uniforms ((word >>> 0) / 2^32) and fresh
- * words continue the lane's xoroshiro64** stream (the step the kernels inline, here on locals).
+ * words continue the generator (`nextWord`; the wasm slow pass inlines it).
  * `Math.exp` and `Math.log` only here (~1.5 % of draws; `Math.exp` rarely, see the squeeze).
  */
 export function finishSlow(kernel: NormalKernel, entries: number, n: number, std: number, lo: number, hi: number): void {
   const { data, queue, state } = kernel;
-  for (let p = 0; p < 8 * entries; p += 8) {
-    const k0 = queue[p + 4]! >> 2;
-    // the rejected lanes, lowest first (lanes past n were drawn but are not part of the data)
-    let todo = ~queue[p + 5]! & 15 & (n - k0 >= 4 ? 15 : (1 << (n - k0)) - 1);
+  for (let p = 0; p < 12 * entries; p += 12) {
+    const k0 = queue[p + 8]! >> 2;
+    // the rejected elements of the group, lowest first (draws past n were made but are not part of the data)
+    let todo = ~queue[p + 9]! & 255 & (n - k0 >= 8 ? 255 : (1 << (n - k0)) - 1);
     while (todo !== 0) {
       const l = 31 - Math.clz32(todo & -todo);
       todo &= todo - 1;
       const k = k0 + l;
       const word = queue[p + l]!;
-      let s0 = state[l]!;
-      let s1 = state[4 + l]!;
-      let u = word >>> 9;
-      let j = word & 511;
+      const g = l >> 1; // the generator of element k
+      GEN[0] = state[2 * g]!;
+      GEN[1] = state[2 * g + 1]!;
+      GEN[2] = state[8 + 2 * g]!;
+      GEN[3] = state[9 + 2 * g]!;
+      let u = word & 0x7fffff;
+      let j = word >>> 23;
       let z: number;
       for (;;) {
         const layer = j & 255;
@@ -337,51 +372,56 @@ export function finishSlow(kernel: NormalKernel, entries: number, n: number, std
           let t: number;
           let y: number;
           do {
-            let m = Math.imul(s0, 0x9e3779bb);
-            let r = Math.imul((m << 5) | (m >>> 27), 5);
-            s1 ^= s0;
-            s0 = ((s0 << 26) | (s0 >>> 6)) ^ s1 ^ (s1 << 9);
-            s1 = (s1 << 13) | (s1 >>> 19);
-            t = -Math.log(1 - (r >>> 0) / 4294967296) / ZIG_R;
-            m = Math.imul(s0, 0x9e3779bb);
-            r = Math.imul((m << 5) | (m >>> 27), 5);
-            s1 ^= s0;
-            s0 = ((s0 << 26) | (s0 >>> 6)) ^ s1 ^ (s1 << 9);
-            s1 = (s1 << 13) | (s1 >>> 19);
-            y = -Math.log(1 - (r >>> 0) / 4294967296);
+            t = -Math.log(1 - (nextWord() >>> 0) / 4294967296) / ZIG_R;
+            y = -Math.log(1 - (nextWord() >>> 0) / 4294967296);
           } while (y + y < t * t);
           z = sign * (ZIG_R + t);
           break;
         }
         const x = u * ZIG_WN[layer]!;
-        let m = Math.imul(s0, 0x9e3779bb);
-        let r = Math.imul((m << 5) | (m >>> 27), 5);
-        s1 ^= s0;
-        s0 = ((s0 << 26) | (s0 >>> 6)) ^ s1 ^ (s1 << 9);
-        s1 = (s1 << 13) | (s1 >>> 19);
-        const y = ZIG_FN[layer]! + ((r >>> 0) / 4294967296) * (ZIG_FN[layer - 1]! - ZIG_FN[layer]!);
-        const accept = y < SQ_LO_A[layer]! + SQ_LO_B[layer]! * x ? true : y >= SQ_HI_A[layer]! + SQ_HI_B[layer]! * x ? false : y < Math.exp(-0.5 * x * x);
+        const y = ZIG_FN[layer]! + ((nextWord() >>> 0) / 4294967296) * (ZIG_FN[layer - 1]! - ZIG_FN[layer]!);
+        const xx = x * x;
+        const accept =
+          y < SQ_LO_A[layer]! + SQ_LO_B[layer]! * x + SQ_LO_C[layer]! * xx ? true : y >= SQ_HI_A[layer]! + SQ_HI_B[layer]! * x + SQ_HI_C[layer]! * xx ? false : y < Math.exp(-0.5 * x * x);
         if (accept) {
           z = sign * x;
           break;
         }
-        m = Math.imul(s0, 0x9e3779bb);
-        r = Math.imul((m << 5) | (m >>> 27), 5);
-        s1 ^= s0;
-        s0 = ((s0 << 26) | (s0 >>> 6)) ^ s1 ^ (s1 << 9);
-        s1 = (s1 << 13) | (s1 >>> 19);
-        j = r & 511;
-        u = r >>> 9;
+        const r = nextWord();
+        j = r >>> 23;
+        u = r & 0x7fffff;
         if (u < ZIG_KN[j]!) {
           z = u * ZIG_WN[j]!;
           break;
         }
       }
-      state[l] = s0;
-      state[4 + l] = s1;
+      state[2 * g] = GEN[0]!;
+      state[2 * g + 1] = GEN[1]!;
+      state[8 + 2 * g] = GEN[2]!;
+      state[9 + 2 * g] = GEN[3]!;
       const v = Math.fround(data[k]! + Math.fround(z * std));
       const w = v < lo ? lo : v;
       data[k] = hi < w ? hi : w;
     }
   }
+}
+
+/** The slow pass's generator: s0 low, s0 high, s1 low, s1 high. */
+const GEN = new Int32Array(4);
+
+/** One xoroshiro128+ step of `GEN`: the high 32 bits of s0 + s1, as in normal.wat's slow pass. */
+function nextWord(): number {
+  const aL = GEN[0]!;
+  const aH = GEN[1]!;
+  let bL = GEN[2]!;
+  let bH = GEN[3]!;
+  const sumL = (aL + bL) | 0;
+  const r = (aH + bH + ((sumL >>> 0) < (aL >>> 0) ? 1 : 0)) | 0;
+  bL ^= aL;
+  bH ^= aH;
+  GEN[0] = ((aL << 24) | (aH >>> 8)) ^ bL ^ (bL << 16);
+  GEN[1] = ((aH << 24) | (aL >>> 8)) ^ bH ^ ((bH << 16) | (bL >>> 16));
+  GEN[2] = (bH << 5) | (bL >>> 27);
+  GEN[3] = (bL << 5) | (bH >>> 27);
+  return r;
 }

@@ -86,7 +86,7 @@ describe("gaussian noise kernel (WebAssembly SIMD and its JS twin)", () => {
 
   it("squeezes every wedge strictly between bounds that Math.exp never crosses (the slow pass decides as with Math.exp alone)", () => {
     const { kn, wn } = zigguratTables();
-    const { loA, loB, hiA, hiB } = wedgeSqueeze();
+    const { loA, loB, loC, hiA, hiB, hiC } = wedgeSqueeze();
     let squeezed = 0;
     for (let i = 1; i < 256; i++) {
       if (loA[i] === -Infinity) continue;
@@ -96,11 +96,34 @@ describe("gaussian noise kernel (WebAssembly SIMD and its JS twin)", () => {
       for (let u = kn[i]!; u < 2 ** 23; u += u + step < 2 ** 23 ? step : Math.max(1, 2 ** 23 - 1 - u)) {
         const x = u * wn[i]!;
         const f = Math.exp(-0.5 * x * x);
-        expect(loA[i]! + loB[i]! * x < f && f < hiA[i]! + hiB[i]! * x, `layer ${i} u ${u}`).toBe(true);
+        expect(loA[i]! + loB[i]! * x + loC[i]! * x * x < f && f < hiA[i]! + hiB[i]! * x + hiC[i]! * x * x, `layer ${i} u ${u}`).toBe(true);
         if (u === 2 ** 23 - 1) break;
       }
     }
     expect(squeezed).toBe(254); // all but the layer holding the inflection point x = 1
+  });
+
+  it("squeezes the top layer (no fast path there) to a band of < 2 % of its height: Math.exp is rare", () => {
+    const { x, fn } = zigguratTables();
+    const { loA, loB, loC, hiA, hiB, hiC } = wedgeSqueeze();
+    let widest = 0;
+    for (let k = 0; k <= 1000; k++) {
+      const t = (k / 1000) * x[1]!;
+      widest = Math.max(widest, hiA[1]! + hiB[1]! * t + hiC[1]! * t * t - (loA[1]! + loB[1]! * t + loC[1]! * t * t));
+    }
+    expect(widest / (fn[0]! - fn[1]!)).toBeLessThan(0.02);
+  });
+
+  it("never writes past the array it is given, also in place on a workspace and for lengths that are not a multiple of 8", () => {
+    for (const n of [1, 7, 9, 4095, 4097, 4099, 50_175]) {
+      const ws = noiseWorkspace(n + 16)!;
+      ws.fill(7);
+      const x = data(n, n);
+      ws.set(x);
+      addNormal(new Rng(n), ws.subarray(0, n), 0.5, 0, 1);
+      expect(Array.from(ws.subarray(n)), `n ${n}`).toEqual(new Array(16).fill(7));
+      expect(bits(ws.subarray(0, n))).toEqual(bits(withJs(() => addNormal(new Rng(n), x.slice(), 0.5, 0, 1))));
+    }
   });
 
   it("works in place on a workspace in the kernel's memory (grown as needed) with the same bits as on a plain array", () => {
