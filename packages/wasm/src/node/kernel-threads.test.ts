@@ -311,6 +311,30 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/wasm/node)", () =>
   it("rejects a thread count that is not an integer", async () => {
     await expect(createKernelThreadPool(freshMemory(), { threads: 2.5 })).rejects.toThrow(/threads must be an integer, got 2.5/);
     await expect(createKernelThreadPool(freshMemory(), { threads: Number.NaN })).rejects.toThrow(/threads must be an integer/);
+    for (const idleSpinUs of [-1, Number.NaN, Infinity, 2e6]) await expect(createKernelThreadPool(freshMemory(), { threads: 2, idleSpinUs })).rejects.toThrow(/idleSpinUs must be a number of microseconds in \[0, 1e6\]/);
+  });
+
+  it("workers that poll between jobs (idleSpinUs) and workers that block at once run the same jobs to the same results", async () => {
+    for (const idleSpinUs of [0, 5000]) {
+      const r = await createKernelThreadPool(wasmMemoryOf(wasmOf())!, { threads: 2, idleSpinUs });
+      const p = r.pool!;
+      try {
+        const wasm = wasmOf();
+        const buf = wasm._malloc(3 * 4 * 1024);
+        const heap = new Float32Array(wasmMemoryOf(wasm)!.buffer, buf, 3 * 1024);
+        heap.set(values(2048, 12, 1));
+        for (let job = 0; job < 20; job++) {
+          // ReLU gradient of 1024 elements in 4 parts, jobs back to back and 1 ms apart
+          p.run([0, 1, 2, 3].map((i) => ({ module: "relu-grad", fn: "reluGrad", args: [buf + 1024 * i, buf + 4096 + 1024 * i, buf + 8192 + 1024 * i, 256] })));
+          if (job % 2) await new Promise((res) => setTimeout(res, 1));
+        }
+        const out = heap.subarray(2048);
+        out.forEach((v, i) => expect(v).toBe(heap[i]! * (heap[1024 + i]! > 0 ? 1 : 0)));
+        wasm._free(buf);
+      } finally {
+        p.shutdown();
+      }
+    }
   });
 
   it("reports why there is no pool: a plain memory, a worker that cannot start, one thread", async () => {

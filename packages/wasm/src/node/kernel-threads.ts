@@ -5,9 +5,11 @@
  * Each worker instantiates the embedded modules (`simd/*.wasm.ts`, `shared` variant, compiled once
  * here and posted) on tfjs-wasm's shared `WebAssembly.Memory`, so it reads and writes tensors in
  * place. Calls go through a SharedArrayBuffer control block per worker: the caller writes the
- * function and arguments, bumps a sequence number and notifies; the worker, blocked in
- * `Atomics.wait` while idle (never spinning, so it does not take the core V8 and XNNPACK need),
- * runs the call and publishes its sequence number (and an error message if it threw). The caller
+ * function and arguments, bumps a sequence number and notifies; the worker, after a job, polls for
+ * the next one for `idleSpinUs` (200 us: a training step's jobs come that close, and a blocked
+ * worker wakes ~10 us late, on a busy VM sometimes too late to take its share) and then blocks in
+ * `Atomics.wait` (so an idle process does not hold a core), runs the call and publishes its
+ * sequence number (and an error message if it threw). The caller
  * runs its own part meanwhile, then spins briefly and `Atomics.wait`s with a timeout: a worker error
  * is rethrown, a worker that does not answer breaks the pool (later calls run single-threaded) and
  * throws. Workers are unref'd: they never keep the process alive.
@@ -30,6 +32,7 @@ const NTASKS = 3;
 const STATUS = 4; // 1 once a task threw in this job (first message kept)
 const MSG_LEN = 5;
 const WORKER_TASKS = 6; // tasks the workers ran since start (a diagnostic: do the workers get a core?)
+const IDLE_SPIN = 7; // microseconds an idle worker polls for the next job before Atomics.wait (0: none)
 const READY = 8; // READY + i: worker i's start-up state (1 ready, -1 failed)
 const MAX_WORKERS = 8;
 const CTRL_INTS = READY + MAX_WORKERS;
@@ -74,6 +77,11 @@ try {
 Atomics.notify(ctrl, ${READY} + index);
 let seen = Atomics.load(ctrl, ${SEQ});
 while (Atomics.load(ctrl, ${READY} + index) === 1) {
+  const spinUs = Atomics.load(ctrl, ${IDLE_SPIN});
+  if (spinUs > 0 && Atomics.load(ctrl, ${SEQ}) === seen) {
+    const until = performance.now() + spinUs / 1000;
+    for (let k = 1; Atomics.load(ctrl, ${SEQ}) === seen; k++) if ((k & 255) === 0 && performance.now() > until) break;
+  }
   Atomics.wait(ctrl, ${SEQ}, seen);
   const seq = Atomics.load(ctrl, ${SEQ});
   if (seq < 0) break;
@@ -102,11 +110,21 @@ export interface KernelThreadsOptions {
   threads: number;
   /** How long the caller waits for a worker's claimed task before giving up (ms). Default 10000. */
   timeoutMs?: number;
+  /**
+   * How long an idle worker keeps polling for the next job before it blocks in `Atomics.wait`
+   * (microseconds; default `DEFAULT_IDLE_SPIN_US`, 0: block at once). Waking a blocked worker costs
+   * ~10 us and, on a busy VM, sometimes far more (the caller then runs the worker's share itself);
+   * a training step's jobs come tens to hundreds of microseconds apart.
+   */
+  idleSpinUs?: number;
   /** Spin iterations before `Atomics.wait` when waiting for a worker. Default 20000 (~20-50 us). */
   spin?: number;
   /** Source run in each worker before its own (tests: make the worker misbehave). */
   testWorkerPrefix?: string;
 }
+
+/** Default `idleSpinUs` (docs/journal.md, round 10). */
+export const DEFAULT_IDLE_SPIN_US = 200;
 
 function decode(b64: string): Uint8Array<ArrayBuffer> {
   const bin = atob(b64);
@@ -137,6 +155,7 @@ class NodeKernelThreadPool implements KernelThreadPool {
   ) {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.spin = options.spin ?? 20_000;
+    const idleSpinUs = options.idleSpinUs ?? DEFAULT_IDLE_SPIN_US;
     const names: string[] = [];
     for (const [name, mod] of Object.entries(modules)) {
       const exports = new WebAssembly.Instance(mod, { env: { memory } }).exports;
@@ -149,6 +168,7 @@ class NodeKernelThreadPool implements KernelThreadPool {
     }
     const block = new SharedArrayBuffer(BLOCK_BYTES);
     this.ctrl = new Int32Array(block, 0, CTRL_INTS);
+    Atomics.store(this.ctrl, IDLE_SPIN, Math.round(idleSpinUs));
     this.fnOf = new Int32Array(block, FNS_BYTE, MAX_TASKS);
     this.args = new Float64Array(block, ARGS_BYTE, MAX_TASKS * MAX_ARGS);
     this.nargs = new Int32Array(block, NARGS_BYTE, MAX_TASKS);
@@ -163,6 +183,11 @@ class NodeKernelThreadPool implements KernelThreadPool {
       this.workers.push(worker);
     }
     this.threads = n + 1;
+  }
+
+  /** How long idle workers poll for the next job before they block (microseconds, 0: block at once). */
+  setIdleSpin(us: number): void {
+    Atomics.store(this.ctrl, IDLE_SPIN, Math.max(0, Math.round(us)));
   }
 
   /** Tasks run so far, and how many of them ran on a worker. */
@@ -340,6 +365,8 @@ let starting: Promise<unknown> = Promise.resolve();
 /** A started pool on `memory` that is not installed for the kernels (tests, benches), or the reason there is none. */
 export async function createKernelThreadPool(memory: WebAssembly.Memory, options: KernelThreadsOptions): Promise<{ pool?: NodeKernelThreadPool; reason?: string }> {
   if (!Number.isInteger(options.threads)) throw new RangeError(`kernel threads: threads must be an integer, got ${options.threads}`);
+  const spin = options.idleSpinUs;
+  if (spin !== undefined && !(Number.isFinite(spin) && spin >= 0 && spin <= 1e6)) throw new RangeError(`kernel threads: idleSpinUs must be a number of microseconds in [0, 1e6], got ${spin}`);
   if (options.threads < 2) return { reason: "one thread" };
   if (typeof SharedArrayBuffer === "undefined" || !(memory.buffer instanceof SharedArrayBuffer)) return { reason: "tfjs-wasm's memory is not shared (single-threaded build)" };
   let pool: NodeKernelThreadPool | undefined;
