@@ -163,3 +163,21 @@ export function otherLoad(a: CpuSnapshot | undefined, b: CpuSnapshot | undefined
 }
 
 export const loadText = (l: { others: number; steal: number } | undefined): string => (l ? `other processes ${l.others.toFixed(2)} cores, steal ${l.steal.toFixed(2)}` : "load unknown");
+
+/**
+ * Waits until the machine's CPUs are idle (under `maxCores` busy over a 50 ms window, from /proc/stat)
+ * or `timeoutMs` passed; returns the time waited (ms). Between the arms of an interleaved bench: a
+ * BLAS's or OpenMP's threads keep spinning after their work (OpenBLAS for up to ~0.1 s), which
+ * would take a core from whichever arm runs next.
+ */
+export async function waitForIdleCpu(maxCores = 0.3, timeoutMs = 2000): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    const a = cpuSnapshot([]);
+    await new Promise((res) => setTimeout(res, 50));
+    const b = cpuSnapshot([]);
+    const waited = performance.now() - start;
+    if (!a || !b) return waited;
+    if ((b.busy - a.busy) / ((b.at - a.at) / 1000) < maxCores || waited >= timeoutMs) return waited;
+  }
+}

@@ -20,6 +20,9 @@
  *            process (Node, tfjs, the wasm heap, which never shrinks, so the CNN phase starts with what
  *            the MLP phase touched); PyTorch's is its child process.
  *
+ * Before every timed arm the bench waits for idle CPUs (< 0.3 cores busy over 50 ms, at most 2 s):
+ * OpenBLAS's threads spin for up to ~0.1 s after a product, which took a core from the next arm
+ * (fitloop rounds after the torch1_blas2 arm ran ~30 % slower before this wait).
  * WARMUP warm-up rounds per arm (default 3), then ROUNDS interleaved rounds of the three arms (fitloop and the two
  * PyTorch settings; the order rotates every round); medians, and paired ratios (fitloop / peer in
  * the same round). Prints a table and, last, {"bench":"vs-pytorch","mlp_ratio":R1,"cnn_ratio":R2,
@@ -39,7 +42,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { Trainer, tensorData, useBackend } from "../packages/core/src/index.js";
 import { applyKernelChoice } from "./kernel-choice.js";
 import { simdKernelsEnabled } from "../packages/wasm/src/index.js";
-import { BATCH, buildModel, cpuSnapshot, intEnv, loadText, median, otherLoad, procStatusKib, randomData, resetPeakRss, threadsEnv, wasmThreadCount, type ModelKind } from "./models.js";
+import { BATCH, buildModel, cpuSnapshot, intEnv, loadText, median, otherLoad, procStatusKib, randomData, resetPeakRss, threadsEnv, waitForIdleCpu, wasmThreadCount, type ModelKind } from "./models.js";
 import { startPythonChild } from "./python-child.js";
 
 const ROUNDS = intEnv("ROUNDS", 5);
@@ -162,6 +165,7 @@ async function main(): Promise<void> {
   const runStart = cpuSnapshot(pids);
   const roundLoads: number[] = [];
   const contended: Record<ModelKind, number> = { mlp: 0, cnn: 0 };
+  let settled = 0;
   type Rates = { fitloop: number[] } & Record<SettingKey, number[]>;
   const rates = Object.fromEntries(KINDS.map((k) => [k, { fitloop: [], torch2_blas1: [], torch1_blas2: [] }])) as unknown as Record<ModelKind, Rates>;
   const mem = {} as Record<ModelKind, { fitloop: Memory } & Record<SettingKey, Memory>>;
@@ -180,11 +184,16 @@ async function main(): Promise<void> {
       // warm-up, every arm alike: V8 keeps optimising fitloop's JS over the first few hundred steps
       // (60-step fits: ~2.1 ms/step in the first, ~1.6 by the fourth), PyTorch's C++ needs none
       for (let w = 0; w < WARMUP; w++) for (const a of arms) await a.run();
+
       for (let round = 0; round < ROUNDS; round++) {
         const order = arms.map((_, i) => arms[(i + round) % arms.length]!);
         const got: Partial<Record<string, number>> = {};
         const before = cpuSnapshot(pids);
-        for (const a of order) got[a.name] = await a.run();
+        for (const a of order) {
+          // the previous arm's threads may still spin (OpenBLAS's for up to ~0.1 s): start on idle cores
+          settled += await waitForIdleCpu();
+          got[a.name] = await a.run();
+        }
         const load = otherLoad(before, cpuSnapshot(pids));
         if (load) roundLoads.push(load.others);
         if (load && load.others >= CONTENDED_CORES) contended[kind]++;
@@ -230,7 +239,7 @@ async function main(): Promise<void> {
   console.log("|---|---:|---:|---:|");
   for (const k of KINDS) console.log(`| ${k} | ${memCell(mem[k].fitloop)} | ${memCell(mem[k].torch2_blas1)} | ${memCell(mem[k].torch1_blas2)} |`);
   const loads = roundLoads.length ? `; per round ${Math.min(...roundLoads).toFixed(2)}..${Math.max(...roundLoads).toFixed(2)} cores` : "";
-  console.log(`\nmedians of ${ROUNDS} interleaved rounds, ${((performance.now() - started) / 1000).toFixed(0)} s; targets (issue 18): MLP >= 0.8x, CNN >= 1.0x, fitloop's peak memory no higher than PyTorch's`);
+  console.log(`\nmedians of ${ROUNDS} interleaved rounds, ${((performance.now() - started) / 1000).toFixed(0)} s (of which ${(settled / 1000).toFixed(1)} s waiting before each arm for idle CPUs: a BLAS's threads spin on after their work); targets (issue 18): MLP >= 0.8x, CNN >= 1.0x, fitloop's peak memory no higher than PyTorch's`);
   console.log(`machine load during the run (from /proc, besides this bench and its PyTorch children): ${loadText(runLoad)}${loads} of 2 cores`);
   if (contended.mlp + contended.cnn > 0) {
     console.log(
