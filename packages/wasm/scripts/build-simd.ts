@@ -65,7 +65,7 @@ export async function generatedModule(name: string): Promise<string> {
  * The packed GEMM's microkernels with FMA (each step `c = relaxed_madd(splat(a), b, c)`, one rounding
  * per product and add): $p<rows>x8 (general strides, a row clamp for edge tiles) and $p<rows>x8c
  * (ars = 4) with `rows` rows, $p4x8 and $p4x8c (the 4-row tiles at the end of M) with 4. The same
- * loops as gemm.wat's mul + add kernels (from docs/journal.md's research build, gemm-fma.fixture.ts).
+ * loops as gemm.wat's mul + add kernels (first built for research in docs/journal.md, round 9; `gemm-fma.fixture.ts` now compiles this generator's output).
  */
 function fmaMicrokernels(rows: number): string {
   const acc = (r: number) => `(local $c${r}_0 v128) (local $c${r}_1 v128)`;
