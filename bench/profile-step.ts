@@ -5,7 +5,7 @@
  * Prints ms/step without profiling (median), engine ops, kernels and new tensors per step, then kernel time per step under tf.profile (mean over
  * PROFILE_STEPS), by kernel. The last line is one JSON record.
  *
- *   pnpm run bench:profile-step      # env: STEPS (timed, 20), PROFILE_STEPS (5), WASM_KERNELS (below),
+ *   pnpm run bench:profile-step      # env: STEPS (timed, 20), WARMUP (MLP steps before timing, 300; the CNN a 15th), PROFILE_STEPS (5), WASM_KERNELS (below),
  *                                    # THREADS (unset: all cores; `false`: single-threaded, as before threads),
  *                                    # WASM_SIMD (`false`: JS loops instead of fitloop's SIMD kernels),
  *                                    # KERNEL_THREADS / SPLIT_MEMORY_BOUND (`false`: see bench/kernel-choice.ts),
@@ -23,6 +23,8 @@ import { BATCH, intEnv, median, threadsEnv, wasmThreadCount, type ModelKind, tra
 const STEPS = intEnv("STEPS", 20);
 const PROFILE_STEPS = intEnv("PROFILE_STEPS", 5);
 const TOP = intEnv("TOP", 14);
+const WARMUP_MLP = intEnv("WARMUP", 300);
+const WARMUP_CNN = Math.max(3, Math.round(WARMUP_MLP / 15));
 /** SHAPES=1: one row per kernel and input shapes (which call of a kernel is slow). */
 const BY_SHAPES = process.env["SHAPES"] === "1";
 
@@ -39,7 +41,8 @@ interface Profile {
 async function profileModel(kind: ModelKind): Promise<Profile> {
   const rig = trainingRig(kind, BATCH);
   const step = rig.step;
-  for (let i = 0; i < 3; i++) await step();
+  // V8 keeps optimising the step's JS for the first few hundred MLP steps: time it warm
+  for (let i = 0; i < (kind === "mlp" ? WARMUP_MLP : WARMUP_CNN); i++) await step();
   const times: number[] = [];
   for (let i = 0; i < STEPS; i++) {
     const t0 = performance.now();
