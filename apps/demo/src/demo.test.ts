@@ -30,7 +30,8 @@ describe("demo CLI (short configuration: MLP, 2 epochs)", () => {
 
     expect(straight).toMatch(/10000 embedded MNIST digits \(8000 train \/ 2000 held out, stratified, seed 42\); backend wasm/);
     expect(straight).toMatch(/overall: PASS/); // the sanity checks ran
-    expect(straight).toMatch(/LR finder: completed after 100 steps/);
+    // at the top of its range the loss may blow up a few steps before the last (it depends on the last bits of the GEMM: FMA or not)
+    expect(straight).toMatch(/LR finder: (completed after 100 steps|diverged after (9[0-9]) steps); suggestions valley/);
     expect(straight).toMatch(/completed after 2 of 2 epochs/);
     expect(number(straight, /held-out accuracy ([\d.]+) %/)).toBeGreaterThan(85);
     for (const label of ["report", "csv log", "tensorboard", "checkpoints", "confusion"]) {

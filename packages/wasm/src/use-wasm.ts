@@ -32,9 +32,11 @@ export interface UseWasmOptions {
    * engine validates relaxed SIMD: Node 22+, Chrome; Node 20 after fitloop sets the V8 flag
    * `--experimental-wasm-relaxed-simd` (process-wide, before the module is compiled). Results of
    * matmuls, dense layers and convolutions then differ from the cpu backend (and from FMA off) in the
-   * last bits. Where relaxed SIMD does not validate, a warning is logged and the plain SIMD GEMM
-   * runs. `fmaActive()` tells which runs. Default false: the bit-stable mul + add GEMM (exact resume
-   * holds on it); `false` also turns off FMA turned on earlier.
+   * last bits. Default true: used where relaxed SIMD validates, else the plain SIMD GEMM, silently
+   * (with `fma: true` the fallback is logged as a warning); `fmaActive()` tells which runs. `false`:
+   * the mul + add GEMM, whose bits do not depend on the engine or CPU (a run resumed elsewhere
+   * continues bit for bit; with FMA that holds on the same engine and CPU); it also turns off FMA
+   * turned on earlier.
    */
   fma?: boolean;
   /** Where fail-safe reasons are reported. Default: console. */
@@ -76,8 +78,8 @@ export async function useWasm(options: UseWasmOptions = {}): Promise<string> {
     throw new WasmBackendError(`loading ${WASM_PACKAGE} failed (npm install ${WASM_PACKAGE}): ${(e as Error).message}`, { cause: e });
   }
   // before the kernel threads start: their workers compile the FMA module only while it is on
-  const fma = await setFmaEnabled(options.fma === true);
-  if (fma.requested && fma.reason) logger.warn(`fitloop: FMA not used, the plain SIMD GEMM runs: ${fma.reason}`);
+  const fma = await setFmaEnabled(options.fma !== false);
+  if (options.fma === true && fma.reason) logger.warn(`fitloop: FMA not used, the plain SIMD GEMM runs: ${fma.reason}`);
   const singleThreaded = options.threads === false || options.threads === 1;
   setKernelThreadsEnabled(options.kernelThreads !== false && !singleThreaded);
   if (options.kernels === false) restoreWasmKernels();
@@ -90,7 +92,7 @@ export async function useWasm(options: UseWasmOptions = {}): Promise<string> {
     throw new WasmBackendError(`the wasm backend failed to initialise: ${(e as Error).message}`, { cause: e });
   }
   if (!ok || tf.getBackend() !== "wasm") throw new WasmBackendError(`the wasm backend failed to initialise; active backend is ${tf.getBackend()}`);
-  if (fma.requested && !fma.reason && !fmaActive()) logger.warn("fitloop: FMA not used, the plain SIMD GEMM runs: the FMA module could not be instantiated on the wasm backend's memory");
+  if (options.fma === true && !fma.reason && !fmaActive()) logger.warn("fitloop: FMA not used, the plain SIMD GEMM runs: the FMA module could not be instantiated on the wasm backend's memory");
   return tf.getBackend();
 }
 
