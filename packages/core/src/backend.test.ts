@@ -14,6 +14,17 @@ describe("useBackend", () => {
     expect(tf.getBackend()).toBe("cpu");
   });
 
+  it("passes fma to @fitloop/wasm: on by default where relaxed SIMD validates, off with fma: false", async () => {
+    const wasm = (await import("@fitloop/wasm")) as { fmaEnabled(): boolean; fmaActive(): boolean; fmaSupported(): boolean | undefined };
+    await useBackend("wasm", { fma: false });
+    expect(wasm.fmaEnabled()).toBe(false);
+    expect(wasm.fmaActive()).toBe(false);
+    await useBackend("wasm");
+    expect(wasm.fmaEnabled()).toBe(true);
+    expect(wasm.fmaActive()).toBe(wasm.fmaSupported() === true);
+    await useBackend("cpu");
+  });
+
   it("names the packages to install when tfjs-node is missing", async () => {
     const err = await useBackend("tensorflow").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendError);

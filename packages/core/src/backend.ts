@@ -19,6 +19,13 @@ export interface UseBackendOptions {
   threads?: boolean | number;
   /** With `@fitloop/wasm` installed, in Node: worker threads for its SIMD kernels. Default true. */
   kernelThreads?: boolean;
+  /**
+   * With `@fitloop/wasm` installed: relaxed-SIMD FMA in its GEMM where the engine validates it
+   * (default true; the last bits then differ from the cpu backend). `false`: the mul + add path,
+   * whose bits do not depend on the engine or CPU (a checkpoint resumed on another machine continues
+   * bit for bit).
+   */
+  fma?: boolean;
   /** Where fail-safe reasons (e.g. falling back to one thread) are reported. Default: console. */
   logger?: Logger;
 }
@@ -32,7 +39,7 @@ const isNode = (): boolean => {
 };
 
 interface WasmPackage {
-  useWasm(options: { kernels?: boolean; threads?: boolean | number; kernelThreads?: boolean; logger?: { warn(m: string): void } }): Promise<string>;
+  useWasm(options: { kernels?: boolean; threads?: boolean | number; kernelThreads?: boolean; fma?: boolean; logger?: { warn(m: string): void } }): Promise<string>;
 }
 
 /** `@fitloop/wasm` when it is installed, else undefined (stock tfjs-wasm then). */
@@ -87,13 +94,13 @@ export async function useBackend(name: BackendName, options: UseBackendOptions =
   const tfName = name === "tensorflow" ? "tensorflow" : name;
   const logger = options.logger ?? consoleLogger;
   const wasm = name === "wasm" ? await wasmPackage() : undefined;
-  if (name === "wasm" && !wasm && (options.threads !== undefined || options.kernelThreads !== undefined || options.wasmKernels === true)) {
+  if (name === "wasm" && !wasm && (options.threads !== undefined || options.kernelThreads !== undefined || options.wasmKernels === true || options.fma === true)) {
     logger.warn(`fitloop: ${WASM_PACKAGE} is not installed: stock tfjs-wasm runs (single-threaded, without fitloop's kernels: CNNs cannot train); npm install ${WASM_PACKAGE}`);
   }
   let ok: boolean;
   try {
     if (wasm) {
-      await wasm.useWasm({ ...(options.wasmKernels !== undefined ? { kernels: options.wasmKernels } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.kernelThreads !== undefined ? { kernelThreads: options.kernelThreads } : {}), logger: { warn: (m) => logger.warn(m) } });
+      await wasm.useWasm({ ...(options.wasmKernels !== undefined ? { kernels: options.wasmKernels } : {}), ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(options.kernelThreads !== undefined ? { kernelThreads: options.kernelThreads } : {}), ...(options.fma !== undefined ? { fma: options.fma } : {}), logger: { warn: (m) => logger.warn(m) } });
       ok = true;
     } else {
       ok = await tf.setBackend(tfName);
