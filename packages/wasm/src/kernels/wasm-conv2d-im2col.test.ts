@@ -6,6 +6,7 @@ import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
 import { im2colConv2D, IM2COL_CONV_MAX_TAPS, setIm2colConvEnabled } from "./wasm-conv2d-im2col.js";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
+import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { expectNoLeaks, useTestBackend } from "../testing.fixture.js";
 
 async function use(name: "cpu" | "wasm"): Promise<void> {
@@ -92,6 +93,30 @@ describe("forward convolution with few taps as im2col + SIMD GEMM (wasm) against
       expect(im2colConv2D({ inputs: { x: x1, filter: few }, backend, attrs: { strides: 1, pad: "valid" } }, "Conv2D")).toBeUndefined();
       setIm2colConvEnabled(true);
     });
+  });
+
+  it("with fitloop's kernel threads, many taps too (the CNN's conv2, 288 taps, bias + relu): matches cpu; without them XNNPACK", async () => {
+    const c: Case = { x: [8, 13, 13, 32], f: [3, 3, 32, 64], strides: 1, pad: "valid", bias: true, activation: "relu" };
+    await use("cpu");
+    const expected = conv(c, 7);
+    await use("wasm");
+    const direct = (): boolean =>
+      tf.tidy(() => {
+        const { x, filter, bias } = inputs(c, 7);
+        const out = im2colConv2D({ inputs: { x, filter, bias: bias! }, backend: tf.backend(), attrs: { strides: 1, pad: "valid", dilations: 1, dataFormat: "NHWC", activation: "relu" } }, "FusedConv2D");
+        if (out) tf.backend().disposeData(out.dataId);
+        return out !== undefined;
+      });
+    expect(kernelThreadPool()?.ready(), "the kernel thread pool runs in Node with the threaded build").toBe(true);
+    expect(direct(), "im2col path with kernel threads").toBe(true);
+    expectClose(conv(c, 7), expected, "288 taps", 1e-5);
+    setKernelThreadsEnabled(false);
+    try {
+      expect(direct(), "XNNPACK without kernel threads").toBe(false);
+      expectClose(conv(c, 7), expected, "288 taps on XNNPACK", 1e-5);
+    } finally {
+      setKernelThreadsEnabled(true);
+    }
   });
 
   it("gradients of a first conv layer match cpu through the registered kernels", async () => {

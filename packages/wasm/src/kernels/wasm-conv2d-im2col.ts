@@ -3,16 +3,18 @@ import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { im2colT } from "./wasm-im2col.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 import { disposeOnThrow, type KernelArgs } from "./wasm-util.js";
-import { splitRows } from "./kernel-threads.js";
+import { poolFor, splitRows } from "./kernel-threads.js";
 import { splitGemm } from "./wasm-gemm-split.js";
 
 /**
- * Forward convolutions with few filter taps (fh*fw*ci) as im2col + fitloop's SIMD GEMM, for
- * `Conv2D` and `FusedConv2D` (bias, linear or relu) on wasm. XNNPACK's convolution is slow when the
- * input has one or two channels (the first layer on MNIST: 2.2 ms for 25 MFLOP, ~11 GFLOP/s), while
- * patchesᵀ [taps, rows] is small there and the GEMM reads it through its strides (A = patches, no
- * copy) at ~30 GFLOP/s. Below the thread gate's size only (larger convolutions keep XNNPACK with
- * threads). Measured in docs/journal.md, round 8.
+ * Forward convolutions as im2col + fitloop's SIMD GEMM, for `Conv2D` and `FusedConv2D` (bias, linear
+ * or relu) on wasm: with few filter taps (fh*fw*ci) below the thread gate's size, and with any taps
+ * when fitloop's kernel threads run. XNNPACK's convolution is slow when the input has one or two
+ * channels (the first layer on MNIST: 2.2 ms for 25 MFLOP, ~11 GFLOP/s), while patchesᵀ [taps, rows]
+ * is small there and the GEMM reads it through its strides (A = patches, no copy) at ~30 GFLOP/s
+ * (round 8). With more taps the patches are large (the CNN's conv2: 8.9 MB), but fitloop's split
+ * packed GEMM on 2 threads outruns XNNPACK's threaded convolution by more than writing them costs
+ * (round 10e: CNN step 3-5 % faster, with or without FMA). Without kernel threads XNNPACK keeps them.
  */
 export const IM2COL_CONV_MAX_TAPS = 27;
 /**
@@ -55,13 +57,16 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
   const activation = attrs.activation ?? "linear";
   if (activation !== "linear" && activation !== "relu") return undefined;
   const [fh, fw, ci, co] = filter.shape as [number, number, number, number];
-  if (fh * fw * ci > IM2COL_CONV_MAX_TAPS || co < IM2COL_CONV_MIN_OUT_CHANNELS || x.shape[3] !== ci) return undefined;
+  if (co < IM2COL_CONV_MIN_OUT_CHANNELS || x.shape[3] !== ci) return undefined;
   if (bias && (bias.dtype !== "float32" || util.sizeFromShape(bias.shape) !== co)) return undefined;
   const flops = kernelFlops(kernelName, args.inputs, args.attrs ?? {});
-  if (flops >= wasmThreadMinFlops()) return undefined;
   const backend = args.backend as unknown as WasmHeapBackend;
   const simd = gemmSimd(backend.wasm);
   if (!simd) return undefined;
+  // few taps below the thread gate always; any other size only with fitloop's kernel threads (its
+  // split GEMM against XNNPACK's threaded convolution: CNN step 3-5 % faster, round 10e)
+  const fewTaps = fh * fw * ci <= IM2COL_CONV_MAX_TAPS && flops < wasmThreadMinFlops();
+  if (!fewTaps && !poolFor(simd.memory)) return undefined;
   const info = backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     [fh, fw, ci, co],
