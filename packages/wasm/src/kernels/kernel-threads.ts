@@ -73,6 +73,14 @@ export const memoryBoundSplitEnabled = (): boolean => memoryBound;
 /** Chunks per thread for `chunksPerThread`: a worker that wakes late (~15-80 us) still takes its share of the rest. */
 export const CHUNKS_PER_THREAD = 4;
 
+/** The most tasks one `KernelThreadPool.run` takes. */
+export const MAX_POOL_TASKS = 64;
+
+/** Runs `calls` on the pool in jobs of at most `MAX_POOL_TASKS` tasks each. */
+export function runPoolTasks(pool: KernelThreadPool, calls: readonly KernelCall[]): void {
+  for (let i = 0; i < calls.length; i += MAX_POOL_TASKS) pool.run(calls.slice(i, i + MAX_POOL_TASKS));
+}
+
 /** The pool for kernels on `memory`, when splitting is on and it is usable. */
 export function poolFor(memory: WebAssembly.Memory): KernelThreadPool | undefined {
   const p = pool;

@@ -2,7 +2,7 @@ import { AdamOptimizer, engine, getKernel, mul, registerKernel, tidy, util, zero
 import { adamSimd, type EmscriptenWasm } from "./simd/index.js";
 import { registerScaledApply, type ScaledApply } from "./scaled-apply.js";
 import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
-import { CHUNKS_PER_THREAD, planParts, poolFor, type KernelCall } from "./kernel-threads.js";
+import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, type KernelCall } from "./kernel-threads.js";
 
 /**
  * Adam's update on wasm as one kernel for all variables. tfjs-core's `AdamOptimizer.applyGradients` runs
@@ -39,9 +39,6 @@ interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: string): TensorInfo;
   wasm: EmscriptenWasm & { HEAPF32: Float32Array };
 }
-
-/** The most tasks one kernel-thread job takes (the pool's limit). */
-const MAX_POOL_TASKS = 64;
 
 /**
  * Inputs x, m, v, g (float32, same size), or with `attrs.count` = k: x0, m0, v0, g0, ..., x{k-1},
@@ -85,7 +82,7 @@ export function wasmAdam({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
         for (const c of calls) adam(...c.args);
         return;
       }
-      for (let i = 0; i < calls.length; i += MAX_POOL_TASKS) pool.run(calls.slice(i, i + MAX_POOL_TASKS));
+      runPoolTasks(pool, calls);
       return;
     }
     const h = b.wasm.HEAPF32; // after makeOutput, whose malloc may grow the heap

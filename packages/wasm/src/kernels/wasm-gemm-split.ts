@@ -1,4 +1,4 @@
-import { planParts, poolFor, type KernelCall, type KernelThreadPool } from "./kernel-threads.js";
+import { planParts, poolFor, runPoolTasks, type KernelCall, type KernelThreadPool } from "./kernel-threads.js";
 import * as tf from "@tensorflow/tfjs-core";
 import { FMA_GEMM_ROWS, fmaEnabled, fmaGemmSimd, gemmSimd, type EmscriptenWasm, type FmaGemmSimdExports, type GemmSimdExports, type SimdKernels } from "./simd/index.js";
 import { wasmThreadMinFlops } from "./wasm-threadpool.js";
@@ -254,9 +254,6 @@ function splitPacked(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThrea
   }
 }
 
-/** The most tasks one kernel-thread job takes (the pool's limit). */
-const MAX_POOL_TASKS = 64;
-
 /**
  * Several independent GEMMs (disjoint outputs) as one kernel-thread job when each takes the packed
  * kernel and splits: one wake-up of the workers instead of one per product (a dense layer's weight
@@ -285,7 +282,7 @@ export function splitGemms(gemm: Gemm, ops: readonly GemmOperands[], minFlops = 
       if (own) calls.push(...own);
       else j.whole(scratch + offsets[i]!);
     });
-    for (let i = 0; i < calls.length; i += MAX_POOL_TASKS) p.run(calls.slice(i, i + MAX_POOL_TASKS));
+    runPoolTasks(p, calls);
   } finally {
     gemm.free(scratch);
   }

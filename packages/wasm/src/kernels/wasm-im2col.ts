@@ -1,10 +1,8 @@
 import { backend_util, Transpose, type KernelBackend, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { disposeOnThrow, runWasm } from "./wasm-util.js";
-import { DEFAULT_MIN_SPLIT_BYTES, memoryBoundSplitEnabled, poolFor, splitRows, type KernelCall } from "./kernel-threads.js";
+import { DEFAULT_MIN_SPLIT_BYTES, MAX_POOL_TASKS, memoryBoundSplitEnabled, poolFor, splitRows, type KernelCall } from "./kernel-threads.js";
 
-/** Most tasks one `KernelThreadPool.run` takes. */
-const MAX_TASKS = 64;
 
 interface WasmHeapBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
@@ -42,7 +40,7 @@ export function im2colT(backend: KernelBackend, x: TensorInfo, info: backend_uti
       // One task per filter tap (disjoint rows of patchesᵀ) over fitloop's kernel threads when the copy is large.
       const pool = poolFor(simd.memory);
       disposeOnThrow(backend, [out], () => {
-        if (pool && memoryBoundSplitEnabled() && calls.length > 1 && calls.length <= MAX_TASKS && 4 * fh * fw * ci * rows >= DEFAULT_MIN_SPLIT_BYTES) pool.run(calls);
+        if (pool && memoryBoundSplitEnabled() && calls.length > 1 && calls.length <= MAX_POOL_TASKS && 4 * fh * fw * ci * rows >= DEFAULT_MIN_SPLIT_BYTES) pool.run(calls);
         else for (const c of calls) simd.exports.im2colRows(...(c.args as Parameters<typeof simd.exports.im2colRows>));
       });
       return out;

@@ -17,7 +17,7 @@
 import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
 import { EMBEDDED_SIMD_MODULES, fmaModules, wasmMemoryOf, type EmscriptenWasm } from "../kernels/simd/index.js";
-import { setKernelThreadPool, type KernelCall, type KernelThreadPool } from "../kernels/kernel-threads.js";
+import { MAX_POOL_TASKS, setKernelThreadPool, type KernelCall, type KernelThreadPool } from "../kernels/kernel-threads.js";
 import { workerExecArgv } from "./worker-argv.js";
 
 // One control block shared by the caller and all workers (Int32 slots), then per-task function ids,
@@ -36,7 +36,7 @@ const IDLE_SPIN = 7; // microseconds an idle worker polls for the next job befor
 const READY = 8; // READY + i: worker i's start-up state (1 ready, -1 failed)
 const MAX_WORKERS = 8;
 const CTRL_INTS = READY + MAX_WORKERS;
-const MAX_TASKS = 64;
+const MAX_TASKS = MAX_POOL_TASKS; // the control block holds this many tasks
 const MAX_ARGS = 20; // Adam takes 17
 const FNS_BYTE = 4 * CTRL_INTS;
 const ARGS_BYTE = FNS_BYTE + 4 * MAX_TASKS + 8 * 2; // 8-aligned, with NARGS per task below
