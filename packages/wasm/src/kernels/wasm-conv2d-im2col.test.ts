@@ -51,6 +51,10 @@ const CASES: Case[] = [
   { x: [2, 9, 9, 1], f: [3, 3, 1, 34], strides: 2, pad: 1, rounding: "ceil" },
   { x: [2, 8, 8, 1], f: [3, 3, 1, 35], strides: 1, pad: "same", bias: true, activation: "relu" },
   { x: [2, 8, 8, 2], f: [1, 1, 2, 64], strides: 1, pad: "valid", bias: true },
+  // from 8 input channels: patches in x's NHWC order (im2colNhwc), with padding, strides, dilation
+  { x: [2, 7, 6, 8], f: [1, 1, 8, 32], strides: 1, pad: "valid", bias: true, activation: "relu" },
+  { x: [3, 9, 8, 9], f: [3, 1, 9, 33], strides: [2, 1], pad: "same" },
+  { x: [2, 10, 9, 13], f: [2, 1, 13, 32], strides: 1, pad: 1, dilations: 2, bias: true },
 ];
 
 describe("forward convolution with few taps as im2col + SIMD GEMM (wasm) against cpu", () => {
