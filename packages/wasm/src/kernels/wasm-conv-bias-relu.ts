@@ -19,7 +19,7 @@ import {
 } from "@tensorflow/tfjs-core";
 import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 import { im2colConv2D } from "./wasm-conv2d-im2col.js";
-import { RELU_GRAD } from "./wasm-relu-grad.js";
+import { RELU_GRAD, RELU_GRAD_BIAS_SUM, reluGradBiasSumFused } from "./wasm-relu-grad.js";
 
 /**
  * A convolution layer with bias and ReLU in training, as one forward kernel.
@@ -61,13 +61,17 @@ export const convBiasReluGradConfig: GradConfig = {
   gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
     const [x, filter, y] = saved as [Tensor, Tensor, Tensor];
     const { strides, pad } = attrs as unknown as ConvAttrs;
-    // relu'(z) = step(z) = step(y) for y = relu(z) (NaN stays NaN), as tfjs's fused gradient
-    const dz = run(RELU_GRAD, { dy: dy as Tensor, x: y });
+    // relu'(z) = step(z) = step(y) for y = relu(z) (NaN stays NaN), as tfjs's fused gradient. Outside
+    // an outer tape, dz and the bias gradient come from one pass (FitloopReluGradBiasSum: no gradient
+    // of its own); under one, ReluGrad then a Sum, both differentiable.
+    const e = engine();
+    const onePass = e.state.gradientDepth === 0 && e.backendName === WASM && getKernel(RELU_GRAD_BIAS_SUM, WASM) !== undefined && reluGradBiasSumFused(e.backend, filter.shape[3]!);
+    const [dz, db] = onePass ? (e.runKernel(RELU_GRAD_BIAS_SUM, { dy: dy as Tensor, x: y }, {}) as unknown as [Tensor, Tensor]) : [run(RELU_GRAD, { dy: dy as Tensor, x: y }), undefined];
     const common = { strides, pad, dataFormat: "NHWC", dimRoundingMode: undefined } as unknown as NamedAttrMap;
     return {
       x: () => run(Conv2DBackpropInput, { dy: dz, filter }, { ...common, inputShape: x.shape } as NamedAttrMap),
       filter: () => run(Conv2DBackpropFilter, { x, dy: dz }, { ...common, filterShape: filter.shape } as NamedAttrMap),
-      bias: () => reshape(sum(dz, [0, 1, 2]), [filter.shape[3]!]),
+      bias: () => db ?? reshape(sum(dz, [0, 1, 2]), [filter.shape[3]!]),
     };
   },
 };

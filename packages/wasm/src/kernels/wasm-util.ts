@@ -60,7 +60,7 @@ export interface KernelArgs {
   attrs?: NamedAttrMap;
 }
 
-export const asKernelFunc = (f: (args: KernelArgs) => TensorInfo): KernelFunc => f as unknown as KernelFunc;
+export const asKernelFunc = (f: (args: KernelArgs) => TensorInfo | TensorInfo[]): KernelFunc => f as unknown as KernelFunc;
 
 /**
  * Runs `body`; when it throws (a trap, a kernel thread's error or timeout), disposes `outputs`, made

@@ -63,6 +63,8 @@ export interface MaxPoolGradSimdExports {
 /** Exports of `relu-grad.wat`: dx = dy * step(x) over n float32 elements. */
 export interface ReluGradSimdExports {
   reluGrad(dy: number, x: number, dx: number, n: number): void;
+  /** dx = dy * step(x) over rows x cols (cols a multiple of 4) and acc[c] (float64, zeroed by the caller) += its column sums. */
+  reluGradColSum(dy: number, x: number, dx: number, acc: number, rows: number, cols: number): void;
 }
 
 /** Exports of `adam.wat`: one Adam update of n float32 elements (see the .wat for the formula). */
