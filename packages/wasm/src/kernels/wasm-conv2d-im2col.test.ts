@@ -4,7 +4,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmKernels } from "./index.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
-import { im2colConv2D, IM2COL_CONV_MAX_TAPS, setIm2colConvEnabled } from "./wasm-conv2d-im2col.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, im2colConv2D, IM2COL_CONV_MAX_TAPS, setIm2colConvEnabled } from "./wasm-conv2d-im2col.js";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { expectNoLeaks, useTestBackend } from "../testing.fixture.js";
@@ -123,6 +123,27 @@ describe("forward convolution with few taps as im2col + SIMD GEMM (wasm) against
     }
   });
 
+  it("image by image (convImages) with kernel threads and on one thread, whole-batch im2col for images whose patches exceed CONV_IMAGES_MAX_PATCH_BYTES: all match cpu", async () => {
+    const small: Case = { x: [7, 6, 5, 16], f: [3, 3, 16, 40], strides: 1, pad: "same", bias: true, activation: "relu" };
+    const large: Case = { x: [1, 66, 64, 8], f: [3, 3, 8, 32], strides: 1, pad: "valid" };
+    expect(4 * 64 * 62 * 72, "the large case's patches per image").toBeGreaterThan(CONV_IMAGES_MAX_PATCH_BYTES);
+    await use("cpu");
+    const [es, el] = [conv(small, 3), conv(large, 4)];
+    await use("wasm");
+    expectClose(conv(small, 3), es, "per image, split", 1e-5);
+    expectClose(conv(large, 4), el, "whole batch", 1e-5);
+    setKernelThreadsEnabled(false);
+    try {
+      const [fewTaps] = [{ ...small, f: [1, 1, 16, 40] as [number, number, number, number] }];
+      await use("cpu");
+      const ef = conv(fewTaps, 5);
+      await use("wasm");
+      expectClose(conv(fewTaps, 5), ef, "per image, one thread", 1e-5);
+    } finally {
+      setKernelThreadsEnabled(true);
+    }
+  });
+
   it("gradients of a first conv layer match cpu through the registered kernels", async () => {
     const c: Case = { x: [4, 12, 12, 1], f: [3, 3, 1, 32], strides: 1, pad: "same" };
     const grads = (): Float32Array[] =>
@@ -139,10 +160,12 @@ describe("forward convolution with few taps as im2col + SIMD GEMM (wasm) against
 
   it("does not leak tensors or wasm memory", async () => {
     const { x, filter } = inputs(CASES[0]!, 0);
+    const perImage = inputs({ x: [7, 6, 5, 16], f: [3, 3, 16, 40], strides: 1, pad: "same", bias: true }, 1); // convImages, split
     await expectNoLeaks(() => {
       for (let i = 0; i < 5; i++) tf.conv2d(x, filter, 1, "valid").dispose();
+      for (let i = 0; i < 5; i++) tf.fused.conv2d({ x: perImage.x, filter: perImage.filter, bias: perImage.bias, activation: "relu", pad: "same", strides: 1 }).dispose();
     });
-    tf.dispose([x, filter]);
+    tf.dispose([x, filter, perImage.x, perImage.filter, perImage.bias!]);
   });
 });
 

@@ -1,11 +1,11 @@
 import { backend_util, util, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
-import { im2colNhwc, im2colT } from "./wasm-im2col.js";
+import { im2colT } from "./wasm-im2col.js";
 import { IM2COL_NHWC_MIN_CHANNELS } from "./wasm-conv2d-backprop-filter.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 import { disposeOnThrow, type KernelArgs } from "./wasm-util.js";
-import { poolFor, splitRows } from "./kernel-threads.js";
-import { splitGemm } from "./wasm-gemm-split.js";
+import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, splitRows } from "./kernel-threads.js";
+import { packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
 
 /**
  * Forward convolutions as im2col + fitloop's SIMD GEMM, for `Conv2D` and `FusedConv2D` (bias, linear
@@ -85,28 +85,72 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
   if (rows === 0 || co === 0) return undefined;
   return withWasmThreads(args.backend, flops, () => {
     const taps = fh * fw * ci;
-    // many input channels: patches [rows, taps] in x's NHWC order (runs of ci floats, no transpose of x)
-    const nhwc = ci >= IM2COL_NHWC_MIN_CHANNELS ? im2colNhwc(args.backend, x, info) : undefined;
-    const patches = nhwc ?? im2colT(args.backend, x, info);
+    const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    const [pb, relu] = [bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
+    // many input channels: image by image (patches in cache, then GEMM, bias and relu: `convImages`)
+    if (ci >= IM2COL_NHWC_MIN_CHANNELS && 4 * info.outHeight * info.outWidth * taps <= CONV_IMAGES_MAX_PATCH_BYTES) return convImages(backend, simd, x, filter, info, pb, relu);
+    const patches = im2colT(args.backend, x, info);
     try {
       const out = backend.makeOutput(info.outShape, "float32");
-      const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
       return disposeOnThrow(backend, [out], () => {
-      // C[rows, co] = patches[rows, taps] · filter[taps, co]; patches(m, k) = patchesᵀ[k, m].
-      splitGemm(simd, { pa: p(patches), ars: nhwc ? 4 * taps : 4, aks: nhwc ? 4 : 4 * rows, pb: p(filter), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: rows, n: co, k: taps });
-      if (bias || activation === "relu") {
-        // a memory-bound pass over the output: rows split over fitloop's kernel threads
-        const [pc, pb, relu] = [p(out), bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
-        splitRows(simd.memory, "gemm", "biasAct", rows, (start, count) => [pc + start * 4 * co, count, co, pb, relu], () => simd.exports.biasAct(pc, rows, co, pb, relu), {
-          align: 1,
-          bytes: 8 * rows * co,
-          memoryBound: true,
-        });
-      }
-      return out;
+        // C[rows, co] = patches[rows, taps] · filter[taps, co]; patches(m, k) = patchesᵀ[k, m].
+        splitGemm(simd, { pa: p(patches), ars: 4, aks: 4 * rows, pb: p(filter), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: rows, n: co, k: taps });
+        if (bias || activation === "relu") {
+          // a memory-bound pass over the output: rows split over fitloop's kernel threads
+          const pc = p(out);
+          splitRows(simd.memory, "gemm", "biasAct", rows, (start, count) => [pc + start * 4 * co, count, co, pb, relu], () => simd.exports.biasAct(pc, rows, co, pb, relu), {
+            align: 1,
+            bytes: 8 * rows * co,
+            memoryBound: true,
+          });
+        }
+        return out;
       });
     } finally {
       backend.disposeData(patches.dataId);
     }
+  });
+}
+
+/**
+ * Largest patches of one image (4*outH*outW*fh*fw*ci bytes) that `convImages` takes: each part of
+ * the work keeps one image's patches in scratch (the CNN's conv2: 139 KiB, in L2 beside the packed
+ * filter); larger images take whole-batch im2col + GEMM.
+ */
+export const CONV_IMAGES_MAX_PATCH_BYTES = 1024 * 1024;
+
+/**
+ * The forward convolution image by image (`gemm.wat`'s `convImages`): for each image its NHWC
+ * patches into a scratch that stays in cache, the packed GEMM into its output rows, then bias and
+ * relu on them. Whole-batch im2col writes and reads the patches of every image (the CNN's conv2:
+ * 8.9 MB) beyond the caches of a training step; per image they never leave L2 (round 11). Images
+ * split over fitloop's kernel threads (a scratch per part); each output element is one chain over k,
+ * the same bits as one call.
+ */
+function convImages(backend: WasmHeapBackend, simd: NonNullable<ReturnType<typeof gemmSimd>>, x: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo, pb: number, relu: number): TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels: ci, outHeight, outWidth, outChannels: co, filterHeight: fh, filterWidth: fw } = info;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const { top, left } = info.padInfo;
+  const taps = fh * fw * ci;
+  const rows = outHeight * outWidth;
+  const { module, exports, pool } = packedGemmModule(simd, poolFor(simd.memory));
+  const perPart = Math.ceil((Math.ceil((4 * rows * taps) / 16) * 16 + packedScratchBytes(co, taps)) / 64) * 64;
+  const parts = pool ? planParts(simd.memory, batchSize, { align: 1, bytes: Infinity, chunksPerThread: CHUNKS_PER_THREAD }) : [[0, batchSize] as [number, number]];
+  const out = backend.makeOutput(info.outShape, "float32");
+  return disposeOnThrow(backend, [out], () => {
+    const scratch = simd.malloc(perPart * parts.length);
+    if (!scratch) throw new Error(`fitloop wasm Conv2D: could not allocate ${perPart * parts.length} bytes of scratch`);
+    try {
+      const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+      const [px, po, pw] = [p(x), p(out), p(filter)];
+      const [xImage, outImage] = [4 * inHeight * inWidth * ci, 4 * rows * co];
+      const args = (start: number, count: number, part: number): number[] =>
+        [px + start * xImage, po + start * outImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left, pw, co, pb, relu, scratch + part * perPart];
+      if (pool && parts.length > 1) runPoolTasks(pool, parts.map(([start, count], i) => ({ module, fn: "convImages", args: args(start, count, i) })));
+      else exports.convImages(...(args(0, batchSize, 0) as Parameters<ConvImagesExports["convImages"]>));
+    } finally {
+      simd.free(scratch);
+    }
+    return out;
   });
 }

@@ -40,6 +40,14 @@ export interface PackedGemmExports {
   gemmPacked(pa: number, ars: number, aks: number, pb: number, bks: number, bns: number, pc: number, ldc: number, m: number, n: number, k: number, kc: number, scratch: number): void;
 }
 
+/** `gemm.wat`'s (and gemm-fma.wat's) image-by-image forward convolution: im2col, GEMM, bias + relu per image (see the .wat). */
+export interface ConvImagesExports {
+  convImages(
+    x: number, out: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number, fh: number, fw: number,
+    sh: number, sw: number, dh: number, dw: number, top: number, left: number, w: number, co: number, bias: number, relu: number, scratch: number,
+  ): void;
+}
+
 type Gemm = SimdKernels<GemmSimdExports>;
 const packedExports = (gemm: Gemm): GemmSimdExports & PackedGemmExports => gemm.exports as GemmSimdExports & PackedGemmExports;
 
@@ -200,6 +208,17 @@ export function fmaActive(wasm?: EmscriptenWasm): boolean {
   if (!fmaEnabled()) return false;
   const w = wasm ?? (tf.engine().registry["wasm"] as unknown as { wasm?: EmscriptenWasm } | undefined)?.wasm;
   return !!w && !!gemmSimd(w) && !!fmaGemmSimd(w);
+}
+
+/**
+ * The packed GEMM's module for work on `gemm`'s memory: gemm-fma.wat's while FMA runs (with `pool`
+ * only if the pool loaded that module; else the work stays on the calling thread, the same bits),
+ * otherwise gemm.wat's. Both export `gemmPacked` and `convImages`.
+ */
+export function packedGemmModule(gemm: Gemm, pool: KernelThreadPool | undefined): { module: "gemm" | "gemm-fma"; exports: PackedGemmExports & ConvImagesExports; pool: KernelThreadPool | undefined } {
+  const fma = fmaGemmOf(gemm);
+  if (!fma) return { module: "gemm", exports: gemm.exports as unknown as PackedGemmExports & ConvImagesExports, pool };
+  return { module: "gemm-fma", exports: fma as unknown as PackedGemmExports & ConvImagesExports, pool: pool && poolHas(pool, FMA_GEMM_FN) ? pool : undefined };
 }
 
 /** One packed GEMM planned: its scratch, and its parts as kernel-thread calls (none: one call on the caller). */

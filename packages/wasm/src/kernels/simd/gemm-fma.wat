@@ -190,6 +190,124 @@
       (br $pl)))
   )
 
+  ;; In place on C (M x N, row-major, contiguous): C(m, n) += bias(n) when bias != 0, then
+  ;; max(C, 0) when relu != 0 (NaN stays NaN).
+  (func $biasAct (export "biasAct") (param $pc i32) (param $M i32) (param $N i32) (param $bias i32) (param $relu i32)
+    (local $i i32) (local $j i32) (local $end4 i32) (local $end i32) (local $v v128) (local $f f32)
+    (local.set $end4 (i32.shl (i32.and (local.get $N) (i32.const -4)) (i32.const 2)))
+    (local.set $end (i32.shl (local.get $N) (i32.const 2)))
+    (block $dr (loop $lr
+      (br_if $dr (i32.ge_u (local.get $i) (local.get $M)))
+      (local.set $j (i32.const 0))
+      (block $d4 (loop $l4
+        (br_if $d4 (i32.ge_u (local.get $j) (local.get $end4)))
+        (local.set $v (v128.load (i32.add (local.get $pc) (local.get $j))))
+        (if (local.get $bias) (then (local.set $v (f32x4.add (local.get $v) (v128.load (i32.add (local.get $bias) (local.get $j)))))))
+        (if (local.get $relu) (then (local.set $v (v128.bitselect (v128.const i32x4 0 0 0 0) (local.get $v) (f32x4.lt (local.get $v) (v128.const i32x4 0 0 0 0))))))
+        (v128.store (i32.add (local.get $pc) (local.get $j)) (local.get $v))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l4)))
+      (block $d1 (loop $l1
+        (br_if $d1 (i32.ge_u (local.get $j) (local.get $end)))
+        (local.set $f (f32.load (i32.add (local.get $pc) (local.get $j))))
+        (if (local.get $bias) (then (local.set $f (f32.add (local.get $f) (f32.load (i32.add (local.get $bias) (local.get $j)))))))
+        (if (local.get $relu) (then (local.set $f (select (f32.const 0) (local.get $f) (f32.lt (local.get $f) (f32.const 0))))))
+        (f32.store (i32.add (local.get $pc) (local.get $j)) (local.get $f))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $l1)))
+      (local.set $pc (i32.add (local.get $pc) (local.get $end)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $lr)))
+  )
+
+  ;; im2col in NHWC order (Conv2DBackpropFilter with many input channels): for each of `images`
+  ;; images of inH x inW x ci floats at x (contiguous) and each output pixel (oh, ow), dst gets one
+  ;; row of fh*fw*ci floats: for each tap (kh, kw), x[ih, iw, 0..ci) with ih = oh*sh + kh*dh - top,
+  ;; iw = ow*sw + kw*dw - left, zeros outside the image. With dw = 1 a filter row inside the image is
+  ;; one copy of fw*ci floats. Byte pointers, sizes in floats; dst advances by images*outH*outW rows.
+  (func $im2colNhwc (export "im2colNhwc") (param $x i32) (param $dst i32) (param $images i32) (param $inH i32) (param $inW i32) (param $ci i32)
+    (param $outH i32) (param $outW i32) (param $fh i32) (param $fw i32) (param $sh i32) (param $sw i32) (param $dh i32) (param $dw i32)
+    (param $top i32) (param $left i32)
+    (local $b i32) (local $img i32) (local $oh i32) (local $ow i32) (local $kh i32) (local $kw i32) (local $ih i32) (local $iw i32)
+    (local $iw0 i32) (local $cb i32) (local $rowBytes i32) (local $imgBytes i32)
+    (local.set $cb (i32.shl (local.get $ci) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (local.get $fw) (local.get $cb)))
+    (local.set $imgBytes (i32.mul (i32.mul (local.get $inH) (local.get $inW)) (local.get $cb)))
+    (local.set $img (local.get $x))
+    (block $bd (loop $bl
+      (br_if $bd (i32.ge_u (local.get $b) (local.get $images)))
+      (local.set $oh (i32.const 0))
+      (block $od (loop $ol
+        (br_if $od (i32.ge_u (local.get $oh) (local.get $outH)))
+        (local.set $ow (i32.const 0))
+        (block $wd (loop $wl
+          (br_if $wd (i32.ge_u (local.get $ow) (local.get $outW)))
+          (local.set $iw0 (i32.sub (i32.mul (local.get $ow) (local.get $sw)) (local.get $left)))
+          (local.set $kh (i32.const 0))
+          (block $hd (loop $hl
+            (br_if $hd (i32.ge_u (local.get $kh) (local.get $fh)))
+            (local.set $ih (i32.sub (i32.add (i32.mul (local.get $oh) (local.get $sh)) (i32.mul (local.get $kh) (local.get $dh))) (local.get $top)))
+            (if (i32.or (i32.lt_s (local.get $ih) (i32.const 0)) (i32.ge_s (local.get $ih) (local.get $inH)))
+              (then (memory.fill (local.get $dst) (i32.const 0) (local.get $rowBytes)))
+              (else
+                (if (i32.and (i32.eq (local.get $dw) (i32.const 1))
+                      (i32.and (i32.ge_s (local.get $iw0) (i32.const 0)) (i32.le_s (i32.add (local.get $iw0) (local.get $fw)) (local.get $inW))))
+                  (then (memory.copy (local.get $dst)
+                    (i32.add (local.get $img) (i32.mul (i32.add (i32.mul (local.get $ih) (local.get $inW)) (local.get $iw0)) (local.get $cb)))
+                    (local.get $rowBytes)))
+                  (else
+                    (local.set $kw (i32.const 0))
+                    (block $kd (loop $kl
+                      (br_if $kd (i32.ge_u (local.get $kw) (local.get $fw)))
+                      (local.set $iw (i32.add (local.get $iw0) (i32.mul (local.get $kw) (local.get $dw))))
+                      (if (i32.or (i32.lt_s (local.get $iw) (i32.const 0)) (i32.ge_s (local.get $iw) (local.get $inW)))
+                        (then (memory.fill (i32.add (local.get $dst) (i32.mul (local.get $kw) (local.get $cb))) (i32.const 0) (local.get $cb)))
+                        (else (memory.copy (i32.add (local.get $dst) (i32.mul (local.get $kw) (local.get $cb)))
+                          (i32.add (local.get $img) (i32.mul (i32.add (i32.mul (local.get $ih) (local.get $inW)) (local.get $iw)) (local.get $cb)))
+                          (local.get $cb))))
+                      (local.set $kw (i32.add (local.get $kw) (i32.const 1)))
+                      (br $kl)))))))
+            (local.set $dst (i32.add (local.get $dst) (local.get $rowBytes)))
+            (local.set $kh (i32.add (local.get $kh) (i32.const 1)))
+            (br $hl)))
+          (local.set $ow (i32.add (local.get $ow) (i32.const 1)))
+          (br $wl)))
+        (local.set $oh (i32.add (local.get $oh) (i32.const 1)))
+        (br $ol)))
+      (local.set $img (i32.add (local.get $img) (local.get $imgBytes)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $bl)))
+  )
+
+  ;; A forward convolution (NHWC, float32) image by image, so that each image's patches stay in cache:
+  ;; for each of `images` images at x (inH x inW x ci floats each), its im2col patches ($im2colNhwc:
+  ;; outH*outW rows of fh*fw*ci floats) into scratch, then C = patches · W ($gemmPacked, W [fh*fw*ci, co]
+  ;; row-major at w, packed per image into scratch after the patches) into out (outH*outW x co floats
+  ;; per image), then bias and relu on that image's rows ($biasAct; bias 0: none) while they are in
+  ;; cache. Each output element is the same chain over k as one gemmPacked call over all images.
+  ;; scratch: 4*outH*outW*fh*fw*ci bytes of patches (a multiple of 16), then gemmPacked's scratch.
+  (func (export "convImages") (param $x i32) (param $out i32) (param $images i32) (param $inH i32) (param $inW i32) (param $ci i32)
+    (param $outH i32) (param $outW i32) (param $fh i32) (param $fw i32) (param $sh i32) (param $sw i32) (param $dh i32) (param $dw i32)
+    (param $top i32) (param $left i32) (param $w i32) (param $co i32) (param $bias i32) (param $relu i32) (param $scratch i32)
+    (local $rows i32) (local $taps i32) (local $xImg i32) (local $outImg i32) (local $gemmScratch i32)
+    (local.set $rows (i32.mul (local.get $outH) (local.get $outW)))
+    (local.set $taps (i32.mul (i32.mul (local.get $fh) (local.get $fw)) (local.get $ci)))
+    (local.set $xImg (i32.shl (i32.mul (i32.mul (local.get $inH) (local.get $inW)) (local.get $ci)) (i32.const 2)))
+    (local.set $outImg (i32.shl (i32.mul (local.get $rows) (local.get $co)) (i32.const 2)))
+    (local.set $gemmScratch (i32.add (local.get $scratch) (i32.and (i32.add (i32.shl (i32.mul (local.get $rows) (local.get $taps)) (i32.const 2)) (i32.const 15)) (i32.const -16))))
+    (block $done (loop $img
+      (br_if $done (i32.eqz (local.get $images)))
+      (call $im2colNhwc (local.get $x) (local.get $scratch) (i32.const 1) (local.get $inH) (local.get $inW) (local.get $ci) (local.get $outH) (local.get $outW)
+        (local.get $fh) (local.get $fw) (local.get $sh) (local.get $sw) (local.get $dh) (local.get $dw) (local.get $top) (local.get $left))
+      (call $gemmPacked (local.get $scratch) (i32.shl (local.get $taps) (i32.const 2)) (i32.const 4) (local.get $w) (i32.shl (local.get $co) (i32.const 2)) (i32.const 4)
+        (local.get $out) (i32.shl (local.get $co) (i32.const 2)) (local.get $rows) (local.get $co) (local.get $taps) (i32.const 0) (local.get $gemmScratch))
+      (if (i32.or (local.get $bias) (local.get $relu)) (then (call $biasAct (local.get $out) (local.get $rows) (local.get $co) (local.get $bias) (local.get $relu))))
+      (local.set $x (i32.add (local.get $x) (local.get $xImg)))
+      (local.set $out (i32.add (local.get $out) (local.get $outImg)))
+      (local.set $images (i32.sub (local.get $images) (i32.const 1)))
+      (br $img)))
+  )
+
   ;; C = A·B with B packed (GotoBLAS-style loops): A(m, k) at pa + m*ars + k*aks, B(k, n) at
   ;; pb + k*bks + n*bns (row-major B: bks = 4N, bns = 4; a transposed B: bks = 4, bns = 4K; no
   ;; transpose copy either way), C(m, n) at pc + m*ldc + 4n; byte pointers and strides.
