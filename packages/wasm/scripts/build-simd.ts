@@ -22,7 +22,7 @@ import { base64Literal, wat2wasm } from "../../../scripts/wat.js";
 
 export const SIMD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "kernels", "simd");
 /** The kernel sources (`<name>.wat` in SIMD_DIR). */
-export const SIMD_SOURCES = ["batch-norm", "max-pool-grad", "relu-grad", "adam", "gemm", "col2im", "elementwise", "max-pool-2x2"] as const;
+export const SIMD_SOURCES = ["batch-norm", "max-pool-grad", "relu-grad", "adam", "gemm", "elementwise", "max-pool-2x2"] as const;
 export const MEMORY_VARIANTS = { plain: "(memory 1)", shared: "(memory 1 65536 shared)" } as const;
 export type MemoryVariant = keyof typeof MEMORY_VARIANTS;
 /**

@@ -3,6 +3,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { COL2IM_MAX_SCRATCH, inputGradPath, planInputGradGemm, registerWasmKernels, setCol2imInputGradEnabled, type InputGradPath } from "./index.js";
 import { setSimdKernelsEnabled } from "./simd/index.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES } from "./wasm-conv2d-im2col.js";
+import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
 import type { ConvCase, Pad } from "./conv-case.fixture.js";
@@ -142,6 +144,30 @@ describe("wasm Conv2DBackpropInput as GEMM + col2im", () => {
     const big = { ...attrs, pad: "same", inputShape: [64, 64, 64, 64] } as const;
     expect(64 * 64 * 64 * 576).toBeGreaterThan(COL2IM_MAX_SCRATCH);
     expect(inputGradPath(info([64, 64, 64, 8]), info([3, 3, 64, 8]), big as never, backend)).toBe("conv");
+  });
+
+  it("image by image (col2imImages) split over the kernel threads and on one thread, and whole-batch for images whose cols exceed CONV_IMAGES_MAX_PATCH_BYTES: all match cpu", async () => {
+    const perImage: Case = { b: 7, h: 13, w: 13, ci: 32, co: 64, fh: 3, fw: 3, s: 1, pad: "valid" };
+    const strided: Case = { b: 5, h: 9, w: 8, ci: 12, co: 16, fh: 3, fw: 3, s: 2, pad: "same" };
+    const large: Case = { b: 1, h: 66, w: 64, ci: 8, co: 64, fh: 3, fw: 3, s: 1, pad: "valid" };
+    expect(4 * 64 * 62 * 72, "the large case's cols per image").toBeGreaterThan(CONV_IMAGES_MAX_PATCH_BYTES);
+    const all = [perImage, strided, large];
+    await use("cpu");
+    const want = all.map((c, i) => inputGrad(c, 900 + i).data);
+    await use("wasm");
+    setCol2imInputGradEnabled("always"); // the large case's little padding keeps the composed conv by the measured rule
+    all.forEach((c, i) => {
+      const got = inputGrad(c, 900 + i);
+      expect(got.path, JSON.stringify(c)).toBe("gemm-simd");
+      expectClose(got.data, want[i]!, JSON.stringify(c), 1e-5);
+    });
+    expect(kernelThreadPool()?.ready(), "the kernel thread pool runs in Node with the threaded build").toBe(true);
+    setKernelThreadsEnabled(false);
+    try {
+      expectClose(inputGrad(strided, 901).data, want[1]!, "one thread", 1e-5);
+    } finally {
+      setKernelThreadsEnabled(true);
+    }
   });
 
   it("gives the same tf.grad of a strided conv2d as cpu", async () => {

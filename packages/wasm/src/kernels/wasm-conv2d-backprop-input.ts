@@ -1,7 +1,8 @@
 import { backend_util, BatchMatMul, Conv2D, Conv2DBackpropInput, Reverse, Transpose, type Conv2DBackpropInputAttrs, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { col2imSimd, type EmscriptenWasm } from "./simd/index.js";
-import { planParts, splitRows } from "./kernel-threads.js";
-import { ownGemm, splitGemm } from "./wasm-gemm-split.js";
+import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, splitRows } from "./kernel-threads.js";
+import { ownGemm, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES } from "./wasm-conv2d-im2col.js";
 import { asKernelFunc, disposeOnThrow, runWasm, withTemps, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** Padding of the forward Conv2D that computes an input gradient, or null when it does not apply. */
@@ -89,13 +90,15 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
   const rows = batchSize * outHeight * outWidth;
   const taps = fh * fw * ci;
   const kb = backend as unknown as Parameters<typeof runWasm>[1];
+  const gemm = ownGemm(backend.wasm, 2 * rows * taps * co);
+  const imageCols = 4 * outHeight * outWidth * taps;
+  if (simd && gemm && imageCols <= CONV_IMAGES_MAX_PATCH_BYTES && packedScratchBytes(taps, co) <= CONV_IMAGES_MAX_PATCH_BYTES) return col2imImages(backend, gemm, dy, filter, info);
   return withTemps(kb, (keep) => {
     // The stock BatchMatMul takes a scalar loop with transposeB: transpose the (small) filter first.
     const wT = keep(runWasm(Transpose, kb, { x: { ...filter, shape: [taps, co] } }, { perm: [1, 0] }));
     const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
     // fitloop's SIMD GEMM (split over the kernel threads) below the thread gate's size, or from it when
     // kernel threads run; else XNNPACK on its threads.
-    const gemm = ownGemm(backend.wasm, 2 * rows * taps * co);
     let cols: TensorInfo;
     if (gemm) {
       cols = keep(backend.makeOutput([rows, taps], "float32"));
@@ -120,7 +123,7 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
         const [colsImage, dxImage] = [4 * outHeight * outWidth * taps, 4 * inHeight * inWidth * ci];
         const args = (start: number, count: number, part: number): [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number] =>
           [c0 + start * colsImage, d0 + start * dxImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, top, left, scratch + part * listBytes];
-        disposeOnThrow(backend, [dx], () => splitRows(simd.memory, "col2im", "col2im", batchSize, args, () => simd.exports.col2im(...args(0, batchSize, 0)), split));
+        disposeOnThrow(backend, [dx], () => splitRows(simd.memory, "gemm", "col2im", batchSize, args, () => simd.exports.col2im(...args(0, batchSize, 0)), split));
       } finally {
         simd.free(scratch);
       }
@@ -131,7 +134,43 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
   });
 }
 
-/** The gather of `simd/col2im.wat` as a JS loop (same sources, same order: oh, then ow ascending). */
+/**
+ * dx image by image (gemm.wat's `col2imImages`): per image, cols = dy_image · Wᵀ (the packed GEMM,
+ * W read as a transposed B: no transpose op) into a scratch that stays in cache, then its gather
+ * into dx. The whole-batch cols (the CNN's conv2: 8.9 MB) are written and read beyond the caches of
+ * a training step; one image's (139 KiB) stay in L2 (round 11). Images split over fitloop's kernel
+ * threads, a scratch per part; the same sums as whole-batch GEMM + col2im (FMA or not, as the GEMM).
+ */
+function col2imImages(backend: WasmHeapBackend, gemm: NonNullable<ReturnType<typeof ownGemm>>, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels: ci, outHeight, outWidth, outChannels: co, filterHeight: fh, filterWidth: fw } = info;
+  const { strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const taps = fh * fw * ci;
+  const rows = outHeight * outWidth;
+  const { module, exports, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
+  const gemmBytes = Math.ceil(packedScratchBytes(taps, co) / 16) * 16;
+  const perPart = Math.ceil((Math.ceil((4 * rows * taps) / 16) * 16 + gemmBytes + 4 * (fh + fw + fh * fw)) / 64) * 64;
+  const parts = pool ? planParts(gemm.memory, batchSize, { align: 1, bytes: Infinity, chunksPerThread: CHUNKS_PER_THREAD }) : [[0, batchSize] as [number, number]];
+  const dx = backend.makeOutput([batchSize, inHeight, inWidth, ci], "float32");
+  return disposeOnThrow(backend, [dx], () => {
+    const scratch = gemm.malloc(perPart * parts.length);
+    if (!scratch) throw new Error(`fitloop wasm Conv2DBackpropInput: could not allocate ${perPart * parts.length} bytes of scratch`);
+    try {
+      const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+      const [pdy, pdx, pw] = [p(dy), p(dx), p(filter)];
+      const [dyImage, dxImage] = [4 * rows * co, 4 * inHeight * inWidth * ci];
+      const args = (start: number, count: number, part: number): number[] =>
+        [pdy + start * dyImage, pdx + start * dxImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, top, left, pw, co, gemmBytes, scratch + part * perPart];
+      if (pool && parts.length > 1) runPoolTasks(pool, parts.map(([start, count], i) => ({ module, fn: "col2imImages", args: args(start, count, i) })));
+      else exports.col2imImages(...(args(0, batchSize, 0) as Parameters<ConvImagesExports["col2imImages"]>));
+    } finally {
+      gemm.free(scratch);
+    }
+    return dx;
+  });
+}
+
+/** The gather of gemm.wat's `col2im` as a JS loop (same sources, same order: oh, then ow ascending). */
 function col2imJs(heap: Float32Array, cols: number, dx: number, info: backend_util.Conv2DInfo): void {
   const { batchSize, inHeight, inWidth, inChannels: ci, outHeight, outWidth, filterHeight: fh, filterWidth: fw } = info;
   const { strideHeight: sh, strideWidth: sw } = info;

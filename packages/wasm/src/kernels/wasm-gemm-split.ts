@@ -40,11 +40,16 @@ export interface PackedGemmExports {
   gemmPacked(pa: number, ars: number, aks: number, pb: number, bks: number, bns: number, pc: number, ldc: number, m: number, n: number, k: number, kc: number, scratch: number): void;
 }
 
-/** `gemm.wat`'s (and gemm-fma.wat's) image-by-image forward convolution: im2col, GEMM, bias + relu per image (see the .wat). */
+/** `gemm.wat`'s (and gemm-fma.wat's) image-by-image convolution kernels (see the .wat). */
 export interface ConvImagesExports {
   convImages(
     x: number, out: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number, fh: number, fw: number,
     sh: number, sw: number, dh: number, dw: number, top: number, left: number, w: number, co: number, bias: number, relu: number, scratch: number,
+  ): void;
+  /** The input gradient image by image: cols = dy_image · Wᵀ into scratch, then col2im into dx (see the .wat). */
+  col2imImages(
+    dy: number, dx: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number, fh: number, fw: number,
+    sh: number, sw: number, top: number, left: number, w: number, co: number, gemmBytes: number, scratch: number,
   ): void;
 }
 

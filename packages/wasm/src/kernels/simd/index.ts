@@ -3,13 +3,12 @@ import { WASM_BASE64 as MAX_POOL_GRAD_WASM } from "./max-pool-grad.wasm.js";
 import { WASM_BASE64 as RELU_GRAD_WASM } from "./relu-grad.wasm.js";
 import { WASM_BASE64 as ADAM_WASM } from "./adam.wasm.js";
 import { WASM_BASE64 as GEMM_WASM } from "./gemm.wasm.js";
-import { WASM_BASE64 as COL2IM_WASM } from "./col2im.wasm.js";
 import { WASM_BASE64 as ELEMENTWISE_WASM } from "./elementwise.wasm.js";
 import { WASM_BASE64 as MAX_POOL_2X2_WASM } from "./max-pool-2x2.wasm.js";
 import { WASM_BASE64 as GEMM_FMA_WASM } from "./gemm-fma.wasm.js";
 
 /** The embedded modules by source name (`<name>.wat`). */
-export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM, gemm: GEMM_WASM, col2im: COL2IM_WASM, elementwise: ELEMENTWISE_WASM, "max-pool-2x2": MAX_POOL_2X2_WASM };
+export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM, gemm: GEMM_WASM, elementwise: ELEMENTWISE_WASM, "max-pool-2x2": MAX_POOL_2X2_WASM };
 
 /**
  * Embedded modules that need relaxed SIMD (`gemm-fma.wat`): not in `EMBEDDED_SIMD_MODULES`, which
@@ -109,7 +108,7 @@ export interface GemmSimdExports {
 }
 
 /**
- * Exports of `col2im.wat`: dx (NHWC) = the gather of cols (one row per output pixel, one column per
+ * Exports of gemm.wat's `col2im`: dx (NHWC) = the gather of cols (one row per output pixel, one column per
  * (kh, kw, c)) for Conv2DBackpropInput; byte pointers, sizes in elements; scratch: (fh + fw + fh*fw) i32.
  */
 export interface Col2imSimdExports {
@@ -212,8 +211,11 @@ export const adamSimd = (wasm: EmscriptenWasm): SimdKernels<AdamSimdExports> | u
 /** The strided GEMM SIMD kernel on this tfjs-wasm module's memory, or undefined (then the stock matmul runs). */
 export const gemmSimd = (wasm: EmscriptenWasm): SimdKernels<GemmSimdExports> | undefined => instantiate<GemmSimdExports>("gemm", GEMM_WASM, wasm);
 
-/** The col2im SIMD kernel on this tfjs-wasm module's memory, or undefined (then the JS loop runs). */
-export const col2imSimd = (wasm: EmscriptenWasm): SimdKernels<Col2imSimdExports> | undefined => instantiate<Col2imSimdExports>("col2im", COL2IM_WASM, wasm);
+/**
+ * The col2im SIMD kernel on this tfjs-wasm module's memory, or undefined (then the JS loop runs). It
+ * lives in gemm.wat, beside `col2imImages`, which needs it and the packed GEMM in one module.
+ */
+export const col2imSimd = (wasm: EmscriptenWasm): SimdKernels<Col2imSimdExports> | undefined => gemmSimd(wasm) as SimdKernels<Col2imSimdExports> | undefined;
 
 /**
  * Exports of `elementwise.wat` (byte pointers, counts in elements; each works on any sub-range of
