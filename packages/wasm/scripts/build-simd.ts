@@ -118,16 +118,18 @@ function fmaMicrokernels(rows: number): string {
 
 /**
  * `gemm-fma.wat`: gemm.wat's packed GEMM (`gemmPacked`, same arguments and scratch) with FMA
- * microkernels of `rows` rows: the microkernels regenerated, gemm.wat's `packB` and `gemmPacked`
- * copied with the tile height 5 replaced by `rows` (the 5x8 edge-tile buffer becomes rows x 8 floats,
- * within the same 256 bytes of scratch). Nothing else of gemm.wat (its other exports run mul + add).
+ * microkernels of `rows` rows: the microkernels regenerated; gemm.wat's `packB`, the functions after
+ * it (biasAct, im2colNhwc, col2im, the image-by-image convolution kernels, the `gemmPacked` export)
+ * copied as they are; its driver `$gemmPackedAcc` copied with the tile height 5 replaced by `rows`
+ * (the 5x8 edge-tile buffer becomes rows x 8 floats, within the same 256 bytes of scratch). Nothing
+ * else of gemm.wat (its other exports run mul + add).
  */
 export function fmaWat(rows: number = FMA_ROWS): string {
   if (rows < 5 || rows > 7) throw new RangeError(`fmaWat: rows must be 5..7 (the edge tile buffer is 256 bytes), got ${rows}`);
   const src = readFileSync(path.join(SIMD_DIR, "gemm.wat"), "utf8");
   const placeholder = '(import "env" "memory" MEMORY)';
   const panels = src.indexOf("  ;; The packed GEMM's B panels");
-  const d0 = src.indexOf('  (func $gemmPacked (export "gemmPacked")');
+  const d0 = src.indexOf("  (func $gemmPackedAcc ");
   const d1 = src.indexOf("\n  )\n", d0);
   if (!src.includes(placeholder) || src.indexOf("  (func $p5x8 ") < 0 || panels < 0 || d0 < panels || d1 < d0) throw new Error("gemm.wat: the packed GEMM's parts were not found");
   // the driver's tile height: every (i32.const 5) in gemmPacked counts rows of a tile but the edge

@@ -15,7 +15,8 @@ import {
 } from "@tensorflow/tfjs-core";
 import { im2colNhwc, im2colT } from "./wasm-im2col.js";
 import type { EmscriptenWasm, GemmSimdExports, SimdKernels } from "./simd/index.js";
-import { ownGemm, splitGemm } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
+import { planParts, poolFor, runPoolTasks } from "./kernel-threads.js";
 import { disposeOnThrow, runWasm } from "./wasm-util.js";
 
 const BACKEND = "wasm";
@@ -167,6 +168,53 @@ function gemmFilterGrad(backend: KernelBackend, gemm: SimdKernels<GemmSimdExport
 }
 
 /**
+ * dW image by image (gemm.wat's `filterGradImages`): per image, its NHWC patches into a scratch that
+ * stays in cache, then dW += patchesᵀ · dy_image (the packed GEMM accumulating). Whole-batch im2col
+ * writes and reads the patches of every image (the CNN's conv2: 8.9 MB) beyond the caches of a
+ * training step (round 11). With kernel threads the images are split in one part per thread: part 0
+ * sums into dW, the others into partial sums in scratch, added to dW in part order (so the sum
+ * depends on the thread count, not on scheduling).
+ */
+function filterGradImages(b: GemmBackend, gemm: SimdKernels<GemmSimdExports>, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels: ci, outHeight, outWidth, outChannels: co, filterHeight: fh, filterWidth: fw } = info;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const { top, left } = info.padInfo;
+  const taps = fh * fw * ci;
+  const rows = outHeight * outWidth;
+  const { module, exports, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
+  const partial = Math.ceil((4 * taps * co) / 64) * 64;
+  const perPart = Math.ceil((Math.ceil((4 * rows * taps) / 16) * 16 + packedScratchBytes(co, rows)) / 64) * 64;
+  const parts = pool ? planParts(gemm.memory, batchSize, { align: 1, bytes: Infinity }) : [[0, batchSize] as [number, number]];
+  const out = b.makeOutput([taps, co], "float32");
+  return disposeOnThrow(b as unknown as KernelBackend, [out], () => {
+    const scratch = gemm.malloc((perPart + partial) * parts.length);
+    if (!scratch) throw new Error(`fitloop wasm Conv2DBackpropFilter: could not allocate ${(perPart + partial) * parts.length} bytes of scratch`);
+    try {
+      const po = b.dataIdMap.get(out.dataId)!.memoryOffset;
+      const [px, pdy] = [b.dataIdMap.get(x.dataId)!.memoryOffset, b.dataIdMap.get(dy.dataId)!.memoryOffset];
+      const sums = scratch + perPart * parts.length;
+      const [xImage, dyImage] = [4 * inHeight * inWidth * ci, 4 * rows * co];
+      const args = (start: number, count: number, part: number): number[] =>
+        [px + start * xImage, pdy + start * dyImage, part === 0 ? po : sums + (part - 1) * partial, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left, co, 0, scratch + part * perPart];
+      if (pool && parts.length > 1) {
+        runPoolTasks(pool, parts.map(([start, count], i) => ({ module, fn: "filterGradImages", args: args(start, count, i) })));
+        const heap = new Float32Array(gemm.memory.buffer);
+        const [o, n] = [po / 4, taps * co];
+        for (let part = 1; part < parts.length; part++) {
+          const q = (sums + (part - 1) * partial) / 4;
+          for (let i = 0; i < n; i++) heap[o + i] = heap[o + i]! + heap[q + i]!;
+        }
+      } else {
+        exports.filterGradImages(...(args(0, batchSize, 0) as Parameters<ConvImagesExports["filterGradImages"]>));
+      }
+    } finally {
+      gemm.free(scratch);
+    }
+    return out;
+  });
+}
+
+/**
  * The kernel function. Few filter taps: im2col + one matmul (see IM2COL_MAX_TAPS). Otherwise:
  * transposes, one XNNPACK Conv2D, an optional crop, a transpose back.
  */
@@ -184,6 +232,9 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
     // Many input channels: patches in NHWC order (runs of ci floats, no transpose of x), read by the
     // GEMM through its strides; few: patchesᵀ from x transposed to [ci, b, H, W].
     const gemm = ownGemm((backend as unknown as GemmBackend).wasm, 2 * fh * fw * ci * rows * co);
+    if (gemm && ci >= IM2COL_NHWC_MIN_CHANNELS && 4 * info.outHeight * info.outWidth * fh * fw * ci <= CONV_IMAGES_MAX_PATCH_BYTES) {
+      return { ...filterGradImages(backend as unknown as GemmBackend, gemm, x, dy, info), shape: [fh, fw, ci, co] };
+    }
     const nhwc = gemm && ci >= IM2COL_NHWC_MIN_CHANNELS ? im2colNhwc(backend, x, info) : undefined;
     const patches = nhwc ?? im2colT(backend, x, info);
     try {

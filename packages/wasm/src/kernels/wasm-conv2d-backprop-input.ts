@@ -1,8 +1,7 @@
 import { backend_util, BatchMatMul, Conv2D, Conv2DBackpropInput, Reverse, Transpose, type Conv2DBackpropInputAttrs, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { col2imSimd, type EmscriptenWasm } from "./simd/index.js";
 import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, splitRows } from "./kernel-threads.js";
-import { ownGemm, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES } from "./wasm-conv2d-im2col.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
 import { asKernelFunc, disposeOnThrow, runWasm, withTemps, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** Padding of the forward Conv2D that computes an input gradient, or null when it does not apply. */

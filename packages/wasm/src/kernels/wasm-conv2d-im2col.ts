@@ -5,7 +5,9 @@ import { IM2COL_NHWC_MIN_CHANNELS } from "./wasm-conv2d-backprop-filter.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 import { disposeOnThrow, type KernelArgs } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, splitRows } from "./kernel-threads.js";
-import { packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
+
+export { CONV_IMAGES_MAX_PATCH_BYTES };
 
 /**
  * Forward convolutions as im2col + fitloop's SIMD GEMM, for `Conv2D` and `FusedConv2D` (bias, linear
@@ -111,13 +113,6 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
     }
   });
 }
-
-/**
- * Largest patches of one image (4*outH*outW*fh*fw*ci bytes) that `convImages` takes: each part of
- * the work keeps one image's patches in scratch (the CNN's conv2: 139 KiB, in L2 beside the packed
- * filter); larger images take whole-batch im2col + GEMM.
- */
-export const CONV_IMAGES_MAX_PATCH_BYTES = 1024 * 1024;
 
 /**
  * The forward convolution image by image (`gemm.wat`'s `convImages`): for each image its NHWC

@@ -30,6 +30,13 @@ export function ownGemm(wasm: EmscriptenWasm, flops: number): SimdKernels<GemmSi
   return gemm && (flops < gate || ownGemmTakes(flops, gate, !!poolFor(gemm.memory), xnnpackThreads(wasm))) ? gemm : undefined;
 }
 
+/**
+ * Largest patches of one image (4*outH*outW*fh*fw*ci bytes) that `convImages` takes: each part of
+ * the work keeps one image's patches in scratch (the CNN's conv2: 139 KiB, in L2 beside the packed
+ * operand); larger images take the whole-batch paths. The same cap for the input and filter gradients' cols and patches.
+ */
+export const CONV_IMAGES_MAX_PATCH_BYTES = 1024 * 1024;
+
 /** `gemm.wat`'s packed GEMM (round 9); `simd/index.ts`'s `GemmSimdExports` lists the older exports. */
 export interface PackedGemmExports {
   /**
@@ -50,6 +57,11 @@ export interface ConvImagesExports {
   col2imImages(
     dy: number, dx: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number, fh: number, fw: number,
     sh: number, sw: number, top: number, left: number, w: number, co: number, gemmBytes: number, scratch: number,
+  ): void;
+  /** The filter gradient image by image: dw (+)= patches_imageᵀ · dy_image over the images (see the .wat). */
+  filterGradImages(
+    x: number, dy: number, dw: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number, fh: number, fw: number,
+    sh: number, sw: number, dh: number, dwid: number, top: number, left: number, co: number, accIn: number, scratch: number,
   ): void;
 }
 

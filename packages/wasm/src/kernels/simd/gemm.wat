@@ -857,6 +857,41 @@
       (br $img)))
   )
 
+  ;; C = A·B: $gemmPackedAcc below without accumulation (the export every caller of the packed GEMM uses).
+  (func $gemmPacked (export "gemmPacked") (param $pa i32) (param $ars i32) (param $aks i32) (param $pb i32) (param $bks i32) (param $bns i32)
+    (param $pc i32) (param $ldc i32) (param $M i32) (param $N i32) (param $K i32) (param $kc i32) (param $scratch i32)
+    (call $gemmPackedAcc (local.get $pa) (local.get $ars) (local.get $aks) (local.get $pb) (local.get $bks) (local.get $bns)
+      (local.get $pc) (local.get $ldc) (local.get $M) (local.get $N) (local.get $K) (local.get $kc) (local.get $scratch) (i32.const 0))
+  )
+
+  ;; The filter gradient of a convolution (NHWC, float32) image by image, so that each image's patches
+  ;; stay in cache: dw [fh*fw*ci, co] (+)= sum over the `images` images at x of patches_imageᵀ · dy_image,
+  ;; each image's patches ($im2colNhwc, outH*outW rows of fh*fw*ci floats) into scratch, then
+  ;; $gemmPackedAcc (A = the patches read transposed, B = dy_image [outH*outW, co] row-major, packed
+  ;; per image), the first image writing dw unless accIn. scratch: 4*outH*outW*fh*fw*ci bytes (a multiple
+  ;; of 16), then gemmPacked's scratch for N = co and kc = outH*outW.
+  (func (export "filterGradImages") (param $x i32) (param $dy i32) (param $dw i32) (param $images i32) (param $inH i32) (param $inW i32) (param $ci i32)
+    (param $outH i32) (param $outW i32) (param $fh i32) (param $fw i32) (param $sh i32) (param $sw i32) (param $dh i32) (param $dwid i32)
+    (param $top i32) (param $left i32) (param $co i32) (param $accIn i32) (param $scratch i32)
+    (local $rows i32) (local $taps i32) (local $xImg i32) (local $dyImg i32) (local $gemmScratch i32)
+    (local.set $rows (i32.mul (local.get $outH) (local.get $outW)))
+    (local.set $taps (i32.mul (i32.mul (local.get $fh) (local.get $fw)) (local.get $ci)))
+    (local.set $xImg (i32.shl (i32.mul (i32.mul (local.get $inH) (local.get $inW)) (local.get $ci)) (i32.const 2)))
+    (local.set $dyImg (i32.shl (i32.mul (local.get $rows) (local.get $co)) (i32.const 2)))
+    (local.set $gemmScratch (i32.add (local.get $scratch) (i32.and (i32.add (i32.shl (i32.mul (local.get $rows) (local.get $taps)) (i32.const 2)) (i32.const 15)) (i32.const -16))))
+    (block $done (loop $img
+      (br_if $done (i32.eqz (local.get $images)))
+      (call $im2colNhwc (local.get $x) (local.get $scratch) (i32.const 1) (local.get $inH) (local.get $inW) (local.get $ci) (local.get $outH) (local.get $outW)
+        (local.get $fh) (local.get $fw) (local.get $sh) (local.get $sw) (local.get $dh) (local.get $dwid) (local.get $top) (local.get $left))
+      (call $gemmPackedAcc (local.get $scratch) (i32.const 4) (i32.shl (local.get $taps) (i32.const 2)) (local.get $dy) (i32.shl (local.get $co) (i32.const 2)) (i32.const 4)
+        (local.get $dw) (i32.shl (local.get $co) (i32.const 2)) (local.get $taps) (local.get $co) (local.get $rows) (i32.const 0) (local.get $gemmScratch) (local.get $accIn))
+      (local.set $accIn (i32.const 1))
+      (local.set $x (i32.add (local.get $x) (local.get $xImg)))
+      (local.set $dy (i32.add (local.get $dy) (local.get $dyImg)))
+      (local.set $images (i32.sub (local.get $images) (i32.const 1)))
+      (br $img)))
+  )
+
   ;; C = A·B with B packed (GotoBLAS-style loops): A(m, k) at pa + m*ars + k*aks, B(k, n) at
   ;; pb + k*bks + n*bns (row-major B: bks = 4N, bns = 4; a transposed B: bks = 4, bns = 4K; no
   ;; transpose copy either way), C(m, n) at pc + m*ldc + 4n; byte pointers and strides.
@@ -868,12 +903,14 @@
   ;; increasing k from 0, one rounded product added at a time: bit for bit `gemm`'s result.
   ;; Edge tiles (fewer rows, or fewer than 8 columns) run through a 5x8 tile at scratch (160 bytes).
   ;; scratch: 256 + 4*kc*ceil(N/8)*8 bytes (kc as given, or K), any alignment. K = 0 writes zeros.
-  (func $gemmPacked (export "gemmPacked") (param $pa i32) (param $ars i32) (param $aks i32) (param $pb i32) (param $bks i32) (param $bns i32)
-    (param $pc i32) (param $ldc i32) (param $M i32) (param $N i32) (param $K i32) (param $kc i32) (param $scratch i32)
+  ;; accIn != 0: C += A·B (the first block continues from C as it is; K = 0 leaves C alone).
+  (func $gemmPackedAcc (param $pa i32) (param $ars i32) (param $aks i32) (param $pb i32) (param $bks i32) (param $bns i32)
+    (param $pc i32) (param $ldc i32) (param $M i32) (param $N i32) (param $K i32) (param $kc i32) (param $scratch i32) (param $accIn i32)
     (local $k0 i32) (local $kb i32) (local $i0 i32) (local $iend i32) (local $i i32) (local $j i32) (local $cols i32) (local $rows i32)
     (local $mc i32) (local $acc i32) (local $a i32) (local $bpanel i32) (local $c i32) (local $tile i32) (local $packed i32) (local $r i32) (local $h i32) (local $m4 i32)
     (if (i32.or (i32.eqz (local.get $M)) (i32.eqz (local.get $N))) (then (return)))
     (if (i32.eqz (local.get $K)) (then
+      (if (local.get $accIn) (then (return)))
       (block $zd (loop $zl
         (br_if $zd (i32.ge_u (local.get $i) (local.get $M)))
         (memory.fill (i32.add (local.get $pc) (i32.mul (local.get $i) (local.get $ldc))) (i32.const 0) (i32.shl (local.get $N) (i32.const 2)))
@@ -891,7 +928,7 @@
       (local.set $kb (i32.sub (local.get $K) (local.get $k0)))
       (if (i32.gt_u (local.get $kb) (local.get $kc)) (then (local.set $kb (local.get $kc))))
       (call $packB (i32.add (local.get $pb) (i32.mul (local.get $k0) (local.get $bks))) (local.get $bks) (local.get $bns) (local.get $kb) (local.get $N) (local.get $packed))
-      (local.set $acc (i32.ne (local.get $k0) (i32.const 0)))
+      (local.set $acc (i32.or (local.get $accIn) (i32.ne (local.get $k0) (i32.const 0))))
       (local.set $mc (i32.mul (i32.div_u (i32.div_u (i32.const 49152) (local.get $kb)) (i32.const 5)) (i32.const 5)))
       (if (i32.lt_u (local.get $mc) (i32.const 5)) (then (local.set $mc (i32.const 5))))
       (local.set $i0 (i32.const 0))

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-wasm";
+import { registerWasmKernels } from "./index.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES } from "./wasm-gemm-split.js";
+import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
+import { values, size } from "./values.fixture.js";
+import { expectClose } from "./expect-close.fixture.js";
+import { expectNoLeaks, useTestBackend } from "../testing.fixture.js";
+
+async function use(name: "cpu" | "wasm"): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`setBackend(${name}) failed`);
+  await tf.ready();
+}
+
+interface Case {
+  x: [number, number, number, number];
+  f: [number, number, number, number];
+  s: number | [number, number];
+  pad: "same" | "valid" | number;
+}
+
+/** The registered Conv2DBackpropFilter on the active backend. */
+function filterGrad(c: Case, seed: number): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(values(size(c.x), seed), c.x);
+    const dyShape = tf.backend_util.computeConv2DInfo(c.x, c.f, c.s, 1, c.pad).outShape;
+    const dy = tf.tensor4d(values(size(dyShape), seed + 1), dyShape);
+    const attrs = { strides: c.s, pad: c.pad, dataFormat: "NHWC", filterShape: c.f };
+    return (tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync().slice() as Float32Array;
+  });
+}
+
+describe("Conv2DBackpropFilter image by image (filterGradImages) on fitloop's kernel threads (wasm)", () => {
+  beforeAll(async () => {
+    await useTestBackend("wasm");
+    registerWasmKernels();
+  });
+  afterAll(async () => {
+    setKernelThreadsEnabled(true);
+    await use("wasm");
+  });
+
+  const perImage: Case = { x: [7, 13, 13, 32], f: [3, 3, 32, 64], s: 1, pad: "valid" }; // the CNN's conv2
+  const strided: Case = { x: [5, 9, 8, 12], f: [3, 2, 12, 10], s: [2, 1], pad: "same" };
+  const large: Case = { x: [1, 66, 64, 8], f: [3, 3, 8, 16], s: 1, pad: "valid" };
+
+  it("partial sums per thread (added in part order), one thread, and whole-batch for images whose patches exceed CONV_IMAGES_MAX_PATCH_BYTES: all match cpu", async () => {
+    expect(4 * 64 * 62 * 72, "the large case's patches per image").toBeGreaterThan(CONV_IMAGES_MAX_PATCH_BYTES);
+    const all = [perImage, strided, large];
+    await use("cpu");
+    const want = all.map((c, i) => filterGrad(c, 80 + i));
+    await use("wasm");
+    expect(kernelThreadPool()?.ready(), "the kernel thread pool runs in Node with the threaded build").toBe(true);
+    const split = all.map((c, i) => filterGrad(c, 80 + i));
+    split.forEach((g, i) => expectClose(g, want[i]!, JSON.stringify(all[i]), 1e-5));
+    setKernelThreadsEnabled(false);
+    try {
+      all.forEach((c, i) => expectClose(filterGrad(c, 80 + i), want[i]!, `one thread ${JSON.stringify(c)}`, 1e-5));
+    } finally {
+      setKernelThreadsEnabled(true);
+    }
+    // the same inputs give the same bits again (parts are added in a fixed order)
+    expect(Array.from(filterGrad(perImage, 80))).toEqual(Array.from(split[0]!));
+  });
+
+  it("does not leak tensors", async () => {
+    await expectNoLeaks(() => {
+      filterGrad(perImage, 3);
+      filterGrad(strided, 4);
+    });
+  });
+});
