@@ -95,11 +95,13 @@ export function tensorData(xs: tf.Tensor, ys: tf.Tensor, options: TensorDataOpti
     *batches(cursor: DataCursor): Iterable<Batch> {
       const order = shuffle ? epochPermutation(n, seed, cursor.epoch) : null;
       const h = hostCopy();
+      // wasm copies a tensor's values into its heap: one batch buffer per array, reused (cpu keeps the array)
+      const scratch: (HostArray | undefined)[] | undefined = tf.getBackend() === "wasm" ? [] : undefined;
       for (let b = cursor.batchIndex; b < batchesPerEpoch; b++) {
         const start = b * batchSize;
         const end = Math.min(start + batchSize, n);
         if (h) {
-          yield { xs: hostRows(h.x, xs, order, start, end), ys: hostRows(h.y, ys, order, start, end) };
+          yield { xs: hostRows(h.x, xs, order, start, end, scratch, 0), ys: hostRows(h.y, ys, order, start, end, scratch, 1) };
         } else {
           const idx = tf.tensor1d(order ? order.subarray(start, end) : range(start, end), "int32");
           const batch = { xs: tf.gather(xs, idx), ys: tf.gather(ys, idx) };
@@ -121,12 +123,20 @@ function range(start: number, end: number): Int32Array {
   return out;
 }
 
-/** Samples `[start, end)` (of `order`, or in storage order when null) from the host copy, as a new tensor. */
-function hostRows(values: HostArray, like: tf.Tensor, order: Int32Array | null, start: number, end: number): tf.Tensor {
+/**
+ * Samples `[start, end)` (of `order`, or in storage order when null) from the host copy, as a new
+ * tensor. With `scratch` (a backend that copies values into its own memory: wasm) the rows are
+ * passed as a view (storage order) or gathered into `scratch[slot]`, reused from batch to batch:
+ * no 200 kB allocation per MNIST batch; elsewhere the tensor gets an array of its own.
+ */
+function hostRows(values: HostArray, like: tf.Tensor, order: Int32Array | null, start: number, end: number, scratch?: (HostArray | undefined)[], slot = 0): tf.Tensor {
   const row = like.size / like.shape[0]!;
   const shape = [end - start, ...like.shape.slice(1)];
-  if (order === null) return tf.tensor(values.slice(start * row, end * row), shape, like.dtype);
-  const out = new (values.constructor as new (length: number) => HostArray)((end - start) * row);
+  if (order === null) return tf.tensor(scratch ? values.subarray(start * row, end * row) : values.slice(start * row, end * row), shape, like.dtype);
+  const length = (end - start) * row;
+  const kept = scratch?.[slot];
+  const out = kept?.length === length ? kept : new (values.constructor as new (length: number) => HostArray)(length);
+  if (scratch) scratch[slot] = out;
   for (let i = start; i < end; i++) {
     const r = order[i]!;
     out.set(values.subarray(r * row, r * row + row), (i - start) * row);
