@@ -15,7 +15,7 @@ import {
 } from "@tensorflow/tfjs-core";
 import { im2colNhwc, im2colT } from "./wasm-im2col.js";
 import type { EmscriptenWasm, GemmSimdExports, SimdKernels } from "./simd/index.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, splitGemmDepth, type ConvImagesExports } from "./wasm-gemm-split.js";
 import { planParts, poolFor, runPoolTasks } from "./kernel-threads.js";
 import { disposeOnThrow, runWasm } from "./wasm-util.js";
 
@@ -150,6 +150,11 @@ interface GemmBackend {
   wasm: EmscriptenWasm;
 }
 
+/** Largest dW (taps x co floats) whose gradient is split over the kernel threads by pixels (`splitGemmDepth`). */
+export const DEPTH_SPLIT_MAX_OUTPUT = 64 * 64;
+/** ... from this many pixels (batch x output pixels). */
+export const DEPTH_SPLIT_MIN_ROWS = 4096;
+
 /**
  * dW [taps, co] = patchesᵀ [taps, rows] · dy [rows, co] on fitloop's SIMD GEMM (split over fitloop's
  * kernel threads, `kernel-threads.ts`, when a pool runs): below the thread gate's size always (the
@@ -163,7 +168,10 @@ function gemmFilterGrad(backend: KernelBackend, gemm: SimdKernels<GemmSimdExport
   const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
   // A(tap, pixel): patchesᵀ [taps, rows] row-major, or patches [rows, taps] (NHWC) read transposed
   const [ars, aks] = nhwc ? [4, 4 * taps] : [4 * rows, 4];
-  disposeOnThrow(backend, [out], () => splitGemm(gemm, { pa: p(patches), ars, aks, pb: p(dy), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: taps, n: co, k: rows }));
+  const operands = { pa: p(patches), ars, aks, pb: p(dy), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: taps, n: co, k: rows };
+  // a small dW from many pixels (few taps): split the pixels, not dW's rows or columns
+  const byDepth = taps * co <= DEPTH_SPLIT_MAX_OUTPUT && rows >= DEPTH_SPLIT_MIN_ROWS;
+  disposeOnThrow(backend, [out], () => (byDepth ? splitGemmDepth(gemm, operands) : splitGemm(gemm, operands)));
   return out;
 }
 

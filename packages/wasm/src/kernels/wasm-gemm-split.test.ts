@@ -5,7 +5,7 @@ import { values } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
 import { gemmSimd, type EmscriptenWasm, type GemmSimdExports } from "./simd/index.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
-import { ownGemm, ownGemmTakes, packedGemmEnabled, packedKc, packedScratchBytes, setPackedGemmEnabled, splitGemm, splitGemms, type PackedGemmExports } from "./wasm-gemm-split.js";
+import { ownGemm, ownGemmTakes, packedGemmEnabled, packedKc, packedScratchBytes, setPackedGemmEnabled, splitGemm, splitGemmDepth, splitGemms, type PackedGemmExports } from "./wasm-gemm-split.js";
 import { DEFAULT_THREAD_MIN_FLOPS } from "./wasm-threadpool.js";
 import { useTestBackend } from "../testing.fixture.js";
 import { fmaEnabled, setFmaEnabled } from "./simd/index.js";
@@ -47,6 +47,37 @@ describe("splitGemm: fitloop's SIMD GEMM over the kernel threads", () => {
     const ref = tf.matMul(a, b);
     expectClose(split.dataSync(), ref.dataSync(), "vs tf.matMul", 1e-5);
     tf.dispose([a, b, split, one, ref]);
+  });
+
+  it.each([
+    ["a first conv layer's filter gradient (patchesᵀ read as rows of A)", 9, 43264, 32, true],
+    ["ragged: M and N not multiples of the tile, A stored as its transpose", 7, 30011, 13, false],
+  ] as const)("splitGemmDepth, %s: K split over the threads, partial sums added in part order, close to one call and the same bits every time (M=%i K=%i N=%i)", (_what, m, k, n, rowMajorA) => {
+    const backend = tf.backend() as unknown as HeapBackend;
+    const gemm = gemmSimd(backend.wasm)!;
+    const a = tf.tensor2d(values(m * k, 8), rowMajorA ? [m, k] : [k, m]);
+    const b = tf.tensor2d(values(k * n, 9), [k, n]);
+    const p = (t: tf.Tensor): number => backend.dataIdMap.get(t.dataId).memoryOffset;
+    // C has a wider row stride than N: the parts must write only its first N columns
+    const ldc = n + 3;
+    const outs = [tf.fill([m, ldc], 7), tf.fill([m, ldc], 7), tf.fill([m, ldc], 7)];
+    const operands = (c: tf.Tensor) => ({ pa: p(a), ars: rowMajorA ? 4 * k : 4, aks: rowMajorA ? 4 : 4 * m, pb: p(b), ldb: 4 * n, pc: p(c), ldc: 4 * ldc, m, n, k });
+    expect(splitGemmDepth(gemm, operands(outs[0]!))).toBeGreaterThan(1);
+    expect(splitGemmDepth(gemm, operands(outs[1]!))).toBeGreaterThan(1);
+    setKernelThreadsEnabled(false);
+    try {
+      expect(splitGemmDepth(gemm, operands(outs[2]!)), "without a pool: splitGemm, one call").toBe(1);
+    } finally {
+      setKernelThreadsEnabled(true);
+    }
+    const [d0, d1, d2] = outs.map((t) => t.dataSync());
+    expect(Array.from(d0!)).toEqual(Array.from(d1!));
+    for (let r = 0; r < m; r++) expect(d0![r * ldc + n], "columns past N untouched").toBe(7);
+    const cols = (d: ArrayLike<number>) => Array.from({ length: m * n }, (_, i) => d[Math.floor(i / n) * ldc + (i % n)]!);
+    expectClose(cols(d0!), cols(d2!), "split vs one call", 1e-5);
+    const ref = rowMajorA ? tf.matMul(a, b) : tf.matMul(a, b, true, false);
+    expectClose(cols(d0!), ref.dataSync(), "vs tf.matMul", 1e-5);
+    tf.dispose([a, b, ...outs, ref]);
   });
 
   it("splitGemms: a dense layer's weight and input gradients (a transposed A, a transposed B) as one job, bit-identical to separate calls", () => {

@@ -291,6 +291,46 @@ function splitPacked(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThrea
 }
 
 /**
+ * C = A·B with K split over the kernel threads: each part sums its own range of k into its own C
+ * (part 0 into C, the others into scratch), then the partial products are added to C in part order.
+ * For a small C from a long K (a first conv layer's filter gradient: 9x32 from 43,264 pixels),
+ * where a split by rows or columns makes every thread stream all of A or of B. The sums are regrouped
+ * (not `splitGemm`'s bits), the same for a given number of parts. Without a pool: `splitGemm`.
+ */
+export function splitGemmDepth(gemm: Gemm, o: GemmOperands): number {
+  const { pa, ars, aks, pb, ldb, pc, ldc, m, n, k } = o;
+  const bns = o.bns ?? 4;
+  const { module, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
+  const parts = pool && 2 * m * n * k >= splitMinFlops ? planParts(gemm.memory, k, { align: 1, bytes: Infinity }) : [];
+  if (!pool || parts.length <= 1) return splitGemm(gemm, o);
+  const kc = packedKc(n, Math.max(...parts.map(([, count]) => count)));
+  const perPart = Math.ceil(packedScratchBytes(n, kc) / 64) * 64;
+  const partial = Math.ceil((4 * m * n) / 64) * 64;
+  const scratch = alloc(gemm, (perPart + partial) * parts.length, "the split products");
+  try {
+    const sums = scratch + perPart * parts.length;
+    pool.run(
+      parts.map(([start, count], i) => ({
+        module,
+        fn: "gemmPacked",
+        args: [pa + start * aks, ars, aks, pb + start * ldb, ldb, bns, i === 0 ? pc : sums + (i - 1) * partial, i === 0 ? ldc : 4 * n, m, n, count, kc, scratch + i * perPart],
+      })),
+    );
+    const heap = new Float32Array(gemm.memory.buffer);
+    for (let i = 1; i < parts.length; i++) {
+      const q = (sums + (i - 1) * partial) / 4;
+      for (let r = 0; r < m; r++) {
+        const c = (pc + r * ldc) / 4;
+        for (let j = 0; j < n; j++) heap[c + j] = heap[c + j]! + heap[q + r * n + j]!;
+      }
+    }
+    return parts.length;
+  } finally {
+    gemm.free(scratch);
+  }
+}
+
+/**
  * Several independent GEMMs (disjoint outputs) as one kernel-thread job when each takes the packed
  * kernel and splits: one wake-up of the workers instead of one per product (a dense layer's weight
  * and input gradients). Otherwise each runs through `splitGemm`. Same bits either way.
