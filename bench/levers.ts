@@ -8,6 +8,9 @@
  *   -fused       lever 2 off: tfjs-layers' own Dense ops and core's sparse cross-entropy as tfjs ops
  *                (`disableFusedDense()`, `disableSparseCrossentropy()`)
  *   -both        levers 1 and 2 off (the state before this issue's GEMM and op-count work)
+ *   -images      lever 6 off: convolutions (forward, input and filter gradients) as whole-batch im2col /
+ *                col2im + one GEMM instead of image by image in a cache-resident scratch
+ *                (`setConvImagesEnabled(false)`; the MLP has no convolution: CNN only)
  *   (-fma is left out where relaxed SIMD does not validate: all is then mul + add already)
  * Arms alternate in blocks (order reversed every round) after a warm-up, so machine noise hits them
  * alike; per arm the median ms/step over the blocks, its ratio to `all`, and kernels, engine ops
@@ -19,7 +22,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../packages/core/src/index.js";
-import { disableFusedDense, disableSparseCrossentropy, enableFusedDense, enableSparseCrossentropy, fmaActive, setFmaEnabled, setPackedGemmEnabled } from "../packages/wasm/src/index.js";
+import { disableFusedDense, disableSparseCrossentropy, enableFusedDense, enableSparseCrossentropy, fmaActive, setConvImagesEnabled, setFmaEnabled, setPackedGemmEnabled } from "../packages/wasm/src/index.js";
 import { ensureKernelThreads } from "../packages/wasm/src/node/index.js";
 import { BATCH, intEnv, median, printTable, threadsEnv, trainingRig, wasmThreadCount, type ModelKind } from "./models.js";
 
@@ -31,6 +34,8 @@ interface Arm {
   packed: boolean;
   fused: boolean;
   fma: boolean;
+  /** The image-by-image convolution kernels (default true). */
+  images?: boolean;
 }
 const ARMS: Arm[] = [
   { name: "all", packed: true, fused: true, fma: true },
@@ -38,11 +43,13 @@ const ARMS: Arm[] = [
   { name: "-packed", packed: false, fused: true, fma: false },
   { name: "-fused", packed: true, fused: false, fma: true },
   { name: "-both", packed: false, fused: false, fma: false },
+  { name: "-images", packed: true, fused: true, fma: true, images: false },
 ];
 
 async function apply(arm: Arm): Promise<void> {
   await setFmaEnabled(arm.fma);
   setPackedGemmEnabled(arm.packed);
+  setConvImagesEnabled(arm.images !== false);
   if (arm.fused) {
     enableFusedDense();
     enableSparseCrossentropy();
@@ -104,11 +111,12 @@ async function main(): Promise<void> {
   const only = process.env["ONLY"];
   for (const kind of ["mlp", "cnn"] as const) {
     if (only && only !== kind) continue;
-    const r = await measure(kind, arms);
+    const kindArms = kind === "mlp" ? arms.filter((a) => a.images !== false) : arms;
+    const r = await measure(kind, kindArms);
     console.log(`\n${kind}:`);
     printTable(
       ["arm", "ms/step", "vs all", "kernels/step", "engine ops/step", "tensors/step"],
-      arms.map((a) => [a.name, r[a.name]!.ms.toFixed(3), `${r[a.name]!.ratio.toFixed(2)}x`, String(r[a.name]!.kernels), String(r[a.name]!.ops), String(r[a.name]!.tensors)]),
+      kindArms.map((a) => [a.name, r[a.name]!.ms.toFixed(3), `${r[a.name]!.ratio.toFixed(2)}x`, String(r[a.name]!.kernels), String(r[a.name]!.ops), String(r[a.name]!.tensors)]),
     );
     const r3 = (x: number) => Math.round(x * 1000) / 1000;
     out[kind] = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, { ...v, ms: r3(v.ms), ratio: r3(v.ratio) }]));

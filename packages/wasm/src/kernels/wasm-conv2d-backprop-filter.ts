@@ -15,7 +15,7 @@ import {
 } from "@tensorflow/tfjs-core";
 import { im2colNhwc, im2colT } from "./wasm-im2col.js";
 import type { EmscriptenWasm, GemmSimdExports, SimdKernels } from "./simd/index.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, splitGemmDepth, type ConvImagesExports } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, splitGemmDepth, type ConvImagesExports } from "./wasm-gemm-split.js";
 import { planParts, poolFor, runPoolTasks } from "./kernel-threads.js";
 import { disposeOnThrow, runWasm } from "./wasm-util.js";
 
@@ -240,7 +240,7 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
     // Many input channels: patches in NHWC order (runs of ci floats, no transpose of x), read by the
     // GEMM through its strides; few: patchesᵀ from x transposed to [ci, b, H, W].
     const gemm = ownGemm((backend as unknown as GemmBackend).wasm, 2 * fh * fw * ci * rows * co);
-    if (gemm && ci >= IM2COL_NHWC_MIN_CHANNELS && 4 * info.outHeight * info.outWidth * fh * fw * ci <= CONV_IMAGES_MAX_PATCH_BYTES) {
+    if (convImagesEnabled() && gemm && ci >= IM2COL_NHWC_MIN_CHANNELS && 4 * info.outHeight * info.outWidth * fh * fw * ci <= CONV_IMAGES_MAX_PATCH_BYTES) {
       return { ...filterGradImages(backend as unknown as GemmBackend, gemm, x, dy, info), shape: [fh, fw, ci, co] };
     }
     const nhwc = gemm && ci >= IM2COL_NHWC_MIN_CHANNELS ? im2colNhwc(backend, x, info) : undefined;

@@ -1,7 +1,7 @@
 import { backend_util, BatchMatMul, Conv2D, Conv2DBackpropInput, Reverse, Transpose, type Conv2DBackpropInputAttrs, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { col2imSimd, type EmscriptenWasm } from "./simd/index.js";
 import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, splitRows } from "./kernel-threads.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
 import { asKernelFunc, disposeOnThrow, runWasm, withTemps, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** Padding of the forward Conv2D that computes an input gradient, or null when it does not apply. */
@@ -91,7 +91,7 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
   const kb = backend as unknown as Parameters<typeof runWasm>[1];
   const gemm = ownGemm(backend.wasm, 2 * rows * taps * co);
   const imageCols = 4 * outHeight * outWidth * taps;
-  if (simd && gemm && imageCols <= CONV_IMAGES_MAX_PATCH_BYTES && packedScratchBytes(taps, co) <= CONV_IMAGES_MAX_PATCH_BYTES) return col2imImages(backend, gemm, dy, filter, info);
+  if (convImagesEnabled() && simd && gemm && imageCols <= CONV_IMAGES_MAX_PATCH_BYTES && packedScratchBytes(taps, co) <= CONV_IMAGES_MAX_PATCH_BYTES) return col2imImages(backend, gemm, dy, filter, info);
   return withTemps(kb, (keep) => {
     // The stock BatchMatMul takes a scalar loop with transposeB: transpose the (small) filter first.
     const wT = keep(runWasm(Transpose, kb, { x: { ...filter, shape: [taps, co] } }, { perm: [1, 0] }));

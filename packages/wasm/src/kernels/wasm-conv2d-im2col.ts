@@ -5,7 +5,7 @@ import { IM2COL_NHWC_MIN_CHANNELS } from "./wasm-conv2d-backprop-filter.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 import { disposeOnThrow, type KernelArgs } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, splitRows } from "./kernel-threads.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
 
 export { CONV_IMAGES_MAX_PATCH_BYTES };
 
@@ -90,7 +90,7 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
     const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
     const [pb, relu] = [bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
     // many input channels: image by image (patches in cache, then GEMM, bias and relu: `convImages`)
-    if (ci >= IM2COL_NHWC_MIN_CHANNELS && 4 * info.outHeight * info.outWidth * taps <= CONV_IMAGES_MAX_PATCH_BYTES) return convImages(backend, simd, x, filter, info, pb, relu);
+    if (convImagesEnabled() && ci >= IM2COL_NHWC_MIN_CHANNELS && 4 * info.outHeight * info.outWidth * taps <= CONV_IMAGES_MAX_PATCH_BYTES) return convImages(backend, simd, x, filter, info, pb, relu);
     const patches = im2colT(args.backend, x, info);
     try {
       const out = backend.makeOutput(info.outShape, "float32");

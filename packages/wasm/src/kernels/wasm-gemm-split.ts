@@ -37,6 +37,18 @@ export function ownGemm(wasm: EmscriptenWasm, flops: number): SimdKernels<GemmSi
  */
 export const CONV_IMAGES_MAX_PATCH_BYTES = 1024 * 1024;
 
+let convImages = true;
+/**
+ * Turns the image-by-image convolution kernels (`convImages`, `col2imImages`, `filterGradImages`:
+ * forward, input and filter gradients with one image's patches or cols in a cache-resident scratch)
+ * on (default) or off (whole-batch im2col / col2im + one GEMM, as before round 11); for benches and tests.
+ */
+export function setConvImagesEnabled(on: boolean): void {
+  convImages = on;
+}
+/** Whether the image-by-image convolution kernels run (see `setConvImagesEnabled`). */
+export const convImagesEnabled = (): boolean => convImages;
+
 /** `gemm.wat`'s packed GEMM (round 9); `simd/index.ts`'s `GemmSimdExports` lists the older exports. */
 export interface PackedGemmExports {
   /**

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmKernels } from "./index.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, setConvImagesEnabled } from "./wasm-gemm-split.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
@@ -31,7 +31,7 @@ function filterGrad(c: Case, seed: number): Float32Array {
   });
 }
 
-describe("Conv2DBackpropFilter image by image (filterGradImages) on fitloop's kernel threads (wasm)", () => {
+describe("convolutions image by image (convImages, col2imImages, filterGradImages) on fitloop's kernel threads (wasm)", () => {
   beforeAll(async () => {
     await useTestBackend("wasm");
     registerWasmKernels();
@@ -45,7 +45,7 @@ describe("Conv2DBackpropFilter image by image (filterGradImages) on fitloop's ke
   const strided: Case = { x: [5, 9, 8, 12], f: [3, 2, 12, 10], s: [2, 1], pad: "same" };
   const large: Case = { x: [1, 66, 64, 8], f: [3, 3, 8, 16], s: 1, pad: "valid" };
 
-  it("partial sums per thread (added in part order), one thread, and whole-batch for images whose patches exceed CONV_IMAGES_MAX_PATCH_BYTES: all match cpu", async () => {
+  it("the filter gradient: partial sums per thread (added in part order), one thread, and whole-batch for images whose patches exceed CONV_IMAGES_MAX_PATCH_BYTES: all match cpu", async () => {
     expect(4 * 64 * 62 * 72, "the large case's patches per image").toBeGreaterThan(CONV_IMAGES_MAX_PATCH_BYTES);
     const all = [perImage, strided, large];
     await use("cpu");
@@ -62,6 +62,31 @@ describe("Conv2DBackpropFilter image by image (filterGradImages) on fitloop's ke
     }
     // the same inputs give the same bits again (parts are added in a fixed order)
     expect(Array.from(filterGrad(perImage, 80))).toEqual(Array.from(split[0]!));
+  });
+
+  it("setConvImagesEnabled(false): forward, input and filter gradients take the whole-batch paths and match cpu; on again, the same", async () => {
+    const c = perImage;
+    const run = (seed: number): Float32Array[] =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(values(size(c.x), seed), c.x);
+        const w = tf.tensor4d(values(size(c.f), seed + 1), c.f);
+        const b = tf.tensor1d(values(c.f[3], seed + 2));
+        const y = tf.fused.conv2d({ x, filter: w, bias: b, activation: "relu", strides: c.s, pad: c.pad });
+        const attrs = { strides: c.s, pad: c.pad, dataFormat: "NHWC", inputShape: c.x };
+        const dx = tf.engine().runKernel("Conv2DBackpropInput", { dy: y, filter: w }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+        return [y.dataSync().slice() as Float32Array, dx.dataSync().slice() as Float32Array, filterGrad(c, seed)];
+      });
+    await use("cpu");
+    const want = run(50);
+    await use("wasm");
+    expect(convImagesEnabled()).toBe(true);
+    setConvImagesEnabled(false);
+    try {
+      run(50).forEach((g, i) => expectClose(g, want[i]!, `whole batch, output ${i}`, 1e-5));
+    } finally {
+      setConvImagesEnabled(true);
+    }
+    run(50).forEach((g, i) => expectClose(g, want[i]!, `image by image, output ${i}`, 1e-5));
   });
 
   it("does not leak tensors", async () => {
