@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-wasm";
+import { BN_MOVING_AVERAGES } from "./wasm-batch-norm-moving.js";
 import { BN_TRAIN, isFusedBatchNormEnabled, registerWasmKernels } from "./index.js";
 import { batchNormSimd, setSimdKernelsEnabled, type EmscriptenWasm } from "./simd/index.js";
 import { values, size } from "./values.fixture.js";
@@ -139,6 +140,23 @@ describe("fused BatchNormalization training on wasm", () => {
     const expected = run(false);
     await use("wasm");
     run(true).forEach((g, i) => expectClose(g, expected[i]!, `d${["x", "gamma", "beta"][i]}`, 2e-5));
+  });
+
+  it.each([0.9, 0.99, 0.1, 0.123456789])("the moving averages in one kernel (FitloopBatchNormMovingAverages) equal tfjs-layers' ops bit for bit, momentum %f", async (momentum) => {
+    await use("wasm");
+    const c = 37;
+    const [mm, mv, m, v] = [rand([c], 11), rand([c], 12, 1, 0.5), rand([c], 13, 2), rand([c], 14, 3, 0.1)];
+    const [gotMean, gotVar] = tf.engine().runKernel(BN_MOVING_AVERAGES, { movingMean: mm, movingVariance: mv, mean: m, variance: v }, { momentum }) as unknown as tf.Tensor[];
+    const ops = (orig: tf.Tensor, value: tf.Tensor) => tf.sub(orig, tf.mul(tf.sub(orig, value), 1 - momentum));
+    for (const backend of ["wasm", "cpu"] as const) {
+      await use(backend);
+      const [wantMean, wantVar] = [ops(mm, m), ops(mv, v)];
+      expect(Array.from(gotMean!.dataSync()), `moving mean vs ${backend} ops`).toEqual(Array.from(wantMean.dataSync()));
+      expect(Array.from(gotVar!.dataSync()), `moving variance vs ${backend} ops`).toEqual(Array.from(wantVar.dataSync()));
+      tf.dispose([wantMean, wantVar]);
+    }
+    await use("wasm");
+    tf.dispose([mm, mv, m, v, gotMean!, gotVar!]);
   });
 
   it("leaks neither tensors, wasm buffers nor heap while training", async () => {

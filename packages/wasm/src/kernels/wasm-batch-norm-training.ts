@@ -8,7 +8,6 @@ import {
   reshape,
   serialization,
   slice,
-  sub,
   tidy,
   util,
   type GradConfig,
@@ -20,6 +19,7 @@ import {
 import { batchNormSimd, type BatchNormSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
 import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
 import { bnGradSums, bnGradX, bnNormalize, bnStats } from "./wasm-batch-norm-threads.js";
+import { BN_MOVING_AVERAGES, wasmBatchNormMovingAveragesConfig } from "./wasm-batch-norm-moving.js";
 
 /**
  * BatchNormalization in training as one forward and two backward kernels on the wasm heap.
@@ -358,7 +358,7 @@ function fusable(layer: BatchNormLayer, input: Tensor | undefined, training: boo
   if (!training || !input || input.dtype !== "float32" || input.rank < 2) return false;
   const axis = layer.axis >= 0 ? layer.axis : layer.axis + input.rank;
   if (axis !== input.rank - 1 || !layer.gamma || !layer.beta || input.size === 0) return false;
-  return engine().backendName === WASM && getKernel(BN_TRAIN, WASM) !== undefined;
+  return engine().backendName === WASM && getKernel(BN_TRAIN, WASM) !== undefined && getKernel(BN_MOVING_AVERAGES, WASM) !== undefined;
 }
 
 function fusedCall(this: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor | Tensor[] {
@@ -366,21 +366,17 @@ function fusedCall(this: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Reco
   if (!fusable(this, input, kwargs?.["training"] === true)) return stockCall!.call(this, inputs, kwargs);
   return tidy(() => {
     const [y, mean, variance] = run(BN_TRAIN, { x: input, gamma: this.gamma!.read(), beta: this.beta!.read() }, { epsilon: this.epsilon }) as Tensor[];
-    // the moving averages exactly as tfjs-layers updates them
-    const update = (variable: BatchNormLayer["movingMean"], value: Tensor): void =>
-      tidy(() => {
-        const orig = variable.read();
-        variable.write(sub(orig, mul(sub(orig, value), 1 - this.momentum)));
-      });
-    update(this.movingMean, mean!);
-    update(this.movingVariance, variance!);
+    // the moving averages exactly as tfjs-layers updates them, in one kernel (wasm-batch-norm-moving.ts)
+    const [movingMean, movingVariance] = run(BN_MOVING_AVERAGES, { movingMean: this.movingMean.read(), movingVariance: this.movingVariance.read(), mean: mean!, variance: variance! }, { momentum: this.momentum }) as Tensor[];
+    this.movingMean.write(movingMean!);
+    this.movingVariance.write(movingVariance!);
     return y!;
   });
 }
 
 /** Registers the kernels and gradient, and routes tfjs-layers' BatchNormalization training calls on wasm through them. Idempotent. */
 export function enableFusedBatchNorm(): void {
-  for (const config of [wasmBatchNormTrainConfig, wasmBatchNormTrainGradSumsConfig, wasmBatchNormTrainGradXConfig]) {
+  for (const config of [wasmBatchNormTrainConfig, wasmBatchNormTrainGradSumsConfig, wasmBatchNormTrainGradXConfig, wasmBatchNormMovingAveragesConfig]) {
     if (!getKernel(config.kernelName, WASM)) registerKernel(config);
   }
   if (!getGradient(BN_TRAIN)) registerGradient(batchNormTrainGradConfig);
