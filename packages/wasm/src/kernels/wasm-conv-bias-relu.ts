@@ -11,6 +11,7 @@ import {
   serialization,
   sum,
   tidy,
+  Variable,
   type GradConfig,
   type KernelConfig,
   type NamedAttrMap,
@@ -20,6 +21,7 @@ import {
 import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
 import { im2colConv2D } from "./wasm-conv2d-im2col.js";
 import { RELU_GRAD, RELU_GRAD_BIAS_SUM, reluGradBiasSumFused } from "./wasm-relu-grad.js";
+import { CONV_FILTER_GRAD_RELU, filterGradReluApplies, wasmConvReluFilterGradConfig } from "./wasm-conv-filter-grad-relu.js";
 
 /**
  * A convolution layer with bias and ReLU in training, as one forward kernel.
@@ -65,9 +67,20 @@ export const convBiasReluGradConfig: GradConfig = {
     // an outer tape, dz and the bias gradient come from one pass (FitloopReluGradBiasSum: no gradient
     // of its own); under one, ReluGrad then a Sum, both differentiable.
     const e = engine();
-    const onePass = e.state.gradientDepth === 0 && e.backendName === WASM && getKernel(RELU_GRAD_BIAS_SUM, WASM) !== undefined && reluGradBiasSumFused(e.backend, filter.shape[3]!);
-    const [dz, db] = onePass ? (e.runKernel(RELU_GRAD_BIAS_SUM, { dy: dy as Tensor, x: y }, {}) as unknown as [Tensor, Tensor]) : [run(RELU_GRAD, { dy: dy as Tensor, x: y }), undefined];
     const common = { strides, pad, dataFormat: "NHWC", dimRoundingMode: undefined } as unknown as NamedAttrMap;
+    const untaped = e.state.gradientDepth === 0 && e.backendName === WASM;
+    // a layer on the data (its input needs no gradient, as a rule): dW and the bias from dy and y with
+    // the ReLU gradient folded in, dz never written whole; an input gradient, if asked, makes its own dz
+    if (untaped && (attrs as { inputIsData?: boolean }).inputIsData === true && getKernel(CONV_FILTER_GRAD_RELU, WASM) && filterGradReluApplies(e.backend, x, filter.shape)) {
+      const [dw, dbias] = e.runKernel(CONV_FILTER_GRAD_RELU, { x, dy: dy as Tensor, y }, { strides, pad, filterShape: filter.shape } as unknown as NamedAttrMap) as unknown as [Tensor, Tensor];
+      return {
+        x: () => run(Conv2DBackpropInput, { dy: run(RELU_GRAD, { dy: dy as Tensor, x: y }), filter }, { ...common, inputShape: x.shape } as NamedAttrMap),
+        filter: () => dw,
+        bias: () => dbias,
+      };
+    }
+    const onePass = untaped && getKernel(RELU_GRAD_BIAS_SUM, WASM) !== undefined && reluGradBiasSumFused(e.backend, filter.shape[3]!);
+    const [dz, db] = onePass ? (e.runKernel(RELU_GRAD_BIAS_SUM, { dy: dy as Tensor, x: y }, {}) as unknown as [Tensor, Tensor]) : [run(RELU_GRAD, { dy: dy as Tensor, x: y }), undefined];
     return {
       x: () => run(Conv2DBackpropInput, { dy: dz, filter }, { ...common, inputShape: x.shape } as NamedAttrMap),
       filter: () => run(Conv2DBackpropFilter, { x, dy: dz }, { ...common, filterShape: filter.shape } as NamedAttrMap),
@@ -106,19 +119,31 @@ function fusable(layer: ConvLayer, input: Tensor | undefined): input is Tensor {
   return e.state.gradientDepth > 0 && e.backendName === WASM && getKernel(CONV_BIAS_RELU, WASM) !== undefined && getKernel(RELU_GRAD, WASM) !== undefined;
 }
 
+/**
+ * Whether `input` is data to the gradient being recorded: no op on the active tape made it and it is
+ * not a variable (a first layer's batch). Its gradient is then rarely asked for (a gradient with
+ * respect to the input still works, computed separately).
+ */
+function isData(input: Tensor): boolean {
+  if (input instanceof Variable) return false;
+  const tape = (engine().state as unknown as { activeTape?: { outputs: Tensor[] }[] }).activeTape ?? [];
+  return !tape.some((node) => node.outputs.some((o) => o.id === input.id));
+}
+
 /** tfjs-layers' own call (inherited from Conv), kept when the patch is installed. */
 let stockCall: CallFn | undefined;
 function fusedCall(this: ConvLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>): Tensor | Tensor[] {
   const input = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
   if (!fusable(this, input)) return stockCall!.call(this, inputs, kwargs);
   return tidy(() =>
-    run(CONV_BIAS_RELU, { x: input, filter: this.kernel.read(), bias: this.bias!.read() }, { strides: [this.strides[0]!, this.strides[1]!], pad: this.padding } as unknown as NamedAttrMap),
+    run(CONV_BIAS_RELU, { x: input, filter: this.kernel.read(), bias: this.bias!.read() }, { strides: [this.strides[0]!, this.strides[1]!], pad: this.padding, inputIsData: isData(input) } as unknown as NamedAttrMap),
   );
 }
 
 /** Registers the kernel and its gradient, and routes tfjs-layers' Conv2D (bias + relu) training calls on wasm through them. Idempotent. */
 export function enableConvBiasRelu(): void {
   if (!getKernel(CONV_BIAS_RELU, WASM)) registerKernel(wasmConvBiasReluConfig);
+  if (!getKernel(CONV_FILTER_GRAD_RELU, WASM)) registerKernel(wasmConvReluFilterGradConfig);
   if (!getGradient(CONV_BIAS_RELU)) registerGradient(convBiasReluGradConfig);
   const proto = conv2dPrototype();
   // Conv2D inherits `call` from Conv; an own property on Conv2D.prototype shadows it and is removed to undo.

@@ -1,5 +1,5 @@
 import { engine, getGradient, getKernel, registerGradient, registerKernel, Relu, util, zerosLike, type GradConfig, type KernelConfig, type NamedAttrMap, type Tensor, type TensorInfo } from "@tensorflow/tfjs-core";
-import { reluGradSimd, type EmscriptenWasm } from "./simd/index.js";
+import { gemmSimd, reluGradSimd, type EmscriptenWasm } from "./simd/index.js";
 import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, planParts, splitRows } from "./kernel-threads.js";
 
@@ -63,7 +63,7 @@ export const RELU_GRAD_BIAS_SUM_MIN_SPLIT_BYTES = 8 * 1024 * 1024;
 
 /** Whether `FitloopReluGradBiasSum` runs fused here (WebAssembly SIMD, channels a multiple of 4). */
 export function reluGradBiasSumFused(backend: object, channels: number): boolean {
-  return channels > 0 && channels % 4 === 0 && "wasm" in backend && reluGradSimd((backend as WasmHeapBackend).wasm) !== undefined;
+  return channels > 0 && channels % 4 === 0 && "wasm" in backend && gemmSimd((backend as WasmHeapBackend).wasm) !== undefined;
 }
 
 /** Inputs dy, x (float32, same shape, rank >= 1); outputs [dz = dy * step(x), db = sum of dz over all axes but the last]. */
@@ -83,7 +83,7 @@ export function wasmReluGradBiasSum({ inputs, backend }: KernelArgs): TensorInfo
     for (let c = 0; c < channels; c++) heap[d0 + c] = acc[c]!;
     return [dz, db];
   }
-  const simd = reluGradSimd(b.wasm)!;
+  const simd = gemmSimd(b.wasm)!; // reluGradColSum lives in gemm.wat (filterGradMasked uses it too)
   const dz = b.makeOutput([...x.shape], "float32");
   return disposeOnThrow(b, [dz], () => {
     const db = b.makeOutput([channels], "float32");
@@ -102,7 +102,7 @@ export function wasmReluGradBiasSum({ inputs, backend }: KernelArgs): TensorInfo
         sums.fill(0);
         const args = (start: number, count: number, part: number): [number, number, number, number, number, number] =>
           [pd + start * rowBytes, px + start * rowBytes, pz + start * rowBytes, acc8 + 8 * channels * part, count, channels];
-        const used = splitRows(simd.memory, "relu-grad", "reluGradColSum", rows, args, () => simd.exports.reluGradColSum(...args(0, rows, 0)), split);
+        const used = splitRows(simd.memory, "gemm", "reluGradColSum", rows, args, () => simd.exports.reluGradColSum(...args(0, rows, 0)), split);
         const out = new Float32Array(simd.memory.buffer, p(db), channels);
         const total = new Float64Array(simd.memory.buffer, acc8, channels * used); // the buffer again: work may have grown memory
         for (let c = 0; c < channels; c++) {

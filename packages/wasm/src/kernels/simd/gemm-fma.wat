@@ -512,6 +512,103 @@
       (br $img)))
   )
 
+  ;; (Used by FitloopReluGradBiasSum and by filterGradMasked below.) dz = dy * step(x) over rows x cols (row-major, cols a multiple of 4), and acc[c] += sum over
+  ;; the rows of dz(r, c) in float64 (acc: cols doubles, 8-byte aligned; the caller zeroes it): the
+  ;; ReLU gradient and its bias gradient (a column sum) in one pass. Rows in groups of 4 (the four
+  ;; promoted values added pairwise, then to acc, as colSum), the rest one by one. Byte offsets.
+  (func $reluGradColSum (export "reluGradColSum") (param $dy i32) (param $x i32) (param $dx i32) (param $acc i32) (param $rows i32) (param $cols i32)
+    (local $rowB i32) (local $j i32) (local $a i32) (local $o0 i32) (local $o1 i32) (local $o2 i32) (local $o3 i32)
+    (local $v v128) (local $s v128) (local $z0 v128) (local $z1 v128) (local $z2 v128) (local $z3 v128)
+    (local.set $rowB (i32.shl (local.get $cols) (i32.const 2)))
+    (block $qd (loop $ql
+      (br_if $qd (i32.lt_u (local.get $rows) (i32.const 4)))
+      (local.set $j (i32.const 0))
+      (block $cd (loop $cl
+        (br_if $cd (i32.ge_u (local.get $j) (local.get $rowB)))
+        (local.set $o0 (local.get $j))
+        (local.set $o1 (i32.add (local.get $o0) (local.get $rowB)))
+        (local.set $o2 (i32.add (local.get $o1) (local.get $rowB)))
+        (local.set $o3 (i32.add (local.get $o2) (local.get $rowB)))
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $o0))))
+        (local.set $s (v128.bitselect (v128.const f32x4 1 1 1 1) (v128.const f32x4 0 0 0 0) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))
+        (local.set $s (v128.bitselect (local.get $v) (local.get $s) (f32x4.ne (local.get $v) (local.get $v))))
+        (local.set $z0 (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $o0))) (local.get $s)))
+        (v128.store (i32.add (local.get $dx) (local.get $o0)) (local.get $z0))
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $o1))))
+        (local.set $s (v128.bitselect (v128.const f32x4 1 1 1 1) (v128.const f32x4 0 0 0 0) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))
+        (local.set $s (v128.bitselect (local.get $v) (local.get $s) (f32x4.ne (local.get $v) (local.get $v))))
+        (local.set $z1 (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $o1))) (local.get $s)))
+        (v128.store (i32.add (local.get $dx) (local.get $o1)) (local.get $z1))
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $o2))))
+        (local.set $s (v128.bitselect (v128.const f32x4 1 1 1 1) (v128.const f32x4 0 0 0 0) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))
+        (local.set $s (v128.bitselect (local.get $v) (local.get $s) (f32x4.ne (local.get $v) (local.get $v))))
+        (local.set $z2 (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $o2))) (local.get $s)))
+        (v128.store (i32.add (local.get $dx) (local.get $o2)) (local.get $z2))
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $o3))))
+        (local.set $s (v128.bitselect (v128.const f32x4 1 1 1 1) (v128.const f32x4 0 0 0 0) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))
+        (local.set $s (v128.bitselect (local.get $v) (local.get $s) (f32x4.ne (local.get $v) (local.get $v))))
+        (local.set $z3 (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $o3))) (local.get $s)))
+        (v128.store (i32.add (local.get $dx) (local.get $o3)) (local.get $z3))
+        (local.set $a (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 1))))
+        (v128.store (local.get $a)
+          (f64x2.add (v128.load (local.get $a)) (f64x2.add (f64x2.add (f64x2.promote_low_f32x4 (local.get $z0)) (f64x2.promote_low_f32x4 (local.get $z1))) (f64x2.add (f64x2.promote_low_f32x4 (local.get $z2)) (f64x2.promote_low_f32x4 (local.get $z3))))))
+        (v128.store offset=16 (local.get $a)
+          (f64x2.add (v128.load offset=16 (local.get $a)) (f64x2.add (f64x2.add (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $z0) (local.get $z0))) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $z1) (local.get $z1)))) (f64x2.add (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $z2) (local.get $z2))) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $z3) (local.get $z3)))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $cl)))
+      (local.set $o0 (i32.shl (local.get $rowB) (i32.const 2)))
+      (local.set $dy (i32.add (local.get $dy) (local.get $o0)))
+      (local.set $x (i32.add (local.get $x) (local.get $o0)))
+      (local.set $dx (i32.add (local.get $dx) (local.get $o0)))
+      (local.set $rows (i32.sub (local.get $rows) (i32.const 4)))
+      (br $ql)))
+    (block $rd (loop $rl
+      (br_if $rd (i32.eqz (local.get $rows)))
+      (local.set $j (i32.const 0))
+      (block $cd1 (loop $cl1
+        (br_if $cd1 (i32.ge_u (local.get $j) (local.get $rowB)))
+        (local.set $v (v128.load (i32.add (local.get $x) (local.get $j))))
+        (local.set $s (v128.bitselect (v128.const f32x4 1 1 1 1) (v128.const f32x4 0 0 0 0) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))
+        (local.set $s (v128.bitselect (local.get $v) (local.get $s) (f32x4.ne (local.get $v) (local.get $v))))
+        (local.set $z0 (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $j))) (local.get $s)))
+        (v128.store (i32.add (local.get $dx) (local.get $j)) (local.get $z0))
+        (local.set $a (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 1))))
+        (v128.store (local.get $a) (f64x2.add (v128.load (local.get $a)) (f64x2.promote_low_f32x4 (local.get $z0))))
+        (v128.store offset=16 (local.get $a) (f64x2.add (v128.load offset=16 (local.get $a)) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 8 9 10 11 12 13 14 15 (local.get $z0) (local.get $z0)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $cl1)))
+      (local.set $dy (i32.add (local.get $dy) (local.get $rowB)))
+      (local.set $x (i32.add (local.get $x) (local.get $rowB)))
+      (local.set $dx (i32.add (local.get $dx) (local.get $rowB)))
+      (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+      (br $rl)))
+  )
+
+  ;; A first conv layer's filter and bias gradients with its ReLU gradient folded in, for a block of
+  ;; pixels: dz = dy * step(y) ($reluGradColSum) block by block into scratch (in cache), acc[c] (float64)
+  ;; += its column sums (the bias gradient), and dw (+)= patchesᵀ · dz ($gemmPackedAcc: A(tap, pixel)
+  ;; at pa + tap*ars + pixel*aks, dz block row-major, accumulating from the second block or with accIn):
+  ;; dz never reaches memory beyond the cache. dy, y: rows x co floats (co a multiple of 4).
+  ;; scratch: 4*block*co bytes of dz (16-aligned), then gemmPacked's scratch for N = co, kc = block.
+  (func (export "filterGradMasked") (param $pa i32) (param $ars i32) (param $aks i32) (param $dy i32) (param $y i32) (param $dw i32) (param $ldc i32)
+    (param $taps i32) (param $co i32) (param $rows i32) (param $block i32) (param $acc i32) (param $scratch i32) (param $accIn i32)
+    (local $n i32) (local $rowB i32) (local $gemmScratch i32)
+    (local.set $rowB (i32.shl (local.get $co) (i32.const 2)))
+    (local.set $gemmScratch (i32.add (local.get $scratch) (i32.and (i32.add (i32.mul (local.get $block) (local.get $rowB)) (i32.const 15)) (i32.const -16))))
+    (block $done (loop $blocks
+      (br_if $done (i32.eqz (local.get $rows)))
+      (local.set $n (select (local.get $block) (local.get $rows) (i32.lt_u (local.get $block) (local.get $rows))))
+      (call $reluGradColSum (local.get $dy) (local.get $y) (local.get $scratch) (local.get $acc) (local.get $n) (local.get $co))
+      (call $gemmPackedAcc (local.get $pa) (local.get $ars) (local.get $aks) (local.get $scratch) (local.get $rowB) (i32.const 4)
+        (local.get $dw) (local.get $ldc) (local.get $taps) (local.get $co) (local.get $n) (i32.const 0) (local.get $gemmScratch) (local.get $accIn))
+      (local.set $accIn (i32.const 1))
+      (local.set $pa (i32.add (local.get $pa) (i32.mul (local.get $n) (local.get $aks))))
+      (local.set $dy (i32.add (local.get $dy) (i32.mul (local.get $n) (local.get $rowB))))
+      (local.set $y (i32.add (local.get $y) (i32.mul (local.get $n) (local.get $rowB))))
+      (local.set $rows (i32.sub (local.get $rows) (local.get $n)))
+      (br $blocks)))
+  )
+
   ;; C = A·B with B packed (GotoBLAS-style loops): A(m, k) at pa + m*ars + k*aks, B(k, n) at
   ;; pb + k*bks + n*bns (row-major B: bks = 4N, bns = 4; a transposed B: bks = 4, bns = 4K; no
   ;; transpose copy either way), C(m, n) at pc + m*ldc + 4n; byte pointers and strides.

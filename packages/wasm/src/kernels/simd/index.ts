@@ -62,8 +62,6 @@ export interface MaxPoolGradSimdExports {
 /** Exports of `relu-grad.wat`: dx = dy * step(x) over n float32 elements. */
 export interface ReluGradSimdExports {
   reluGrad(dy: number, x: number, dx: number, n: number): void;
-  /** dx = dy * step(x) over rows x cols (cols a multiple of 4) and acc[c] (float64, zeroed by the caller) += its column sums. */
-  reluGradColSum(dy: number, x: number, dx: number, acc: number, rows: number, cols: number): void;
 }
 
 /** Exports of `adam.wat`: one Adam update of n float32 elements (see the .wat for the formula). */
@@ -105,6 +103,10 @@ export interface GemmSimdExports {
   im2colRows(src: number, dst: number, planes: number, planeStride: number, inH: number, inW: number, outH: number, outW: number, sh: number, sw: number, rowOff: number, colShift: number, lo: number, hi: number): void;
   /** im2col in NHWC order, one row of fh*fw*ci floats per output pixel (see gemm.wat); byte pointers, sizes in floats. */
   im2colNhwc(x: number, dst: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number, fh: number, fw: number, sh: number, sw: number, dh: number, dw: number, top: number, left: number): void;
+  /** dx = dy * step(x) over rows x cols (cols a multiple of 4) and acc[c] (float64, zeroed by the caller) += its column sums. */
+  reluGradColSum(dy: number, x: number, dx: number, acc: number, rows: number, cols: number): void;
+  /** A first conv layer's filter and bias gradients with its ReLU gradient folded in, block by block (see gemm.wat). */
+  filterGradMasked(pa: number, ars: number, aks: number, dy: number, y: number, dw: number, ldc: number, taps: number, co: number, rows: number, block: number, acc: number, scratch: number, accIn: number): void;
 }
 
 /**

@@ -1,0 +1,102 @@
+import { backend_util, type KernelBackend, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
+import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
+import { im2colT } from "./wasm-im2col.js";
+import { planParts, poolFor } from "./kernel-threads.js";
+import { packedGemmModule, packedScratchBytes } from "./wasm-gemm-split.js";
+import { IM2COL_CONV_MAX_TAPS } from "./wasm-conv2d-im2col.js";
+import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+
+/**
+ * The filter and bias gradients of a first convolution layer with bias + ReLU, with the ReLU
+ * gradient folded in: inputs x (the layer's input), dy (the gradient of its output y) and y; attrs
+ * strides, pad, filterShape; outputs [dW (filterShape), db [co]]. The separate path writes
+ * dz = dy * step(y) for the whole batch (the MNIST CNN's first layer: 5.5 MB), then reads it again
+ * for dW and the bias; here dz is made block by block in cache and consumed at once (gemm.wat's
+ * `filterGradMasked`). For layers whose input needs no gradient (the data): the layer's gradient
+ * uses it only then (wasm-conv-bias-relu.ts), since the input gradient would need dz whole.
+ * Few taps only (patchesᵀ, `im2colT`); pixels split over the kernel threads in one part per thread,
+ * partial dW and float64 bias sums added in part order (the same dW bits as `splitGemmDepth` over dz).
+ */
+export const CONV_FILTER_GRAD_RELU = "FitloopConv2DReluFilterGrad";
+
+/** Pixels per block of dz: 1024 x 32 channels = 128 KiB, in L2 with its packed copy. */
+export const FILTER_GRAD_RELU_BLOCK_ROWS = 1024;
+
+interface Attrs {
+  strides: [number, number] | number;
+  pad: "valid" | "same";
+  filterShape: [number, number, number, number];
+}
+
+interface WasmHeapBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  disposeData(dataId: object): void;
+  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
+}
+
+/** Whether the fused gradient applies: float32 rank-4 x, few taps, output channels a multiple of 4, WebAssembly SIMD. */
+export function filterGradReluApplies(backend: object, x: { shape: readonly number[]; dtype: string }, filterShape: readonly number[]): boolean {
+  if (x.dtype !== "float32" || x.shape.length !== 4 || filterShape.length !== 4 || !("wasm" in backend)) return false;
+  const [fh, fw, ci, co] = filterShape as [number, number, number, number];
+  return fh * fw * ci <= IM2COL_CONV_MAX_TAPS && co > 0 && co % 4 === 0 && gemmSimd((backend as WasmHeapBackend).wasm) !== undefined;
+}
+
+export function wasmConvReluFilterGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
+  const { x, dy, y } = inputs as Record<string, TensorInfo>;
+  const a = attrs as unknown as Attrs;
+  if (!x || !dy || !y || !filterGradReluApplies(backend, x, a.filterShape)) throw new Error(`fitloop wasm ${CONV_FILTER_GRAD_RELU}: needs float32 x, dy, y with few filter taps and output channels a multiple of 4`);
+  const b = backend as unknown as WasmHeapBackend;
+  const gemm = gemmSimd(b.wasm)!;
+  const [fh, fw, ci, co] = a.filterShape;
+  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, undefined, false, "channelsLast");
+  if (dy.shape.join() !== info.outShape.join() || y.shape.join() !== info.outShape.join()) throw new Error(`fitloop wasm ${CONV_FILTER_GRAD_RELU}: dy and y must have the output's shape [${info.outShape.join(",")}]`);
+  const taps = fh * fw * ci;
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const { module, exports, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
+  const parts = pool ? planParts(gemm.memory, rows, { align: 1, bytes: Infinity }) : [[0, rows] as [number, number]];
+  const block = FILTER_GRAD_RELU_BLOCK_ROWS;
+  const round = (n: number, to: number): number => Math.ceil(n / to) * to;
+  const [accBytes, partialBytes] = [round(8 * co, 64), round(4 * taps * co, 64)];
+  const perPart = accBytes + partialBytes + round(round(4 * block * co, 16) + packedScratchBytes(co, block), 64);
+  const patches = im2colT(backend as unknown as KernelBackend, x, info); // [taps, rows]: A(tap, pixel) at tap*4*rows + 4*pixel
+  try {
+    const dw = b.makeOutput([fh, fw, ci, co], "float32");
+    const db = disposeOnThrow(b, [dw], () => b.makeOutput([co], "float32"));
+    return disposeOnThrow(b, [dw, db], () => {
+      const scratch = gemm.malloc(perPart * parts.length + 64);
+      if (!scratch) throw new Error(`fitloop wasm ${CONV_FILTER_GRAD_RELU}: could not allocate ${perPart * parts.length} bytes of scratch`);
+      try {
+        const base = round(scratch, 64);
+        const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
+        const [pa, pdy, py, pw] = [p(patches), p(dy), p(y), p(dw)];
+        for (let part = 0; part < parts.length; part++) new Float64Array(gemm.memory.buffer, base + part * perPart, co).fill(0);
+        const args = (start: number, count: number, part: number): number[] => {
+          const s = base + part * perPart;
+          return [pa + 4 * start, 4 * rows, 4, pdy + 4 * co * start, py + 4 * co * start, part === 0 ? pw : s + accBytes, 4 * co, taps, co, count, block, s, s + accBytes + partialBytes, 0];
+        };
+        if (pool && parts.length > 1) pool.run(parts.map(([start, count], i) => ({ module, fn: "filterGradMasked", args: args(start, count, i) })));
+        else (exports as unknown as { filterGradMasked(...a: number[]): void }).filterGradMasked(...args(0, rows, 0));
+        const heap = new Float32Array(gemm.memory.buffer);
+        const sums = new Float64Array(gemm.memory.buffer);
+        const [o, n] = [pw / 4, taps * co];
+        for (let part = 1; part < parts.length; part++) {
+          const q = (base + part * perPart + accBytes) / 4;
+          for (let i = 0; i < n; i++) heap[o + i] = heap[o + i]! + heap[q + i]!;
+        }
+        for (let c = 0; c < co; c++) {
+          let s = 0;
+          for (let part = 0; part < parts.length; part++) s += sums[(base + part * perPart) / 8 + c]!;
+          heap[p(db) / 4 + c] = s;
+        }
+      } finally {
+        gemm.free(scratch);
+      }
+      return [dw, db];
+    });
+  } finally {
+    b.disposeData(patches.dataId);
+  }
+}
+
+export const wasmConvReluFilterGradConfig: KernelConfig = { kernelName: CONV_FILTER_GRAD_RELU, backendName: WASM, kernelFunc: asKernelFunc(wasmConvReluFilterGrad) };
