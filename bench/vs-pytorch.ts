@@ -23,7 +23,9 @@
  * Before every timed arm the bench waits for idle CPUs (< 0.3 cores busy over 50 ms, at most 2 s):
  * OpenBLAS's threads spin for up to ~0.1 s after a product, which took a core from the next arm
  * (fitloop rounds after the torch1_blas2 arm ran ~30 % slower before this wait).
- * WARMUP warm-up rounds per arm (default 3), then ROUNDS interleaved rounds of the three arms (fitloop and the two
+ * Warm-up rounds per arm: WARMUP (default 3), or more until each arm has trained WARMUP_STEPS steps
+ * (MLP 600, CNN 120: V8 keeps optimising fitloop's JS that long; in 40-step windows from the start a
+ * CNN step took 21.0, 17.6, 16.0 then ~15.9 ms, round 11), then ROUNDS interleaved rounds of the three arms (fitloop and the two
  * PyTorch settings; the order rotates every round); medians, and paired ratios (fitloop / peer in
  * the same round). Prints a table and, last, {"bench":"vs-pytorch","mlp_ratio":R1,"cnn_ratio":R2,
  * "peer_mlp":..,"peer_cnn":..,"fitloop_peak_mib":{..},"pytorch_peak_mib":{..},...} (ratios: fitloop
@@ -31,7 +33,8 @@
  * with no JSON line. The machine may be shared with other jobs: read the min..max columns, and the
  * load line (CPU time of other processes per round, from /proc/stat minus this bench's processes).
  *
- *   pnpm run bench:vs-pytorch    # env: ROUNDS (5), WARMUP (3), MLP_STEPS (60), CNN_STEPS (12), PYTHON (/usr/bin/python3),
+ *   pnpm run bench:vs-pytorch    # env: ROUNDS (5), WARMUP (3), WARMUP_STEPS_MLP (600), WARMUP_STEPS_CNN (120),
+ *                                # MLP_STEPS (60), CNN_STEPS (12), PYTHON (/usr/bin/python3),
  *                                # WASM_KERNELS (all; `added` = before fitloop replaced stock kernels),
  *                                # THREADS (unset: all cores; `false` = single-threaded, before threads),
  *                                # WASM_SIMD (`false` = JS loops instead of fitloop's SIMD kernels)
@@ -48,6 +51,8 @@ import { startPythonChild } from "./python-child.js";
 const ROUNDS = intEnv("ROUNDS", 5);
 const WARMUP = intEnv("WARMUP", 3);
 const STEPS: Record<ModelKind, number> = { mlp: intEnv("MLP_STEPS", 60), cnn: intEnv("CNN_STEPS", 12) };
+const WARMUP_STEPS: Record<ModelKind, number> = { mlp: intEnv("WARMUP_STEPS_MLP", 600), cnn: intEnv("WARMUP_STEPS_CNN", 120) };
+const warmupRounds = (kind: ModelKind): number => Math.max(WARMUP, Math.ceil(WARMUP_STEPS[kind] / STEPS[kind]));
 const PYTHON = process.env["PYTHON"] ?? "/usr/bin/python3";
 const KINDS: ModelKind[] = ["mlp", "cnn"];
 /** A round during which other processes used this many cores or more counts as contended. */
@@ -159,7 +164,7 @@ async function main(): Promise<void> {
   const kernels = replaced.length ? `fitloop wasm kernels on (replaced: ${replaced.join(", ")}${simd})` : "only the kernels tfjs-wasm lacks (WASM_KERNELS=added)";
   console.log(`fitloop: tfjs ${tf.version_core} ${backend} backend (${threads} thread${threads > 1 ? "s" : ""}), ${kernels}`);
   for (const t of torches) console.log(`PyTorch ${t.info.torch} ${t.key}: ${t.label} (torch reports ${t.info.threads} thread${t.info.threads > 1 ? "s" : ""}, OpenBLAS ${t.info.blasThreads ?? "?"})`);
-  console.log(`batch ${BATCH}, Adam 1e-3; per round MLP ${STEPS.mlp} steps, CNN ${STEPS.cnn} steps; ${ROUNDS} interleaved rounds (fitloop and both PyTorch settings, order rotating) after ${WARMUP} warm-up round${WARMUP > 1 ? "s" : ""} each; the machine may be shared with other jobs`);
+  console.log(`batch ${BATCH}, Adam 1e-3; per round MLP ${STEPS.mlp} steps, CNN ${STEPS.cnn} steps; ${ROUNDS} interleaved rounds (fitloop and both PyTorch settings, order rotating) after ${warmupRounds("mlp")} (MLP) and ${warmupRounds("cnn")} (CNN) warm-up rounds each; the machine may be shared with other jobs`);
   const started = performance.now();
   const pids = [process.pid, ...torches.map((t) => t.pid)];
   const runStart = cpuSnapshot(pids);
@@ -183,7 +188,7 @@ async function main(): Promise<void> {
       ];
       // warm-up, every arm alike: V8 keeps optimising fitloop's JS over the first few hundred steps
       // (60-step fits: ~2.1 ms/step in the first, ~1.6 by the fourth), PyTorch's C++ needs none
-      for (let w = 0; w < WARMUP; w++) for (const a of arms) await a.run();
+      for (let w = 0; w < warmupRounds(kind); w++) for (const a of arms) await a.run();
 
       for (let round = 0; round < ROUNDS; round++) {
         const order = arms.map((_, i) => arms[(i + round) % arms.length]!);
