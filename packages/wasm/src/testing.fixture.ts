@@ -28,6 +28,12 @@ export async function useTestBackend(name: "wasm" | "cpu", options: TestBackendO
   });
 }
 
+/** Makes an already initialised backend the active one again (tests that compare cpu with wasm). */
+export async function switchBackend(name: "cpu" | "wasm"): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`setBackend(${name}) failed`);
+  await tf.ready();
+}
+
 /** Runs `fn` twice to warm up, then `iterations` times; throws if `tf.memory().numTensors` grew. */
 export async function expectNoLeaks(fn: (iteration: number) => unknown, options: { warmup?: number; iterations?: number } = {}): Promise<{ before: number; after: number }> {
   const { warmup = 2, iterations = 5 } = options;

@@ -1,8 +1,7 @@
 import { backend_util, type KernelBackend, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { im2colT } from "./wasm-im2col.js";
-import { planParts, poolFor } from "./kernel-threads.js";
-import { packedGemmModule, packedScratchBytes } from "./wasm-gemm-split.js";
+import { addPartials, packedScratchBytes, runPackedParts } from "./wasm-gemm-split.js";
 import { IM2COL_CONV_MAX_TAPS } from "./wasm-conv2d-im2col.js";
 import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
 
@@ -53,45 +52,39 @@ export function wasmConvReluFilterGrad({ inputs, backend, attrs }: KernelArgs): 
   if (dy.shape.join() !== info.outShape.join() || y.shape.join() !== info.outShape.join()) throw new Error(`fitloop wasm ${CONV_FILTER_GRAD_RELU}: dy and y must have the output's shape [${info.outShape.join(",")}]`);
   const taps = fh * fw * ci;
   const rows = info.batchSize * info.outHeight * info.outWidth;
-  const { module, exports, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
-  const parts = pool ? planParts(gemm.memory, rows, { align: 1, bytes: Infinity }) : [[0, rows] as [number, number]];
   const block = FILTER_GRAD_RELU_BLOCK_ROWS;
   const round = (n: number, to: number): number => Math.ceil(n / to) * to;
+  // each part's scratch: its float64 bias sums, its partial dW (part 0 sums into dW itself), a block of dz, the GEMM's scratch
   const [accBytes, partialBytes] = [round(8 * co, 64), round(4 * taps * co, 64)];
-  const perPart = accBytes + partialBytes + round(round(4 * block * co, 16) + packedScratchBytes(co, block), 64);
+  const perPart = accBytes + partialBytes + round(4 * block * co, 16) + packedScratchBytes(co, block);
   const patches = im2colT(backend as unknown as KernelBackend, x, info); // [taps, rows]: A(tap, pixel) at tap*4*rows + 4*pixel
   try {
     const dw = b.makeOutput([fh, fw, ci, co], "float32");
     const db = disposeOnThrow(b, [dw], () => b.makeOutput([co], "float32"));
     return disposeOnThrow(b, [dw, db], () => {
-      const scratch = gemm.malloc(perPart * parts.length + 64);
-      if (!scratch) throw new Error(`fitloop wasm ${CONV_FILTER_GRAD_RELU}: could not allocate ${perPart * parts.length} bytes of scratch`);
-      try {
-        const base = round(scratch, 64);
-        const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
-        const [pa, pdy, py, pw] = [p(patches), p(dy), p(y), p(dw)];
-        for (let part = 0; part < parts.length; part++) new Float64Array(gemm.memory.buffer, base + part * perPart, co).fill(0);
-        const args = (start: number, count: number, part: number): number[] => {
-          const s = base + part * perPart;
+      const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
+      const [pa, pdy, py, pw] = [p(patches), p(dy), p(y), p(dw)];
+      runPackedParts(
+        gemm,
+        "filterGradMasked",
+        rows,
+        perPart,
+        1,
+        (start, count, part, s) => {
+          new Float64Array(gemm.memory.buffer, s, co).fill(0);
           return [pa + 4 * start, 4 * rows, 4, pdy + 4 * co * start, py + 4 * co * start, part === 0 ? pw : s + accBytes, 4 * co, taps, co, count, block, s, s + accBytes + partialBytes, 0];
-        };
-        if (pool && parts.length > 1) pool.run(parts.map(([start, count], i) => ({ module, fn: "filterGradMasked", args: args(start, count, i) })));
-        else (exports as unknown as { filterGradMasked(...a: number[]): void }).filterGradMasked(...args(0, rows, 0));
-        const heap = new Float32Array(gemm.memory.buffer);
-        const sums = new Float64Array(gemm.memory.buffer);
-        const [o, n] = [pw / 4, taps * co];
-        for (let part = 1; part < parts.length; part++) {
-          const q = (base + part * perPart + accBytes) / 4;
-          for (let i = 0; i < n; i++) heap[o + i] = heap[o + i]! + heap[q + i]!;
-        }
-        for (let c = 0; c < co; c++) {
-          let s = 0;
-          for (let part = 0; part < parts.length; part++) s += sums[(base + part * perPart) / 8 + c]!;
-          heap[p(db) / 4 + c] = s;
-        }
-      } finally {
-        gemm.free(scratch);
-      }
+        },
+        (s, parts, stride) => {
+          addPartials(gemm.memory, pw, s + accBytes, parts, stride, taps * co);
+          const sums = new Float64Array(gemm.memory.buffer);
+          const out = new Float32Array(gemm.memory.buffer, p(db), co);
+          for (let c = 0; c < co; c++) {
+            let total = 0;
+            for (let part = 0; part < parts; part++) total += sums[(s + part * stride) / 8 + c]!;
+            out[c] = total;
+          }
+        },
+      );
       return [dw, db];
     });
   } finally {

@@ -6,12 +6,7 @@ import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, setConvImagesEnabled } 
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
-import { expectNoLeaks, useTestBackend } from "../testing.fixture.js";
-
-async function use(name: "cpu" | "wasm"): Promise<void> {
-  if (!(await tf.setBackend(name))) throw new Error(`setBackend(${name}) failed`);
-  await tf.ready();
-}
+import { expectNoLeaks, switchBackend as use, useTestBackend } from "../testing.fixture.js";
 
 interface Case {
   x: [number, number, number, number];

@@ -15,8 +15,7 @@ import {
 } from "@tensorflow/tfjs-core";
 import { im2colNhwc, im2colT } from "./wasm-im2col.js";
 import type { EmscriptenWasm, GemmSimdExports, SimdKernels } from "./simd/index.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, splitGemmDepth, type ConvImagesExports } from "./wasm-gemm-split.js";
-import { planParts, poolFor, runPoolTasks } from "./kernel-threads.js";
+import { addPartials, CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, ownGemm, packedScratchBytes, runPackedParts, splitGemm, splitGemmDepth } from "./wasm-gemm-split.js";
 import { disposeOnThrow, runWasm } from "./wasm-util.js";
 
 const BACKEND = "wasm";
@@ -189,38 +188,27 @@ function filterGradImages(b: GemmBackend, gemm: SimdKernels<GemmSimdExports>, x:
   const { top, left } = info.padInfo;
   const taps = fh * fw * ci;
   const rows = outHeight * outWidth;
-  const { module, exports, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
+  // each part's scratch: its partial dW (part 0 sums into dW itself), the patches, the GEMM's scratch
   const partial = Math.ceil((4 * taps * co) / 64) * 64;
-  const perPart = Math.ceil((Math.ceil((4 * rows * taps) / 16) * 16 + packedScratchBytes(co, rows)) / 64) * 64;
-  const parts = pool ? planParts(gemm.memory, batchSize, { align: 1, bytes: Infinity }) : [[0, batchSize] as [number, number]];
+  const perPart = partial + Math.ceil((4 * rows * taps) / 16) * 16 + packedScratchBytes(co, rows);
   const out = b.makeOutput([taps, co], "float32");
   return disposeOnThrow(b as unknown as KernelBackend, [out], () => {
-    const scratch = gemm.malloc((perPart + partial) * parts.length);
-    if (!scratch) throw new Error(`fitloop wasm Conv2DBackpropFilter: could not allocate ${(perPart + partial) * parts.length} bytes of scratch`);
-    try {
-      const po = b.dataIdMap.get(out.dataId)!.memoryOffset;
-      const [px, pdy] = [b.dataIdMap.get(x.dataId)!.memoryOffset, b.dataIdMap.get(dy.dataId)!.memoryOffset];
-      const sums = scratch + perPart * parts.length;
-      const [xImage, dyImage] = [4 * inHeight * inWidth * ci, 4 * rows * co];
-      const args = (start: number, count: number, part: number): number[] =>
-        [px + start * xImage, pdy + start * dyImage, part === 0 ? po : sums + (part - 1) * partial, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left, co, 0, scratch + part * perPart];
-      if (pool && parts.length > 1) {
-        runPoolTasks(pool, parts.map(([start, count], i) => ({ module, fn: "filterGradImages", args: args(start, count, i) })));
-        const heap = new Float32Array(gemm.memory.buffer);
-        const [o, n] = [po / 4, taps * co];
-        for (let part = 1; part < parts.length; part++) {
-          const q = (sums + (part - 1) * partial) / 4;
-          for (let i = 0; i < n; i++) heap[o + i] = heap[o + i]! + heap[q + i]!;
-        }
-      } else {
-        exports.filterGradImages(...(args(0, batchSize, 0) as Parameters<ConvImagesExports["filterGradImages"]>));
-      }
-    } finally {
-      gemm.free(scratch);
-    }
+    const po = b.dataIdMap.get(out.dataId)!.memoryOffset;
+    const [px, pdy] = [b.dataIdMap.get(x.dataId)!.memoryOffset, b.dataIdMap.get(dy.dataId)!.memoryOffset];
+    const [xImage, dyImage] = [4 * inHeight * inWidth * ci, 4 * rows * co];
+    runPackedParts(
+      gemm,
+      "filterGradImages",
+      batchSize,
+      perPart,
+      1,
+      (start, count, part, scratch) => [px + start * xImage, pdy + start * dyImage, part === 0 ? po : scratch, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left, co, 0, scratch + partial],
+      (scratch, parts, stride) => addPartials(gemm.memory, po, scratch, parts, stride, taps * co),
+    );
     return out;
   });
 }
+
 
 /**
  * The kernel function. Few filter taps: im2col + one matmul (see IM2COL_MAX_TAPS). Otherwise:

@@ -1,7 +1,7 @@
 import { backend_util, BatchMatMul, Conv2D, Conv2DBackpropInput, Reverse, Transpose, type Conv2DBackpropInputAttrs, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { col2imSimd, type EmscriptenWasm } from "./simd/index.js";
-import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, splitRows } from "./kernel-threads.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, ownGemm, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
+import { CHUNKS_PER_THREAD, planParts, splitRows } from "./kernel-threads.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, ownGemm, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
 import { asKernelFunc, disposeOnThrow, runWasm, withTemps, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** Padding of the forward Conv2D that computes an input gradient, or null when it does not apply. */
@@ -146,25 +146,15 @@ function col2imImages(backend: WasmHeapBackend, gemm: NonNullable<ReturnType<typ
   const { top, left } = info.padInfo;
   const taps = fh * fw * ci;
   const rows = outHeight * outWidth;
-  const { module, exports, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
   const gemmBytes = Math.ceil(packedScratchBytes(taps, co) / 16) * 16;
-  const perPart = Math.ceil((Math.ceil((4 * rows * taps) / 16) * 16 + gemmBytes + 4 * (fh + fw + fh * fw)) / 64) * 64;
-  const parts = pool ? planParts(gemm.memory, batchSize, { align: 1, bytes: Infinity, chunksPerThread: CHUNKS_PER_THREAD }) : [[0, batchSize] as [number, number]];
+  const perPart = Math.ceil((4 * rows * taps) / 16) * 16 + gemmBytes + 4 * (fh + fw + fh * fw);
   const dx = backend.makeOutput([batchSize, inHeight, inWidth, ci], "float32");
   return disposeOnThrow(backend, [dx], () => {
-    const scratch = gemm.malloc(perPart * parts.length);
-    if (!scratch) throw new Error(`fitloop wasm Conv2DBackpropInput: could not allocate ${perPart * parts.length} bytes of scratch`);
-    try {
-      const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
-      const [pdy, pdx, pw] = [p(dy), p(dx), p(filter)];
-      const [dyImage, dxImage] = [4 * rows * co, 4 * inHeight * inWidth * ci];
-      const args = (start: number, count: number, part: number): number[] =>
-        [pdy + start * dyImage, pdx + start * dxImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, top, left, pw, co, gemmBytes, scratch + part * perPart];
-      if (pool && parts.length > 1) runPoolTasks(pool, parts.map(([start, count], i) => ({ module, fn: "col2imImages", args: args(start, count, i) })));
-      else exports.col2imImages(...(args(0, batchSize, 0) as Parameters<ConvImagesExports["col2imImages"]>));
-    } finally {
-      gemm.free(scratch);
-    }
+    const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    const [pdy, pdx, pw] = [p(dy), p(dx), p(filter)];
+    const [dyImage, dxImage] = [4 * rows * co, 4 * inHeight * inWidth * ci];
+    runPackedParts(gemm, "col2imImages", batchSize, perPart, CHUNKS_PER_THREAD, (start, count, _part, scratch) =>
+      [pdy + start * dyImage, pdx + start * dxImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, top, left, pw, co, gemmBytes, scratch]);
     return dx;
   });
 }

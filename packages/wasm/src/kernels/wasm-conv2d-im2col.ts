@@ -4,8 +4,8 @@ import { im2colT } from "./wasm-im2col.js";
 import { IM2COL_NHWC_MIN_CHANNELS } from "./wasm-conv2d-backprop-filter.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 import { disposeOnThrow, type KernelArgs } from "./wasm-util.js";
-import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, splitRows } from "./kernel-threads.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, packedGemmModule, packedScratchBytes, splitGemm, type ConvImagesExports } from "./wasm-gemm-split.js";
+import { CHUNKS_PER_THREAD, poolFor, splitRows } from "./kernel-threads.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
 
 export { CONV_IMAGES_MAX_PATCH_BYTES };
 
@@ -128,24 +128,14 @@ function convImages(backend: WasmHeapBackend, simd: NonNullable<ReturnType<typeo
   const { top, left } = info.padInfo;
   const taps = fh * fw * ci;
   const rows = outHeight * outWidth;
-  const { module, exports, pool } = packedGemmModule(simd, poolFor(simd.memory));
-  const perPart = Math.ceil((Math.ceil((4 * rows * taps) / 16) * 16 + packedScratchBytes(co, taps)) / 64) * 64;
-  const parts = pool ? planParts(simd.memory, batchSize, { align: 1, bytes: Infinity, chunksPerThread: CHUNKS_PER_THREAD }) : [[0, batchSize] as [number, number]];
+  const perPart = Math.ceil((4 * rows * taps) / 16) * 16 + packedScratchBytes(co, taps);
   const out = backend.makeOutput(info.outShape, "float32");
   return disposeOnThrow(backend, [out], () => {
-    const scratch = simd.malloc(perPart * parts.length);
-    if (!scratch) throw new Error(`fitloop wasm Conv2D: could not allocate ${perPart * parts.length} bytes of scratch`);
-    try {
-      const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
-      const [px, po, pw] = [p(x), p(out), p(filter)];
-      const [xImage, outImage] = [4 * inHeight * inWidth * ci, 4 * rows * co];
-      const args = (start: number, count: number, part: number): number[] =>
-        [px + start * xImage, po + start * outImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left, pw, co, pb, relu, scratch + part * perPart];
-      if (pool && parts.length > 1) runPoolTasks(pool, parts.map(([start, count], i) => ({ module, fn: "convImages", args: args(start, count, i) })));
-      else exports.convImages(...(args(0, batchSize, 0) as Parameters<ConvImagesExports["convImages"]>));
-    } finally {
-      simd.free(scratch);
-    }
+    const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    const [px, po, pw] = [p(x), p(out), p(filter)];
+    const [xImage, outImage] = [4 * inHeight * inWidth * ci, 4 * rows * co];
+    runPackedParts(simd, "convImages", batchSize, perPart, CHUNKS_PER_THREAD, (start, count, _part, scratch) =>
+      [px + start * xImage, po + start * outImage, count, inHeight, inWidth, ci, outHeight, outWidth, fh, fw, sh, sw, dh, dw, top, left, pw, co, pb, relu, scratch]);
     return out;
   });
 }

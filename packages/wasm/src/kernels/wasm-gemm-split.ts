@@ -250,6 +250,51 @@ export function packedGemmModule(gemm: Gemm, pool: KernelThreadPool | undefined)
   return { module: "gemm-fma", exports: fma as unknown as PackedGemmExports & ConvImagesExports, pool: pool && poolHas(pool, FMA_GEMM_FN) ? pool : undefined };
 }
 
+/** Functions of the packed GEMM's module that `runPackedParts` runs (gemm.wat and gemm-fma.wat export them). */
+export type PackedPartsFn = keyof ConvImagesExports | "filterGradMasked";
+
+/**
+ * Runs `fn` of the packed GEMM's module (`packedGemmModule`: FMA or not) over `count` items (images,
+ * pixels) cut into parts: on the kernel threads when a pool runs (`chunksPerThread` parts per thread,
+ * 1: one per thread), else one call on this thread. Each part gets its own `perPart` bytes of scratch
+ * (64-aligned, `stride` bytes apart); `args(start, count, part, scratch)` are the call's arguments;
+ * `done(scratch, parts, stride)` reads what the parts left in their scratch (partial sums) before it
+ * is freed. Returns the number of parts.
+ */
+export function runPackedParts(
+  gemm: Gemm,
+  fn: PackedPartsFn,
+  count: number,
+  perPart: number,
+  chunksPerThread: number,
+  args: (start: number, count: number, part: number, scratch: number) => number[],
+  done?: (scratch: number, parts: number, stride: number) => void,
+): number {
+  const { module, exports, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
+  const parts = pool ? planParts(gemm.memory, count, { align: 1, bytes: Infinity, chunksPerThread }) : [[0, count] as [number, number]];
+  const bytes = Math.ceil(perPart / 64) * 64;
+  const scratch = alloc(gemm, bytes * parts.length + 64, `the scratch of ${fn}`);
+  try {
+    const base = Math.ceil(scratch / 64) * 64;
+    if (pool && parts.length > 1) runPoolTasks(pool, parts.map(([start, n], i) => ({ module, fn, args: args(start, n, i, base + i * bytes) })));
+    else (exports as unknown as Record<PackedPartsFn, (...a: number[]) => void>)[fn](...args(0, count, 0, base));
+    done?.(base, parts.length, bytes);
+    return parts.length;
+  } finally {
+    gemm.free(scratch);
+  }
+}
+
+/** dst[0..n) += the partial sums of parts 1..parts-1 (at scratch + part * stride), in part order. */
+export function addPartials(memory: WebAssembly.Memory, dst: number, scratch: number, parts: number, stride: number, n: number): void {
+  const heap = new Float32Array(memory.buffer);
+  const o = dst / 4;
+  for (let part = 1; part < parts; part++) {
+    const q = (scratch + part * stride) / 4;
+    for (let i = 0; i < n; i++) heap[o + i] = heap[o + i]! + heap[q + i]!;
+  }
+}
+
 /** One packed GEMM planned: its scratch, and its parts as kernel-thread calls (none: one call on the caller). */
 interface PackedJob {
   scratchBytes: number;

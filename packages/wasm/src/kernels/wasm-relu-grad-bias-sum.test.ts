@@ -8,12 +8,7 @@ import { RELU_GRAD, RELU_GRAD_BIAS_SUM, RELU_GRAD_BIAS_SUM_MIN_SPLIT_BYTES, relu
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
-import { expectNoLeaks, useTestBackend } from "../testing.fixture.js";
-
-async function use(name: "cpu" | "wasm"): Promise<void> {
-  if (!(await tf.setBackend(name))) throw new Error(`setBackend(${name}) failed`);
-  await tf.ready();
-}
+import { expectNoLeaks, switchBackend as use, useTestBackend } from "../testing.fixture.js";
 
 /** y with zeros, -0, NaN and negatives among positive values (relu outputs and worse). */
 function inputs(shape: number[], seed: number): { dy: tf.Tensor; y: tf.Tensor } {
