@@ -14,6 +14,7 @@ import { disableFusedBatchNorm, enableFusedBatchNorm } from "./wasm-batch-norm-t
 import { disableReluGrad, enableReluGrad } from "./wasm-relu-grad.js";
 import { disableFusedAdam, enableFusedAdam } from "./wasm-adam.js";
 import { disableConvBiasRelu, enableConvBiasRelu } from "./wasm-conv-bias-relu.js";
+import { disableMaxPoolMask, enableMaxPoolMask } from "./wasm-max-pool-mask.js";
 import { disableSparseCrossentropy, enableSparseCrossentropy } from "./wasm-sparse-ce.js";
 import { disableFusedDense, enableFusedDense } from "./wasm-dense.js";
 import { replaceWasmKernel, restoreWasmKernels as restoreStockWasmKernels } from "./wasm-util.js";
@@ -54,6 +55,7 @@ export { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, kernelThr
 export type { KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";
 export { ADAM, disableFusedAdam, enableFusedAdam, isFusedAdamEnabled, wasmAdam } from "./wasm-adam.js";
 export { CONV_BIAS_RELU, disableConvBiasRelu, enableConvBiasRelu, isConvBiasReluEnabled } from "./wasm-conv-bias-relu.js";
+export { disableMaxPoolMask, enableMaxPoolMask, isMaxPoolMaskEnabled, MAX_POOL_MASK, MAX_POOL_MASK_GRAD } from "./wasm-max-pool-mask.js";
 export {
   disableSparseCrossentropy,
   enableSparseCrossentropy,
@@ -126,6 +128,7 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): v
   enableReluGrad();
   enableFusedAdam();
   enableConvBiasRelu();
+  enableMaxPoolMask();
   enableSparseCrossentropy();
   enableFusedDense();
   // The gate writes at an address of one tfjs-wasm binary: only for the version it was read from.
@@ -154,6 +157,7 @@ export function restoreWasmKernels(): void {
   disableReluGrad();
   disableFusedAdam();
   disableConvBiasRelu();
+  disableMaxPoolMask();
   disableSparseCrossentropy();
   disableFusedDense();
   setWasmThreadGate(false);

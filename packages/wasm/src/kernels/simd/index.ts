@@ -247,6 +247,10 @@ export interface ElementwiseSimdExports {
 export interface MaxPool2x2SimdExports {
   maxPool(x: number, y: number, images: number, inH: number, inW: number, c: number, outH: number, outW: number): void;
   maxPoolGrad(x: number, dy: number, dx: number, images: number, inH: number, inW: number, c: number, outH: number, outW: number): void;
+  /** maxPool that also writes each output element's winning window position (one byte, 4: none). */
+  maxPoolMask(x: number, y: number, mask: number, images: number, inH: number, inW: number, c: number, outH: number, outW: number): void;
+  /** maxPoolGrad from maxPoolMask's mask instead of x. */
+  maxPoolGradMask(mask: number, dy: number, dx: number, images: number, inH: number, inW: number, c: number, outH: number, outW: number): void;
 }
 
 /** The elementwise SIMD kernels on this tfjs-wasm module's memory, or undefined (then the previous path runs). */
