@@ -4,7 +4,8 @@
  * backend with every fitloop kernel on, and with one lever switched off at a time:
  *   all          everything on (what `useBackend('wasm')` gives; FMA where relaxed SIMD validates)
  *   -fma         lever 3 off: the packed GEMM with mul + add (`useWasm({ fma: false })`, the bit-stable path)
- *   -packed      lever 1 off: the round-5 GEMM instead of the packed one (`setPackedGemmEnabled(false)`)
+ *   -packed      lever 1 off: the round-5 GEMM instead of the packed one (`setPackedGemmEnabled(false)`;
+ *                the image-by-image convolution kernels, built on the packed GEMM, are off with it)
  *   -fused       lever 2 off: tfjs-layers' own Dense ops and core's sparse cross-entropy as tfjs ops
  *                (`disableFusedDense()`, `disableSparseCrossentropy()`)
  *   -both        levers 1 and 2 off (the state before this issue's GEMM and op-count work)

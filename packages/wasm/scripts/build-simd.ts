@@ -132,7 +132,7 @@ export function fmaWat(rows: number = FMA_ROWS): string {
   const d0 = src.indexOf("  (func $gemmPackedAcc ");
   const d1 = src.indexOf("\n  )\n", d0);
   if (!src.includes(placeholder) || src.indexOf("  (func $p5x8 ") < 0 || panels < 0 || d0 < panels || d1 < d0) throw new Error("gemm.wat: the packed GEMM's parts were not found");
-  // the driver's tile height: every (i32.const 5) in gemmPacked counts rows of a tile but the edge
+  // the driver's tile height: every (i32.const 5) in $gemmPackedAcc counts rows of a tile but the edge
   // tile's 32-byte row shift; with 6, M = 6a + 4b is no longer always exact: a partial tile may remain (correct)
   const shift = "(i32.shl (local.get $r) (i32.const 5))";
   const driver = src

@@ -20,10 +20,11 @@ interface WasmHeapBackend {
 export function wasmBatchNormMovingAverages({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const { movingMean, movingVariance, mean, variance } = inputs as Record<string, TensorInfo>;
   const momentum = (attrs as unknown as { momentum: number }).momentum;
-  const n = util.sizeFromShape(movingMean!.shape);
+  const n = movingMean ? util.sizeFromShape(movingMean.shape) : -1;
   for (const t of [movingMean, movingVariance, mean, variance]) {
-    if (!t || t.dtype !== "float32" || util.sizeFromShape(t.shape) !== n) throw new Error(`fitloop wasm ${BN_MOVING_AVERAGES}: four float32 inputs of ${n} values are required`);
+    if (!t || t.dtype !== "float32" || util.sizeFromShape(t.shape) !== n) throw new Error(`fitloop wasm ${BN_MOVING_AVERAGES}: inputs movingMean, movingVariance, mean and variance, float32 and of one size, are required`);
   }
+  if (!(momentum >= 0 && momentum <= 1)) throw new Error(`fitloop wasm ${BN_MOVING_AVERAGES}: momentum must be in [0, 1], got ${momentum}`);
   const b = backend as unknown as WasmHeapBackend;
   const outMean = b.makeOutput([...movingMean!.shape], "float32");
   const outVar = disposeOnThrow(b, [outMean], () => b.makeOutput([...movingVariance!.shape], "float32"));

@@ -122,7 +122,8 @@ function fusable(layer: ConvLayer, input: Tensor | undefined): input is Tensor {
 /**
  * Whether `input` is data to the gradient being recorded: no op on the active tape made it and it is
  * not a variable (a first layer's batch). Its gradient is then rarely asked for (a gradient with
- * respect to the input still works, computed separately).
+ * respect to the input still works, computed separately). Conservative: a first conv after any
+ * recorded op (a Rescaling or Reshape layer) is not "data" and keeps the separate path.
  */
 function isData(input: Tensor): boolean {
   if (input instanceof Variable) return false;

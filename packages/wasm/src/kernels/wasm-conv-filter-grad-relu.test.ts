@@ -87,6 +87,13 @@ describe("FitloopConv2DReluFilterGrad: a first conv layer's filter and bias grad
     expect(nans(got[1]!)).toEqual(nans(want[1]!));
   });
 
+  it("an empty batch gives zeros", () => {
+    const poisoned = tf.fill([1 << 16], Number.NaN); // leave NaN in freed heap memory
+    poisoned.dispose();
+    const [dw, db] = fused({ x: [0, 28, 28, 1], f: [3, 3, 1, 32], s: 1, pad: "valid" }, 4);
+    expect(Array.from(dw!).every((v) => v === 0) && Array.from(db!).every((v) => v === 0)).toBe(true);
+  });
+
   it("rejects inputs it does not handle with a clear error", () => {
     const { x, dy, y } = inputs({ x: [2, 6, 6, 1], f: [3, 3, 1, 6], s: 1, pad: "valid" }, 1);
     expect(() => tf.engine().runKernel(CONV_FILTER_GRAD_RELU, { x, dy, y }, { strides: 1, pad: "valid", filterShape: [3, 3, 1, 6] } as unknown as tf.NamedAttrMap)).toThrow(/multiple of 4/);

@@ -1,7 +1,7 @@
 import { backend_util, type KernelBackend, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { im2colT } from "./wasm-im2col.js";
-import { addPartials, packedScratchBytes, runPackedParts } from "./wasm-gemm-split.js";
+import { addPartials, packedGemmEnabled, packedScratchBytes, runPackedParts } from "./wasm-gemm-split.js";
 import { IM2COL_CONV_MAX_TAPS } from "./wasm-conv2d-im2col.js";
 import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
 
@@ -14,7 +14,10 @@ import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util
  * `filterGradMasked`). For layers whose input needs no gradient (the data): the layer's gradient
  * uses it only then (wasm-conv-bias-relu.ts), since the input gradient would need dz whole.
  * Few taps only (patchesᵀ, `im2colT`); pixels split over the kernel threads in one part per thread,
- * partial dW and float64 bias sums added in part order (the same dW bits as `splitGemmDepth` over dz).
+ * partial dW and float64 bias sums added in part order (split, the same dW bits as `splitGemmDepth`
+ * over dz; on one thread the packed GEMM's, where the separate path may take the round-5 kernel for
+ * so few rows of dW: equal without FMA, within FMA's last bits with it). Off with the packed GEMM
+ * (`setPackedGemmEnabled(false)`). An empty batch gives zeros.
  */
 export const CONV_FILTER_GRAD_RELU = "FitloopConv2DReluFilterGrad";
 
@@ -38,7 +41,7 @@ interface WasmHeapBackend {
 export function filterGradReluApplies(backend: object, x: { shape: readonly number[]; dtype: string }, filterShape: readonly number[]): boolean {
   if (x.dtype !== "float32" || x.shape.length !== 4 || filterShape.length !== 4 || !("wasm" in backend)) return false;
   const [fh, fw, ci, co] = filterShape as [number, number, number, number];
-  return fh * fw * ci <= IM2COL_CONV_MAX_TAPS && co > 0 && co % 4 === 0 && gemmSimd((backend as WasmHeapBackend).wasm) !== undefined;
+  return fh * fw * ci <= IM2COL_CONV_MAX_TAPS && co > 0 && co % 4 === 0 && packedGemmEnabled() && gemmSimd((backend as WasmHeapBackend).wasm) !== undefined;
 }
 
 export function wasmConvReluFilterGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
@@ -57,6 +60,12 @@ export function wasmConvReluFilterGrad({ inputs, backend, attrs }: KernelArgs): 
   // each part's scratch: its float64 bias sums, its partial dW (part 0 sums into dW itself), a block of dz, the GEMM's scratch
   const [accBytes, partialBytes] = [round(8 * co, 64), round(4 * taps * co, 64)];
   const perPart = accBytes + partialBytes + round(4 * block * co, 16) + packedScratchBytes(co, block);
+  if (rows === 0) {
+    // an empty sum: zeros (makeOutput does not clear)
+    const zeros = [b.makeOutput([fh, fw, ci, co], "float32"), b.makeOutput([co], "float32")];
+    for (const t of zeros) new Float32Array(gemm.memory.buffer, b.dataIdMap.get(t.dataId)!.memoryOffset, t.shape.reduce((n, d) => n * d, 1)).fill(0);
+    return zeros;
+  }
   const patches = im2colT(backend as unknown as KernelBackend, x, info); // [taps, rows]: A(tap, pixel) at tap*4*rows + 4*pixel
   try {
     const dw = b.makeOutput([fh, fw, ci, co], "float32");

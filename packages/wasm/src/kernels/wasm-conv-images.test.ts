@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmKernels } from "./index.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, setConvImagesEnabled } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, packedScratchBytes, setConvImagesEnabled, setPackedGemmEnabled } from "./wasm-gemm-split.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
@@ -82,6 +82,26 @@ describe("convolutions image by image (convImages, col2imImages, filterGradImage
       setConvImagesEnabled(true);
     }
     run(50).forEach((g, i) => expectClose(g, want[i]!, `image by image, output ${i}`, 1e-5));
+  });
+
+  it("an empty batch gives a zero filter gradient; a packed filter above the cap and the round-5 GEMM take the whole-batch paths: all match cpu", async () => {
+    const empty: Case = { x: [0, 13, 13, 32], f: [3, 3, 32, 64], s: 1, pad: "valid" };
+    const bigFilter: Case = { x: [2, 4, 4, 256], f: [3, 3, 256, 128], s: 1, pad: "same" }; // packed W: 1.18 MB
+    expect(packedScratchBytes(128, 3 * 3 * 256)).toBeGreaterThan(CONV_IMAGES_MAX_PATCH_BYTES);
+    await use("wasm");
+    const poisoned = tf.fill([1 << 16], Number.NaN); // leave NaN in freed heap memory
+    poisoned.dispose();
+    expect(Array.from(filterGrad(empty, 1)).every((v) => v === 0)).toBe(true);
+    await use("cpu");
+    const want = [filterGrad(bigFilter, 2), filterGrad(perImage, 3)];
+    await use("wasm");
+    expectClose(filterGrad(bigFilter, 2), want[0]!, "packed filter above the cap", 1e-5);
+    setPackedGemmEnabled(false);
+    try {
+      expectClose(filterGrad(perImage, 3), want[1]!, "round-5 GEMM", 1e-5);
+    } finally {
+      setPackedGemmEnabled(true);
+    }
   });
 
   it("does not leak tensors", async () => {

@@ -15,7 +15,7 @@ import {
 } from "@tensorflow/tfjs-core";
 import { im2colNhwc, im2colT } from "./wasm-im2col.js";
 import type { EmscriptenWasm, GemmSimdExports, SimdKernels } from "./simd/index.js";
-import { addPartials, CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, ownGemm, packedScratchBytes, runPackedParts, splitGemm, splitGemmDepth } from "./wasm-gemm-split.js";
+import { addPartials, convImagesApplies, ownGemm, packedScratchBytes, runPackedParts, splitGemm, splitGemmDepth } from "./wasm-gemm-split.js";
 import { disposeOnThrow, runWasm } from "./wasm-util.js";
 
 const BACKEND = "wasm";
@@ -209,10 +209,10 @@ function filterGradImages(b: GemmBackend, gemm: SimdKernels<GemmSimdExports>, x:
   });
 }
 
-
 /**
- * The kernel function. Few filter taps: im2col + one matmul (see IM2COL_MAX_TAPS). Otherwise:
- * transposes, one XNNPACK Conv2D, an optional crop, a transpose back.
+ * The kernel function. Few filter taps: image by image (`filterGradImages`, 8+ input channels and
+ * images that fit), else im2col + one matmul (see IM2COL_MAX_TAPS). Otherwise: transposes, one
+ * XNNPACK Conv2D, an optional crop, a transpose back.
  */
 export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelArgs): TensorInfo {
   const { x, dy } = inputs;
@@ -228,7 +228,8 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
     // Many input channels: patches in NHWC order (runs of ci floats, no transpose of x), read by the
     // GEMM through its strides; few: patchesᵀ from x transposed to [ci, b, H, W].
     const gemm = ownGemm((backend as unknown as GemmBackend).wasm, 2 * fh * fw * ci * rows * co);
-    if (convImagesEnabled() && gemm && ci >= IM2COL_NHWC_MIN_CHANNELS && 4 * info.outHeight * info.outWidth * fh * fw * ci <= CONV_IMAGES_MAX_PATCH_BYTES) {
+    // (batch 0 takes the whole-batch path, whose GEMM writes the zeros of an empty sum)
+    if (gemm && info.batchSize > 0 && ci >= IM2COL_NHWC_MIN_CHANNELS && convImagesApplies(4 * info.outHeight * info.outWidth * fh * fw * ci, packedScratchBytes(co, info.outHeight * info.outWidth))) {
       return { ...filterGradImages(backend as unknown as GemmBackend, gemm, x, dy, info), shape: [fh, fw, ci, co] };
     }
     const nhwc = gemm && ci >= IM2COL_NHWC_MIN_CHANNELS ? im2colNhwc(backend, x, info) : undefined;

@@ -1,7 +1,7 @@
 import { backend_util, BatchMatMul, Conv2D, Conv2DBackpropInput, Reverse, Transpose, type Conv2DBackpropInputAttrs, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { col2imSimd, type EmscriptenWasm } from "./simd/index.js";
 import { CHUNKS_PER_THREAD, planParts, splitRows } from "./kernel-threads.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, ownGemm, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
+import { convImagesApplies, ownGemm, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
 import { asKernelFunc, disposeOnThrow, runWasm, withTemps, WASM, type KernelArgs } from "./wasm-util.js";
 
 /** Padding of the forward Conv2D that computes an input gradient, or null when it does not apply. */
@@ -79,9 +79,10 @@ interface WasmHeapBackend {
 }
 
 /**
- * dx = col2im(cols) where cols = dy · Wᵀ (dy as [rows, co], W as [fh*fw*ci, co]): one XNNPACK matmul
- * (through the thread gate: 2 threads from 100 MFLOP) and a gather (`simd/col2im.wat`, or the JS
- * loop below without SIMD). Computes only the 2*rows*taps*co FLOPs of the gradient, where the
+ * dx = col2im(cols) where cols = dy · Wᵀ (dy as [rows, co], W as [fh*fw*ci, co]): image by image
+ * (`col2imImages`) where one image's cols fit CONV_IMAGES_MAX_PATCH_BYTES; else one matmul for the
+ * whole batch (fitloop's split GEMM, or XNNPACK through the thread gate) and a gather (gemm.wat's
+ * `col2im`, or the JS loop below without SIMD). Computes only the 2*rows*taps*co FLOPs of the gradient, where the
  * composed Conv2D also multiplies the zero padding of dy (conv2 of the CNN: 285 vs 399 MFLOP).
  */
 function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo, simd: ReturnType<typeof col2imSimd>): TensorInfo {
@@ -91,7 +92,7 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
   const kb = backend as unknown as Parameters<typeof runWasm>[1];
   const gemm = ownGemm(backend.wasm, 2 * rows * taps * co);
   const imageCols = 4 * outHeight * outWidth * taps;
-  if (convImagesEnabled() && simd && gemm && imageCols <= CONV_IMAGES_MAX_PATCH_BYTES && packedScratchBytes(taps, co) <= CONV_IMAGES_MAX_PATCH_BYTES) return col2imImages(backend, gemm, dy, filter, info);
+  if (simd && gemm && convImagesApplies(imageCols, packedScratchBytes(taps, co))) return col2imImages(backend, gemm, dy, filter, info);
   return withTemps(kb, (keep) => {
     // The stock BatchMatMul takes a scalar loop with transposeB: transpose the (small) filter first.
     const wT = keep(runWasm(Transpose, kb, { x: { ...filter, shape: [taps, co] } }, { perm: [1, 0] }));

@@ -1,11 +1,11 @@
 import { backend_util, util, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
-import { im2colT } from "./wasm-im2col.js";
+import { im2colNhwc, im2colT } from "./wasm-im2col.js";
 import { IM2COL_NHWC_MIN_CHANNELS } from "./wasm-conv2d-backprop-filter.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
 import { disposeOnThrow, type KernelArgs } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, poolFor, splitRows } from "./kernel-threads.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesApplies, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
 
 export { CONV_IMAGES_MAX_PATCH_BYTES };
 
@@ -18,9 +18,10 @@ export { CONV_IMAGES_MAX_PATCH_BYTES };
  * (round 8). With more taps the patches are large (the CNN's conv2: 8.9 MB), but fitloop's split
  * packed GEMM on 2 threads outruns XNNPACK's threaded convolution by more than writing them costs
  * (round 10e: CNN step 3-5 % faster, with or without FMA). Without kernel threads XNNPACK keeps them.
- * From IM2COL_NHWC_MIN_CHANNELS input channels the patches are written in x's NHWC order (runs of ci
- * floats, no transpose of x) and read as a row-major A: the CNN's conv2 forward 2.6-2.8 vs 3.3-3.5 ms,
- * its step 1.02-1.04x faster (round 11).
+ * From IM2COL_NHWC_MIN_CHANNELS input channels it runs image by image (`convImages`, round 11), or,
+ * for images whose patches exceed CONV_IMAGES_MAX_PATCH_BYTES (or with `setConvImagesEnabled(false)`),
+ * writes the whole batch's patches in x's NHWC order (runs of ci floats, no transpose of x), read as a
+ * row-major A (the CNN's conv2 forward 2.6-2.8 vs 3.3-3.5 ms with patchesᵀ, round 11).
  */
 export const IM2COL_CONV_MAX_TAPS = 27;
 /**
@@ -90,13 +91,17 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
     const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
     const [pb, relu] = [bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
     // many input channels: image by image (patches in cache, then GEMM, bias and relu: `convImages`)
-    if (convImagesEnabled() && ci >= IM2COL_NHWC_MIN_CHANNELS && 4 * info.outHeight * info.outWidth * taps <= CONV_IMAGES_MAX_PATCH_BYTES) return convImages(backend, simd, x, filter, info, pb, relu);
-    const patches = im2colT(args.backend, x, info);
+    const nhwcRuns = ci >= IM2COL_NHWC_MIN_CHANNELS;
+    if (nhwcRuns && convImagesApplies(4 * info.outHeight * info.outWidth * taps, packedScratchBytes(co, taps))) return convImages(backend, simd, x, filter, info, pb, relu);
+    // else whole-batch patches: in x's NHWC order (runs of ci floats, read as a row-major A), or
+    // patchesᵀ from x transposed to [ci, b, H, W] for few channels
+    const nhwc = nhwcRuns ? im2colNhwc(args.backend, x, info) : undefined;
+    const patches = nhwc ?? im2colT(args.backend, x, info);
     try {
       const out = backend.makeOutput(info.outShape, "float32");
       return disposeOnThrow(backend, [out], () => {
         // C[rows, co] = patches[rows, taps] · filter[taps, co]; patches(m, k) = patchesᵀ[k, m].
-        splitGemm(simd, { pa: p(patches), ars: 4, aks: 4 * rows, pb: p(filter), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: rows, n: co, k: taps });
+        splitGemm(simd, { pa: p(patches), ars: nhwc ? 4 * taps : 4, aks: nhwc ? 4 : 4 * rows, pb: p(filter), ldb: 4 * co, pc: p(out), ldc: 4 * co, m: rows, n: co, k: taps });
         if (bias || activation === "relu") {
           // a memory-bound pass over the output: rows split over fitloop's kernel threads
           const pc = p(out);

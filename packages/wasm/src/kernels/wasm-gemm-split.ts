@@ -49,6 +49,16 @@ export function setConvImagesEnabled(on: boolean): void {
 /** Whether the image-by-image convolution kernels run (see `setConvImagesEnabled`). */
 export const convImagesEnabled = (): boolean => convImages;
 
+/**
+ * Whether an image-by-image convolution kernel takes a call whose per-part scratch holds
+ * `imageBytes` of one image's patches or columns and `packedBytes` of the packed right operand: on
+ * (`setConvImagesEnabled`), with the packed GEMM on (`setPackedGemmEnabled(false)` means the round-5
+ * kernel everywhere), and both within CONV_IMAGES_MAX_PATCH_BYTES (every part keeps its own copy).
+ */
+export function convImagesApplies(imageBytes: number, packedBytes: number): boolean {
+  return convImages && packed && imageBytes <= CONV_IMAGES_MAX_PATCH_BYTES && packedBytes <= CONV_IMAGES_MAX_PATCH_BYTES;
+}
+
 /** `gemm.wat`'s packed GEMM (round 9); `simd/index.ts`'s `GemmSimdExports` lists the older exports. */
 export interface PackedGemmExports {
   /**
@@ -358,7 +368,7 @@ export function splitGemmDepth(gemm: Gemm, o: GemmOperands): number {
   const { pa, ars, aks, pb, ldb, pc, ldc, m, n, k } = o;
   const bns = o.bns ?? 4;
   const { module, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
-  const parts = pool && 2 * m * n * k >= splitMinFlops ? planParts(gemm.memory, k, { align: 1, bytes: Infinity }) : [];
+  const parts = pool && packed && 2 * m * n * k >= splitMinFlops ? planParts(gemm.memory, k, { align: 1, bytes: Infinity }) : [];
   if (!pool || parts.length <= 1) return splitGemm(gemm, o);
   const kc = packedKc(n, Math.max(...parts.map(([, count]) => count)));
   const perPart = Math.ceil(packedScratchBytes(n, kc) / 64) * 64;

@@ -52,8 +52,9 @@ export const wasmReluGradConfig: KernelConfig = { kernelName: RELU_GRAD, backend
  * The gradient of relu(z + b) for a convolution's bias: dz = dy * step(y) and db = the sum of dz over
  * every axis but the last (channels), in one pass over dy and y instead of `FitloopReluGrad` then a
  * column sum that reads dz again (the CNN's first layer: 5.5 MB). Outputs [dz, db]. db is summed in
- * float64 per part of the rows (one part per kernel thread), the parts added in order, then rounded
- * to float32: deterministic for a given thread count, within float32 rounding of the separate Sum.
+ * float64 per part of the rows (CHUNKS_PER_THREAD parts per kernel thread from
+ * RELU_GRAD_BIAS_SUM_MIN_SPLIT_BYTES, else one), the parts added in order, then rounded to float32:
+ * deterministic for a given thread count, within float32 rounding of the separate Sum.
  * Not differentiable itself: its users call it only outside a gradient tape (see wasm-conv-bias-relu.ts).
  */
 export const RELU_GRAD_BIAS_SUM = "FitloopReluGradBiasSum";
@@ -69,6 +70,7 @@ export function reluGradBiasSumFused(backend: object, channels: number): boolean
 /** Inputs dy, x (float32, same shape, rank >= 1); outputs [dz = dy * step(x), db = sum of dz over all axes but the last]. */
 export function wasmReluGradBiasSum({ inputs, backend }: KernelArgs): TensorInfo[] {
   const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+  if (!dy || !x || dy.shape.join() !== x.shape.join()) throw new Error(`fitloop wasm ${RELU_GRAD_BIAS_SUM}: dy and x of the same shape are required`);
   const b = backend as unknown as WasmHeapBackend;
   const channels = x.shape[x.shape.length - 1] ?? 1;
   const n = util.sizeFromShape(x.shape);
