@@ -63,3 +63,32 @@ export function seeded<T>(seed: number, fn: () => T): T {
     Math.random = original;
   }
 }
+
+/**
+ * Gradients of `loss` with respect to every trainable variable it reads (`tf.variableGrads`, copied
+ * out) and the kernels that ran (name, first input's shape), under `tf.profile`.
+ */
+export async function profiledGrads(loss: () => tf.Scalar): Promise<{ g: Float32Array[]; kernels: string[]; shapes: number[][] }> {
+  let g: Float32Array[] = [];
+  const info = await tf.profile(() => {
+    const { grads, value } = tf.variableGrads(loss);
+    g = Object.values(grads).map((t) => t.dataSync().slice() as Float32Array);
+    tf.dispose([value, ...Object.values(grads)]);
+  });
+  return { g, kernels: info.kernels.map((k) => k.name), shapes: info.kernels.map((k) => k.inputShapes[0] ?? []) };
+}
+
+/** A few SGD steps of `model` on `x` (loss: the sum of squared outputs, in training mode) under `expectNoLeaks`. */
+export async function expectTrainingNoLeaks(model: { apply(x: tf.Tensor, kwargs: { training: boolean }): tf.Tensor | tf.Tensor[] | unknown }, x: tf.Tensor): Promise<void> {
+  const opt = tf.train.sgd(0.01);
+  const step = (): void => tf.tidy(() => void opt.minimize(() => tf.sum(tf.square(model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar));
+  step();
+  try {
+    await expectNoLeaks(() => {
+      for (let i = 0; i < 3; i++) step();
+    });
+  } finally {
+    opt.dispose();
+  }
+}
+

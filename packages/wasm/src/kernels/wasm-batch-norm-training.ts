@@ -6,7 +6,6 @@ import {
   registerGradient,
   registerKernel,
   reshape,
-  serialization,
   slice,
   tidy,
   util,
@@ -17,7 +16,7 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import { batchNormSimd, type BatchNormSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
-import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM } from "./wasm-util.js";
 import { bnGradSums, bnGradX, bnNormalize, bnStats } from "./wasm-batch-norm-threads.js";
 import { BN_MOVING_AVERAGES, wasmBatchNormMovingAveragesConfig } from "./wasm-batch-norm-moving.js";
 
@@ -347,11 +346,7 @@ type CallFn = (this: BatchNormLayer, inputs: Tensor | Tensor[], kwargs: Record<s
 
 let stockCall: CallFn | undefined;
 
-function batchNormPrototype(): { call: CallFn } | undefined {
-  const entry = (serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown] | undefined>)["BatchNormalization"];
-  const cls = entry?.[0] as { prototype?: { call?: CallFn } } | undefined;
-  return typeof cls?.prototype?.call === "function" ? (cls.prototype as { call: CallFn }) : undefined;
-}
+const batchNormPrototype = (): { call: CallFn } | undefined => layerPrototype<"call", CallFn>("BatchNormalization", "call");
 
 /** Whether this call can take the fused path (else tfjs-layers' own code runs). */
 function fusable(layer: BatchNormLayer, input: Tensor | undefined, training: boolean): input is Tensor {

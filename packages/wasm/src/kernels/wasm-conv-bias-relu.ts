@@ -8,7 +8,6 @@ import {
   registerGradient,
   registerKernel,
   reshape,
-  serialization,
   sum,
   tidy,
   Variable,
@@ -18,7 +17,7 @@ import {
   type Tensor,
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
-import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, type KernelArgs, layerPrototype, runWasm, WASM } from "./wasm-util.js";
 import { im2colConv2D } from "./wasm-conv2d-im2col.js";
 import { RELU_GRAD, RELU_GRAD_BIAS_SUM, reluGradBiasSumFused } from "./wasm-relu-grad.js";
 import { CONV_FILTER_GRAD_RELU, filterGradReluApplies, wasmConvReluFilterGradConfig } from "./wasm-conv-filter-grad-relu.js";
@@ -102,11 +101,7 @@ interface ConvLayer {
 }
 type CallFn = (this: ConvLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>) => Tensor | Tensor[];
 
-function conv2dPrototype(): { call: CallFn } | undefined {
-  const entry = (serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown] | undefined>)["Conv2D"];
-  const cls = entry?.[0] as { prototype?: { call?: CallFn } } | undefined;
-  return typeof cls?.prototype?.call === "function" ? (cls.prototype as { call: CallFn }) : undefined;
-}
+const conv2dPrototype = (): { call: CallFn } | undefined => layerPrototype<"call", CallFn>("Conv2D", "call");
 
 /** Whether this call takes the fused path (else tfjs-layers' own code runs). */
 function fusable(layer: ConvLayer, input: Tensor | undefined): input is Tensor {

@@ -8,7 +8,7 @@ import { RELU_GRAD } from "./wasm-relu-grad.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
-import { expectNoLeaks, switchBackend as use, useTestBackend } from "../testing.fixture.js";
+import { expectNoLeaks, expectTrainingNoLeaks, profiledGrads, switchBackend as use, useTestBackend } from "../testing.fixture.js";
 
 interface Case {
   x: [number, number, number, number];
@@ -129,15 +129,10 @@ describe("a first conv layer (bias + relu) on the data trains through it, and a 
     const run = async (): Promise<{ g: Float32Array[]; kernels: string[] }> => {
       const m = model();
       const x = x0();
-      let g: Float32Array[] = [];
-      const info = await tf.profile(() => {
-        const { grads, value } = tf.variableGrads(() => tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar);
-        g = Object.values(grads).map((t) => t.dataSync().slice() as Float32Array);
-        tf.dispose([value, ...Object.values(grads)]);
-      });
+      const got = await profiledGrads(() => tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar);
       tf.dispose(x);
       m.dispose();
-      return { g, kernels: info.kernels.map((k) => k.name) };
+      return got;
     };
     await use("cpu");
     const want = await run();
@@ -166,14 +161,8 @@ describe("a first conv layer (bias + relu) on the data trains through it, and a 
   it("does not leak tensors over training steps", async () => {
     const m = model();
     const x = x0();
-    const opt = tf.train.sgd(0.01);
-    const step = (): void => tf.tidy(() => opt.minimize(() => tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar) as unknown as void);
-    step();
-    await expectNoLeaks(() => {
-      for (let i = 0; i < 3; i++) step();
-    });
+    await expectTrainingNoLeaks(m, x);
     tf.dispose(x);
     m.dispose();
-    opt.dispose();
   });
 });

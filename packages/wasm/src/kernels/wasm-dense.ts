@@ -8,7 +8,6 @@ import {
   mul,
   registerGradient,
   registerKernel,
-  serialization,
   step,
   sub,
   Sum,
@@ -22,7 +21,7 @@ import {
   type Tensor,
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
-import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM } from "./wasm-util.js";
 import { RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
 import type { EmscriptenWasm } from "./simd/index.js";
 import { ownGemm, splitGemms } from "./wasm-gemm-split.js";
@@ -247,11 +246,7 @@ interface DenseLayer {
 }
 type CallFn = (this: DenseLayer, inputs: Tensor | Tensor[], kwargs: Record<string, unknown>) => Tensor | Tensor[];
 
-function densePrototype(): { call: CallFn } | undefined {
-  const entry = (serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown] | undefined>)["Dense"];
-  const cls = entry?.[0] as { prototype?: { call?: CallFn } } | undefined;
-  return typeof cls?.prototype?.call === "function" ? (cls.prototype as { call: CallFn }) : undefined;
-}
+const densePrototype = (): { call: CallFn } | undefined => layerPrototype<"call", CallFn>("Dense", "call");
 
 /** The activation this call fuses, or undefined (then tfjs-layers' own code runs). */
 function fusedActivation(layer: DenseLayer, input: Tensor | undefined): DenseActivation | undefined {

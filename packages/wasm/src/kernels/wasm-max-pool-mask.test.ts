@@ -7,7 +7,7 @@ import { disableMaxPoolMask, enableMaxPoolMask, isMaxPoolMaskEnabled, MAX_POOL_M
 import { setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
-import { expectNoLeaks, switchBackend as use, useTestBackend } from "../testing.fixture.js";
+import { expectNoLeaks, expectTrainingNoLeaks, profiledGrads, switchBackend as use, useTestBackend } from "../testing.fixture.js";
 
 /** Values with ties, NaN, -Infinity, -0 and windows of only NaN/-Infinity, so the winner rule matters. */
 function awkward(shape: number[], seed: number): tf.Tensor4D {
@@ -100,15 +100,10 @@ describe("tfjs-layers' MaxPooling2D trains through the masked pooling (wasm)", (
     const grads = async (): Promise<{ g: Float32Array[]; kernels: string[] }> => {
       const m = model();
       const x = tf.tensor4d(values(4 * 144, 5), [4, 12, 12, 1]);
-      let g: Float32Array[] = [];
-      const info = await tf.profile(() => {
-        const { grads: gs, value } = tf.variableGrads(() => tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar);
-        g = Object.values(gs).map((t) => t.dataSync().slice() as Float32Array);
-        tf.dispose([value, ...Object.values(gs)]);
-      });
+      const got = await profiledGrads(() => tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar);
       tf.dispose(x);
       m.dispose();
-      return { g, kernels: info.kernels.map((k) => k.name) };
+      return got;
     };
     await use("cpu");
     const want = await grads();
@@ -137,14 +132,8 @@ describe("tfjs-layers' MaxPooling2D trains through the masked pooling (wasm)", (
   it("does not leak tensors over training steps", async () => {
     const m = model();
     const x = tf.tensor4d(values(4 * 144, 6), [4, 12, 12, 1]);
-    const opt = tf.train.sgd(0.01);
-    const step = (): void => tf.tidy(() => opt.minimize(() => tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar) as unknown as void);
-    step();
-    await expectNoLeaks(() => {
-      for (let i = 0; i < 3; i++) step();
-    });
+    await expectTrainingNoLeaks(m, x);
     tf.dispose(x);
     m.dispose();
-    opt.dispose();
   });
 });

@@ -5,7 +5,6 @@ import {
   getKernel,
   registerGradient,
   registerKernel,
-  serialization,
   tidy,
   type GradConfig,
   type KernelConfig,
@@ -16,7 +15,7 @@ import {
 import { maxPool2x2Simd, type EmscriptenWasm } from "./simd/index.js";
 import { splitRows } from "./kernel-threads.js";
 import { isPool2x2 } from "./wasm-max-pool.js";
-import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM } from "./wasm-util.js";
 
 /**
  * 2x2/stride-2 max pooling in training that remembers its winners. tfjs's MaxPool gradient
@@ -114,11 +113,7 @@ export const maxPoolMaskGradConfig: GradConfig = {
 /** tfjs-layers 4.22's MaxPooling2D.poolingFunction(inputs, poolSize, strides, padding, dataFormat). */
 type PoolingFn = (this: unknown, inputs: Tensor, poolSize: [number, number], strides: [number, number], padding: string, dataFormat: string) => Tensor;
 
-function maxPooling2dPrototype(): { poolingFunction: PoolingFn } | undefined {
-  const entry = (serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown] | undefined>)["MaxPooling2D"];
-  const cls = entry?.[0] as { prototype?: { poolingFunction?: PoolingFn } } | undefined;
-  return typeof cls?.prototype?.poolingFunction === "function" ? (cls.prototype as { poolingFunction: PoolingFn }) : undefined;
-}
+const maxPooling2dPrototype = (): { poolingFunction: PoolingFn } | undefined => layerPrototype<"poolingFunction", PoolingFn>("MaxPooling2D", "poolingFunction");
 
 let stockPooling: PoolingFn | undefined;
 function maskedPooling(this: unknown, inputs: Tensor, poolSize: [number, number], strides: [number, number], padding: string, dataFormat: string): Tensor {

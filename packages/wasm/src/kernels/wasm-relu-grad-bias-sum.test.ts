@@ -8,7 +8,7 @@ import { RELU_GRAD, RELU_GRAD_BIAS_SUM, RELU_GRAD_BIAS_SUM_MIN_SPLIT_BYTES, relu
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
-import { expectNoLeaks, switchBackend as use, useTestBackend } from "../testing.fixture.js";
+import { expectNoLeaks, profiledGrads, switchBackend as use, useTestBackend } from "../testing.fixture.js";
 
 /** y with zeros, -0, NaN and negatives among positive values (relu outputs and worse). */
 function inputs(shape: number[], seed: number): { dy: tf.Tensor; y: tf.Tensor } {
@@ -118,15 +118,10 @@ describe("conv + bias + relu layers take the one-pass bias gradient outside an o
       const m = model();
       const x = tf.tensor4d(values(4 * 81, 31), [4, 9, 9, 1]);
       const y = tf.tensor2d(values(12, 32), [4, 3]);
-      let g: Float32Array[] = [];
-      const info = await tf.profile(() => {
-        const { grads: gs, value } = tf.variableGrads(() => tf.losses.meanSquaredError(y, m.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
-        g = Object.values(gs).map((t) => t.dataSync().slice() as Float32Array);
-        tf.dispose([value, ...Object.values(gs)]);
-      });
+      const { g, kernels, shapes } = await profiledGrads(() => tf.losses.meanSquaredError(y, m.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
       tf.dispose([x, y]);
       m.dispose();
-      return { g, kernels: info.kernels.map((k) => (k.name === "Sum" && k.inputShapes[0]?.length === 4 ? `Sum [${k.inputShapes[0].join(",")}]` : k.name)) };
+      return { g, kernels: kernels.map((k, i) => (k === "Sum" && shapes[i]!.length === 4 ? `Sum [${shapes[i]!.join(",")}]` : k)) };
     };
     await use("cpu");
     const expected = await grads();

@@ -1,5 +1,5 @@
 import { kernelFlops, withWasmThreads } from "./wasm-threadpool.js";
-import { getKernel, registerKernel, unregisterKernel, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type NamedTensorInfoMap, type TensorInfo } from "@tensorflow/tfjs-core";
+import { getKernel, registerKernel, serialization, unregisterKernel, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type NamedTensorInfoMap, type TensorInfo } from "@tensorflow/tfjs-core";
 
 export const WASM = "wasm";
 
@@ -83,4 +83,14 @@ export function withTemps<T>(backend: KernelBackend, body: (keep: (t: TensorInfo
   } finally {
     for (const t of temps) backend.disposeData(t.dataId);
   }
+}
+
+/**
+ * The prototype of tfjs-layers' registered layer class `className` (`"Conv2D"`, `"Dense"`, ...),
+ * when it has a function `method`: what the fused training paths patch (pinned to tfjs-layers 4.22).
+ */
+export function layerPrototype<M extends string, F>(className: string, method: M): Record<M, F> | undefined {
+  const entry = (serialization.SerializationMap.getMap().classNameMap as Record<string, [unknown, unknown] | undefined>)[className];
+  const proto = (entry?.[0] as { prototype?: Record<string, unknown> } | undefined)?.prototype;
+  return typeof proto?.[method] === "function" ? (proto as Record<M, F>) : undefined;
 }
