@@ -1,7 +1,7 @@
 import { AdamOptimizer, engine, getKernel, mul, registerKernel, tidy, util, zerosLike, type KernelConfig, type NamedTensorMap, type Tensor, type TensorInfo, type Variable } from "@tensorflow/tfjs-core";
 import { adamSimd, type EmscriptenWasm } from "./simd/index.js";
 import { registerScaledApply, type ScaledApply } from "./scaled-apply.js";
-import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, WASM, type WasmHeapBackend } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, planParts, poolFor, runPoolTasks, type KernelCall } from "./kernel-threads.js";
 
 /**
@@ -32,12 +32,6 @@ export interface FitloopAdamAttrs {
   learningRate: number;
   /** The gradient is multiplied by this first (float32; 1 when no scale is pending). */
   gradScale?: number;
-}
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
 }
 
 /**

@@ -1,13 +1,6 @@
 import { Add, backend_util, util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { elementwiseSimd, type EmscriptenWasm } from "./simd/index.js";
-import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
-
-/** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm;
-}
+import { asKernelFunc, type KernelArgs, runWasm, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /** Which input is the full tensor and which the per-channel bias, for x [..., C] + bias [C] (or [1, ..., 1, C]) in either order. */
 export interface BiasAddPlan {

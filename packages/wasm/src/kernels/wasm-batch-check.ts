@@ -1,6 +1,6 @@
 import { util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { elementwiseSimd, type EmscriptenWasm } from "./simd/index.js";
-import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, type KernelArgs, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * Core's per-batch data check in one dispatch. Inputs `{ xs, ys }`, attrs `{ target, classes }`;
@@ -12,12 +12,6 @@ import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
 export const BATCH_CHECK = "FitloopBatchCheck";
 
 export type TargetRule = "none" | "finite" | "unit" | "classes";
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm & { HEAPF32: Float32Array; HEAP32: Int32Array; HEAPU8: Uint8Array };
-}
 
 export function wasmBatchCheck({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const b = backend as unknown as WasmHeapBackend;

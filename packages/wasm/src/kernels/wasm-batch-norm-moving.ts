@@ -1,5 +1,5 @@
 import { util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
-import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * BatchNormalization's moving averages in training as one kernel: tfjs-layers updates each as
@@ -10,12 +10,6 @@ import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util
  * [new moving mean, new moving variance]. No gradient: the averages are not on any path to a loss.
  */
 export const BN_MOVING_AVERAGES = "FitloopBatchNormMovingAverages";
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAPF32: Float32Array };
-}
 
 export function wasmBatchNormMovingAverages({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const { movingMean, movingVariance, mean, variance } = inputs as Record<string, TensorInfo>;

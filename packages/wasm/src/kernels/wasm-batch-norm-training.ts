@@ -16,7 +16,7 @@ import {
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
 import { batchNormSimd, type BatchNormSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
-import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM, type WasmHeapBackend } from "./wasm-util.js";
 import { bnGradSums, bnGradX, bnNormalize, bnStats } from "./wasm-batch-norm-threads.js";
 import { BN_MOVING_AVERAGES, wasmBatchNormMovingAveragesConfig } from "./wasm-batch-norm-moving.js";
 
@@ -43,12 +43,6 @@ import { BN_MOVING_AVERAGES, wasmBatchNormMovingAveragesConfig } from "./wasm-ba
 export const BN_TRAIN = "FitloopBatchNormTrain";
 export const BN_TRAIN_GRAD_SUMS = "FitloopBatchNormTrainGradSums";
 export const BN_TRAIN_GRAD_X = "FitloopBatchNormTrainGradX";
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
-}
 
 const offset = (b: WasmHeapBackend, t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset / 4;
 const channels = (x: TensorInfo): number => x.shape[x.shape.length - 1]!;

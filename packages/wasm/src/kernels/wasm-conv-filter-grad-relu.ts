@@ -3,7 +3,7 @@ import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { im2colT } from "./wasm-im2col.js";
 import { addPartials, packedGemmEnabled, packedScratchBytes, runPackedParts } from "./wasm-gemm-split.js";
 import { IM2COL_CONV_MAX_TAPS } from "./wasm-conv2d-im2col.js";
-import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * The filter and bias gradients of a first convolution layer with bias + ReLU, with the ReLU
@@ -28,13 +28,6 @@ interface Attrs {
   strides: [number, number] | number;
   pad: "valid" | "same";
   filterShape: [number, number, number, number];
-}
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  disposeData(dataId: object): void;
-  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
 }
 
 /** Whether the fused gradient applies: float32 rank-4 x, few taps, output channels a multiple of 4, WebAssembly SIMD. */

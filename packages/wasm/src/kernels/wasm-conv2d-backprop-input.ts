@@ -2,7 +2,7 @@ import { backend_util, BatchMatMul, Conv2D, Conv2DBackpropInput, Reverse, Transp
 import { col2imSimd, type EmscriptenWasm } from "./simd/index.js";
 import { CHUNKS_PER_THREAD, planParts, splitRows } from "./kernel-threads.js";
 import { convImagesApplies, ownGemm, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
-import { asKernelFunc, disposeOnThrow, runWasm, withTemps, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, runWasm, WASM, type WasmHeapBackend, withTemps } from "./wasm-util.js";
 
 /** Padding of the forward Conv2D that computes an input gradient, or null when it does not apply. */
 export function planInputGradConv(
@@ -70,12 +70,6 @@ export function planInputGradGemm(
   if (rows === 0 || taps === 0 || info.outChannels === 0 || info.inHeight * info.inWidth === 0) return null;
   if (rows * taps > COL2IM_MAX_SCRATCH) return null;
   return info;
-}
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
 }
 
 /**

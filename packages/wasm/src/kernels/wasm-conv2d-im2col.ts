@@ -3,7 +3,7 @@ import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { im2colNhwc, im2colT } from "./wasm-im2col.js";
 import { IM2COL_NHWC_MIN_CHANNELS } from "./wasm-conv2d-backprop-filter.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
-import { disposeOnThrow, type KernelArgs } from "./wasm-util.js";
+import { disposeOnThrow, type KernelArgs, type WasmHeapBackend } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, poolFor, splitRows } from "./kernel-threads.js";
 import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesApplies, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
 
@@ -37,13 +37,6 @@ export function setIm2colConvEnabled(on: boolean): void {
   enabled = on;
 }
 export const im2colConvEnabled = (): boolean => enabled;
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  disposeData(dataId: object): void;
-  wasm: EmscriptenWasm;
-}
 
 interface ConvAttrs {
   strides: number | [number, number];

@@ -21,7 +21,7 @@ import {
   type Tensor,
   type TensorInfo,
 } from "@tensorflow/tfjs-core";
-import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM, type WasmHeapBackend } from "./wasm-util.js";
 import { RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
 import type { EmscriptenWasm } from "./simd/index.js";
 import { ownGemm, splitGemms } from "./wasm-gemm-split.js";
@@ -58,13 +58,6 @@ const ACTIVATIONS: readonly string[] = ["linear", "relu", "softmax"];
 
 interface DenseAttrs {
   activation: DenseActivation;
-}
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  incRef(dataId: object): void;
-  wasm: { HEAPF32: Float32Array };
 }
 
 /** Runs the kernel registered for wasm under `name` (fitloop's replacement where there is one). */

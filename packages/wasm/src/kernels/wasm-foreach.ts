@@ -1,6 +1,6 @@
 import { util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { elementwiseSimd, type EmscriptenWasm } from "./simd/index.js";
-import { asKernelFunc, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, type KernelArgs, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * Kernels over many tensors at once (PyTorch's `_foreach_*` idea), for what plugins do to all of a
@@ -42,13 +42,6 @@ export const LERP_TENSORS = "FitloopLerpTensors";
  * buffer, and a pass over cold memory skips the write-allocate of a fresh output (all 6 MLP tensors,
  * cold: 45 -> 30 us). The output then shares that buffer.
  */
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number; refCount?: number } | undefined };
-  incRef?(dataId: object): void;
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
-}
 
 function float32Inputs(name: string, inputs: KernelArgs["inputs"]): TensorInfo[] {
   const xs = Object.values(inputs) as TensorInfo[];

@@ -261,7 +261,7 @@ export function packedGemmModule(gemm: Gemm, pool: KernelThreadPool | undefined)
 }
 
 /** Functions of the packed GEMM's module that `runPackedParts` runs (gemm.wat and gemm-fma.wat export them). */
-export type PackedPartsFn = keyof ConvImagesExports | "filterGradMasked";
+export type PackedPartsFn = keyof ConvImagesExports | "filterGradMasked" | "gemmPacked";
 
 /**
  * Runs `fn` of the packed GEMM's module (`packedGemmModule`: FMA or not) over `count` items (images,
@@ -295,13 +295,18 @@ export function runPackedParts(
   }
 }
 
-/** dst[0..n) += the partial sums of parts 1..parts-1 (at scratch + part * stride), in part order. */
-export function addPartials(memory: WebAssembly.Memory, dst: number, scratch: number, parts: number, stride: number, n: number): void {
+/**
+ * dst += the partial sums of parts 1..parts-1 (each `rows` x `cols` floats, row-major, at
+ * scratch + part * stride), in part order; dst's rows are `dstRow` floats apart (default `cols`).
+ */
+export function addPartials(memory: WebAssembly.Memory, dst: number, scratch: number, parts: number, stride: number, cols: number, rows = 1, dstRow = cols): void {
   const heap = new Float32Array(memory.buffer);
-  const o = dst / 4;
   for (let part = 1; part < parts; part++) {
     const q = (scratch + part * stride) / 4;
-    for (let i = 0; i < n; i++) heap[o + i] = heap[o + i]! + heap[q + i]!;
+    for (let r = 0; r < rows; r++) {
+      const [o, s] = [dst / 4 + r * dstRow, q + r * cols];
+      for (let i = 0; i < cols; i++) heap[o + i] = heap[o + i]! + heap[s + i]!;
+    }
   }
 }
 
@@ -367,34 +372,21 @@ function splitPacked(gemm: Gemm, o: GemmOperands, bns: number, pool: KernelThrea
 export function splitGemmDepth(gemm: Gemm, o: GemmOperands): number {
   const { pa, ars, aks, pb, ldb, pc, ldc, m, n, k } = o;
   const bns = o.bns ?? 4;
-  const { module, pool } = packedGemmModule(gemm, poolFor(gemm.memory));
+  const pool = poolFor(gemm.memory);
   const parts = pool && packed && 2 * m * n * k >= splitMinFlops ? planParts(gemm.memory, k, { align: 1, bytes: Infinity }) : [];
-  if (!pool || parts.length <= 1) return splitGemm(gemm, o);
+  if (parts.length <= 1) return splitGemm(gemm, o);
+  // each part's scratch: its partial C (part 0 sums into C itself), then the packed GEMM's scratch
   const kc = packedKc(n, Math.max(...parts.map(([, count]) => count)));
-  const perPart = Math.ceil(packedScratchBytes(n, kc) / 64) * 64;
   const partial = Math.ceil((4 * m * n) / 64) * 64;
-  const scratch = alloc(gemm, (perPart + partial) * parts.length, "the split products");
-  try {
-    const sums = scratch + perPart * parts.length;
-    pool.run(
-      parts.map(([start, count], i) => ({
-        module,
-        fn: "gemmPacked",
-        args: [pa + start * aks, ars, aks, pb + start * ldb, ldb, bns, i === 0 ? pc : sums + (i - 1) * partial, i === 0 ? ldc : 4 * n, m, n, count, kc, scratch + i * perPart],
-      })),
-    );
-    const heap = new Float32Array(gemm.memory.buffer);
-    for (let i = 1; i < parts.length; i++) {
-      const q = (sums + (i - 1) * partial) / 4;
-      for (let r = 0; r < m; r++) {
-        const c = (pc + r * ldc) / 4;
-        for (let j = 0; j < n; j++) heap[c + j] = heap[c + j]! + heap[q + r * n + j]!;
-      }
-    }
-    return parts.length;
-  } finally {
-    gemm.free(scratch);
-  }
+  return runPackedParts(
+    gemm,
+    "gemmPacked",
+    k,
+    partial + packedScratchBytes(n, kc),
+    1,
+    (start, count, part, scratch) => [pa + start * aks, ars, aks, pb + start * ldb, ldb, bns, part === 0 ? pc : scratch, part === 0 ? ldc : 4 * n, m, n, count, kc, scratch + partial],
+    (scratch, done, stride) => addPartials(gemm.memory, pc, scratch, done, stride, n, m, ldc / 4),
+  );
 }
 
 /**

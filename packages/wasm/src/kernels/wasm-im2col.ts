@@ -1,14 +1,8 @@
 import { backend_util, Transpose, type KernelBackend, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
-import { disposeOnThrow, runWasm } from "./wasm-util.js";
+import { disposeOnThrow, runWasm, type WasmHeapBackend } from "./wasm-util.js";
 import { DEFAULT_MIN_SPLIT_BYTES, MAX_POOL_TASKS, memoryBoundSplitEnabled, poolFor, splitRows, type KernelCall } from "./kernel-threads.js";
 
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAPF32: Float32Array };
-}
 
 /**
  * patchesᵀ[(kh*fw + kw)*ci + c, (b*outH + oh)*outW + ow] = x[b, oh*sh + kh*dh - top, ow*sw + kw*dw - left, c] (0 outside).

@@ -3,6 +3,7 @@ import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import type { KernelArgs } from "./wasm-util.js";
 import { kernelFlops, withWasmThreads } from "./wasm-threadpool.js";
 import { ownGemm, splitGemm } from "./wasm-gemm-split.js";
+import type { WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * fitloop's own matmul on wasm (`simd/gemm.wat` through `splitGemm`) for BatchMatMul and
@@ -25,13 +26,6 @@ export function setSimdMatMulEnabled(on: boolean): void {
   enabled = on;
 }
 export const simdMatMulEnabled = (): boolean => enabled;
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  disposeData(dataId: object): void;
-  wasm: EmscriptenWasm;
-}
 
 const batchSize = (shape: readonly number[]): number => util.sizeFromShape(shape.slice(0, -2));
 

@@ -2,14 +2,7 @@ import { backend_util, MaxPoolGrad, util, type KernelBackend, type KernelConfig,
 import { maxPool2x2Simd, maxPoolGradSimd, type EmscriptenWasm } from "./simd/index.js";
 import { splitRows } from "./kernel-threads.js";
 import { isPool2x2 } from "./wasm-max-pool.js";
-import { asKernelFunc, disposeOnThrow, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
-
-/** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
-}
+import { asKernelFunc, disposeOnThrow, type KernelArgs, runWasm, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * MaxPoolGrad on the wasm heap: for every output cell, find the first maximum of its window (in

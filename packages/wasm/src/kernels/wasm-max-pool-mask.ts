@@ -15,7 +15,7 @@ import {
 import { maxPool2x2Simd, type EmscriptenWasm } from "./simd/index.js";
 import { splitRows } from "./kernel-threads.js";
 import { isPool2x2 } from "./wasm-max-pool.js";
-import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * 2x2/stride-2 max pooling in training that remembers its winners. tfjs's MaxPool gradient
@@ -31,12 +31,6 @@ import { asKernelFunc, disposeOnThrow, type KernelArgs, layerPrototype, WASM } f
  */
 export const MAX_POOL_MASK = "FitloopMaxPool2x2Mask";
 export const MAX_POOL_MASK_GRAD = "FitloopMaxPool2x2MaskGrad";
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm;
-}
 
 const poolInfo = (shape: readonly number[]): backend_util.Conv2DInfo =>
   backend_util.computePool2DInfo(shape as [number, number, number, number], [2, 2], [2, 2], 1, "valid");

@@ -1,14 +1,7 @@
 import { backend_util, MaxPool, type KernelConfig, type MaxPoolAttrs, type TensorInfo } from "@tensorflow/tfjs-core";
 import { maxPool2x2Simd, type EmscriptenWasm } from "./simd/index.js";
 import { splitRows } from "./kernel-threads.js";
-import { asKernelFunc, disposeOnThrow, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
-
-/** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm;
-}
+import { asKernelFunc, disposeOnThrow, type KernelArgs, runWasm, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * Whether a pooling is 2x2 windows with stride 2, no padding and no dilation, on a channel count that

@@ -1,13 +1,6 @@
 import { backend_util, Mean, Sum, util, type KernelBackend, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { elementwiseSimd, type EmscriptenWasm } from "./simd/index.js";
-import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
-
-/** The parts of tfjs-wasm's BackendWasm used here (pinned to tfjs 4.22). */
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
-}
+import { asKernelFunc, type KernelArgs, runWasm, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * Number of leading elements reduced when `axes` are exactly the leading axes 0..k-1 of `shape`

@@ -1,6 +1,6 @@
 import { engine, getGradient, getKernel, registerGradient, registerKernel, Relu, util, zerosLike, type GradConfig, type KernelConfig, type NamedAttrMap, type Tensor, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, reluGradSimd, type EmscriptenWasm } from "./simd/index.js";
-import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, WASM, type WasmHeapBackend } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, planParts, splitRows } from "./kernel-threads.js";
 
 /**
@@ -14,12 +14,6 @@ import { CHUNKS_PER_THREAD, planParts, splitRows } from "./kernel-threads.js";
  * ns/element), and `disableReluGrad()` puts the stock one back.
  */
 export const RELU_GRAD = "FitloopReluGrad";
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: EmscriptenWasm & { HEAPF32: Float32Array };
-}
 
 /** Inputs dy, x (float32, same shape); output dx = dy * step(x). */
 export function wasmReluGrad({ inputs, backend }: KernelArgs): TensorInfo {

@@ -1,5 +1,5 @@
 import { engine, getGradient, getKernel, registerGradient, registerKernel, unregisterGradient, unregisterKernel, zerosLike, type GradConfig, type KernelConfig, type NamedAttrMap, type Tensor, type TensorInfo } from "@tensorflow/tfjs-core";
-import { asKernelFunc, disposeOnThrow, WASM, type KernelArgs } from "./wasm-util.js";
+import { asKernelFunc, disposeOnThrow, type KernelArgs, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * Sparse categorical cross-entropy on wasm as one forward and one gradient kernel. `@fitloop/core`'s
@@ -28,12 +28,6 @@ export const SPARSE_CE_GRAD = "FitloopSparseCrossentropyGrad";
 /** Attributes of both kernels: tfjs-layers' fuzz factor (`epsilon()`, 1e-7 on float32 backends). */
 export interface SparseCrossentropyAttrs {
   epsilon: number;
-}
-
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAPF32: Float32Array };
 }
 
 const f = Math.fround;

@@ -1,12 +1,5 @@
 import { Tile, util, type KernelBackend, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
-import { asKernelFunc, runWasm, WASM, type KernelArgs } from "./wasm-util.js";
-
-/** The parts of tfjs-wasm's BackendWasm this kernel uses (pinned to tfjs 4.22). */
-interface WasmHeapBackend {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: string): TensorInfo;
-  wasm: { HEAP32: Int32Array; HEAPU8: Uint8Array };
-}
+import { asKernelFunc, type KernelArgs, runWasm, WASM, type WasmHeapBackend } from "./wasm-util.js";
 
 /** Rows (calls of the innermost copy) above which the stock kernel is used. */
 const MAX_ROWS = 1 << 14;

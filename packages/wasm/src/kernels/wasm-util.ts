@@ -1,7 +1,20 @@
 import { kernelFlops, withWasmThreads } from "./wasm-threadpool.js";
+import type { EmscriptenWasm } from "./simd/index.js";
 import { getKernel, registerKernel, serialization, unregisterKernel, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type NamedTensorInfoMap, type TensorInfo } from "@tensorflow/tfjs-core";
 
 export const WASM = "wasm";
+
+/**
+ * The parts of tfjs-wasm's BackendWasm the kernels use (pinned to tfjs 4.22): tensor buffers by
+ * dataId in its heap, outputs, and its Emscripten module with the heap views.
+ */
+export interface WasmHeapBackend {
+  dataIdMap: { get(dataId: object): { memoryOffset: number; refCount?: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  disposeData(dataId: object): void;
+  incRef(dataId: object): void;
+  wasm: EmscriptenWasm & { HEAPF32: Float32Array; HEAP32: Int32Array; HEAPU8: Uint8Array };
+}
 
 /** The kernels fitloop replaced on wasm, with the stock config each replaced (to call or restore). */
 const originals = new Map<string, KernelConfig>();
