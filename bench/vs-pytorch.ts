@@ -24,16 +24,22 @@
  * OpenBLAS's threads spin for up to ~0.1 s after a product, which took a core from the next arm
  * (fitloop rounds after the torch1_blas2 arm ran ~30 % slower before this wait).
  * Warm-up rounds per arm: WARMUP (default 3), or more until each arm has trained WARMUP_STEPS steps
- * (MLP 600, CNN 120: V8 keeps optimising fitloop's JS that long; in 40-step windows from the start a
- * CNN step took 21.0, 17.6, 16.0 then ~15.9 ms, round 11), then ROUNDS interleaved rounds of the three arms (fitloop and the two
+ * (MLP 3000, CNN 120): V8 keeps optimising fitloop's JS that long. In 500-step windows from the start
+ * an MLP step took 1.58, 1.18, 1.20, 1.11, 1.09, 1.06, 1.07, then 1.03-1.04 ms on average (medians
+ * 1.15 then 1.01-1.06): background TurboFan compiles take a core from the step's two threads (53
+ * compiles in steps 800-1800, 2 in steps 5000-6000; journal round 12). A CNN step settles within
+ * ~200 steps (in 40-step windows 21.0, 17.6, 16.0, then ~15.9 ms, round 11). What the warm-up cost
+ * each arm is printed too ("warm-up" table and JSON fields), so the first seconds of a run are not
+ * hidden. Then ROUNDS interleaved rounds of the three arms (fitloop and the two
  * PyTorch settings; the order rotates every round); medians, and paired ratios (fitloop / peer in
  * the same round). Prints a table and, last, {"bench":"vs-pytorch","mlp_ratio":R1,"cnn_ratio":R2,
  * "peer_mlp":..,"peer_cnn":..,"fitloop_peak_mib":{..},"pytorch_peak_mib":{..},...} (ratios: fitloop
- * samples/s / peer samples/s; pytorch_peak_mib: the peer's). Without torch it says so and exits 0
+ * samples/s / peer samples/s; pytorch_peak_mib: the peer's; warmup_samples_per_s and warmup_ratio:
+ * the same over each arm's warm-up rounds, against the same peer). Without torch it says so and exits 0
  * with no JSON line. The machine may be shared with other jobs: read the min..max columns, and the
  * load line (CPU time of other processes per round, from /proc/stat minus this bench's processes).
  *
- *   pnpm run bench:vs-pytorch    # env: ROUNDS (5), WARMUP (3), WARMUP_STEPS_MLP (600), WARMUP_STEPS_CNN (120),
+ *   pnpm run bench:vs-pytorch    # env: ROUNDS (5), WARMUP (3), WARMUP_STEPS_MLP (3000), WARMUP_STEPS_CNN (120),
  *                                # MLP_STEPS (60), CNN_STEPS (12), PYTHON (/usr/bin/python3),
  *                                # WASM_KERNELS (all; `added` = before fitloop replaced stock kernels),
  *                                # THREADS (unset: all cores; `false` = single-threaded, before threads),
@@ -51,7 +57,7 @@ import { startPythonChild } from "./python-child.js";
 const ROUNDS = intEnv("ROUNDS", 5);
 const WARMUP = intEnv("WARMUP", 3);
 const STEPS: Record<ModelKind, number> = { mlp: intEnv("MLP_STEPS", 60), cnn: intEnv("CNN_STEPS", 12) };
-const WARMUP_STEPS: Record<ModelKind, number> = { mlp: intEnv("WARMUP_STEPS_MLP", 600), cnn: intEnv("WARMUP_STEPS_CNN", 120) };
+const WARMUP_STEPS: Record<ModelKind, number> = { mlp: intEnv("WARMUP_STEPS_MLP", 3000), cnn: intEnv("WARMUP_STEPS_CNN", 120) };
 const warmupRounds = (kind: ModelKind): number => Math.max(WARMUP, Math.ceil(WARMUP_STEPS[kind] / STEPS[kind]));
 const PYTHON = process.env["PYTHON"] ?? "/usr/bin/python3";
 const KINDS: ModelKind[] = ["mlp", "cnn"];
@@ -174,6 +180,9 @@ async function main(): Promise<void> {
   type Rates = { fitloop: number[] } & Record<SettingKey, number[]>;
   const rates = Object.fromEntries(KINDS.map((k) => [k, { fitloop: [], torch2_blas1: [], torch1_blas2: [] }])) as unknown as Record<ModelKind, Rates>;
   const mem = {} as Record<ModelKind, { fitloop: Memory } & Record<SettingKey, Memory>>;
+  const warmupSeconds = Object.fromEntries(KINDS.map((k) => [k, { fitloop: 0, torch2_blas1: 0, torch1_blas2: 0 }])) as Record<ModelKind, Record<"fitloop" | SettingKey, number>>;
+  /** Samples/s of an arm over its whole warm-up (every warm-up round trains STEPS[kind] batches). */
+  const warmupRate = (k: ModelKind, arm: "fitloop" | SettingKey): number => (warmupRounds(k) * STEPS[k] * BATCH) / warmupSeconds[k][arm];
   let runEnd: ReturnType<typeof cpuSnapshot>;
   try {
     for (const kind of KINDS) {
@@ -186,9 +195,14 @@ async function main(): Promise<void> {
         { name: "fitloop", run: () => arm.run() },
         ...torches.map((t) => ({ name: t.key, run: () => t.run(kind, STEPS[kind]) })),
       ];
-      // warm-up, every arm alike: V8 keeps optimising fitloop's JS over the first few hundred steps
-      // (60-step fits: ~2.1 ms/step in the first, ~1.6 by the fourth), PyTorch's C++ needs none
-      for (let w = 0; w < warmupRounds(kind); w++) for (const a of arms) await a.run();
+      // warm-up, every arm alike (V8 keeps optimising fitloop's JS for the first ~3000 MLP steps;
+      // PyTorch's C++ needs little); each arm's time is kept: the warm-up table shows what it cost
+      for (let w = 0; w < warmupRounds(kind); w++) {
+        for (const a of arms) {
+          const rate = await a.run();
+          warmupSeconds[kind][a.name] += (STEPS[kind] * BATCH) / rate;
+        }
+      }
 
       for (let round = 0; round < ROUNDS; round++) {
         const order = arms.map((_, i) => arms[(i + round) % arms.length]!);
@@ -237,6 +251,13 @@ async function main(): Promise<void> {
     const cell = (s: SettingKey) => `${median(r[s]).toFixed(0)} (${range(r[s])})`;
     console.log(`| ${k} | ${cell("torch2_blas1")} | ${cell("torch1_blas2")} | ${peer(k)} | ${ratio(k, "torch2_blas1").toFixed(3)} (paired ${paired(k, "torch2_blas1").toFixed(3)}) | ${ratio(k, "torch1_blas2").toFixed(3)} (paired ${paired(k, "torch1_blas2").toFixed(3)}) |`);
   }
+  console.log(`\nWarm-up: samples/s over each arm's warm-up rounds (the first steps of a run, as a short run sees them), fitloop against the same peer:`);
+  console.log("| model | warm-up steps per arm | fitloop | torch2_blas1 | torch1_blas2 | fitloop / peer |");
+  console.log("|---|---:|---:|---:|---:|---:|");
+  for (const k of KINDS) {
+    const w = (a: "fitloop" | SettingKey) => warmupRate(k, a).toFixed(0);
+    console.log(`| ${k} | ${warmupRounds(k) * STEPS[k]} | ${w("fitloop")} | ${w("torch2_blas1")} | ${w("torch1_blas2")} | ${(warmupRate(k, "fitloop") / warmupRate(k, peer(k))).toFixed(3)} |`);
+  }
   const mib = (kib: number | undefined) => (kib === undefined ? undefined : Math.round(kib / 1024));
   const memCell = (m: Memory) => `${mib(m.hwmKib) ?? "?"} (${mib(m.rssKib) ?? "?"} at the start${m.reset ? "" : "; peak not reset: process lifetime"})`;
   console.log("\nPeak resident memory during each model's phase, MiB (VmHWM after a reset at the phase's start; RSS at that start in parentheses):");
@@ -267,6 +288,8 @@ async function main(): Promise<void> {
       fitloop_peak_mib: perKind((k) => mib(mem[k].fitloop.hwmKib) ?? null),
       pytorch_peak_mib: perKind((k) => mib(mem[k][peer(k)].hwmKib) ?? null),
       pytorch_peak_mib_by_setting: perKind((k) => ({ torch2_blas1: mib(mem[k].torch2_blas1.hwmKib) ?? null, torch1_blas2: mib(mem[k].torch1_blas2.hwmKib) ?? null })),
+      warmup_samples_per_s: perKind((k) => ({ fitloop: Math.round(warmupRate(k, "fitloop")), torch2_blas1: Math.round(warmupRate(k, "torch2_blas1")), torch1_blas2: Math.round(warmupRate(k, "torch1_blas2")) })),
+      warmup_ratio: perKind((k) => r3(warmupRate(k, "fitloop") / warmupRate(k, peer(k)))),
       other_load_cores: runLoad ? Math.round(runLoad.others * 100) / 100 : null,
       contended_rounds: contended,
     }),
