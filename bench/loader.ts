@@ -15,12 +15,17 @@
  *                          FIT_ROUNDS pairs, the order alternating; overhead = median(a time) / median(b time) - 1,
  *                          target <= 5 %.
  *
+ * Warm-up before any measurement: every arm runs once, the train step then runs until it has made
+ * WARMUP_STEPS steps (3000: V8 compiles a training step's JS for that long, and a step measured
+ * earlier is slower, which would flatter R; bench/vs-pytorch.ts has the series), and each fit arm
+ * trains FIT_WARMUP epochs.
+ *
  * Loader arms iterate `batches()` with `for await` (the path the Trainer uses, prefetch on) and
  * dispose every batch. Arms run interleaved round by round (another process may share the 2 cores);
  * medians. R = min(loader, loader+shift+noise batches/s) / train steps/s; target R >= 20.
  * The last line is one JSON record.
  *
- *   pnpm run bench:loader     # env: ROUNDS (7), STEPS (40), FIT_ROUNDS (9)
+ *   pnpm run bench:loader     # env: ROUNDS (7), STEPS (40), FIT_ROUNDS (9), WARMUP_STEPS (3000), FIT_WARMUP (10)
  */
 import "reflect-metadata";
 import * as tf from "@tensorflow/tfjs-core";
@@ -39,6 +44,8 @@ const intEnv = (name: string, fallback: number): number => {
 const ROUNDS = intEnv("ROUNDS", 7);
 const STEPS = intEnv("STEPS", 40);
 const FIT_ROUNDS = intEnv("FIT_ROUNDS", 9);
+const WARMUP_STEPS = intEnv("WARMUP_STEPS", 3000);
+const FIT_WARMUP = intEnv("FIT_WARMUP", 10);
 
 const median = (v: number[]): number => {
   const s = [...v].sort((a, b) => a - b);
@@ -186,9 +193,11 @@ async function main(): Promise<void> {
   process.stderr.write(`backend ${backend} (${threads} thread${threads === 1 ? "" : "s"}), tfjs ${tf.version_core}, batch ${BATCH}, ${train.size} embedded digits loaded in ${(performance.now() - t0).toFixed(0)} ms\n`);
   const plain = new DataLoader(train, { batchSize: BATCH, seed: 1, flatten: true, dropLast: true });
   const aug = () => new DataLoader(train, { batchSize: BATCH, seed: 1, flatten: true, dropLast: true, transforms: [randomShift({ maxShift: 2 }), gaussianNoise({ std: 0.1, clip: [0, 1] })] });
-  const arms = [loaderArm("loader", plain), loaderArm("loader+shift+noise", aug()), stepArm(plain), fitArm(aug())];
+  const step = stepArm(plain);
+  const arms = [loaderArm("loader", plain), loaderArm("loader+shift+noise", aug()), step, fitArm(aug())];
 
   for (const a of arms) await a.run(0); // warm-up: kernels, XNNPACK caches, optimizer slots, JIT
+  for (let done = STEPS; done < WARMUP_STEPS; done += STEPS) await step.run(0); // the step's JS, compiled
   const rates = new Map<string, number[]>(arms.map((a) => [a.name, []]));
   const started = performance.now();
   for (let round = 1; round <= ROUNDS; round++) {
@@ -207,8 +216,10 @@ async function main(): Promise<void> {
   const pair = fitOverheadArms(aug(), FIT_EPOCH);
   const fitA = epochFit(pair.onTheFly);
   const fitB = epochFit(pair.inAdvance);
-  await fitA.run(); // warm-up
-  await fitB.run();
+  for (let w = 0; w < FIT_WARMUP; w++) {
+    await fitA.run(); // warm-up
+    await fitB.run();
+  }
   const msA: number[] = [];
   const msB: number[] = [];
   for (let round = 1; round <= FIT_ROUNDS; round++) {
