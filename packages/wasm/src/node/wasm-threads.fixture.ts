@@ -2,7 +2,8 @@
  * Child process for wasm-threads.test.ts: initialises the wasm backend through `useBackend` with
  * the thread count in argv[2] (`false` or a number; `pre-init` in argv[3] initialises the wasm
  * backend with plain tfjs first), trains a small conv+BN+pool CNN for 3 Adam steps from fixed
- * weights, and prints one JSON line: thread count, warnings, and the final weights (float32, base64).
+ * weights, and prints one JSON line: thread count, whether fitloop's kernel threads run, warnings,
+ * and the final weights (float32, base64).
  * It must then exit on its own (the test fails if pthread workers keep it alive).
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -10,6 +11,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import * as tfwasm from "@tensorflow/tfjs-backend-wasm";
 import { values } from "../kernels/values.fixture.js";
 import { useTestBackend } from "../testing.fixture.js";
+import { kernelThreadPool } from "../kernels/kernel-threads.js";
 
 const arg = process.argv[2] ?? "false";
 const threads = arg === "false" ? false : Number(arg);
@@ -42,4 +44,4 @@ const weights = model.getWeights().flatMap((w) => Array.from(w.dataSync()));
 const a = tf.tensor(values(256 * 256, 3, 1), [256, 256]);
 const matmul = Array.from(tf.matMul(a, a).dataSync());
 const pthread = (tf.engine().registry["wasm"] as unknown as { wasm?: { PThread?: { unusedWorkers: unknown[]; runningWorkers: unknown[] } } }).wasm?.PThread;
-console.log(JSON.stringify({ threads: tfwasm.getThreadsCount(), idleWorkers: pthread?.unusedWorkers.length ?? 0, runningWorkers: pthread?.runningWorkers.length ?? 0, warnings, weights: Buffer.from(new Float32Array(weights).buffer).toString("base64"), matmul: Buffer.from(new Float32Array(matmul).buffer).toString("base64") }));
+console.log(JSON.stringify({ threads: tfwasm.getThreadsCount(), kernelThreads: kernelThreadPool()?.ready() ?? false, idleWorkers: pthread?.unusedWorkers.length ?? 0, runningWorkers: pthread?.runningWorkers.length ?? 0, warnings, weights: Buffer.from(new Float32Array(weights).buffer).toString("base64"), matmul: Buffer.from(new Float32Array(matmul).buffer).toString("base64") }));

@@ -1,24 +1,14 @@
 /**
- * Node flags for fitloop's worker threads: the parent's `execArgv` without the module-loading flags.
- * A worker inherits `process.execArgv`, so under a loader such as tsx (`node --import tsx`, how the
- * demo and the benches run) every worker starts that loader again: ~6-12 MiB resident per worker
- * (measured: tfjs-wasm's pool workers and the kernel worker, 2-core machine). The workers run plain
- * JavaScript (Emscripten's pthread script, the kernel worker's CommonJS), so they need no loader;
- * every other flag (memory limits, V8 options) is kept.
+ * Node flags for fitloop's worker threads (the kernel workers, Emscripten's pthread workers): none.
+ * Given no `execArgv`, a worker inherits the parent's, and under a loader such as tsx (`node --import
+ * tsx`, how the demo and the benches run) every worker starts that loader again: ~6-12 MiB resident
+ * per worker (measured: tfjs-wasm's pool workers and the kernel worker, 2-core machine). Passing the
+ * parent's flags without the loaders does not work either: Node refuses V8 and per-process options
+ * in a worker's `execArgv` (ERR_WORKER_INVALID_EXEC_ARGV for `--max-old-space-size`, `--stack-size`,
+ * `--expose-gc`, `--v8-pool-size`), so one of them on the command line made the wasm backend fail
+ * to initialise. The workers run plain JavaScript (Emscripten's pthread script, the kernel worker's
+ * CommonJS) and need no flag; V8's flags are process-wide and apply to them anyway.
  */
-const LOADER_FLAGS = new Set(["--import", "--require", "-r", "--loader", "--experimental-loader"]);
-
-export function workerExecArgv(execArgv: readonly string[] = process.execArgv): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < execArgv.length; i++) {
-    const arg = execArgv[i]!;
-    const eq = arg.indexOf("=");
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    if (!LOADER_FLAGS.has(name)) {
-      out.push(arg);
-      continue;
-    }
-    if (eq < 0) i++; // the flag's value is the next argument
-  }
-  return out;
+export function workerExecArgv(): string[] {
+  return [];
 }
