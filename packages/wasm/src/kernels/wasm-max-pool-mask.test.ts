@@ -129,6 +129,22 @@ describe("tfjs-layers' MaxPooling2D trains through the masked pooling (wasm)", (
     expect(isMaxPoolMaskEnabled()).toBe(true);
   });
 
+  it("is one tape node whose only output is the pooled tensor (the mask is saved, so backprop makes it no gradient of zeros)", () => {
+    const m = model();
+    const x = tf.tensor4d(values(4 * 144, 7), [4, 12, 12, 1]);
+    let outputsPerNode: number[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const y = tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar;
+      const tape = (tf.engine().state as unknown as { activeTape: { outputs: tf.Tensor[] }[] }).activeTape;
+      outputsPerNode = tape.map((node) => node.outputs.length);
+      return y;
+    });
+    tf.dispose([value, ...Object.values(grads), x]);
+    m.dispose();
+    expect(outputsPerNode.length).toBeGreaterThan(3);
+    expect(outputsPerNode.every((n) => n === 1), `outputs per tape node: ${outputsPerNode.join(", ")}`).toBe(true);
+  });
+
   it("does not leak tensors over training steps", async () => {
     const m = model();
     const x = tf.tensor4d(values(4 * 144, 6), [4, 12, 12, 1]);
