@@ -1,4 +1,4 @@
-import { CHUNKS_PER_THREAD, planParts, poolFor, splitRows, type KernelCall } from "./kernel-threads.js";
+import { planParts, poolFor, splitRows, type KernelCall } from "./kernel-threads.js";
 import type { BatchNormSimdExports, SimdKernels } from "./simd/index.js";
 
 /**
@@ -36,7 +36,7 @@ function addInto(simd: Simd, a: number, b: number, c: number): void {
  * one part's call from its first row, row count and output pointers.
  */
 function splitSums(simd: Simd, rows: number, c: number, bytes: number, s: number, q: number, fn: string, args: (start: number, count: number, s: number, q: number) => number[], whole: () => void): void {
-  const parts = planParts(simd.memory, rows, { bytes, align: 4, chunksPerThread: CHUNKS_PER_THREAD, memoryBound: true });
+  const parts = planParts(simd.memory, rows, { bytes, align: 4, memoryBound: true });
   const pool = parts.length > 1 ? poolFor(simd.memory) : undefined;
   if (!pool) return whole();
   withPartSums(simd, parts.length, c, (extra) => {
@@ -66,7 +66,7 @@ export function bnGradSums(simd: Simd, dy: number, x: number, rows: number, c: n
 /** `normalize`: y = (x - m) * s + b. */
 export function bnNormalize(simd: Simd, x: number, y: number, rows: number, c: number, m: number, s: number, b: number): void {
   const rb = 4 * c;
-  splitRows(simd.memory, MODULE, "normalize", rows, (start, count) => [x + start * rb, y + start * rb, count, c, m, s, b], () => simd.exports.normalize(x, y, rows, c, m, s, b), { bytes: 2 * rows * rb, chunksPerThread: CHUNKS_PER_THREAD, memoryBound: true });
+  splitRows(simd.memory, MODULE, "normalize", rows, (start, count) => [x + start * rb, y + start * rb, count, c, m, s, b], () => simd.exports.normalize(x, y, rows, c, m, s, b), { bytes: 2 * rows * rb, memoryBound: true });
 }
 
 /** `gradX`: dx = a * dy + bx * (x - m) + k0. */
@@ -74,6 +74,6 @@ export function bnGradX(simd: Simd, dy: number, x: number, dx: number, rows: num
   const rb = 4 * c;
   splitRows(simd.memory, MODULE, "gradX", rows, (start, count) => [dy + start * rb, x + start * rb, dx + start * rb, count, c, a, m, bx, k0], () => simd.exports.gradX(dy, x, dx, rows, c, a, m, bx, k0), {
     bytes: 3 * rows * rb,
-    chunksPerThread: CHUNKS_PER_THREAD, memoryBound: true,
+    memoryBound: true,
   });
 }

@@ -1,7 +1,7 @@
 import { engine, getGradient, getKernel, registerGradient, registerKernel, Relu, util, zerosLike, type GradConfig, type KernelConfig, type NamedAttrMap, type Tensor, type TensorInfo } from "@tensorflow/tfjs-core";
 import { gemmSimd, reluGradSimd, type EmscriptenWasm } from "./simd/index.js";
 import { asKernelFunc, disposeOnThrow, type KernelArgs, WASM, type WasmHeapBackend } from "./wasm-util.js";
-import { CHUNKS_PER_THREAD, planParts, splitRows } from "./kernel-threads.js";
+import { planParts, splitRows } from "./kernel-threads.js";
 
 /**
  * The ReLU gradient on wasm as one kernel. tfjs-core's gradient of `Relu` is
@@ -27,7 +27,7 @@ export function wasmReluGrad({ inputs, backend }: KernelArgs): TensorInfo {
     const [pd, px, po] = [p(dy), p(x), p(dx)];
     // elementwise: kernel threads (Node) take equal element ranges, multiples of 4 (SIMD lanes)
     disposeOnThrow(b, [dx], () =>
-      splitRows(simd.memory, "relu-grad", "reluGrad", n, (s, count) => [pd + 4 * s, px + 4 * s, po + 4 * s, count], () => simd.exports.reluGrad(pd, px, po, n), { bytes: 12 * n, chunksPerThread: CHUNKS_PER_THREAD, memoryBound: true }),
+      splitRows(simd.memory, "relu-grad", "reluGrad", n, (s, count) => [pd + 4 * s, px + 4 * s, po + 4 * s, count], () => simd.exports.reluGrad(pd, px, po, n), { bytes: 12 * n, memoryBound: true }),
     );
     return dx;
   }
@@ -46,7 +46,7 @@ export const wasmReluGradConfig: KernelConfig = { kernelName: RELU_GRAD, backend
  * The gradient of relu(z + b) for a convolution's bias: dz = dy * step(y) and db = the sum of dz over
  * every axis but the last (channels), in one pass over dy and y instead of `FitloopReluGrad` then a
  * column sum that reads dz again (the CNN's first layer: 5.5 MB). Outputs [dz, db]. db is summed in
- * float64 per part of the rows (CHUNKS_PER_THREAD parts per kernel thread from
+ * float64 per part of the rows (one part per kernel thread from
  * RELU_GRAD_BIAS_SUM_MIN_SPLIT_BYTES, else one), the parts added in order, then rounded to float32:
  * deterministic for a given thread count, within float32 rounding of the separate Sum.
  * Not differentiable itself: its users call it only outside a gradient tape (see wasm-conv-bias-relu.ts).
@@ -88,7 +88,7 @@ export function wasmReluGradBiasSum({ inputs, backend }: KernelArgs): TensorInfo
       const [pd, px, pz, rowBytes] = [p(dy), p(x), p(dz), 4 * channels];
       // one float64 accumulator row per part (rows split over the kernel threads), added in part order
       // split only from 8 MiB: below, one thread measured faster (its 7744 x 64 call: 0.14 vs 0.19 ms split)
-      const split = { align: 1, bytes: 12 * n, minBytes: RELU_GRAD_BIAS_SUM_MIN_SPLIT_BYTES, memoryBound: true, chunksPerThread: CHUNKS_PER_THREAD };
+      const split = { align: 1, bytes: 12 * n, minBytes: RELU_GRAD_BIAS_SUM_MIN_SPLIT_BYTES, memoryBound: true };
       const parts = planParts(simd.memory, rows, split).length;
       const acc = simd.malloc(8 * channels * parts + 8);
       if (!acc) throw new Error("fitloop wasm FitloopReluGradBiasSum: wasm malloc failed");
