@@ -49,17 +49,17 @@ async function main(): Promise<void> {
     const dy = tf.randomNormal(shape, 0, 1, "float32", 4);
     const eps = { epsilon: 1e-3 };
     const [, mean, variance] = tf.engine().runKernel(BN_TRAIN, { x, gamma, beta }, eps) as unknown as tf.Tensor[];
-    const sums = tf.engine().runKernel(BN_TRAIN_GRAD_SUMS, { dy, x, mean: mean!, variance: variance! }, eps) as unknown as tf.Tensor;
+    const [dbeta, dgamma] = tf.engine().runKernel(BN_TRAIN_GRAD_SUMS, { dy, x, mean: mean!, variance: variance! }, eps) as unknown as tf.Tensor[];
     run(BN_TRAIN, shape, () => tf.engine().runKernel(BN_TRAIN, { x, gamma, beta }, eps) as unknown as tf.Tensor[]);
-    run(BN_TRAIN_GRAD_SUMS, shape, () => tf.engine().runKernel(BN_TRAIN_GRAD_SUMS, { dy, x, mean: mean!, variance: variance! }, eps) as unknown as tf.Tensor);
-    run(BN_TRAIN_GRAD_X, shape, () => tf.engine().runKernel(BN_TRAIN_GRAD_X, { dy, x, mean: mean!, variance: variance!, gamma, sums }, eps) as unknown as tf.Tensor);
+    run(BN_TRAIN_GRAD_SUMS, shape, () => tf.engine().runKernel(BN_TRAIN_GRAD_SUMS, { dy, x, mean: mean!, variance: variance! }, eps) as unknown as tf.Tensor[]);
+    run(BN_TRAIN_GRAD_X, shape, () => tf.engine().runKernel(BN_TRAIN_GRAD_X, { dy, x, mean: mean!, variance: variance!, gamma, dbeta: dbeta!, dgamma: dgamma! }, eps) as unknown as tf.Tensor);
     const pooled = tf.maxPool(x, 2, 2, "valid");
     const dp = tf.randomNormal(pooled.shape, 0, 1, "float32", 5);
     run("MaxPoolGrad 2x2/2", shape, () => tf.engine().runKernel("MaxPoolGrad", { dy: dp, input: x, output: pooled }, { filterSize: 2, strides: 2, pad: "valid" }) as unknown as tf.Tensor);
     run(RELU_GRAD, shape, () => tf.engine().runKernel(RELU_GRAD, { dy, x }, {}) as unknown as tf.Tensor);
     const stock = time(() => tf.tidy(() => tf.mul(dy, tf.cast(tf.step(x), "float32"))));
     console.log(`| stock ReLU gradient (Step + Cast + Multiply) | [${shape.join(",")}] | ${stock.toFixed(2)} | | | |`);
-    tf.dispose([x, gamma, beta, dy, mean!, variance!, sums, pooled, dp]);
+    tf.dispose([x, gamma, beta, dy, mean!, variance!, dbeta!, dgamma!, pooled, dp]);
   }
 }
 

@@ -5,8 +5,6 @@ import {
   mul,
   registerGradient,
   registerKernel,
-  reshape,
-  slice,
   tidy,
   util,
   type GradConfig,
@@ -166,29 +164,32 @@ export function wasmBatchNormTrain({ inputs, backend, attrs }: KernelArgs): Tens
   return [y, meanOut, varOut];
 }
 
-/** Backward, pass 1: inputs dy, x, mean, variance; attrs epsilon; output [2, C]: sum(dy) (= dbeta), sum(dy * xhat) (= dgamma). */
-export function wasmBatchNormTrainGradSums({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+/**
+ * Backward, pass 1: inputs dy, x, mean, variance; attrs epsilon; outputs [dbeta, dgamma], each [C]:
+ * sum(dy) and sum(dy * xhat), the gradients of beta and gamma as they are (no slicing kernels after).
+ */
+export function wasmBatchNormTrainGradSums({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const { dy, x, mean, variance } = inputs as { dy: TensorInfo; x: TensorInfo; mean: TensorInfo; variance: TensorInfo };
   const eps = (attrs as { epsilon: number }).epsilon;
   const b = backend as unknown as WasmHeapBackend;
   const c = channels(x);
   const rows = util.sizeFromShape(x.shape) / c;
-  const out = b.makeOutput([2, c], "float32");
+  const outs = [b.makeOutput([c], "float32"), b.makeOutput([c], "float32")];
   const simd = simdFor(b, c);
   if (simd) {
-    disposeOnThrow(b, [out], () => withScratch(simd, 16 * c, (sp) => {
+    disposeOnThrow(b, outs, () => withScratch(simd, 16 * c, (sp) => {
       bnGradSums(simd, ptr(b, dy), ptr(b, x), rows, c, ptr(b, mean), sp, sp + 8 * c);
       const buf = simd.memory.buffer;
       const sd = new Float64Array(buf, sp, c);
       const sdx = new Float64Array(buf, sp + 8 * c, c);
       const v = new Float32Array(buf, ptr(b, variance), c);
-      const o = new Float32Array(buf, ptr(b, out), 2 * c);
+      const [dbeta, dgamma] = outs.map((t) => new Float32Array(buf, ptr(b, t), c)) as [Float32Array, Float32Array];
       for (let k = 0; k < c; k++) {
-        o[k] = sd[k]!;
-        o[c + k] = sdx[k]! / Math.sqrt(v[k]! + eps);
+        dbeta[k] = sd[k]!;
+        dgamma[k] = sdx[k]! / Math.sqrt(v[k]! + eps);
       }
     }));
-    return out;
+    return outs;
   }
   const heap = b.wasm.HEAPF32;
   const m = readChannels(b, mean, c);
@@ -218,26 +219,27 @@ export function wasmBatchNormTrainGradSums({ inputs, backend, attrs }: KernelArg
       sdx[k]! += d * (X[p + k]! - m[k]!);
     }
   }
-  const o = offset(b, out);
+  const [ob, og] = outs.map((t) => offset(b, t)) as [number, number];
   for (let k = 0; k < c; k++) {
-    heap[o + k] = sd[k]!;
-    heap[o + c + k] = sdx[k]! / Math.sqrt(v[k]! + eps);
+    heap[ob + k] = sd[k]!;
+    heap[og + k] = sdx[k]! / Math.sqrt(v[k]! + eps);
   }
-  return out;
+  return outs;
 }
 
 /**
- * Backward, pass 2: inputs dy, x, mean, variance, gamma, sums ([2, C] from pass 1), and optionally
- * dmean, dvar ([C]); attrs epsilon; output dx.
+ * Backward, pass 2: inputs dy, x, mean, variance, gamma, dbeta and dgamma ([C] each, from pass 1),
+ * and optionally dmean, dvar ([C]); attrs epsilon; output dx.
  */
 export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs): TensorInfo {
-  const { dy, x, mean, variance, gamma, sums: sumsT, dmean, dvar } = inputs as Record<string, TensorInfo | undefined> as {
+  const { dy, x, mean, variance, gamma, dbeta, dgamma, dmean, dvar } = inputs as Record<string, TensorInfo | undefined> as {
     dy: TensorInfo;
     x: TensorInfo;
     mean: TensorInfo;
     variance: TensorInfo;
     gamma: TensorInfo;
-    sums: TensorInfo;
+    dbeta: TensorInfo;
+    dgamma: TensorInfo;
     dmean?: TensorInfo;
     dvar?: TensorInfo;
   };
@@ -253,25 +255,25 @@ export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs):
       const [a, bx, k0] = [0, 1, 2].map((i) => new Float32Array(buf, sp + 4 * c * i, c)) as [Float32Array, Float32Array, Float32Array];
       const v = new Float32Array(buf, ptr(b, variance), c);
       const g = new Float32Array(buf, ptr(b, gamma), c);
-      const sums = new Float32Array(buf, ptr(b, sumsT), 2 * c);
+      const sumDy = new Float32Array(buf, ptr(b, dbeta), c);
+      const sumDyXhat = new Float32Array(buf, ptr(b, dgamma), c);
       const dm = dmean ? new Float32Array(buf, ptr(b, dmean), c) : undefined;
       const dv = dvar ? new Float32Array(buf, ptr(b, dvar), c) : undefined;
       for (let k = 0; k < c; k++) {
         const rstd = 1 / Math.sqrt(v[k]! + eps);
         a[k] = g[k]! * rstd;
-        bx[k] = (-g[k]! * rstd * rstd * sums[c + k]!) / rows + (dv ? (2 * dv[k]!) / rows : 0);
-        k0[k] = (-g[k]! * rstd * sums[k]!) / rows + (dm ? dm[k]! / rows : 0);
+        bx[k] = (-g[k]! * rstd * rstd * sumDyXhat[k]!) / rows + (dv ? (2 * dv[k]!) / rows : 0);
+        k0[k] = (-g[k]! * rstd * sumDy[k]!) / rows + (dm ? dm[k]! / rows : 0);
       }
       bnGradX(simd, ptr(b, dy), ptr(b, x), ptr(b, dx), rows, c, sp, ptr(b, mean), sp + 4 * c, sp + 8 * c);
     }));
     return dx;
   }
   const heap = b.wasm.HEAPF32;
-  const sums = sumsT;
   const m = readChannels(b, mean, c);
   const v = readChannels(b, variance, c);
   const g = readChannels(b, gamma, c);
-  const so = offset(b, sums);
+  const [sb, sg] = [offset(b, dbeta), offset(b, dgamma)];
   const dm = dmean ? readChannels(b, dmean, c) : undefined;
   const dv = dvar ? readChannels(b, dvar, c) : undefined;
   const a = new Float64Array(c); // coefficient of dy
@@ -279,8 +281,8 @@ export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs):
   const k0 = new Float64Array(c); // constant
   for (let k = 0; k < c; k++) {
     const rstd = 1 / Math.sqrt(v[k]! + eps);
-    const sumDy = heap[so + k]!;
-    const sumDyXhat = heap[so + c + k]!;
+    const sumDy = heap[sb + k]!;
+    const sumDyXhat = heap[sg + k]!;
     a[k] = g[k]! * rstd;
     bx[k] = (-g[k]! * rstd * rstd * sumDyXhat) / rows + (dv ? (2 * dv[k]!) / rows : 0);
     k0[k] = (-g[k]! * rstd * sumDy) / rows + (dm ? dm[k]! / rows : 0);
@@ -297,7 +299,7 @@ export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs):
 }
 
 export const wasmBatchNormTrainConfig: KernelConfig = { kernelName: BN_TRAIN, backendName: WASM, kernelFunc: asKernelFunc(wasmBatchNormTrain as unknown as (a: KernelArgs) => TensorInfo) };
-export const wasmBatchNormTrainGradSumsConfig: KernelConfig = { kernelName: BN_TRAIN_GRAD_SUMS, backendName: WASM, kernelFunc: asKernelFunc(wasmBatchNormTrainGradSums) };
+export const wasmBatchNormTrainGradSumsConfig: KernelConfig = { kernelName: BN_TRAIN_GRAD_SUMS, backendName: WASM, kernelFunc: asKernelFunc(wasmBatchNormTrainGradSums as unknown as (a: KernelArgs) => TensorInfo) };
 export const wasmBatchNormTrainGradXConfig: KernelConfig = { kernelName: BN_TRAIN_GRAD_X, backendName: WASM, kernelFunc: asKernelFunc(wasmBatchNormTrainGradX) };
 
 const run = (name: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap): Tensor | Tensor[] =>
@@ -311,17 +313,16 @@ export const batchNormTrainGradConfig: GradConfig = {
     const [dy, dmean, dvar] = dys as (Tensor | null)[];
     const [x, gamma, mean, variance] = saved as [Tensor, Tensor, Tensor, Tensor];
     const epsilon = (attrs as { epsilon: number }).epsilon;
-    const c = gamma.size;
     // no gradient reached y (only mean/variance were used): dy is zero
     const dyT = dy ?? tidy(() => mul(x, 0));
-    const sums = run(BN_TRAIN_GRAD_SUMS, { dy: dyT, x, mean, variance }, { epsilon }) as Tensor;
+    const [dbeta, dgamma] = run(BN_TRAIN_GRAD_SUMS, { dy: dyT, x, mean, variance }, { epsilon }) as [Tensor, Tensor];
     const extra: Record<string, Tensor> = {};
     if (dmean) extra["dmean"] = dmean;
     if (dvar) extra["dvar"] = dvar;
     return {
-      x: () => run(BN_TRAIN_GRAD_X, { dy: dyT, x, mean, variance, gamma, sums, ...extra }, { epsilon }) as Tensor,
-      gamma: () => reshape(slice(sums, [1, 0], [1, c]), [c]),
-      beta: () => reshape(slice(sums, [0, 0], [1, c]), [c]),
+      x: () => run(BN_TRAIN_GRAD_X, { dy: dyT, x, mean, variance, gamma, dbeta, dgamma, ...extra }, { epsilon }) as Tensor,
+      gamma: () => dgamma,
+      beta: () => dbeta,
     };
   },
 };

@@ -52,10 +52,10 @@ function kernels(shape: number[]): Float32Array[] {
   const [x, dy, gamma, beta] = inputsFor(shape) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
   return tf.tidy(() => {
     const [y, mean, variance] = tf.engine().runKernel(BN_TRAIN, { x, gamma, beta }, { epsilon: 1e-3 }) as unknown as tf.Tensor[];
-    const sums = tf.engine().runKernel(BN_TRAIN_GRAD_SUMS, { dy, x, mean: mean!, variance: variance! }, { epsilon: 1e-3 }) as unknown as tf.Tensor;
-    const dx = tf.engine().runKernel(BN_TRAIN_GRAD_X, { dy, x, mean: mean!, variance: variance!, gamma, sums }, { epsilon: 1e-3 }) as unknown as tf.Tensor;
+    const [dbeta, dgamma] = tf.engine().runKernel(BN_TRAIN_GRAD_SUMS, { dy, x, mean: mean!, variance: variance! }, { epsilon: 1e-3 }) as unknown as tf.Tensor[];
+    const dx = tf.engine().runKernel(BN_TRAIN_GRAD_X, { dy, x, mean: mean!, variance: variance!, gamma, dbeta: dbeta!, dgamma: dgamma! }, { epsilon: 1e-3 }) as unknown as tf.Tensor;
     const rg = tf.engine().runKernel(RELU_GRAD, { dy, x }, {}) as unknown as tf.Tensor;
-    return [y!, mean!, variance!, sums, dx, rg].map((t) => t.dataSync() as Float32Array);
+    return [y!, mean!, variance!, dbeta!, dgamma!, dx, rg].map((t) => t.dataSync() as Float32Array);
   });
 }
 
@@ -133,7 +133,7 @@ describe("kernel threads for fitloop's SIMD kernels (@fitloop/wasm/node)", () =>
       // per-channel sums differ only in float64 addition order (then rounded to float32)
       split.value.forEach((a, i) => expect(maxRelDiff(a, single.value[i]!)).toBeLessThanOrEqual(1e-6));
       // the ReLU gradient is elementwise: bit for bit
-      expect(Buffer.from(split.value[5]!.buffer).equals(Buffer.from(single.value[5]!.buffer))).toBe(true);
+      expect(Buffer.from(split.value[6]!.buffer).equals(Buffer.from(single.value[6]!.buffer))).toBe(true);
       // the statistics against tf.moments on cpu
       const c = shape[shape.length - 1]!;
       const n = shape.reduce((a, b) => a * b, 1);
