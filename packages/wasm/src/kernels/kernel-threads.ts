@@ -103,9 +103,10 @@ export interface SplitRowsOptions {
   chunksPerThread?: number;
   /**
    * A memory-bound pass: split only when `setMemoryBoundSplit(true)`. Give such passes one part per
-   * thread (the default `chunksPerThread`): the caller then always takes the first rows and the
-   * worker the rest, pass after pass, so each finds the rows the previous pass left in its own L2;
-   * in 4 parts per thread they were claimed in any order. The MNIST CNN's step ran 1.003-1.047x
+   * thread (the default `chunksPerThread`): the caller then always runs the first rows (the pool
+   * gives it task 0 before a worker can claim it) and the worker the rest, pass after pass, so each
+   * finds the rows the previous pass left in its own L2; in 4 parts per thread they were claimed in
+   * any order. The MNIST CNN's step ran 1.003-1.047x
    * faster (median 1.016, seven interleaved A/B runs) with its BatchNorm and ReLU-gradient passes in
    * one part per thread instead of four (docs/journal.md, round 12).
    * A worker that has not claimed its part yet loses it to the caller, as with more parts.

@@ -252,22 +252,29 @@ class NodeKernelThreadPool implements KernelThreadPool {
     Atomics.store(c, STATUS, 0);
     Atomics.store(c, COMPLETED, 0);
     Atomics.store(c, NTASKS, n);
-    Atomics.store(c, CLAIM, tag);
+    // task 0 is the caller's before any worker can claim it: with one part per thread the caller
+    // always runs the first rows and a worker the next, pass after pass (each core finds its rows
+    // of the previous pass in its own cache; kernel-threads.ts, `memoryBound`)
+    Atomics.store(c, CLAIM, n > 0 ? tag + 1 : tag);
     Atomics.store(c, SEQ, this.seq);
     Atomics.notify(c, SEQ);
-    // the caller claims tasks too (all of them when no worker wakes in time)
     let error: unknown;
-    for (;;) {
-      const w = Atomics.load(c, CLAIM);
-      const i = w & 255;
-      if (i >= n) break;
-      if (Atomics.compareExchange(c, CLAIM, w, w + 1) !== w) continue;
+    const runTask = (i: number): void => {
       try {
         this.local[this.fnOf[i]!]!(...tasks[i]!.args);
       } catch (e) {
         error ??= e;
       }
       Atomics.add(c, COMPLETED, 1);
+    };
+    if (n > 0) runTask(0);
+    // then the caller claims tasks too (all the rest when no worker wakes in time)
+    for (;;) {
+      const w = Atomics.load(c, CLAIM);
+      const i = w & 255;
+      if (i >= n) break;
+      if (Atomics.compareExchange(c, CLAIM, w, w + 1) !== w) continue;
+      runTask(i);
     }
     // always wait for tasks a worker claimed, also when a task of the caller threw: they write into
     // tensors the caller owns, and their completions must not count towards the next job
