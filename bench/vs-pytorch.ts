@@ -197,8 +197,11 @@ async function main(): Promise<void> {
       ];
       // warm-up, every arm alike (V8 keeps optimising fitloop's JS for the first ~3000 MLP steps;
       // PyTorch's C++ needs little); each arm's time is kept: the warm-up table shows what it cost
+      // (as in the measured rounds: the order rotates and each arm starts on idle cores, so no arm
+      // always follows a BLAS whose threads still spin)
       for (let w = 0; w < warmupRounds(kind); w++) {
-        for (const a of arms) {
+        for (const a of arms.map((_, i) => arms[(i + w) % arms.length]!)) {
+          settled += await waitForIdleCpu();
           const rate = await a.run();
           warmupSeconds[kind][a.name] += (STEPS[kind] * BATCH) / rate;
         }

@@ -26,9 +26,9 @@ import { BN_MOVING_AVERAGES, wasmBatchNormMovingAveragesConfig } from "./wasm-ba
  * (Multiply, Sum, Sub, Add, RealDiv, Tile, ...), ~45 ms of a small CNN's ~140 ms step on wasm.
  * Here the forward is two passes over x (per-channel statistics in float64, then normalise) and the
  * backward two passes over (dy, x): per-channel sums, then the closed form
- *   dx = gamma*rstd*dy - gamma*rstd^2*sum(dy*(x-mean))/N*(x-mean) - gamma*rstd*sum(dy)/N
+ *   dx = gamma*rstd*dy - gamma*rstd^2*sum(dy*xhat)/N*(x-mean) - gamma*rstd*sum(dy)/N
  *        (+ dmean/N + 2*dvar*(x-mean)/N when the mean/variance outputs get gradients)
- * with rstd = 1/sqrt(var + eps), N = elements per channel.
+ * with rstd = 1/sqrt(var + eps), xhat = (x-mean)*rstd, N = elements per channel.
  *
  * Used through `BatchNormalization.call` of tfjs-layers (patched by `registerWasmKernels()`): in
  * training, on the wasm backend, for float32 inputs with the channel axis last and both gamma and
@@ -174,7 +174,8 @@ export function wasmBatchNormTrainGradSums({ inputs, backend, attrs }: KernelArg
   const b = backend as unknown as WasmHeapBackend;
   const c = channels(x);
   const rows = util.sizeFromShape(x.shape) / c;
-  const outs = [b.makeOutput([c], "float32"), b.makeOutput([c], "float32")];
+  const dbetaOut = b.makeOutput([c], "float32");
+  const outs = [dbetaOut, disposeOnThrow(b, [dbetaOut], () => b.makeOutput([c], "float32"))];
   const simd = simdFor(b, c);
   if (simd) {
     disposeOnThrow(b, outs, () => withScratch(simd, 16 * c, (sp) => {
@@ -299,7 +300,7 @@ export function wasmBatchNormTrainGradX({ inputs, backend, attrs }: KernelArgs):
 }
 
 export const wasmBatchNormTrainConfig: KernelConfig = { kernelName: BN_TRAIN, backendName: WASM, kernelFunc: asKernelFunc(wasmBatchNormTrain as unknown as (a: KernelArgs) => TensorInfo) };
-export const wasmBatchNormTrainGradSumsConfig: KernelConfig = { kernelName: BN_TRAIN_GRAD_SUMS, backendName: WASM, kernelFunc: asKernelFunc(wasmBatchNormTrainGradSums as unknown as (a: KernelArgs) => TensorInfo) };
+export const wasmBatchNormTrainGradSumsConfig: KernelConfig = { kernelName: BN_TRAIN_GRAD_SUMS, backendName: WASM, kernelFunc: asKernelFunc(wasmBatchNormTrainGradSums) };
 export const wasmBatchNormTrainGradXConfig: KernelConfig = { kernelName: BN_TRAIN_GRAD_X, backendName: WASM, kernelFunc: asKernelFunc(wasmBatchNormTrainGradX) };
 
 const run = (name: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap): Tensor | Tensor[] =>

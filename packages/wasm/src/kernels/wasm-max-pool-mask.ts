@@ -95,7 +95,11 @@ export const wasmMaxPoolMaskGradConfig: KernelConfig = { kernelName: MAX_POOL_MA
 
 const run = (name: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap): Tensor | Tensor[] => engine().runKernel(name, inputs as never, attrs) as unknown as Tensor | Tensor[];
 
-/** dx from dy and the saved mask (the mask itself gets no gradient). */
+/**
+ * dx from dy and the saved mask (the mask itself gets no gradient), for `FitloopMaxPool2x2Mask` run
+ * directly on a tape (`runKernel`). tfjs-layers' MaxPooling2D goes through `poolKeepingWinners`
+ * below, whose custom gradient runs the same kernel.
+ */
 export const maxPoolMaskGradConfig: GradConfig = {
   kernelName: MAX_POOL_MASK,
   outputsToSave: [false, true],
@@ -126,7 +130,8 @@ function maskedPooling(this: unknown, inputs: Tensor, poolSize: [number, number]
  * The pooling as one tape node whose only output is the pooled tensor, the mask saved for the
  * gradient. Taped as the two-output kernel, tfjs's backprop would give the mask a gradient of zeros
  * made on the host and copied into the heap each step (its dy is null): 346 kB for the first pooling
- * of a small MNIST CNN.
+ * of a small MNIST CNN. `save` keeps a clone of the mask, which shares its buffer with fitloop's
+ * Identity kernel (on by default; after `restoreWasmKernels()` the stock Identity copies it).
  */
 const poolKeepingWinners = customGrad((...args: (Tensor | GradSaveFunc)[]) => {
   const [x, save] = args as [Tensor, GradSaveFunc];

@@ -87,7 +87,8 @@ export function wasmReluGradBiasSum({ inputs, backend }: KernelArgs): TensorInfo
       const p = (t: TensorInfo): number => b.dataIdMap.get(t.dataId)!.memoryOffset;
       const [pd, px, pz, rowBytes] = [p(dy), p(x), p(dz), 4 * channels];
       // one float64 accumulator row per part (rows split over the kernel threads), added in part order
-      // split only from 8 MiB: below, one thread measured faster (its 7744 x 64 call: 0.14 vs 0.19 ms split)
+      // split only from 8 MiB: below, one thread measured faster (its 7744 x 64 call: 0.14 vs 0.19 ms
+      // split, measured with 4 parts per thread before round 12's one part per thread)
       const split = { align: 1, bytes: 12 * n, minBytes: RELU_GRAD_BIAS_SUM_MIN_SPLIT_BYTES, memoryBound: true };
       const parts = planParts(simd.memory, rows, split).length;
       const acc = simd.malloc(8 * channels * parts + 8);

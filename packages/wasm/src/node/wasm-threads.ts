@@ -14,7 +14,7 @@
  * - tfjs caps XNNPACK's thread pool at `os.cpus().length / 2` (its C++ `num_cores`, computed once
  *   at start-up), so `os.cpus()` reports twice the requested thread count during initialisation;
  * - the pool's worker threads are unref'd once started, so they do not keep the process alive;
- * - the workers start without the parent's loader flags (`worker-argv.ts`), and the pre-created
+ * - the workers start with no Node flags (`worker-argv.ts`), and the pre-created
  *   workers XNNPACK does not take are terminated.
  *
  * Everything is restored after initialisation. Any failure falls back to the single-threaded SIMD
@@ -100,7 +100,7 @@ interface PThreadModule {
 
 /**
  * Emscripten's pthread workers are `new Worker(script)` through `require("node:worker_threads").Worker`,
- * read while the module initialises: a subclass there starts them without the parent's loader flags
+ * read while the module initialises: a subclass there starts them with no Node flags
  * (`workerExecArgv`).
  */
 function withPthreadWorkerFlags(): () => void {
