@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-wasm";
@@ -8,6 +8,7 @@ import { RELU_GRAD } from "./wasm-relu-grad.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
+import { wasmKernelSuite } from "./kernel-suite.fixture.js";
 import { expectNoLeaks, expectTrainingNoLeaks, profiledGrads, switchBackend as use, useTestBackend } from "../testing.fixture.js";
 
 interface Case {
@@ -46,14 +47,7 @@ function separate(c: Case, seed: number, nan = false): Float32Array[] {
 }
 
 describe("FitloopConv2DReluFilterGrad: a first conv layer's filter and bias gradients with the ReLU gradient folded in (wasm)", () => {
-  beforeAll(async () => {
-    await useTestBackend("wasm");
-    registerWasmKernels();
-  });
-  afterAll(async () => {
-    setKernelThreadsEnabled(true);
-    await use("wasm");
-  });
+  wasmKernelSuite();
 
   it.each<[string, Case]>([
     ["the CNN's first layer (pixels split over the threads, many blocks)", { x: [64, 28, 28, 1], f: [3, 3, 1, 32], s: 1, pad: "valid" }],

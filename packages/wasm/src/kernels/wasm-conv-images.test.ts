@@ -1,12 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
-import { registerWasmKernels } from "./index.js";
 import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, packedScratchBytes, setConvImagesEnabled, setPackedGemmEnabled } from "./wasm-gemm-split.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
-import { expectNoLeaks, switchBackend as use, useTestBackend } from "../testing.fixture.js";
+import { wasmKernelSuite } from "./kernel-suite.fixture.js";
+import { expectNoLeaks, switchBackend as use } from "../testing.fixture.js";
 
 interface Case {
   x: [number, number, number, number];
@@ -27,14 +27,7 @@ function filterGrad(c: Case, seed: number): Float32Array {
 }
 
 describe("convolutions image by image (convImages, col2imImages, filterGradImages) on fitloop's kernel threads (wasm)", () => {
-  beforeAll(async () => {
-    await useTestBackend("wasm");
-    registerWasmKernels();
-  });
-  afterAll(async () => {
-    setKernelThreadsEnabled(true);
-    await use("wasm");
-  });
+  wasmKernelSuite();
 
   const perImage: Case = { x: [7, 13, 13, 32], f: [3, 3, 32, 64], s: 1, pad: "valid" }; // the CNN's conv2
   const strided: Case = { x: [5, 9, 8, 12], f: [3, 2, 12, 10], s: [2, 1], pad: "same" };

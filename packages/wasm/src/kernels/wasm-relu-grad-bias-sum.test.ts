@@ -8,6 +8,7 @@ import { RELU_GRAD, RELU_GRAD_BIAS_SUM, RELU_GRAD_BIAS_SUM_MIN_SPLIT_BYTES, relu
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
+import { wasmKernelSuite } from "./kernel-suite.fixture.js";
 import { expectNoLeaks, profiledGrads, switchBackend as use, useTestBackend } from "../testing.fixture.js";
 
 /** y with zeros, -0, NaN and negatives among positive values (relu outputs and worse). */
@@ -38,14 +39,7 @@ function reference(dy: tf.Tensor, y: tf.Tensor): [Float32Array, Float32Array] {
 }
 
 describe("FitloopReluGradBiasSum: dz = dy * step(y) and its channel sums in one pass (wasm)", () => {
-  beforeAll(async () => {
-    await useTestBackend("wasm");
-    registerWasmKernels();
-  });
-  afterAll(async () => {
-    setKernelThreadsEnabled(true);
-    await use("wasm");
-  });
+  wasmKernelSuite();
 
   it.each([
     ["the CNN's first layer (split over the kernel threads)", [64, 26, 26, 32]],
