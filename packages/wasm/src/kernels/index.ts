@@ -51,6 +51,7 @@ export {
 export { disableReluGrad, enableReluGrad, isReluGradEnabled, RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
 export { fmaEnabled, fmaSupported, setFmaEnabled, setSimdKernelsEnabled, simdKernelsEnabled, type FmaStatus } from "./simd/index.js";
 export { convImagesEnabled, fmaActive, packedGemmEnabled, setConvImagesEnabled, setPackedGemmEnabled, setSplitGemmMinFlops, splitGemmMinFlops } from "./wasm-gemm-split.js";
+export { setWinogradEnabled, winogradEnabled, WINOGRAD_MIN_CHANNELS } from "./wasm-conv-winograd.js";
 export { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, kernelThreadsEnabled, memoryBoundSplitEnabled, planParts, poolFor, setKernelThreadPool, setKernelThreadsEnabled, setMemoryBoundSplit, splitRows } from "./kernel-threads.js";
 export type { KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";
 export { ADAM, disableFusedAdam, enableFusedAdam, isFusedAdamEnabled, wasmAdam } from "./wasm-adam.js";

@@ -2,6 +2,7 @@ import { backend_util, BatchMatMul, Conv2D, Conv2DBackpropInput, Reverse, Transp
 import { col2imSimd, type EmscriptenWasm } from "./simd/index.js";
 import { CHUNKS_PER_THREAD, planParts, splitRows } from "./kernel-threads.js";
 import { convImagesApplies, ownGemm, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
+import { winogradInputGrad, winogradInputGradApplies } from "./wasm-conv-winograd.js";
 import { asKernelFunc, disposeOnThrow, type KernelArgs, runWasm, WASM, type WasmHeapBackend, withTemps } from "./wasm-util.js";
 
 /** Padding of the forward Conv2D that computes an input gradient, or null when it does not apply. */
@@ -86,6 +87,7 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
   const kb = backend as unknown as Parameters<typeof runWasm>[1];
   const gemm = ownGemm(backend.wasm, 2 * rows * taps * co);
   const imageCols = 4 * outHeight * outWidth * taps;
+  if (simd && gemm && winogradInputGradApplies(info)) return winogradInputGrad(backend, gemm, dy, filter, info);
   if (simd && gemm && convImagesApplies(imageCols, packedScratchBytes(taps, co))) return col2imImages(backend, gemm, dy, filter, info);
   return withTemps(kb, (keep) => {
     // The stock BatchMatMul takes a scalar loop with transposeB: transpose the (small) filter first.

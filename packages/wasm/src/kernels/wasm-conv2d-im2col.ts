@@ -3,6 +3,7 @@ import { gemmSimd, type EmscriptenWasm } from "./simd/index.js";
 import { im2colNhwc, im2colT } from "./wasm-im2col.js";
 import { IM2COL_NHWC_MIN_CHANNELS } from "./wasm-conv2d-backprop-filter.js";
 import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadpool.js";
+import { winogradConv, winogradForwardApplies } from "./wasm-conv-winograd.js";
 import { disposeOnThrow, type KernelArgs, type WasmHeapBackend } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, poolFor, splitRows } from "./kernel-threads.js";
 import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesApplies, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
@@ -85,6 +86,7 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
     const [pb, relu] = [bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
     // many input channels: image by image (patches in cache, then GEMM, bias and relu: `convImages`)
     const nhwcRuns = ci >= IM2COL_NHWC_MIN_CHANNELS;
+    if (winogradForwardApplies(info)) return winogradConv(backend, simd, x, filter, info, pb, relu);
     if (nhwcRuns && convImagesApplies(4 * info.outHeight * info.outWidth * taps, packedScratchBytes(co, taps))) return convImages(backend, simd, x, filter, info, pb, relu);
     // else whole-batch patches: in x's NHWC order (runs of ci floats, read as a row-major A), or
     // patchesᵀ from x transposed to [ci, b, H, W] for few channels
