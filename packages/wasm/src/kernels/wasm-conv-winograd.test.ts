@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
-import { setWinogradEnabled, winogradEnabled, winogradForwardApplies, winogradInputGradApplies } from "./wasm-conv-winograd.js";
+import { setWinogradEnabled, winogradEnabled, winogradFilterGradApplies, winogradForwardApplies, winogradInputGradApplies } from "./wasm-conv-winograd.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
@@ -26,7 +26,7 @@ const CASES: Case[] = [
 
 const info = (c: Case): tf.backend_util.Conv2DInfo => tf.backend_util.computeConv2DInfo(c.x, c.f, 1, 1, c.pad as "valid");
 
-/** Forward (bias + relu), forward (linear, no bias) and the input gradient, on the active backend. */
+/** Forward (bias + relu), forward (linear, no bias), the input gradient and the filter gradient, on the active backend. */
 function run(c: Case, seed: number): Float32Array[] {
   return tf.tidy(() => {
     const x = tf.tensor4d(values(size(c.x), seed), c.x);
@@ -37,7 +37,8 @@ function run(c: Case, seed: number): Float32Array[] {
     const dy = tf.tensor4d(values(size(linear.shape), seed + 3), linear.shape as [number, number, number, number]);
     const attrs = { strides: 1, pad: c.pad, dataFormat: "NHWC", inputShape: c.x };
     const dx = tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: w }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-    return [y, linear, dx].map((t) => t.dataSync().slice() as Float32Array);
+    const dw = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, { ...attrs, filterShape: c.f } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    return [y, linear, dx, dw].map((t) => t.dataSync().slice() as Float32Array);
   });
 }
 
@@ -46,10 +47,11 @@ const same = (a: Float32Array, b: Float32Array): boolean => a.length === b.lengt
 describe("3x3 convolutions by Winograd F(2x2, 3x3) on fitloop's kernel threads (wasm)", () => {
   wasmKernelSuite();
 
-  it("applies to 3x3 stride-1 convolutions with >= 16 channels (multiples of 4), forward and input gradient; not to others", () => {
+  it("applies to 3x3 stride-1 convolutions with >= 16 channels (multiples of 4), forward, input and filter gradients; not to others", () => {
     for (const c of CASES) {
       expect(winogradForwardApplies(info(c)), JSON.stringify(c)).toBe(true);
       expect(winogradInputGradApplies(info(c)), JSON.stringify(c)).toBe(true);
+      expect(winogradFilterGradApplies(info(c)), JSON.stringify(c)).toBe(true);
     }
     const no = (x: Case["x"], f: Case["f"], s = 1): boolean => winogradForwardApplies(tf.backend_util.computeConv2DInfo(x, f, s, 1, "same"));
     expect(no([1, 8, 8, 16], [3, 3, 16, 16], 2), "stride 2").toBe(false);
@@ -60,7 +62,7 @@ describe("3x3 convolutions by Winograd F(2x2, 3x3) on fitloop's kernel threads (
     expect(winogradInputGradApplies(tf.backend_util.computeConv2DInfo([1, 8, 8, 8], [3, 3, 8, 16], 1, 1, "same")), "input gradient into 8 channels").toBe(false);
   });
 
-  it("forward (bias + relu, and linear) and input gradient match cpu on every case, with kernel threads and on one thread; the same bits again", async () => {
+  it("forward (bias + relu, and linear), input and filter gradients match cpu on every case, with kernel threads and on one thread; the same bits again", async () => {
     await use("cpu");
     const want = CASES.map((c, i) => run(c, 10 * i + 1));
     await use("wasm");

@@ -1,7 +1,7 @@
 import type { backend_util, TensorInfo } from "@tensorflow/tfjs-core";
 import type { GemmSimdExports, SimdKernels } from "./simd/index.js";
 import { CHUNKS_PER_THREAD } from "./kernel-threads.js";
-import { convImagesEnabled, packedGemmEnabled, runPackedParts } from "./wasm-gemm-split.js";
+import { addPartials, convImagesEnabled, packedGemmEnabled, runPackedParts } from "./wasm-gemm-split.js";
 import { disposeOnThrow, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
@@ -33,6 +33,13 @@ export interface WinogradExports {
     x: number, out: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number,
     top: number, left: number, u: number, co: number, bias: number, relu: number, scratch: number,
   ): void;
+  /** dU (16 blocks [ci, co]) (+)= the filter gradient's products over `images` images (see the .wat). */
+  winogradFilterGradImages(
+    x: number, dy: number, du: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number,
+    top: number, left: number, co: number, accIn: number, scratch: number,
+  ): void;
+  /** dW [3, 3, ci, co] = Gᵀ dU G. */
+  winogradFilterGradOut(du: number, ci: number, co: number, dw: number): void;
 }
 
 /** A convolution of `images` images of inH x inW x ci into outH x outW x co, 3x3, stride 1. */
@@ -77,6 +84,11 @@ export function winogradInputGradApplies(info: backend_util.Conv2DInfo): boolean
   return info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && applies(inputGradGeometry(info));
 }
 
+/** Whether the filter gradient of `info`'s convolution runs by Winograd (as the forward, and a batch of at least one image). */
+export function winogradFilterGradApplies(info: backend_util.Conv2DInfo): boolean {
+  return winogradForwardApplies(info);
+}
+
 function forwardGeometry(info: backend_util.Conv2DInfo): WinogradGeometry {
   const { batchSize: images, inHeight: inH, inWidth: inW, inChannels: ci, outHeight: outH, outWidth: outW, outChannels: co } = info;
   return { images, inH, inW, ci, outH, outW, co, top: info.padInfo.top, left: info.padInfo.left };
@@ -117,6 +129,38 @@ function run(backend: WasmHeapBackend, gemm: Gemm, g: WinogradGeometry, x: Tenso
 /** The forward convolution (`winogradForwardApplies(info)`), bias at byte `bias` (0: none), relu when `relu` is 1. */
 export function winogradConv(backend: WasmHeapBackend, gemm: Gemm, x: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo, bias: number, relu: number): TensorInfo {
   return run(backend, gemm, forwardGeometry(info), x, filter, 0, bias, relu);
+}
+
+/**
+ * dW of the convolution `info` from x and dy (`winogradFilterGradApplies(info)`): per part of the
+ * images (one per kernel thread) dU = the sum over its images of V_pᵀ · dM_p (part 0 in its own
+ * scratch, the others in theirs), the parts' dU added in part order (the sum depends on the thread
+ * count, not on scheduling), then dW = Gᵀ dU G on this thread.
+ */
+export function winogradFilterGrad(backend: WasmHeapBackend, gemm: Gemm, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const g = forwardGeometry(info);
+  const exports = gemm.exports as unknown as GemmSimdExports & WinogradExports;
+  const duBytes = Math.ceil((16 * 4 * g.ci * g.co) / 64) * 64;
+  const perPart = duBytes + 64 * tilesOf(g) * (g.ci + Math.ceil(g.co / 8) * 8) + 256;
+  const out = backend.makeOutput([3, 3, g.ci, g.co], "float32");
+  return disposeOnThrow(backend, [out], () => {
+    const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    const [px, pdy, po] = [p(x), p(dy), p(out)];
+    const [xImage, dyImage] = [4 * g.inH * g.inW * g.ci, 4 * g.outH * g.outW * g.co];
+    runPackedParts(
+      gemm,
+      "winogradFilterGradImages",
+      g.images,
+      perPart,
+      1,
+      (start, count, _part, scratch) => [px + start * xImage, pdy + start * dyImage, scratch, count, g.inH, g.inW, g.ci, g.outH, g.outW, g.top, g.left, g.co, 0, scratch + duBytes],
+      (scratch, parts, stride) => {
+        addPartials(gemm.memory, scratch, scratch, parts, stride, 16 * g.ci * g.co);
+        exports.winogradFilterGradOut(scratch, g.ci, g.co, po);
+      },
+    );
+    return out;
+  });
 }
 
 /** dx of the convolution `info` from dy (`winogradInputGradApplies(info)`). */

@@ -16,7 +16,8 @@ import {
 import { im2colNhwc, im2colT } from "./wasm-im2col.js";
 import type { EmscriptenWasm, GemmSimdExports, SimdKernels } from "./simd/index.js";
 import { addPartials, convImagesApplies, ownGemm, packedScratchBytes, runPackedParts, splitGemm, splitGemmDepth } from "./wasm-gemm-split.js";
-import { disposeOnThrow, runWasm } from "./wasm-util.js";
+import { disposeOnThrow, runWasm, type WasmHeapBackend } from "./wasm-util.js";
+import { winogradFilterGrad, winogradFilterGradApplies } from "./wasm-conv-winograd.js";
 
 const BACKEND = "wasm";
 
@@ -229,6 +230,9 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
     // GEMM through its strides; few: patchesᵀ from x transposed to [ci, b, H, W].
     const gemm = ownGemm((backend as unknown as GemmBackend).wasm, 2 * fh * fw * ci * rows * co);
     // (batch 0 takes the whole-batch path, whose GEMM writes the zeros of an empty sum)
+    if (gemm && info.batchSize > 0 && winogradFilterGradApplies(info)) {
+      return { ...winogradFilterGrad(backend as unknown as WasmHeapBackend, gemm, x, dy, info), shape: [fh, fw, ci, co] };
+    }
     if (gemm && info.batchSize > 0 && ci >= IM2COL_NHWC_MIN_CHANNELS && convImagesApplies(4 * info.outHeight * info.outWidth * fh * fw * ci, packedScratchBytes(co, info.outHeight * info.outWidth))) {
       return { ...filterGradImages(backend as unknown as GemmBackend, gemm, x, dy, info), shape: [fh, fw, ci, co] };
     }

@@ -553,41 +553,19 @@
         (f32.load (i32.add (local.get $a) (i32.mul (local.get $s) (i32.const 3)))))))
   )
 
-  ;; A 3x3 convolution with stride 1 (NHWC, float32) by Winograd's minimal filtering F(2x2, 3x3)
-  ;; (Lavin & Gray 2016): per image, each 4x4 input tile d (stride 2) becomes V = Bᵀ d B (16 positions,
-  ;; ci floats each), the 16 products M_p = V_p · U_p ($gemmPackedAcc on the filters $winogradFilter
-  ;; packed), and each 2x2 output tile is Aᵀ M A, then bias and relu (bias 0: none). 2.25x fewer
-  ;; multiplications than the direct convolution, summed in another order: results differ from it in
-  ;; the last bits (deterministic, and the same split over images or not). Bᵀ = [[1, 0, -1, 0],
-  ;; [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]].
-  ;; Input pixel (2ty - top + r, 2tx - left + s) of output tile (ty, tx), zeros outside the image;
-  ;; output pixels past outH x outW are not written. ci and co multiples of 4. scratch (16-aligned):
-  ;; 64*T*ci bytes of V, 64*T*co of M, 256 for the GEMM's edge tile, T = ceil(outH/2)*ceil(outW/2).
-  (func (export "winogradImages") (param $x i32) (param $out i32) (param $images i32) (param $inH i32) (param $inW i32) (param $ci i32)
-    (param $outH i32) (param $outW i32) (param $top i32) (param $left i32) (param $u i32) (param $co i32) (param $bias i32) (param $relu i32) (param $scratch i32)
-    (local $th i32) (local $tw i32) (local $T i32) (local $vBytes i32) (local $mBytes i32) (local $uStride i32) (local $V i32) (local $M i32) (local $tile i32)
-    (local $ty i32) (local $tx i32) (local $iy i32) (local $ix i32) (local $xt i32) (local $vt i32) (local $mt i32) (local $ot i32) (local $c i32) (local $p i32)
-    (local $rowB i32) (local $cB i32) (local $oRow i32) (local $ciB i32) (local $coB i32) (local $xImg i32) (local $oImg i32) (local $right i32) (local $down i32)
-    (local $b v128) (local $y v128)
+  ;; V = Bᵀ d B for every 4x4 tile d of one image at x (inH x inW x ci floats) into V: position
+  ;; p = 4r + s of tile t = ty*tw + tx at V + p*th*tw*ci*4 + t*ci*4, 4 channels at a time. Tile (ty, tx)
+  ;; starts at input pixel (2ty - top, 2tx - left); pixels outside the image are zeros.
+  (func $winogradInput (param $x i32) (param $V i32) (param $inH i32) (param $inW i32) (param $ci i32) (param $th i32) (param $tw i32) (param $top i32) (param $left i32)
+    (local $vBytes i32) (local $ty i32) (local $tx i32) (local $iy i32) (local $ix i32) (local $xt i32) (local $vt i32) (local $c i32) (local $rowB i32) (local $cB i32) (local $ciB i32)
     (local $r0 i32) (local $r1 i32) (local $r2 i32) (local $r3 i32) (local $s0 i32) (local $s1 i32) (local $s2 i32) (local $s3 i32)
     (local $o0 i32) (local $o1 i32) (local $o2 i32) (local $o3 i32) (local $o4 i32) (local $o5 i32) (local $o6 i32) (local $o7 i32) (local $o8 i32) (local $o9 i32) (local $o10 i32) (local $o11 i32) (local $o12 i32) (local $o13 i32) (local $o14 i32) (local $o15 i32)
     (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128) (local $d4 v128) (local $d5 v128) (local $d6 v128) (local $d7 v128) (local $d8 v128) (local $d9 v128) (local $d10 v128) (local $d11 v128) (local $d12 v128) (local $d13 v128) (local $d14 v128) (local $d15 v128)
     (local $e0 v128) (local $e1 v128) (local $e2 v128) (local $e3 v128) (local $e4 v128) (local $e5 v128) (local $e6 v128) (local $e7 v128) (local $e8 v128) (local $e9 v128) (local $e10 v128) (local $e11 v128) (local $e12 v128) (local $e13 v128) (local $e14 v128) (local $e15 v128)
-    (local $m0 v128) (local $m1 v128) (local $m2 v128) (local $m3 v128) (local $m4 v128) (local $m5 v128) (local $m6 v128) (local $m7 v128) (local $m8 v128) (local $m9 v128) (local $m10 v128) (local $m11 v128) (local $m12 v128) (local $m13 v128) (local $m14 v128) (local $m15 v128)
-    (local.set $th (i32.shr_u (i32.add (local.get $outH) (i32.const 1)) (i32.const 1)))
-    (local.set $tw (i32.shr_u (i32.add (local.get $outW) (i32.const 1)) (i32.const 1)))
-    (local.set $T (i32.mul (local.get $th) (local.get $tw)))
     (local.set $ciB (i32.shl (local.get $ci) (i32.const 2)))
-    (local.set $coB (i32.shl (local.get $co) (i32.const 2)))
-    (local.set $vBytes (i32.mul (local.get $T) (local.get $ciB)))
-    (local.set $mBytes (i32.mul (local.get $T) (local.get $coB)))
-    (local.set $uStride (i32.shl (i32.mul (local.get $ci) (i32.and (i32.add (local.get $co) (i32.const 7)) (i32.const -8))) (i32.const 2)))
-    (local.set $V (local.get $scratch))
-    (local.set $M (i32.add (local.get $V) (i32.shl (local.get $vBytes) (i32.const 4))))
-    (local.set $tile (i32.add (local.get $M) (i32.shl (local.get $mBytes) (i32.const 4))))
+    (local.set $vBytes (i32.mul (i32.mul (local.get $th) (local.get $tw)) (local.get $ciB)))
     (local.set $cB (local.get $ciB))
     (local.set $rowB (i32.mul (local.get $inW) (local.get $ciB)))
-    (local.set $oRow (i32.mul (local.get $outW) (local.get $coB)))
     ;; byte offsets of the 4x4 tile's pixels from its first
     (local.set $o0 (i32.add (i32.mul (local.get $rowB) (i32.const 0)) (i32.mul (local.get $cB) (i32.const 0))))
     (local.set $o1 (i32.add (i32.mul (local.get $rowB) (i32.const 0)) (i32.mul (local.get $cB) (i32.const 1))))
@@ -605,11 +583,6 @@
     (local.set $o13 (i32.add (i32.mul (local.get $rowB) (i32.const 3)) (i32.mul (local.get $cB) (i32.const 1))))
     (local.set $o14 (i32.add (i32.mul (local.get $rowB) (i32.const 3)) (i32.mul (local.get $cB) (i32.const 2))))
     (local.set $o15 (i32.add (i32.mul (local.get $rowB) (i32.const 3)) (i32.mul (local.get $cB) (i32.const 3))))
-    (local.set $xImg (i32.mul (local.get $inH) (local.get $rowB)))
-    (local.set $oImg (i32.mul (local.get $outH) (local.get $oRow)))
-    (block $done (loop $img
-      (br_if $done (i32.eqz (local.get $images)))
-      ;; V = Bᵀ d B for every tile, 4 channels at a time
       (local.set $vt (local.get $V))
       (local.set $ty (i32.const 0))
       (loop $tyl
@@ -753,6 +726,44 @@
           (br_if $txl (i32.lt_u (local.get $tx) (local.get $tw))))
         (local.set $ty (i32.add (local.get $ty) (i32.const 1)))
         (br_if $tyl (i32.lt_u (local.get $ty) (local.get $th))))
+  )
+
+
+  ;; A 3x3 convolution with stride 1 (NHWC, float32) by Winograd's minimal filtering F(2x2, 3x3)
+  ;; (Lavin & Gray 2016): per image, each 4x4 input tile d (stride 2) becomes V = Bᵀ d B (16 positions,
+  ;; ci floats each), the 16 products M_p = V_p · U_p ($gemmPackedAcc on the filters $winogradFilter
+  ;; packed), and each 2x2 output tile is Aᵀ M A, then bias and relu (bias 0: none). 2.25x fewer
+  ;; multiplications than the direct convolution, summed in another order: results differ from it in
+  ;; the last bits (deterministic, and the same split over images or not). Bᵀ = [[1, 0, -1, 0],
+  ;; [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]].
+  ;; Input pixel (2ty - top + r, 2tx - left + s) of output tile (ty, tx), zeros outside the image;
+  ;; output pixels past outH x outW are not written. ci and co multiples of 4. scratch (16-aligned):
+  ;; 64*T*ci bytes of V, 64*T*co of M, 256 for the GEMM's edge tile, T = ceil(outH/2)*ceil(outW/2).
+  (func (export "winogradImages") (param $x i32) (param $out i32) (param $images i32) (param $inH i32) (param $inW i32) (param $ci i32)
+    (param $outH i32) (param $outW i32) (param $top i32) (param $left i32) (param $u i32) (param $co i32) (param $bias i32) (param $relu i32) (param $scratch i32)
+    (local $th i32) (local $tw i32) (local $T i32) (local $vBytes i32) (local $mBytes i32) (local $uStride i32) (local $V i32) (local $M i32) (local $tile i32)
+    (local $ty i32) (local $tx i32) (local $mt i32) (local $ot i32) (local $c i32) (local $p i32)
+    (local $oRow i32) (local $ciB i32) (local $coB i32) (local $xImg i32) (local $oImg i32) (local $right i32) (local $down i32)
+    (local $b v128) (local $y v128)
+    (local $e0 v128) (local $e1 v128) (local $e2 v128) (local $e3 v128) (local $e4 v128) (local $e5 v128) (local $e6 v128) (local $e7 v128)
+    (local $m0 v128) (local $m1 v128) (local $m2 v128) (local $m3 v128) (local $m4 v128) (local $m5 v128) (local $m6 v128) (local $m7 v128) (local $m8 v128) (local $m9 v128) (local $m10 v128) (local $m11 v128) (local $m12 v128) (local $m13 v128) (local $m14 v128) (local $m15 v128)
+    (local.set $th (i32.shr_u (i32.add (local.get $outH) (i32.const 1)) (i32.const 1)))
+    (local.set $tw (i32.shr_u (i32.add (local.get $outW) (i32.const 1)) (i32.const 1)))
+    (local.set $T (i32.mul (local.get $th) (local.get $tw)))
+    (local.set $ciB (i32.shl (local.get $ci) (i32.const 2)))
+    (local.set $coB (i32.shl (local.get $co) (i32.const 2)))
+    (local.set $vBytes (i32.mul (local.get $T) (local.get $ciB)))
+    (local.set $mBytes (i32.mul (local.get $T) (local.get $coB)))
+    (local.set $uStride (i32.shl (i32.mul (local.get $ci) (i32.and (i32.add (local.get $co) (i32.const 7)) (i32.const -8))) (i32.const 2)))
+    (local.set $V (local.get $scratch))
+    (local.set $M (i32.add (local.get $V) (i32.shl (local.get $vBytes) (i32.const 4))))
+    (local.set $tile (i32.add (local.get $M) (i32.shl (local.get $mBytes) (i32.const 4))))
+    (local.set $oRow (i32.mul (local.get $outW) (local.get $coB)))
+    (local.set $xImg (i32.mul (i32.mul (local.get $inH) (local.get $inW)) (local.get $ciB)))
+    (local.set $oImg (i32.mul (local.get $outH) (local.get $oRow)))
+    (block $done (loop $img
+      (br_if $done (i32.eqz (local.get $images)))
+      (call $winogradInput (local.get $x) (local.get $V) (local.get $inH) (local.get $inW) (local.get $ci) (local.get $th) (local.get $tw) (local.get $top) (local.get $left))
       ;; the 16 products M_p [T, co] = V_p [T, ci] · U_p [ci, co] (U_p packed: bns = 0)
       (local.set $p (i32.const 0))
       (loop $pl
@@ -812,6 +823,143 @@
       (br $img)))
   )
 
+
+  ;; The filter gradient of a 3x3 stride-1 convolution by F(2x2, 3x3), the transpose of $winogradImages:
+  ;; per image, V = Bᵀ d B of its input tiles ($winogradInput), dM = A dY Aᵀ of its 2x2 output-gradient
+  ;; tiles (zeros past outH x outW; A = [[1, 0], [1, 1], [1, -1], [0, -1]]), written packed as the
+  ;; products' B operands, then dU_p [ci, co] (+)= V_pᵀ · dM_p for the 16 positions ($gemmPackedAcc, A
+  ;; read transposed), the first image writing dU unless accIn. dU: 16 row-major [ci, co] blocks at du;
+  ;; $winogradFilterGradOut turns it into dW. ci and co multiples of 4. scratch (16-aligned): 64*T*ci
+  ;; bytes of V, 64*T*ceil(co/8)*8 of packed dM, 256 for the GEMM's edge tile.
+  (func (export "winogradFilterGradImages") (param $x i32) (param $dy i32) (param $du i32) (param $images i32) (param $inH i32) (param $inW i32) (param $ci i32)
+    (param $outH i32) (param $outW i32) (param $top i32) (param $left i32) (param $co i32) (param $accIn i32) (param $scratch i32)
+    (local $th i32) (local $tw i32) (local $T i32) (local $vBytes i32) (local $pStride i32) (local $V i32) (local $P i32) (local $tile i32)
+    (local $ty i32) (local $tx i32) (local $t i32) (local $n i32) (local $p i32) (local $yt i32) (local $pt i32) (local $ciB i32) (local $coB i32) (local $oRow i32)
+    (local $xImg i32) (local $dyImg i32) (local $right i32) (local $down i32)
+    (local $y0 v128) (local $y1 v128) (local $y2 v128) (local $y3 v128)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $r4 v128) (local $r5 v128) (local $r6 v128) (local $r7 v128)
+    (local.set $th (i32.shr_u (i32.add (local.get $outH) (i32.const 1)) (i32.const 1)))
+    (local.set $tw (i32.shr_u (i32.add (local.get $outW) (i32.const 1)) (i32.const 1)))
+    (local.set $T (i32.mul (local.get $th) (local.get $tw)))
+    (local.set $ciB (i32.shl (local.get $ci) (i32.const 2)))
+    (local.set $coB (i32.shl (local.get $co) (i32.const 2)))
+    (local.set $vBytes (i32.mul (local.get $T) (local.get $ciB)))
+    (local.set $pStride (i32.shl (i32.mul (local.get $T) (i32.and (i32.add (local.get $co) (i32.const 7)) (i32.const -8))) (i32.const 2)))
+    (local.set $V (local.get $scratch))
+    (local.set $P (i32.add (local.get $V) (i32.shl (local.get $vBytes) (i32.const 4))))
+    (local.set $tile (i32.add (local.get $P) (i32.shl (local.get $pStride) (i32.const 4))))
+    (local.set $oRow (i32.mul (local.get $outW) (local.get $coB)))
+    (local.set $xImg (i32.mul (i32.mul (local.get $inH) (local.get $inW)) (local.get $ciB)))
+    (local.set $dyImg (i32.mul (local.get $outH) (local.get $oRow)))
+    ;; the packed panels' columns past co stay zero
+    (if (i32.and (local.get $co) (i32.const 7)) (then (memory.fill (local.get $P) (i32.const 0) (i32.shl (local.get $pStride) (i32.const 4)))))
+    (block $done (loop $img
+      (br_if $done (i32.eqz (local.get $images)))
+      (call $winogradInput (local.get $x) (local.get $V) (local.get $inH) (local.get $inW) (local.get $ci) (local.get $th) (local.get $tw) (local.get $top) (local.get $left))
+      ;; dM = A dY Aᵀ per tile, packed: position p's (t, n) at P + p*pStride + (n >> 3)*T*32 + t*32 + (n & 7)*4
+      (local.set $t (i32.const 0))
+      (local.set $ty (i32.const 0))
+      (loop $tyl
+        (local.set $down (i32.lt_u (i32.add (i32.shl (local.get $ty) (i32.const 1)) (i32.const 1)) (local.get $outH)))
+        (local.set $tx (i32.const 0))
+        (loop $txl
+          (local.set $right (i32.lt_u (i32.add (i32.shl (local.get $tx) (i32.const 1)) (i32.const 1)) (local.get $outW)))
+          (local.set $yt (i32.add (local.get $dy) (i32.add (i32.mul (i32.shl (local.get $ty) (i32.const 1)) (local.get $oRow)) (i32.mul (i32.shl (local.get $tx) (i32.const 1)) (local.get $coB)))))
+          (local.set $n (i32.const 0))
+          (loop $nl
+            (local.set $y0 (v128.load (local.get $yt)))
+            (local.set $y1 (if (result v128) (local.get $right) (then (v128.load (i32.add (local.get $yt) (local.get $coB)))) (else (v128.const i32x4 0 0 0 0))))
+            (local.set $y2 (if (result v128) (local.get $down) (then (v128.load (i32.add (local.get $yt) (local.get $oRow)))) (else (v128.const i32x4 0 0 0 0))))
+            (local.set $y3 (if (result v128) (i32.and (local.get $right) (local.get $down)) (then (v128.load (i32.add (i32.add (local.get $yt) (local.get $oRow)) (local.get $coB)))) (else (v128.const i32x4 0 0 0 0))))
+            (local.set $pt (i32.add (i32.add (local.get $P) (i32.shl (i32.mul (i32.shr_u (local.get $n) (i32.const 3)) (local.get $T)) (i32.const 5)))
+              (i32.add (i32.shl (local.get $t) (i32.const 5)) (i32.shl (i32.and (local.get $n) (i32.const 7)) (i32.const 2)))))
+          (local.set $r0 (local.get $y0)) (local.set $r2 (f32x4.add (local.get $y0) (local.get $y2))) (local.set $r4 (f32x4.sub (local.get $y0) (local.get $y2))) (local.set $r6 (f32x4.neg (local.get $y2)))
+          (local.set $r1 (local.get $y1)) (local.set $r3 (f32x4.add (local.get $y1) (local.get $y3))) (local.set $r5 (f32x4.sub (local.get $y1) (local.get $y3))) (local.set $r7 (f32x4.neg (local.get $y3)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 0))) (local.get $r0))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 1))) (f32x4.add (local.get $r0) (local.get $r1)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 2))) (f32x4.sub (local.get $r0) (local.get $r1)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 3))) (f32x4.neg (local.get $r1)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 4))) (local.get $r2))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 5))) (f32x4.add (local.get $r2) (local.get $r3)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 6))) (f32x4.sub (local.get $r2) (local.get $r3)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 7))) (f32x4.neg (local.get $r3)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 8))) (local.get $r4))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 9))) (f32x4.add (local.get $r4) (local.get $r5)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 10))) (f32x4.sub (local.get $r4) (local.get $r5)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 11))) (f32x4.neg (local.get $r5)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 12))) (local.get $r6))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 13))) (f32x4.add (local.get $r6) (local.get $r7)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 14))) (f32x4.sub (local.get $r6) (local.get $r7)))
+          (v128.store (i32.add (local.get $pt) (i32.mul (local.get $pStride) (i32.const 15))) (f32x4.neg (local.get $r7)))
+            (local.set $yt (i32.add (local.get $yt) (i32.const 16)))
+            (local.set $n (i32.add (local.get $n) (i32.const 4)))
+            (br_if $nl (i32.lt_u (local.get $n) (local.get $co))))
+          (local.set $t (i32.add (local.get $t) (i32.const 1)))
+          (local.set $tx (i32.add (local.get $tx) (i32.const 1)))
+          (br_if $txl (i32.lt_u (local.get $tx) (local.get $tw))))
+        (local.set $ty (i32.add (local.get $ty) (i32.const 1)))
+        (br_if $tyl (i32.lt_u (local.get $ty) (local.get $th))))
+      ;; dU_p [ci, co] (+)= V_pᵀ [ci, T] · dM_p [T, co]
+      (local.set $p (i32.const 0))
+      (loop $pl
+        (call $gemmPackedAcc (i32.add (local.get $V) (i32.mul (local.get $p) (local.get $vBytes))) (i32.const 4) (local.get $ciB)
+          (i32.add (local.get $P) (i32.mul (local.get $p) (local.get $pStride))) (i32.const 0) (i32.const 0)
+          (i32.add (local.get $du) (i32.mul (local.get $p) (i32.mul (local.get $ci) (local.get $coB)))) (local.get $coB) (local.get $ci) (local.get $co) (local.get $T) (i32.const 0) (local.get $tile) (local.get $accIn))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br_if $pl (i32.lt_u (local.get $p) (i32.const 16))))
+      (local.set $accIn (i32.const 1))
+      (local.set $x (i32.add (local.get $x) (local.get $xImg)))
+      (local.set $dy (i32.add (local.get $dy) (local.get $dyImg)))
+      (local.set $images (i32.sub (local.get $images) (i32.const 1)))
+      (br $img)))
+  )
+
+  ;; dW [3, 3, ci, co] = Gᵀ dU G for every (c, n) (the transpose of $winogradFilter's U = G g Gᵀ), dU as
+  ;; $winogradFilterGradImages leaves it (16 row-major [ci, co] blocks). co a multiple of 4.
+  (func (export "winogradFilterGradOut") (param $du i32) (param $ci i32) (param $co i32) (param $dw i32)
+    (local $block i32) (local $tap i32) (local $k i32) (local $end i32) (local $s i32) (local $g i32) (local $half v128)
+    (local $u0 v128) (local $u1 v128) (local $u2 v128) (local $u3 v128) (local $u4 v128) (local $u5 v128) (local $u6 v128) (local $u7 v128) (local $u8 v128) (local $u9 v128) (local $u10 v128) (local $u11 v128) (local $u12 v128) (local $u13 v128) (local $u14 v128) (local $u15 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128) (local $t4 v128) (local $t5 v128) (local $t6 v128) (local $t7 v128) (local $t8 v128) (local $t9 v128) (local $t10 v128) (local $t11 v128)
+    (local.set $half (f32x4.splat (f32.const 0.5)))
+    (local.set $block (i32.shl (i32.mul (local.get $ci) (local.get $co)) (i32.const 2)))
+    (local.set $tap (local.get $block))
+    ;; dU and dW both hold (c, n) at c*co*4 + n*4 within a block or tap: one offset for both
+    (block $done (loop $kl
+      (br_if $done (i32.ge_u (local.get $k) (local.get $block)))
+      (local.set $s (i32.add (local.get $du) (local.get $k)))
+      (local.set $u0 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 0)))))
+      (local.set $u1 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 1)))))
+      (local.set $u2 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 2)))))
+      (local.set $u3 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 3)))))
+      (local.set $u4 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 4)))))
+      (local.set $u5 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 5)))))
+      (local.set $u6 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 6)))))
+      (local.set $u7 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 7)))))
+      (local.set $u8 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 8)))))
+      (local.set $u9 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 9)))))
+      (local.set $u10 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 10)))))
+      (local.set $u11 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 11)))))
+      (local.set $u12 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 12)))))
+      (local.set $u13 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 13)))))
+      (local.set $u14 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 14)))))
+      (local.set $u15 (v128.load (i32.add (local.get $s) (i32.mul (local.get $block) (i32.const 15)))))
+        (local.set $t0 (f32x4.add (local.get $u0) (f32x4.mul (f32x4.add (local.get $u4) (local.get $u8)) (local.get $half)))) (local.set $t4 (f32x4.mul (f32x4.sub (local.get $u4) (local.get $u8)) (local.get $half))) (local.set $t8 (f32x4.add (f32x4.mul (f32x4.add (local.get $u4) (local.get $u8)) (local.get $half)) (local.get $u12)))
+        (local.set $t1 (f32x4.add (local.get $u1) (f32x4.mul (f32x4.add (local.get $u5) (local.get $u9)) (local.get $half)))) (local.set $t5 (f32x4.mul (f32x4.sub (local.get $u5) (local.get $u9)) (local.get $half))) (local.set $t9 (f32x4.add (f32x4.mul (f32x4.add (local.get $u5) (local.get $u9)) (local.get $half)) (local.get $u13)))
+        (local.set $t2 (f32x4.add (local.get $u2) (f32x4.mul (f32x4.add (local.get $u6) (local.get $u10)) (local.get $half)))) (local.set $t6 (f32x4.mul (f32x4.sub (local.get $u6) (local.get $u10)) (local.get $half))) (local.set $t10 (f32x4.add (f32x4.mul (f32x4.add (local.get $u6) (local.get $u10)) (local.get $half)) (local.get $u14)))
+        (local.set $t3 (f32x4.add (local.get $u3) (f32x4.mul (f32x4.add (local.get $u7) (local.get $u11)) (local.get $half)))) (local.set $t7 (f32x4.mul (f32x4.sub (local.get $u7) (local.get $u11)) (local.get $half))) (local.set $t11 (f32x4.add (f32x4.mul (f32x4.add (local.get $u7) (local.get $u11)) (local.get $half)) (local.get $u15)))
+      (local.set $g (i32.add (local.get $dw) (local.get $k)))
+        (v128.store (i32.add (local.get $g) (i32.mul (local.get $tap) (i32.const 0))) (f32x4.add (local.get $t0) (f32x4.mul (f32x4.add (local.get $t1) (local.get $t2)) (local.get $half))))
+        (v128.store (i32.add (local.get $g) (i32.mul (local.get $tap) (i32.const 1))) (f32x4.mul (f32x4.sub (local.get $t1) (local.get $t2)) (local.get $half)))
+        (v128.store (i32.add (local.get $g) (i32.mul (local.get $tap) (i32.const 2))) (f32x4.add (f32x4.mul (f32x4.add (local.get $t1) (local.get $t2)) (local.get $half)) (local.get $t3)))
+        (v128.store (i32.add (local.get $g) (i32.mul (local.get $tap) (i32.const 3))) (f32x4.add (local.get $t4) (f32x4.mul (f32x4.add (local.get $t5) (local.get $t6)) (local.get $half))))
+        (v128.store (i32.add (local.get $g) (i32.mul (local.get $tap) (i32.const 4))) (f32x4.mul (f32x4.sub (local.get $t5) (local.get $t6)) (local.get $half)))
+        (v128.store (i32.add (local.get $g) (i32.mul (local.get $tap) (i32.const 5))) (f32x4.add (f32x4.mul (f32x4.add (local.get $t5) (local.get $t6)) (local.get $half)) (local.get $t7)))
+        (v128.store (i32.add (local.get $g) (i32.mul (local.get $tap) (i32.const 6))) (f32x4.add (local.get $t8) (f32x4.mul (f32x4.add (local.get $t9) (local.get $t10)) (local.get $half))))
+        (v128.store (i32.add (local.get $g) (i32.mul (local.get $tap) (i32.const 7))) (f32x4.mul (f32x4.sub (local.get $t9) (local.get $t10)) (local.get $half)))
+        (v128.store (i32.add (local.get $g) (i32.mul (local.get $tap) (i32.const 8))) (f32x4.add (f32x4.mul (f32x4.add (local.get $t9) (local.get $t10)) (local.get $half)) (local.get $t11)))
+      (local.set $k (i32.add (local.get $k) (i32.const 16)))
+      (br $kl)))
+  )
 
   ;; C = A·B: $gemmPackedAcc below without accumulation (the export every caller of the packed GEMM uses).
   (func $gemmPacked (export "gemmPacked") (param $pa i32) (param $ars i32) (param $aks i32) (param $pb i32) (param $bks i32) (param $bns i32)
