@@ -11,7 +11,10 @@
  *   -both        levers 1 and 2 off (the state before this issue's GEMM and op-count work)
  *   -images      lever 6 off: convolutions (forward, input and filter gradients) as whole-batch im2col /
  *                col2im + one GEMM instead of image by image in a cache-resident scratch
- *                (`setConvImagesEnabled(false)`; the MLP has no convolution: CNN only)
+ *                (`setConvImagesEnabled(false)`; the Winograd kernels run on them and are off too; the MLP has
+ *                no convolution: CNN only)
+ *   -winograd    3x3 stride-1 convolutions (forward, input and filter gradients) by the direct image-by-image
+ *                kernels instead of Winograd F(2x2, 3x3) (`setWinogradEnabled(false)`; CNN only)
  *   (-fma is left out where relaxed SIMD does not validate: all is then mul + add already)
  * Arms alternate in blocks (order reversed every round) after a warm-up, so machine noise hits them
  * alike; per arm the median ms/step over the blocks, its ratio to `all`, and kernels, engine ops
@@ -23,7 +26,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { useBackend } from "../packages/core/src/index.js";
-import { disableFusedDense, disableSparseCrossentropy, enableFusedDense, enableSparseCrossentropy, fmaActive, setConvImagesEnabled, setFmaEnabled, setPackedGemmEnabled } from "../packages/wasm/src/index.js";
+import { disableFusedDense, disableSparseCrossentropy, enableFusedDense, enableSparseCrossentropy, fmaActive, setConvImagesEnabled, setFmaEnabled, setPackedGemmEnabled, setWinogradEnabled } from "../packages/wasm/src/index.js";
 import { ensureKernelThreads } from "../packages/wasm/src/node/index.js";
 import { BATCH, intEnv, median, printTable, threadsEnv, trainingRig, wasmThreadCount, type ModelKind } from "./models.js";
 
@@ -37,6 +40,8 @@ interface Arm {
   fma: boolean;
   /** The image-by-image convolution kernels (default true). */
   images?: boolean;
+  /** The Winograd convolutions (default true). */
+  winograd?: boolean;
 }
 const ARMS: Arm[] = [
   { name: "all", packed: true, fused: true, fma: true },
@@ -45,12 +50,14 @@ const ARMS: Arm[] = [
   { name: "-fused", packed: true, fused: false, fma: true },
   { name: "-both", packed: false, fused: false, fma: false },
   { name: "-images", packed: true, fused: true, fma: true, images: false },
+  { name: "-winograd", packed: true, fused: true, fma: true, winograd: false },
 ];
 
 async function apply(arm: Arm): Promise<void> {
   await setFmaEnabled(arm.fma);
   setPackedGemmEnabled(arm.packed);
   setConvImagesEnabled(arm.images !== false);
+  setWinogradEnabled(arm.winograd !== false);
   if (arm.fused) {
     enableFusedDense();
     enableSparseCrossentropy();
@@ -112,7 +119,7 @@ async function main(): Promise<void> {
   const only = process.env["ONLY"];
   for (const kind of ["mlp", "cnn"] as const) {
     if (only && only !== kind) continue;
-    const kindArms = kind === "mlp" ? arms.filter((a) => a.images !== false) : arms;
+    const kindArms = kind === "mlp" ? arms.filter((a) => a.images !== false && a.winograd !== false) : arms;
     const r = await measure(kind, kindArms);
     console.log(`\n${kind}:`);
     printTable(

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { setWinogradEnabled } from "./wasm-conv-winograd.js";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, packedScratchBytes, setConvImagesEnabled, setPackedGemmEnabled } from "./wasm-gemm-split.js";
@@ -27,6 +28,9 @@ function filterGrad(c: Case, seed: number): Float32Array {
 }
 
 describe("convolutions image by image (convImages, col2imImages, filterGradImages) on fitloop's kernel threads (wasm)", () => {
+  // the direct kernels: 3x3 stride-1 shapes here would otherwise run by Winograd (wasm-conv-winograd.test.ts)
+  beforeAll(() => setWinogradEnabled(false));
+  afterAll(() => setWinogradEnabled(true));
   wasmKernelSuite();
 
   const perImage: Case = { x: [7, 13, 13, 32], f: [3, 3, 32, 64], s: 1, pad: "valid" }; // the CNN's conv2

@@ -7,6 +7,14 @@ import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
 import { wasmKernelSuite } from "./kernel-suite.fixture.js";
 import { expectNoLeaks, switchBackend as use } from "../testing.fixture.js";
+import { ensureKernelThreads } from "../node/kernel-threads.js";
+import { fmaEnabled, setFmaEnabled } from "./simd/index.js";
+import { fmaActive } from "./wasm-gemm-split.js";
+
+// Whether this engine validates relaxed SIMD (Node 20: after fitloop sets --experimental-wasm-relaxed-simd).
+const FMA = await setFmaEnabled(true);
+/** A pool whose workers have gemm-fma.wat's module (FMA's functions run on the kernel threads). */
+const ensureFmaThreads = (): Promise<unknown> => ensureKernelThreads(2);
 
 type Pad = "same" | "valid" | number | [[0, 0], [number, number], [number, number], [0, 0]];
 interface Case {
@@ -18,10 +26,11 @@ interface Case {
 const conv2: Case = { x: [7, 13, 13, 32], f: [3, 3, 32, 64], pad: "valid" }; // the CNN's second layer
 const CASES: Case[] = [
   conv2,
-  { x: [3, 10, 9, 16], f: [3, 3, 16, 20], pad: "same" }, // odd width, 20 output channels (a part-filled 8-column panel)
-  { x: [2, 8, 11, 20], f: [3, 3, 20, 16], pad: [[0, 0], [2, 0], [1, 3], [0, 0]] }, // explicit, uneven padding
-  { x: [2, 12, 12, 16], f: [3, 3, 16, 24], pad: 3 }, // padding 3: the input gradient's tiles start inside dy
+  { x: [3, 10, 9, 16], f: [3, 3, 16, 20], pad: "same" }, // odd width; 20 output channels: a part-filled 8-column panel
+  { x: [2, 8, 11, 20], f: [3, 3, 20, 36], pad: [[0, 0], [2, 0], [1, 3], [0, 0]] }, // explicit, uneven padding; the input gradient's 20 columns
+  { x: [2, 12, 12, 16], f: [3, 3, 16, 24], pad: 3 }, // padding 3: the input gradient's tiles start inside dy (top' = -1)
   { x: [1, 3, 3, 16], f: [3, 3, 16, 16], pad: "valid" }, // a 1x1 output: one tile, three of its four pixels outside
+  { x: [2, 7, 7, 40], f: [3, 3, 40, 16], pad: "same" }, // 360 taps: beyond the direct filter gradient's im2col rule
 ];
 
 const info = (c: Case): tf.backend_util.Conv2DInfo => tf.backend_util.computeConv2DInfo(c.x, c.f, 1, 1, c.pad as "valid");
@@ -81,21 +90,44 @@ describe("3x3 convolutions by Winograd F(2x2, 3x3) on fitloop's kernel threads (
     CASES.forEach((c, i) => run(c, 10 * i + 1).forEach((o, j) => expect(same(o, split[i]![j]!), `again, ${JSON.stringify(c)} output ${j}`).toBe(true)));
   });
 
-  it("is what runs: switched off, the direct kernels give other bits (still close to cpu); on again, Winograd's bits", async () => {
+  it("is what runs on every case: switched off, the direct kernels give other bits for every output (still close to cpu); on again, Winograd's bits", async () => {
     await use("wasm");
-    const wino = run(conv2, 5);
+    const wino = CASES.map((c, i) => run(c, 10 * i + 5));
     setWinogradEnabled(false);
-    let direct: Float32Array[];
+    let direct: Float32Array[][];
     try {
-      direct = run(conv2, 5);
+      direct = CASES.map((c, i) => run(c, 10 * i + 5));
     } finally {
       setWinogradEnabled(true);
     }
-    direct.forEach((o, j) => {
-      expect(same(o, wino[j]!), `output ${j} differs in the last bits`).toBe(false);
-      expectClose(o, wino[j]!, `output ${j}`, 1e-5);
-    });
-    run(conv2, 5).forEach((o, j) => expect(same(o, wino[j]!), `output ${j}`).toBe(true));
+    CASES.forEach((c, i) =>
+      direct[i]!.forEach((o, j) => {
+        expect(same(o, wino[i]![j]!), `${JSON.stringify(c)} output ${j} differs in the last bits`).toBe(false);
+        expectClose(o, wino[i]![j]!, `${JSON.stringify(c)} output ${j}`, 1e-5);
+      }),
+    );
+    CASES.forEach((c, i) => run(c, 10 * i + 5).forEach((o, j) => expect(same(o, wino[i]![j]!), `${JSON.stringify(c)} output ${j}`).toBe(true)));
+  });
+
+  it(FMA.supported ? "with relaxed-SIMD FMA (gemm-fma.wat's copies, 6-row tiles) and with mul + add: every case matches cpu, and FMA changes bits" : `SKIPPED: relaxed SIMD does not validate on Node ${process.versions.node}: Winograd on the FMA GEMM is NOT tested`, async () => {
+    if (!FMA.supported) return;
+    await use("cpu");
+    const want = CASES.map((c, i) => run(c, 10 * i + 7));
+    await use("wasm");
+    const before = fmaEnabled();
+    await setFmaEnabled(false);
+    const off = CASES.map((c, i) => run(c, 10 * i + 7));
+    await setFmaEnabled(true);
+    try {
+      await ensureFmaThreads();
+      expect(fmaActive()).toBe(true);
+      const on = CASES.map((c, i) => run(c, 10 * i + 7));
+      on.forEach((outs, i) => outs.forEach((o, j) => expectClose(o, want[i]![j]!, `FMA ${JSON.stringify(CASES[i])} output ${j}`, 1e-5)));
+      off.forEach((outs, i) => outs.forEach((o, j) => expectClose(o, want[i]![j]!, `mul + add ${JSON.stringify(CASES[i])} output ${j}`, 1e-5)));
+      expect(on.some((outs, i) => outs.some((o, j) => !same(o, off[i]![j]!))), "FMA changed some bits").toBe(true);
+    } finally {
+      await setFmaEnabled(before);
+    }
   });
 
   it("a NaN or an infinity in the input makes every output whose window holds it NaN or infinite, as on cpu (and may spread to the rest of its 2x2 tile)", async () => {

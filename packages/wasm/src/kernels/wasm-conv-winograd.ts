@@ -6,16 +6,23 @@ import { disposeOnThrow, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * 3x3 convolutions with stride 1 by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016,
- * `gemm.wat`'s `winogradImages`): per image, 4x4 input tiles transformed, 16 products of [tiles, ci]
- * by [ci, co] on the packed GEMM, 2x2 output tiles transformed back. 2.25x fewer multiplications
- * than the direct convolution (minus the tiles' padding: the CNN's conv2, 11x11 outputs in 6x6
- * tiles of 2x2, 1.89x), for the forward convolution (bias, relu) and the input gradient (the same
- * convolution of dy with the filter rotated by 180 degrees, its channel axes swapped). Sums come in
- * another order than the direct convolution's: results differ from it (and from cpu) in the last
- * bits, ~1e-6 relative here; deterministic, the same bits whatever the thread count.
+ * `gemm.wat`'s `winogradImages` and `winogradFilterGradImages`): per image, 4x4 input tiles
+ * transformed, 16 products of [tiles, ci] by [ci, co] on the packed GEMM, 2x2 output tiles
+ * transformed back. 2.25x fewer multiplications than the direct convolution (minus the tiles'
+ * padding: the CNN's conv2, 11x11 outputs in 6x6 tiles of 2x2, 1.89x). For the forward convolution
+ * (bias, relu; with kernel threads), the input gradient (the same convolution of dy with the filter
+ * rotated by 180 degrees, its channel axes swapped) and the filter gradient (the transposed
+ * transforms; where fitloop's GEMM takes the product, `ownGemm`). Sums come in another order than
+ * the direct convolution's: results differ from it (and from cpu) in the last bits, ~1e-6 relative
+ * here. Deterministic: the forward and input gradient give the same bits whatever the thread count;
+ * the filter gradient adds one partial sum per part in part order, so its bits depend on the number
+ * of parts (min(threads, images)), as the direct filter gradient's do.
  */
 export const WINOGRAD_MIN_CHANNELS = 16;
-/** Largest scratch of one image (its transformed tiles and products): beyond it the direct path runs. */
+/**
+ * Largest scratch of one part (an image's transformed tiles and products; for the filter gradient
+ * also the part's dU): beyond it the direct path runs.
+ */
 export const WINOGRAD_MAX_IMAGE_BYTES = 2 * 1024 * 1024;
 
 let enabled = true;
@@ -84,10 +91,14 @@ export function winogradInputGradApplies(info: backend_util.Conv2DInfo): boolean
   return info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && applies(inputGradGeometry(info));
 }
 
-/** Whether the filter gradient of `info`'s convolution runs by Winograd (as the forward, and a batch of at least one image). */
+/** Whether the filter gradient of `info`'s convolution runs by Winograd (as the forward, its partial dU counted in the scratch). */
 export function winogradFilterGradApplies(info: backend_util.Conv2DInfo): boolean {
-  return winogradForwardApplies(info);
+  return winogradForwardApplies(info) && filterGradPartBytes(forwardGeometry(info)) <= WINOGRAD_MAX_IMAGE_BYTES;
 }
+
+/** A filter-gradient part's scratch: its dU (16 blocks of ci x co), V, the packed dM, the GEMM's edge tile. */
+const duBytesOf = (g: WinogradGeometry): number => Math.ceil((16 * 4 * g.ci * g.co) / 64) * 64;
+const filterGradPartBytes = (g: WinogradGeometry): number => duBytesOf(g) + 64 * tilesOf(g) * (g.ci + Math.ceil(g.co / 8) * 8) + 256;
 
 function forwardGeometry(info: backend_util.Conv2DInfo): WinogradGeometry {
   const { batchSize: images, inHeight: inH, inWidth: inW, inChannels: ci, outHeight: outH, outWidth: outW, outChannels: co } = info;
@@ -140,8 +151,8 @@ export function winogradConv(backend: WasmHeapBackend, gemm: Gemm, x: TensorInfo
 export function winogradFilterGrad(backend: WasmHeapBackend, gemm: Gemm, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
   const g = forwardGeometry(info);
   const exports = gemm.exports as unknown as GemmSimdExports & WinogradExports;
-  const duBytes = Math.ceil((16 * 4 * g.ci * g.co) / 64) * 64;
-  const perPart = duBytes + 64 * tilesOf(g) * (g.ci + Math.ceil(g.co / 8) * 8) + 256;
+  const duBytes = duBytesOf(g);
+  const perPart = filterGradPartBytes(g);
   const out = backend.makeOutput([3, 3, g.ci, g.co], "float32");
   return disposeOnThrow(backend, [out], () => {
     const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;

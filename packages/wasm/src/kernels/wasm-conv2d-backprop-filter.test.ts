@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { setWinogradEnabled } from "./wasm-conv-winograd.js";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-wasm";
@@ -88,6 +89,9 @@ function grid(): Case[] {
 }
 
 describe("wasm Conv2DBackpropFilter", () => {
+  // the direct kernels: 3x3 stride-1 shapes here would otherwise run by Winograd (wasm-conv-winograd.test.ts)
+  beforeAll(() => setWinogradEnabled(false));
+  afterAll(() => setWinogradEnabled(true));
   beforeAll(() => {
     registerWasmKernels();
     registerWasmKernels(); // idempotent

@@ -223,16 +223,21 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
   const plan = planFilterGradConv(xShape, as4d(dy.shape, "dy"), a);
   const [fh, fw, ci, co] = a.filterShape;
   const dyRows = dy.shape[0]! * dy.shape[1]! * dy.shape[2]!;
-  if (useIm2colFilterGrad(fh * fw * ci, dyRows, co) && x.dtype === "float32" && dy.dtype === "float32" && "makeOutput" in backend) {
+  const float = x.dtype === "float32" && dy.dtype === "float32" && "makeOutput" in backend;
+  // 3x3 stride 1 with 16+ channels: Winograd (any number of taps; fitloop's GEMM taking the product)
+  if (float && fh === 3 && fw === 3) {
+    const info = backend_util.computeConv2DInfo([...xShape], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, "channelsLast");
+    const dyMatches = dy.shape[0] === info.batchSize && dy.shape[1] === info.outHeight && dy.shape[2] === info.outWidth && dy.shape[3] === co;
+    const gemm = dyMatches && winogradFilterGradApplies(info) ? ownGemm((backend as unknown as GemmBackend).wasm, 2 * 9 * ci * dyRows * co) : undefined;
+    if (gemm) return { ...winogradFilterGrad(backend as unknown as WasmHeapBackend, gemm, x, dy, info), shape: [fh, fw, ci, co] };
+  }
+  if (useIm2colFilterGrad(fh * fw * ci, dyRows, co) && float) {
     const info = backend_util.computeConv2DInfo([...xShape], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, "channelsLast");
     const rows = info.batchSize * info.outHeight * info.outWidth;
     // Many input channels: patches in NHWC order (runs of ci floats, no transpose of x), read by the
     // GEMM through its strides; few: patchesᵀ from x transposed to [ci, b, H, W].
     const gemm = ownGemm((backend as unknown as GemmBackend).wasm, 2 * fh * fw * ci * rows * co);
     // (batch 0 takes the whole-batch path, whose GEMM writes the zeros of an empty sum)
-    if (gemm && info.batchSize > 0 && winogradFilterGradApplies(info)) {
-      return { ...winogradFilterGrad(backend as unknown as WasmHeapBackend, gemm, x, dy, info), shape: [fh, fw, ci, co] };
-    }
     if (gemm && info.batchSize > 0 && ci >= IM2COL_NHWC_MIN_CHANNELS && convImagesApplies(4 * info.outHeight * info.outWidth * fh * fw * ci, packedScratchBytes(co, info.outHeight * info.outWidth))) {
       return { ...filterGradImages(backend as unknown as GemmBackend, gemm, x, dy, info), shape: [fh, fw, ci, co] };
     }

@@ -87,7 +87,6 @@ function gemmCol2im(backend: WasmHeapBackend, dy: TensorInfo, filter: TensorInfo
   const kb = backend as unknown as Parameters<typeof runWasm>[1];
   const gemm = ownGemm(backend.wasm, 2 * rows * taps * co);
   const imageCols = 4 * outHeight * outWidth * taps;
-  if (simd && gemm && winogradInputGradApplies(info)) return winogradInputGrad(backend, gemm, dy, filter, info);
   if (simd && gemm && convImagesApplies(imageCols, packedScratchBytes(taps, co))) return col2imImages(backend, gemm, dy, filter, info);
   return withTemps(kb, (keep) => {
     // The stock BatchMatMul takes a scalar loop with transposeB: transpose the (small) filter first.
@@ -206,8 +205,28 @@ function composedConv(backend: Parameters<typeof runWasm>[1], dy: TensorInfo, fi
   });
 }
 
+/**
+ * Winograd's geometry and GEMM for this input gradient (3x3, stride 1, channels as
+ * `winogradInputGradApplies` says, dy matching the convolution's output, fitloop's GEMM taking a
+ * product of this size: `ownGemm`), or null. It builds no cols matrix: COL2IM_MAX_SCRATCH does not apply.
+ */
+function winogradPlan(
+  inputShape: readonly [number, number, number, number],
+  filterShape: readonly [number, number, number, number],
+  dyShape: readonly number[],
+  attrs: Pick<Conv2DBackpropInputAttrs, "strides" | "pad" | "dimRoundingMode" | "dataFormat">,
+  backend: WasmHeapBackend,
+): { info: backend_util.Conv2DInfo; gemm: NonNullable<ReturnType<typeof ownGemm>> } | null {
+  if (attrs.dataFormat === "NCHW" || dyShape.length !== 4 || filterShape[0] !== 3 || filterShape[1] !== 3) return null;
+  const info = backend_util.computeConv2DInfo([...inputShape], [...filterShape], attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, "channelsLast");
+  if (dyShape[0] !== info.batchSize || dyShape[1] !== info.outHeight || dyShape[2] !== info.outWidth || dyShape[3] !== info.outChannels) return null;
+  if (!winogradInputGradApplies(info) || !col2imSimd(backend.wasm)) return null;
+  const gemm = ownGemm(backend.wasm, 2 * info.batchSize * info.outHeight * info.outWidth * 9 * info.inChannels * info.outChannels);
+  return gemm ? { info, gemm } : null;
+}
+
 /** Which way `wasmConv2DBackpropInput` computes dx (see there). */
-export type InputGradPath = "gemm-simd" | "gemm-js" | "conv" | "stock";
+export type InputGradPath = "winograd" | "gemm-simd" | "gemm-js" | "conv" | "stock";
 
 /**
  * The path for these inputs on this backend: GEMM + col2im (float32 NHWC; stride 1 only where
@@ -220,6 +239,7 @@ export function inputGradPath(dy: TensorInfo, filter: TensorInfo, attrs: Conv2DB
   const applies = dy.shape.length === 4 && filter.shape.length === 4 && attrs.inputShape.length === 4 && dy.dtype === "float32" && filter.dtype === "float32";
   if (!applies) return "stock";
   const filterShape = filter.shape as [number, number, number, number];
+  if (gemmMode && "makeOutput" in backend && winogradPlan(attrs.inputShape, filterShape, dy.shape, attrs, backend as unknown as WasmHeapBackend)) return "winograd";
   const info = gemmMode && "makeOutput" in backend ? planInputGradGemm(attrs.inputShape, filterShape, dy.shape, attrs) : null;
   if (info && (gemmMode === "always" || preferGemm(info))) {
     if (col2imSimd((backend as WasmHeapBackend).wasm)) return "gemm-simd";
@@ -236,6 +256,11 @@ export function wasmConv2DBackpropInput({ inputs, backend, attrs }: KernelArgs):
   const path = inputGradPath(dy, filter, a, backend);
   if (path === "stock") return runWasm(Conv2DBackpropInput, backend, inputs, attrs);
   const filterShape = filter.shape as [number, number, number, number];
+  if (path === "winograd") {
+    const heapBackend = backend as unknown as WasmHeapBackend;
+    const plan = winogradPlan(a.inputShape, filterShape, dy.shape, a, heapBackend)!;
+    return winogradInputGrad(heapBackend, plan.gemm, dy, filter, plan.info);
+  }
   if (path === "conv") return composedConv(backend, dy, filter, planInputGradConv(a.inputShape, filterShape, dy.shape, a)!);
   const heapBackend = backend as unknown as WasmHeapBackend;
   const info = planInputGradGemm(a.inputShape, filterShape, dy.shape, a)!;

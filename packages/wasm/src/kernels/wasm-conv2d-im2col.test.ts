@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { setWinogradEnabled } from "./wasm-conv-winograd.js";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmKernels } from "./index.js";
@@ -58,6 +59,9 @@ const CASES: Case[] = [
 ];
 
 describe("forward convolution with few taps as im2col + SIMD GEMM (wasm) against cpu", () => {
+  // the direct kernels: 3x3 stride-1 shapes here would otherwise run by Winograd (wasm-conv-winograd.test.ts)
+  beforeAll(() => setWinogradEnabled(false));
+  afterAll(() => setWinogradEnabled(true));
   beforeAll(async () => {
     await useTestBackend("wasm");
     registerWasmKernels();

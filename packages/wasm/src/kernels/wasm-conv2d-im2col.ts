@@ -58,7 +58,7 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
   const activation = attrs.activation ?? "linear";
   if (activation !== "linear" && activation !== "relu") return undefined;
   const [fh, fw, ci, co] = filter.shape as [number, number, number, number];
-  if (co < IM2COL_CONV_MIN_OUT_CHANNELS || x.shape[3] !== ci) return undefined;
+  if (x.shape[3] !== ci) return undefined;
   if (bias && (bias.dtype !== "float32" || util.sizeFromShape(bias.shape) !== co)) return undefined;
   const flops = kernelFlops(kernelName, args.inputs, args.attrs ?? {});
   const backend = args.backend as unknown as WasmHeapBackend;
@@ -80,13 +80,16 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
   );
   const rows = info.batchSize * info.outHeight * info.outWidth;
   if (rows === 0 || co === 0) return undefined;
+  const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+  const [pb, relu] = [bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
+  // 3x3 stride 1 with 16+ channels on the kernel threads: Winograd (from 16 output channels; the
+  // im2col GEMM below needs 32, see IM2COL_CONV_MIN_OUT_CHANNELS)
+  if (poolFor(simd.memory) && winogradForwardApplies(info)) return withWasmThreads(args.backend, flops, () => winogradConv(backend, simd, x, filter, info, pb, relu));
+  if (co < IM2COL_CONV_MIN_OUT_CHANNELS) return undefined;
   return withWasmThreads(args.backend, flops, () => {
     const taps = fh * fw * ci;
-    const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
-    const [pb, relu] = [bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
     // many input channels: image by image (patches in cache, then GEMM, bias and relu: `convImages`)
     const nhwcRuns = ci >= IM2COL_NHWC_MIN_CHANNELS;
-    if (winogradForwardApplies(info)) return winogradConv(backend, simd, x, filter, info, pb, relu);
     if (nhwcRuns && convImagesApplies(4 * info.outHeight * info.outWidth * taps, packedScratchBytes(co, taps))) return convImages(backend, simd, x, filter, info, pb, relu);
     // else whole-batch patches: in x's NHWC order (runs of ci floats, read as a row-major A), or
     // patchesᵀ from x transposed to [ci, b, H, W] for few channels

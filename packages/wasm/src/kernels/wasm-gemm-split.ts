@@ -64,7 +64,8 @@ export interface PackedGemmExports {
   /**
    * C = A·B with B packed per call into 8-column panels (5x8 tiles): A(m, k) at pa + m*ars + k*aks,
    * B(k, n) at pb + k*bks + n*bns, C(m, n) at pc + m*ldc + 4n; K blocks of kc rows (0: one block);
-   * scratch: `packedScratchBytes(n, kc)` bytes. Bit for bit `gemm`'s result.
+   * scratch: `packedScratchBytes(n, kc)` bytes. Bit for bit `gemm`'s result. bns = 0: B already
+   * packed at pb (panel p at pb + p*K*32, its row k at + k*32; one K block, 256 bytes of scratch).
    */
   gemmPacked(pa: number, ars: number, aks: number, pb: number, bks: number, bns: number, pc: number, ldc: number, m: number, n: number, k: number, kc: number, scratch: number): void;
 }

@@ -917,7 +917,7 @@
   ;; dW [3, 3, ci, co] = Gᵀ dU G for every (c, n) (the transpose of $winogradFilter's U = G g Gᵀ), dU as
   ;; $winogradFilterGradImages leaves it (16 row-major [ci, co] blocks). co a multiple of 4.
   (func (export "winogradFilterGradOut") (param $du i32) (param $ci i32) (param $co i32) (param $dw i32)
-    (local $block i32) (local $tap i32) (local $k i32) (local $end i32) (local $s i32) (local $g i32) (local $half v128)
+    (local $block i32) (local $tap i32) (local $k i32) (local $s i32) (local $g i32) (local $half v128)
     (local $u0 v128) (local $u1 v128) (local $u2 v128) (local $u3 v128) (local $u4 v128) (local $u5 v128) (local $u6 v128) (local $u7 v128) (local $u8 v128) (local $u9 v128) (local $u10 v128) (local $u11 v128) (local $u12 v128) (local $u13 v128) (local $u14 v128) (local $u15 v128)
     (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128) (local $t4 v128) (local $t5 v128) (local $t6 v128) (local $t7 v128) (local $t8 v128) (local $t9 v128) (local $t10 v128) (local $t11 v128)
     (local.set $half (f32x4.splat (f32.const 0.5)))
@@ -1105,6 +1105,8 @@
   ;; Edge tiles (fewer rows, or fewer than 8 columns) run through a 5x8 tile at scratch (160 bytes).
   ;; scratch: 256 + 4*kc*ceil(N/8)*8 bytes (kc as given, or K), any alignment. K = 0 writes zeros.
   ;; accIn != 0: C += A·B (the first block continues from C as it is; K = 0 leaves C alone).
+  ;; bns = 0: B is already packed at pb in that layout as one K block (kc is then K; the scratch
+  ;; needs only the edge tile's 256 bytes).
 
   (func $gemmPackedAcc (param $pa i32) (param $ars i32) (param $aks i32) (param $pb i32) (param $bks i32) (param $bns i32)
     (param $pc i32) (param $ldc i32) (param $M i32) (param $N i32) (param $K i32) (param $kc i32) (param $scratch i32) (param $accIn i32)
@@ -1120,6 +1122,8 @@
         (br $zl)))
       (return)))
     (if (i32.or (i32.eqz (local.get $kc)) (i32.gt_u (local.get $kc) (local.get $K))) (then (local.set $kc (local.get $K))))
+    ;; a packed B (bns = 0) is one K block
+    (if (i32.eqz (local.get $bns)) (then (local.set $kc (local.get $K))))
     (local.set $tile (local.get $scratch))
     (local.set $packed (i32.add (local.get $scratch) (i32.const 256)))
     ;; rows from $m4 on go in 4-row tiles, so that M = 5a + 4b needs no partial tile: b = (5 - M % 5) % 5
