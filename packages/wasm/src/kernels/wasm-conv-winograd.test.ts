@@ -69,6 +69,9 @@ describe("3x3 convolutions by Winograd F(2x2, 3x3) on fitloop's kernel threads (
     expect(no([1, 8, 8, 18], [3, 3, 18, 16]), "18 input channels").toBe(false);
     expect(no([1, 8, 8, 16], [3, 3, 16, 18]), "18 output channels").toBe(false);
     expect(winogradInputGradApplies(tf.backend_util.computeConv2DInfo([1, 8, 8, 8], [3, 3, 8, 16], 1, 1, "same")), "input gradient into 8 channels").toBe(false);
+    // a 32x32 image's tiles (1 MiB) leave L2 in the filter gradient: the direct kernel keeps it
+    const big = tf.backend_util.computeConv2DInfo([1, 32, 32, 32], [3, 3, 32, 32], 1, 1, "same");
+    expect([winogradForwardApplies(big), winogradInputGradApplies(big), winogradFilterGradApplies(big)]).toEqual([true, true, false]);
   });
 
   it("forward (bias + relu, and linear), input and filter gradients match cpu on every case, with kernel threads and on one thread; the same bits again", async () => {

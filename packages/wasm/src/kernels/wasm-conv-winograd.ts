@@ -91,9 +91,18 @@ export function winogradInputGradApplies(info: backend_util.Conv2DInfo): boolean
   return info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && applies(inputGradGeometry(info));
 }
 
-/** Whether the filter gradient of `info`'s convolution runs by Winograd (as the forward, its partial dU counted in the scratch). */
+/**
+ * Largest transformed tiles of one image (V and the packed dM) for the filter gradient: beyond it
+ * they leave L2 between the transforms and the 16 products, and the direct kernel is as fast
+ * (32x32x32 -> 32 images, 1 MiB: 0.96x; 26x26x16 -> 32, 519 KiB: 2.0x; 16x16x64 -> 64, 512 KiB: 3.4x).
+ */
+export const WINOGRAD_FILTER_GRAD_MAX_TILE_BYTES = 640 * 1024;
+
+/** Whether the filter gradient of `info`'s convolution runs by Winograd (as the forward, its tiles within WINOGRAD_FILTER_GRAD_MAX_TILE_BYTES). */
 export function winogradFilterGradApplies(info: backend_util.Conv2DInfo): boolean {
-  return winogradForwardApplies(info) && filterGradPartBytes(forwardGeometry(info)) <= WINOGRAD_MAX_IMAGE_BYTES;
+  if (!winogradForwardApplies(info)) return false;
+  const g = forwardGeometry(info);
+  return filterGradPartBytes(g) - duBytesOf(g) <= WINOGRAD_FILTER_GRAD_MAX_TILE_BYTES && filterGradPartBytes(g) <= WINOGRAD_MAX_IMAGE_BYTES;
 }
 
 /** A filter-gradient part's scratch: its dU (16 blocks of ci x co), V, the packed dM, the GEMM's edge tile. */
