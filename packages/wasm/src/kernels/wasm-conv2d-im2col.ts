@@ -6,7 +6,7 @@ import { kernelFlops, wasmThreadMinFlops, withWasmThreads } from "./wasm-threadp
 import { winogradConv, winogradForwardApplies } from "./wasm-conv-winograd.js";
 import { disposeOnThrow, type KernelArgs, type WasmHeapBackend } from "./wasm-util.js";
 import { CHUNKS_PER_THREAD, poolFor, splitRows } from "./kernel-threads.js";
-import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesApplies, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
+import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesApplies, ownGemm, packedScratchBytes, runPackedParts, splitGemm } from "./wasm-gemm-split.js";
 
 export { CONV_IMAGES_MAX_PATCH_BYTES };
 
@@ -64,10 +64,6 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
   const backend = args.backend as unknown as WasmHeapBackend;
   const simd = gemmSimd(backend.wasm);
   if (!simd) return undefined;
-  // few taps below the thread gate always; any other size only with fitloop's kernel threads (its
-  // split GEMM against XNNPACK's threaded convolution: CNN step 3-5 % faster, round 10e)
-  const fewTaps = fh * fw * ci <= IM2COL_CONV_MAX_TAPS && flops < wasmThreadMinFlops();
-  if (!fewTaps && !poolFor(simd.memory)) return undefined;
   const info = backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     [fh, fw, ci, co],
@@ -82,9 +78,14 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
   if (rows === 0 || co === 0) return undefined;
   const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
   const [pb, relu] = [bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
-  // 3x3 stride 1 with 16+ channels on the kernel threads: Winograd (from 16 output channels; the
-  // im2col GEMM below needs 32, see IM2COL_CONV_MIN_OUT_CHANNELS)
-  if (poolFor(simd.memory) && winogradForwardApplies(info)) return withWasmThreads(args.backend, flops, () => winogradConv(backend, simd, x, filter, info, pb, relu));
+  // 3x3 stride 1 with 16+ channels: Winograd wherever fitloop's GEMM takes the product (`ownGemm`:
+  // kernel threads, or XNNPACK without threads: 2.0-2.6x XNNPACK on one thread), from 16 output
+  // channels (the im2col GEMM below needs 32, see IM2COL_CONV_MIN_OUT_CHANNELS)
+  if (winogradForwardApplies(info) && ownGemm(backend.wasm, flops)) return withWasmThreads(args.backend, flops, () => winogradConv(backend, simd, x, filter, info, pb, relu));
+  // few taps below the thread gate always; any other size only with fitloop's kernel threads (its
+  // split GEMM against XNNPACK's threaded convolution: CNN step 3-5 % faster, round 10e)
+  const fewTaps = fh * fw * ci <= IM2COL_CONV_MAX_TAPS && flops < wasmThreadMinFlops();
+  if (!fewTaps && !poolFor(simd.memory)) return undefined;
   if (co < IM2COL_CONV_MIN_OUT_CHANNELS) return undefined;
   return withWasmThreads(args.backend, flops, () => {
     const taps = fh * fw * ci;
