@@ -6,17 +6,16 @@ import { disposeOnThrow, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
  * 3x3 convolutions with stride 1 by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016,
- * `gemm.wat`'s `winogradImages` and `winogradFilterGradImages`): per image, 4x4 input tiles
- * transformed, 16 products of [tiles, ci] by [ci, co] on the packed GEMM, 2x2 output tiles
- * transformed back. 2.25x fewer multiplications than the direct convolution (minus the tiles'
- * padding: the CNN's conv2, 11x11 outputs in 6x6 tiles of 2x2, 1.89x). For the forward convolution
- * (bias, relu; with kernel threads), the input gradient (the same convolution of dy with the filter
- * rotated by 180 degrees, its channel axes swapped) and the filter gradient (the transposed
- * transforms; where fitloop's GEMM takes the product, `ownGemm`). Sums come in another order than
- * the direct convolution's: results differ from it (and from cpu) in the last bits, ~1e-6 relative
- * here. Deterministic: the forward and input gradient give the same bits whatever the thread count;
- * the filter gradient adds one partial sum per part in part order, so its bits depend on the number
- * of parts (min(threads, images)), as the direct filter gradient's do.
+ * `gemm.wat`'s `winogradImages`, `winogradInputGradImages`, `winogradFilterGradImages`): per image,
+ * 4x4 input tiles transformed, 16 products of [tiles, ci] by [ci, co] on the packed GEMM, 2x2 output
+ * tiles transformed back. 2.25x fewer multiplications than the direct convolution (minus the tiles'
+ * padding: the CNN's conv2, 11x11 outputs in 6x6 tiles of 2x2, 1.89x). The input and filter
+ * gradients run the transposed transforms on the same tiles. Wherever fitloop's GEMM takes the
+ * product (`ownGemm`: kernel threads, or an XNNPACK without threads). Sums come in another order
+ * than the direct convolution's: results differ from it (and from cpu) in the last bits, ~1e-6
+ * relative here. Deterministic: the forward and input gradient give the same bits whatever the
+ * thread count; the filter gradient adds one partial sum per part in part order, so its bits depend
+ * on the number of parts (min(threads, images)), as the direct filter gradient's do.
  */
 export const WINOGRAD_MIN_CHANNELS = 16;
 /**
@@ -34,11 +33,16 @@ export const winogradEnabled = (): boolean => enabled;
 
 /** `gemm.wat`'s (and gemm-fma.wat's) Winograd exports. */
 export interface WinogradExports {
-  /** U = G g Gᵀ of a [3, 3, ci, co] filter, packed as the 16 products' B operands (flip: the input gradient's filter). */
-  winogradFilter(w: number, ci: number, co: number, flip: number, dst: number): void;
+  /** U = G g Gᵀ of a [3, 3, ci, co] filter, packed as the 16 products' B operands (transpose: U_pᵀ, the input gradient's). */
+  winogradFilter(w: number, ci: number, co: number, transpose: number, dst: number): void;
   winogradImages(
     x: number, out: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number,
     top: number, left: number, u: number, co: number, bias: number, relu: number, scratch: number,
+  ): void;
+  /** dx of `images` images from dy by the transposed transforms (see the .wat). */
+  winogradInputGradImages(
+    dy: number, dx: number, images: number, inH: number, inW: number, ci: number, outH: number, outW: number,
+    top: number, left: number, u: number, co: number, scratch: number,
   ): void;
   /** dU (16 blocks [ci, co]) (+)= the filter gradient's products over `images` images (see the .wat). */
   winogradFilterGradImages(
@@ -88,7 +92,7 @@ export function winogradForwardApplies(info: backend_util.Conv2DInfo): boolean {
 
 /** Whether the input gradient of `info`'s convolution runs by Winograd (the same conditions, channels swapped). */
 export function winogradInputGradApplies(info: backend_util.Conv2DInfo): boolean {
-  return info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && applies(inputGradGeometry(info));
+  return info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && applies(forwardGeometry(info));
 }
 
 /**
@@ -114,31 +118,37 @@ function forwardGeometry(info: backend_util.Conv2DInfo): WinogradGeometry {
   return { images, inH, inW, ci, outH, outW, co, top: info.padInfo.top, left: info.padInfo.left };
 }
 
-/** dx = the convolution of dy (padded by 2 - top, 2 - left) with the rotated, channel-swapped filter. */
-function inputGradGeometry(info: backend_util.Conv2DInfo): WinogradGeometry {
-  const { batchSize: images, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
-  return { images, inH: outHeight, inW: outWidth, ci: outChannels, outH: inHeight, outW: inWidth, co: inChannels, top: 2 - info.padInfo.top, left: 2 - info.padInfo.left };
-}
-
 type Gemm = SimdKernels<GemmSimdExports>;
 
-/** Runs `winogradImages` over the images (split over the kernel threads), the filter transformed once on this thread. */
-function run(backend: WasmHeapBackend, gemm: Gemm, g: WinogradGeometry, x: TensorInfo, filter: TensorInfo, flip: number, bias: number, relu: number): TensorInfo {
+/**
+ * Runs `fn` over the images (split over the kernel threads) from `src` into a new [images, H, W, C]
+ * output, the filter transformed and packed once on this thread first (the input gradient's
+ * transposed). `args(src, out, u, start, count, scratch)` are one part's arguments.
+ */
+function run(
+  backend: WasmHeapBackend,
+  gemm: Gemm,
+  fn: "winogradImages" | "winogradInputGradImages",
+  g: WinogradGeometry,
+  src: TensorInfo,
+  filter: TensorInfo,
+  outShape: [number, number, number, number],
+  args: (src: number, out: number, u: number, start: number, count: number, scratch: number) => number[],
+): TensorInfo {
   const exports = gemm.exports as unknown as GemmSimdExports & WinogradExports;
-  const uBytes = 16 * 4 * g.ci * Math.ceil(g.co / 8) * 8;
-  const out = backend.makeOutput([g.images, g.outH, g.outW, g.co], "float32");
+  const transpose = fn === "winogradInputGradImages" ? 1 : 0;
+  const [k, n] = transpose ? [g.co, g.ci] : [g.ci, g.co];
+  const uBytes = 16 * 4 * k * Math.ceil(n / 8) * 8;
+  const out = backend.makeOutput(outShape, "float32");
   return disposeOnThrow(backend, [out], () => {
     const u = gemm.malloc(uBytes + 16);
     if (!u) throw new Error(`fitloop wasm Winograd convolution: could not allocate ${uBytes} bytes for the transformed filter`);
     try {
       const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
       const pu = Math.ceil(u / 16) * 16;
-      const [fci, fco] = flip ? [g.co, g.ci] : [g.ci, g.co]; // the filter's own [3, 3, ci, co]
-      exports.winogradFilter(p(filter), fci, fco, flip, pu);
-      const [px, po] = [p(x), p(out)];
-      const [xImage, outImage] = [4 * g.inH * g.inW * g.ci, 4 * g.outH * g.outW * g.co];
-      runPackedParts(gemm, "winogradImages", g.images, imageScratchBytes(g), CHUNKS_PER_THREAD, (start, count, _part, scratch) =>
-        [px + start * xImage, po + start * outImage, count, g.inH, g.inW, g.ci, g.outH, g.outW, g.top, g.left, pu, g.co, bias, relu, scratch]);
+      exports.winogradFilter(p(filter), g.ci, g.co, transpose, pu);
+      const [ps, po] = [p(src), p(out)];
+      runPackedParts(gemm, fn, g.images, imageScratchBytes(g), CHUNKS_PER_THREAD, (start, count, _part, scratch) => args(ps, po, pu, start, count, scratch));
       return out;
     } finally {
       gemm.free(u);
@@ -148,7 +158,22 @@ function run(backend: WasmHeapBackend, gemm: Gemm, g: WinogradGeometry, x: Tenso
 
 /** The forward convolution (`winogradForwardApplies(info)`), bias at byte `bias` (0: none), relu when `relu` is 1. */
 export function winogradConv(backend: WasmHeapBackend, gemm: Gemm, x: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo, bias: number, relu: number): TensorInfo {
-  return run(backend, gemm, forwardGeometry(info), x, filter, 0, bias, relu);
+  const g = forwardGeometry(info);
+  const [xImage, outImage] = [4 * g.inH * g.inW * g.ci, 4 * g.outH * g.outW * g.co];
+  return run(backend, gemm, "winogradImages", g, x, filter, [g.images, g.outH, g.outW, g.co], (px, po, pu, start, count, scratch) =>
+    [px + start * xImage, po + start * outImage, count, g.inH, g.inW, g.ci, g.outH, g.outW, g.top, g.left, pu, g.co, bias, relu, scratch]);
+}
+
+/**
+ * dx of the convolution `info` from dy (`winogradInputGradApplies(info)`): the transposed transforms
+ * on dy's own tiles (as many products as the forward; a convolution of dy padded by two would need
+ * the tiles of dx, 7x7 instead of 6x6 for the CNN's conv2).
+ */
+export function winogradInputGrad(backend: WasmHeapBackend, gemm: Gemm, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const g = forwardGeometry(info);
+  const [xImage, dyImage] = [4 * g.inH * g.inW * g.ci, 4 * g.outH * g.outW * g.co];
+  return run(backend, gemm, "winogradInputGradImages", g, dy, filter, [g.images, g.inH, g.inW, g.ci], (pdy, pdx, pu, start, count, scratch) =>
+    [pdy + start * dyImage, pdx + start * xImage, count, g.inH, g.inW, g.ci, g.outH, g.outW, g.top, g.left, pu, g.co, scratch]);
 }
 
 /**
@@ -181,9 +206,4 @@ export function winogradFilterGrad(backend: WasmHeapBackend, gemm: Gemm, x: Tens
     );
     return out;
   });
-}
-
-/** dx of the convolution `info` from dy (`winogradInputGradApplies(info)`). */
-export function winogradInputGrad(backend: WasmHeapBackend, gemm: Gemm, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
-  return run(backend, gemm, inputGradGeometry(info), dy, filter, 1, 0, 0);
 }

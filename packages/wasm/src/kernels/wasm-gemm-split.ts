@@ -262,7 +262,7 @@ export function packedGemmModule(gemm: Gemm, pool: KernelThreadPool | undefined)
 }
 
 /** Functions of the packed GEMM's module that `runPackedParts` runs (gemm.wat and gemm-fma.wat export them). */
-export type PackedPartsFn = keyof ConvImagesExports | "filterGradMasked" | "gemmPacked" | "winogradImages" | "winogradFilterGradImages";
+export type PackedPartsFn = keyof ConvImagesExports | "filterGradMasked" | "gemmPacked" | "winogradImages" | "winogradInputGradImages" | "winogradFilterGradImages";
 
 /**
  * Runs `fn` of the packed GEMM's module (`packedGemmModule`: FMA or not) over `count` items (images,
