@@ -28,7 +28,7 @@ const CASES: Case[] = [
   conv2,
   { x: [3, 10, 9, 16], f: [3, 3, 16, 20], pad: "same" }, // odd width; 20 output channels: a part-filled 8-column panel
   { x: [2, 8, 11, 20], f: [3, 3, 20, 36], pad: [[0, 0], [2, 0], [1, 3], [0, 0]] }, // explicit, uneven padding; the input gradient's 20 columns
-  { x: [2, 12, 12, 16], f: [3, 3, 16, 24], pad: 3 }, // padding 3: the input gradient's tiles start inside dy (top' = -1)
+  { x: [2, 12, 12, 16], f: [3, 3, 16, 24], pad: 3 }, // padding 3: the first tiles start 3 pixels outside the image
   { x: [1, 3, 3, 16], f: [3, 3, 16, 16], pad: "valid" }, // a 1x1 output: one tile, three of its four pixels outside
   { x: [2, 7, 7, 40], f: [3, 3, 40, 16], pad: "same" }, // 360 taps: beyond the direct filter gradient's im2col rule
 ];
