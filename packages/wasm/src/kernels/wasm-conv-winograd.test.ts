@@ -31,6 +31,8 @@ const CASES: Case[] = [
   { x: [2, 12, 12, 16], f: [3, 3, 16, 24], pad: 3 }, // padding 3: the first tiles start 3 pixels outside the image
   { x: [1, 3, 3, 16], f: [3, 3, 16, 16], pad: "valid" }, // a 1x1 output: one tile, three of its four pixels outside
   { x: [2, 7, 7, 40], f: [3, 3, 40, 16], pad: "same" }, // 360 taps: beyond the direct filter gradient's im2col rule
+  { x: [1, 9, 10, 20], f: [3, 3, 20, 16], pad: [[0, 0], [4, 1], [0, 5], [0, 0]] }, // whole tile rows above the image, columns right of it
+  { x: [2, 3, 5, 16], f: [3, 3, 16, 16], pad: "same" }, // 3 rows: no tile lies inside the image
 ];
 
 const info = (c: Case): tf.backend_util.Conv2DInfo => tf.backend_util.computeConv2DInfo(c.x, c.f, 1, 1, c.pad as "valid");
@@ -158,6 +160,34 @@ describe("3x3 convolutions by Winograd F(2x2, 3x3) on fitloop's kernel threads (
           if (Number.isFinite(got[i]!)) expect(Math.abs(got[i]! - want[i]!), `element ${i}`).toBeLessThan(1e-4);
         } else expect(Number.isFinite(got[i]!), `element ${i} (${want[i]} on cpu)`).toBe(false);
       }
+    }
+  });
+
+  it("a NaN or an infinity in dy makes every input-gradient element it reaches on cpu non-finite (and may spread to the rest of its 4x4 tile)", async () => {
+    const c: Case = { x: [1, 8, 8, 16], f: [3, 3, 16, 16], pad: "valid" };
+    const dx = (bad: number): Float32Array =>
+      tf.tidy(() => {
+        const dys = values(6 * 6 * 16, 5);
+        dys[(2 * 6 + 3) * 16 + 7] = bad; // dy pixel (2, 3), channel 7
+        const attrs = { strides: 1, pad: c.pad, dataFormat: "NHWC", inputShape: c.x };
+        const inputs = { dy: tf.tensor4d(dys, [1, 6, 6, 16]), filter: tf.tensor4d(values(size(c.f), 6, 0.3), c.f) };
+        return (tf.engine().runKernel("Conv2DBackpropInput", inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync().slice() as Float32Array;
+      });
+    for (const bad of [NaN, -Infinity]) {
+      await use("cpu");
+      const want = dx(bad);
+      await use("wasm");
+      const got = dx(bad);
+      let nonFinite = 0;
+      for (let i = 0; i < want.length; i++) {
+        if (Number.isFinite(want[i]!)) {
+          if (Number.isFinite(got[i]!)) expect(Math.abs(got[i]! - want[i]!), `element ${i}`).toBeLessThan(1e-4);
+        } else {
+          nonFinite++;
+          expect(Number.isFinite(got[i]!), `element ${i} (${want[i]} on cpu)`).toBe(false);
+        }
+      }
+      expect(nonFinite, "cpu's non-finite elements: the 3x3 window of the bad pixel, all channels").toBe(9 * 16);
     }
   });
 

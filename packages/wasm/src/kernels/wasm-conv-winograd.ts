@@ -8,7 +8,7 @@ import { disposeOnThrow, type WasmHeapBackend } from "./wasm-util.js";
  * 3x3 convolutions with stride 1 by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016,
  * `gemm.wat`'s `winogradImages`, `winogradInputGradImages`, `winogradFilterGradImages`): per image,
  * 4x4 input tiles transformed, 16 products of [tiles, ci] by [ci, co] on the packed GEMM, 2x2 output
- * tiles transformed back. 2.25x fewer multiplications than the direct convolution (minus the tiles'
+ * tiles transformed back (the input gradient's products: [tiles, co] by [co, ci]). 2.25x fewer multiplications than the direct convolution (minus the tiles'
  * padding: the CNN's conv2, 11x11 outputs in 6x6 tiles of 2x2, 1.89x). The input and filter
  * gradients run the transposed transforms on the same tiles. Wherever fitloop's GEMM takes the
  * product (`ownGemm`: kernel threads, or an XNNPACK without threads). Sums come in another order
@@ -90,9 +90,9 @@ export function winogradForwardApplies(info: backend_util.Conv2DInfo): boolean {
   return info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && applies(forwardGeometry(info));
 }
 
-/** Whether the input gradient of `info`'s convolution runs by Winograd (the same conditions, channels swapped). */
+/** Whether the input gradient of `info`'s convolution runs by Winograd (the forward's conditions: it runs on the forward's tiles). */
 export function winogradInputGradApplies(info: backend_util.Conv2DInfo): boolean {
-  return info.filterHeight === 3 && info.filterWidth === 3 && info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 && applies(forwardGeometry(info));
+  return winogradForwardApplies(info);
 }
 
 /**
