@@ -5,13 +5,13 @@
  *   all          everything on (what `useBackend('wasm')` gives; FMA where relaxed SIMD validates)
  *   -fma         lever 3 off: the packed GEMM with mul + add (`useWasm({ fma: false })`, the bit-stable path)
  *   -packed      lever 1 off: the round-5 GEMM instead of the packed one (`setPackedGemmEnabled(false)`;
- *                the image-by-image convolution kernels, built on the packed GEMM, are off with it)
+ *                the image-by-image and Winograd convolution kernels, built on the packed GEMM, are off with it)
  *   -fused       lever 2 off: tfjs-layers' own Dense ops and core's sparse cross-entropy as tfjs ops
  *                (`disableFusedDense()`, `disableSparseCrossentropy()`)
  *   -both        levers 1 and 2 off (the state before this issue's GEMM and op-count work)
  *   -images      lever 6 off: convolutions (forward, input and filter gradients) as whole-batch im2col /
  *                col2im + one GEMM instead of image by image in a cache-resident scratch
- *                (`setConvImagesEnabled(false)`; the Winograd kernels run on them and are off too; the MLP has
+ *                (`setConvImagesEnabled(false)`; Winograd is gated on the same switch and is off too; the MLP has
  *                no convolution: CNN only)
  *   -winograd    3x3 stride-1 convolutions (forward, input and filter gradients) by the direct image-by-image
  *                kernels instead of Winograd F(2x2, 3x3) (`setWinogradEnabled(false)`; CNN only)

@@ -3,7 +3,8 @@
  * the wasm backend: the forward convolution, the input gradient (Conv2DBackpropInput) and the filter
  * gradient (Conv2DBackpropFilter) for the bench CNN's second layer and a few common shapes, with
  * `setWinogradEnabled(true)` and `(false)` alternating round by round in one process. The direct
- * forward is fitloop's image-by-image kernel with kernel threads, XNNPACK's convolution without
+ * forward is fitloop's image-by-image kernel with kernel threads where it applies (32+ output
+ * channels; XNNPACK's threaded convolution for 16 -> 16), XNNPACK's convolution without
  * (`THREADS=false`). Where Winograd does not take a call (a filter gradient whose image tiles exceed
  * WINOGRAD_FILTER_GRAD_MAX_TILE_BYTES), both arms run the same kernel.
  *

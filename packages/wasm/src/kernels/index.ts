@@ -97,7 +97,8 @@ const REPLACED = [
  *   `lerpTensors` use them, `wasm-foreach.ts`), and `FitloopBatchCheck` (the per-batch data check, `wasm-batch-check.ts`);
  * - replaces `BatchMatMul` (below the thread gate's size: fitloop's SIMD GEMM, `wasm-matmul-simd.ts`, also
  *   for `_FusedMatMul`; larger: transposed operands take XNNPACK's fast path), `Conv2DBackpropInput`
- *   (GEMM + a SIMD col2im gather, `simd/gemm.wat`, image by image where one image's cols fit 1 MiB; without SIMD, stride 1 as XNNPACK's forward Conv2D), `Tile` (memory copies on the wasm heap), and `Sum`
+ *   (3x3 stride 1 with 16+ channels by Winograd F(2x2, 3x3), `wasm-conv-winograd.ts`, as are those
+ *   convolutions' forward and filter gradient; else GEMM + a SIMD col2im gather, `simd/gemm.wat`, image by image where one image's cols fit 1 MiB; without SIMD, stride 1 as XNNPACK's forward Conv2D), `Tile` (memory copies on the wasm heap), and `Sum`
  *   and `Mean` over leading axes (a column sum instead of a full transpose), `MaxPoolGrad` (one pass
  *   over the windows) and `Identity` (shares the buffer instead of copying it), and with WebAssembly
  *   SIMD `Add` of a per-channel bias and 2x2/stride-2 `MaxPool` (`simd/elementwise.wat`, `simd/max-pool-2x2.wat`);

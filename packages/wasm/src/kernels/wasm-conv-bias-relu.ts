@@ -44,7 +44,7 @@ interface ConvAttrs {
   pad: "valid" | "same";
 }
 
-/** The forward kernel: FusedConv2D with bias and relu (im2col + GEMM for few taps, else XNNPACK). */
+/** The forward kernel: FusedConv2D with bias and relu (Winograd or im2col + GEMM where they apply, `im2colConv2D`; else XNNPACK). */
 function wasmConvBiasRelu(args: KernelArgs): TensorInfo {
   const attrs = { ...(args.attrs ?? {}), dataFormat: "NHWC", dilations: [1, 1], activation: "relu" } as NamedAttrMap;
   const fused = { ...args, attrs };

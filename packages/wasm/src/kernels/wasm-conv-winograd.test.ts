@@ -191,6 +191,31 @@ describe("3x3 convolutions by Winograd F(2x2, 3x3) on fitloop's kernel threads (
     }
   });
 
+  it("a NaN in x makes the filter-gradient elements of its channel non-finite, as on cpu; the other channels stay close", async () => {
+    const c: Case = { x: [2, 8, 8, 16], f: [3, 3, 16, 16], pad: "valid" };
+    const dw = (): Float32Array =>
+      tf.tidy(() => {
+        const xs = values(size(c.x), 8);
+        xs[(2 * 8 + 3) * 16 + 5] = NaN; // image 0, pixel (2, 3), channel 5
+        const attrs = { strides: 1, pad: c.pad, dataFormat: "NHWC", filterShape: c.f };
+        const inputs = { x: tf.tensor4d(xs, c.x), dy: tf.tensor4d(values(2 * 6 * 6 * 16, 9), [2, 6, 6, 16]) };
+        return (tf.engine().runKernel("Conv2DBackpropFilter", inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync().slice() as Float32Array;
+      });
+    await use("cpu");
+    const want = dw();
+    await use("wasm");
+    const got = dw();
+    let nonFinite = 0;
+    for (let i = 0; i < want.length; i++) {
+      if (Number.isFinite(want[i]!)) expect(Math.abs(got[i]! - want[i]!), `element ${i}`).toBeLessThan(1e-4);
+      else {
+        nonFinite++;
+        expect(Number.isFinite(got[i]!), `element ${i} (NaN on cpu)`).toBe(false);
+      }
+    }
+    expect(nonFinite, "cpu's non-finite elements: every tap of input channel 5").toBe(9 * 16);
+  });
+
   it("trains: a conv 3x3x16 -> relu -> conv 3x3x16 model's weights after 3 SGD steps match cpu", async () => {
     const train = (): Float32Array[] =>
       tf.tidy(() => {

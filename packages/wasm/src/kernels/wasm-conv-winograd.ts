@@ -8,15 +8,20 @@ import { disposeOnThrow, type WasmHeapBackend } from "./wasm-util.js";
  * 3x3 convolutions with stride 1 by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016,
  * `gemm.wat`'s `winogradImages`, `winogradInputGradImages`, `winogradFilterGradImages`): per image,
  * 4x4 input tiles transformed, 16 products of [tiles, ci] by [ci, co] on the packed GEMM, 2x2 output
- * tiles transformed back (the input gradient's products: [tiles, co] by [co, ci]). 2.25x fewer multiplications than the direct convolution (minus the tiles'
+ * tiles transformed back (the input gradient's products: [tiles, co] by [co, ci]). For float32 NHWC
+ * 3x3 convolutions, stride 1, no dilation, 16+ input and output channels (multiples of 4), one image's
+ * transformed tiles and products within WINOGRAD_MAX_IMAGE_BYTES (the filter gradient's tiles also
+ * within WINOGRAD_FILTER_GRAD_MAX_TILE_BYTES), the forward with a linear or relu activation; off with
+ * `setWinogradEnabled(false)`, `setConvImagesEnabled(false)` or `setPackedGemmEnabled(false)`. 2.25x fewer multiplications than the direct convolution (minus the tiles'
  * padding: the CNN's conv2, 11x11 outputs in 6x6 tiles of 2x2, 1.89x). The input and filter
  * gradients run the transposed transforms on the same tiles. Wherever fitloop's GEMM takes the
- * product (`ownGemm`: kernel threads, or an XNNPACK without threads). Sums come in another order
- * than the direct convolution's: results differ from it (and from cpu) in the last bits, ~1e-6
- * relative here. Deterministic: the forward and input gradient give the same bits whatever the
+ * product (`ownGemm`: below the thread gate's ~100 MFLOP always, above it with kernel threads or
+ * an XNNPACK without threads). Sums come in another order than the direct convolution's: results
+ * differ from it (and from cpu) in the last bits, within 1e-5 of the largest magnitude in the tests. Deterministic: the forward and input gradient give the same bits whatever the
  * thread count; the filter gradient adds one partial sum per part in part order, so its bits depend
  * on the number of parts (min(threads, images)), as the direct filter gradient's do.
  */
+/** Fewest input and output channels a convolution needs to run by Winograd (both also multiples of 4). */
 export const WINOGRAD_MIN_CHANNELS = 16;
 /**
  * Largest scratch of one part (an image's transformed tiles and products; for the filter gradient
@@ -29,6 +34,7 @@ let enabled = true;
 export function setWinogradEnabled(on: boolean): void {
   enabled = on;
 }
+/** Whether the Winograd convolutions are on (`setWinogradEnabled`). */
 export const winogradEnabled = (): boolean => enabled;
 
 /** `gemm.wat`'s (and gemm-fma.wat's) Winograd exports. */

@@ -211,7 +211,8 @@ function filterGradImages(b: GemmBackend, gemm: SimdKernels<GemmSimdExports>, x:
 }
 
 /**
- * The kernel function. Few filter taps: image by image (`filterGradImages`, 8+ input channels and
+ * The kernel function. 3x3 stride 1 with 16+ channels: Winograd (`winogradFilterGradApplies`,
+ * `wasm-conv-winograd.ts`). Few filter taps: image by image (`filterGradImages`, 8+ input channels and
  * images that fit), else im2col + one matmul (see IM2COL_MAX_TAPS). Otherwise: transposes, one
  * XNNPACK Conv2D, an optional crop, a transpose back.
  */
@@ -224,7 +225,8 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
   const [fh, fw, ci, co] = a.filterShape;
   const dyRows = dy.shape[0]! * dy.shape[1]! * dy.shape[2]!;
   const float = x.dtype === "float32" && dy.dtype === "float32" && "makeOutput" in backend;
-  // 3x3 stride 1 with 16+ channels: Winograd (any number of taps; fitloop's GEMM taking the product)
+  // 3x3 stride 1 with 16+ channels: Winograd (any number of taps; fitloop's GEMM taking the product;
+  // an image's tiles within WINOGRAD_FILTER_GRAD_MAX_TILE_BYTES, see `winogradFilterGradApplies`)
   if (float && fh === 3 && fw === 3) {
     const info = backend_util.computeConv2DInfo([...xShape], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, "channelsLast");
     const dyMatches = dy.shape[0] === info.batchSize && dy.shape[1] === info.outHeight && dy.shape[2] === info.outWidth && dy.shape[3] === co;

@@ -27,8 +27,9 @@ export function planInputGradConv(
 let gemmMode: boolean | "always" = true;
 /**
  * Turns the GEMM + col2im input gradient on (default: where the measured rule, `preferGemm`, says it
- * is faster), off (the previous paths: XNNPACK Conv2D for stride 1, the stock kernel otherwise), or
- * on for every geometry it can handle ("always": tests and benches).
+ * is faster), off (the previous paths: XNNPACK Conv2D for stride 1, the stock kernel otherwise; the
+ * Winograd input gradient is off with it), or on for every geometry it can handle ("always": tests
+ * and benches; Winograd still goes first where it applies).
  */
 export function setCol2imInputGradEnabled(on: boolean | "always"): void {
   gemmMode = on;
@@ -36,6 +37,7 @@ export function setCol2imInputGradEnabled(on: boolean | "always"): void {
 export const col2imInputGradEnabled = (): boolean | "always" => gemmMode;
 
 /**
+ * (Decides only where the Winograd input gradient does not apply.)
  * Stride 1: GEMM + col2im only where it measured faster than the composed XNNPACK Conv2D
  * (docs/journal.md, round 8a; 2 threads, per call). It writes and reads a cols matrix of
  * rows*taps floats, 2/co bytes per FLOP, and saves the FLOPs the composed conv spends on dy's zero
@@ -229,7 +231,8 @@ function winogradPlan(
 export type InputGradPath = "winograd" | "gemm-simd" | "gemm-js" | "conv" | "stock";
 
 /**
- * The path for these inputs on this backend: GEMM + col2im (float32 NHWC; stride 1 only where
+ * The path for these inputs on this backend: Winograd where `winogradPlan` applies (3x3, stride 1,
+ * 16+ channels; see `wasm-conv-winograd.ts`); else GEMM + col2im (float32 NHWC; stride 1 only where
  * `preferGemm` says so) with the WebAssembly SIMD gather; without SIMD, the composed XNNPACK Conv2D
  * for stride 1 and GEMM + the JS gather for strides > 1 (tfjs-wasm's own kernel is a scalar loop). Where GEMM + col2im does not apply
  * (NCHW, other dtypes, cols above COL2IM_MAX_SCRATCH, switched off): the composed conv for stride 1,

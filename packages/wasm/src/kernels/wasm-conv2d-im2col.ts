@@ -11,14 +11,16 @@ import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesApplies, ownGemm, packedScratchB
 export { CONV_IMAGES_MAX_PATCH_BYTES };
 
 /**
- * Forward convolutions as im2col + fitloop's SIMD GEMM, for `Conv2D` and `FusedConv2D` (bias, linear
- * or relu) on wasm: with few filter taps (fh*fw*ci) below the thread gate's size, and with any taps
+ * Forward convolutions on fitloop's SIMD GEMM, for `Conv2D` and `FusedConv2D` (bias, linear or relu)
+ * on wasm. 3x3 stride-1 convolutions with 16+ channels go first to Winograd (`wasm-conv-winograd.ts`,
+ * wherever fitloop's GEMM takes the product, also without kernel threads). The rest as im2col + GEMM:
+ * with few filter taps (fh*fw*ci) below the thread gate's size, and with any taps
  * when fitloop's kernel threads run. XNNPACK's convolution is slow when the input has one or two
  * channels (the first layer on MNIST: 2.2 ms for 25 MFLOP, ~11 GFLOP/s), while patchesᵀ [taps, rows]
  * is small there and the GEMM reads it through its strides (A = patches, no copy) at ~30 GFLOP/s
  * (round 8). With more taps the patches are large (the CNN's conv2: 8.9 MB), but fitloop's split
  * packed GEMM on 2 threads outruns XNNPACK's threaded convolution by more than writing them costs
- * (round 10e: CNN step 3-5 % faster, with or without FMA). Without kernel threads XNNPACK keeps them.
+ * (round 10e: CNN step 3-5 % faster, with or without FMA). Without kernel threads XNNPACK keeps those.
  * From IM2COL_NHWC_MIN_CHANNELS input channels it runs image by image (`convImages`, round 11), or,
  * for images whose patches exceed CONV_IMAGES_MAX_PATCH_BYTES (or with `setConvImagesEnabled(false)`),
  * writes the whole batch's patches in x's NHWC order (runs of ci floats, no transpose of x), read as a
@@ -26,7 +28,7 @@ export { CONV_IMAGES_MAX_PATCH_BYTES };
  */
 export const IM2COL_CONV_MAX_TAPS = 27;
 /**
- * ... and at least this many output channels: with fewer, each patch element loaded feeds too few
+ * ... and at least this many output channels (the im2col path only; Winograd, checked first, takes 16+): with fewer, each patch element loaded feeds too few
  * columns and XNNPACK is faster (measured: [64,26,26,2]x[3,3,2,8] 1.10 vs 0.62 ms; [32,32,32,3]x
  * [3,3,3,16] 1.56 vs 1.25; [64,28,28,1]x[3,3,1,32] 2.3 vs 5.1; [8,64,64,3]x[3,3,3,32] 2.2 vs 2.6).
  */
@@ -79,8 +81,8 @@ export function im2colConv2D(args: KernelArgs, kernelName: string): TensorInfo |
   const p = (t: TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
   const [pb, relu] = [bias ? p(bias) : 0, activation === "relu" ? 1 : 0];
   // 3x3 stride 1 with 16+ channels: Winograd wherever fitloop's GEMM takes the product (`ownGemm`:
-  // kernel threads, or XNNPACK without threads: 2.0-2.6x XNNPACK on one thread), from 16 output
-  // channels (the im2col GEMM below needs 32, see IM2COL_CONV_MIN_OUT_CHANNELS)
+  // below the thread gate always, above it with kernel threads or an XNNPACK without threads: 1.9-2.6x
+  // XNNPACK on one thread), from 16 output channels (im2col below needs 32, IM2COL_CONV_MIN_OUT_CHANNELS)
   if (winogradForwardApplies(info) && ownGemm(backend.wasm, flops)) return withWasmThreads(args.backend, flops, () => winogradConv(backend, simd, x, filter, info, pb, relu));
   // few taps below the thread gate always; any other size only with fitloop's kernel threads (its
   // split GEMM against XNNPACK's threaded convolution: CNN step 3-5 % faster, round 10e)

@@ -41,7 +41,8 @@ let convImages = true;
 /**
  * Turns the image-by-image convolution kernels (`convImages`, `col2imImages`, `filterGradImages`:
  * forward, input and filter gradients with one image's patches or cols in a cache-resident scratch)
- * on (default) or off (whole-batch im2col / col2im + one GEMM, as before round 11); for benches and tests.
+ * on (default) or off (whole-batch im2col / col2im + one GEMM, as before round 11; the Winograd
+ * convolutions are off with them); for benches and tests.
  */
 export function setConvImagesEnabled(on: boolean): void {
   convImages = on;
@@ -94,7 +95,8 @@ const packedExports = (gemm: Gemm): GemmSimdExports & PackedGemmExports => gemm.
 let packed = true;
 /**
  * Whether `splitGemm` runs the packed GEMM (`gemmPacked`, default) or the round-5 kernel (`gemm`,
- * with a transposed B copied first); both give the same bits. For benches and tests.
+ * with a transposed B copied first); both give the same bits. Off, the image-by-image and Winograd
+ * convolutions (built on the packed GEMM) are off too. For benches and tests.
  */
 export function setPackedGemmEnabled(on: boolean): void {
   packed = on;

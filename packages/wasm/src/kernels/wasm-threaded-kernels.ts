@@ -15,7 +15,7 @@ const gated = (kernelName: string): KernelConfig => ({
   kernelFunc: asKernelFunc(({ inputs, backend, attrs }: KernelArgs): TensorInfo => runWasm(kernelName, backend, inputs, attrs)),
 });
 
-/** Conv2D and FusedConv2D with few filter taps: im2col + fitloop's SIMD GEMM (`wasm-conv2d-im2col.ts`), else the gated stock kernel. */
+/** Conv2D and FusedConv2D on fitloop's SIMD GEMM where it applies (Winograd, or im2col + GEMM: `wasm-conv2d-im2col.ts`), else the gated stock kernel. */
 const gatedConv = (kernelName: string): KernelConfig => ({
   kernelName,
   backendName: WASM,
