@@ -1,6 +1,7 @@
 import { afterAll, beforeAll } from "vitest";
 import { registerWasmKernels } from "./index.js";
 import { setKernelThreadsEnabled } from "./kernel-threads.js";
+import { setWinogradEnabled } from "./wasm-conv-winograd.js";
 import { switchBackend, useTestBackend } from "../testing.fixture.js";
 
 /**
@@ -17,4 +18,13 @@ export function wasmKernelSuite(): void {
     setKernelThreadsEnabled(true);
     await switchBackend("wasm");
   });
+}
+
+/**
+ * Inside a `describe` that tests the direct convolution kernels: Winograd off for the suite (its 3x3
+ * stride-1 shapes would otherwise run by Winograd, tested in wasm-conv-winograd.test.ts), on afterwards.
+ */
+export function directConvolutions(): void {
+  beforeAll(() => setWinogradEnabled(false));
+  afterAll(() => setWinogradEnabled(true));
 }

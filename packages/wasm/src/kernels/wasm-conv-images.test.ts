@@ -1,12 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { setWinogradEnabled } from "./wasm-conv-winograd.js";
+import { describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { CONV_IMAGES_MAX_PATCH_BYTES, convImagesEnabled, packedScratchBytes, setConvImagesEnabled, setPackedGemmEnabled } from "./wasm-gemm-split.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
-import { wasmKernelSuite } from "./kernel-suite.fixture.js";
+import { directConvolutions, wasmKernelSuite } from "./kernel-suite.fixture.js";
 import { expectNoLeaks, switchBackend as use } from "../testing.fixture.js";
 
 interface Case {
@@ -28,9 +27,7 @@ function filterGrad(c: Case, seed: number): Float32Array {
 }
 
 describe("convolutions image by image (convImages, col2imImages, filterGradImages) on fitloop's kernel threads (wasm)", () => {
-  // the direct kernels: 3x3 stride-1 shapes here would otherwise run by Winograd (wasm-conv-winograd.test.ts)
-  beforeAll(() => setWinogradEnabled(false));
-  afterAll(() => setWinogradEnabled(true));
+  directConvolutions();
   wasmKernelSuite();
 
   const perImage: Case = { x: [7, 13, 13, 32], f: [3, 3, 32, 64], s: 1, pad: "valid" }; // the CNN's conv2

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { setWinogradEnabled } from "./wasm-conv-winograd.js";
+import { directConvolutions } from "./kernel-suite.fixture.js";
 import * as tf from "@tensorflow/tfjs-core";
 import * as tfl from "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-wasm";
@@ -89,9 +89,7 @@ function grid(): Case[] {
 }
 
 describe("wasm Conv2DBackpropFilter", () => {
-  // the direct kernels: 3x3 stride-1 shapes here would otherwise run by Winograd (wasm-conv-winograd.test.ts)
-  beforeAll(() => setWinogradEnabled(false));
-  afterAll(() => setWinogradEnabled(true));
+  directConvolutions();
   beforeAll(() => {
     registerWasmKernels();
     registerWasmKernels(); // idempotent

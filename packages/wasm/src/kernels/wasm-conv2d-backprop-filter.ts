@@ -225,16 +225,15 @@ export function wasmConv2DBackpropFilter({ inputs, backend, attrs }: WasmKernelA
   const [fh, fw, ci, co] = a.filterShape;
   const dyRows = dy.shape[0]! * dy.shape[1]! * dy.shape[2]!;
   const float = x.dtype === "float32" && dy.dtype === "float32" && "makeOutput" in backend;
+  const info = float ? backend_util.computeConv2DInfo([...xShape], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, "channelsLast") : undefined;
   // 3x3 stride 1 with 16+ channels: Winograd (any number of taps; fitloop's GEMM taking the product;
   // an image's tiles within WINOGRAD_FILTER_GRAD_MAX_TILE_BYTES, see `winogradFilterGradApplies`)
-  if (float && fh === 3 && fw === 3) {
-    const info = backend_util.computeConv2DInfo([...xShape], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, "channelsLast");
+  if (info && fh === 3 && fw === 3) {
     const dyMatches = dy.shape[0] === info.batchSize && dy.shape[1] === info.outHeight && dy.shape[2] === info.outWidth && dy.shape[3] === co;
     const gemm = dyMatches && winogradFilterGradApplies(info) ? ownGemm((backend as unknown as GemmBackend).wasm, 2 * 9 * ci * dyRows * co) : undefined;
     if (gemm) return { ...winogradFilterGrad(backend as unknown as WasmHeapBackend, gemm, x, dy, info), shape: [fh, fw, ci, co] };
   }
-  if (useIm2colFilterGrad(fh * fw * ci, dyRows, co) && float) {
-    const info = backend_util.computeConv2DInfo([...xShape], a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, "channelsLast");
+  if (useIm2colFilterGrad(fh * fw * ci, dyRows, co) && info) {
     const rows = info.batchSize * info.outHeight * info.outWidth;
     // Many input channels: patches in NHWC order (runs of ci floats, no transpose of x), read by the
     // GEMM through its strides; few: patchesᵀ from x transposed to [ci, b, H, W].

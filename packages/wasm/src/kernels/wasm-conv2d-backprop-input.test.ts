@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { setWinogradEnabled } from "./wasm-conv-winograd.js";
+import { directConvolutions } from "./kernel-suite.fixture.js";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { COL2IM_MAX_SCRATCH, inputGradPath, planInputGradGemm, registerWasmKernels, setCol2imInputGradEnabled, type InputGradPath } from "./index.js";
@@ -56,9 +56,7 @@ function grid(): Case[] {
 }
 
 describe("wasm Conv2DBackpropInput as GEMM + col2im", () => {
-  // the direct kernels: 3x3 stride-1 shapes here would otherwise run by Winograd (wasm-conv-winograd.test.ts)
-  beforeAll(() => setWinogradEnabled(false));
-  afterAll(() => setWinogradEnabled(true));
+  directConvolutions();
   let cases: Case[];
   let expected: Float32Array[];
   beforeAll(async () => {

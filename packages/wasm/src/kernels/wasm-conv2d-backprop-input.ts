@@ -239,16 +239,22 @@ export type InputGradPath = "winograd" | "gemm-simd" | "gemm-js" | "conv" | "sto
  * else the stock kernel.
  */
 export function inputGradPath(dy: TensorInfo, filter: TensorInfo, attrs: Conv2DBackpropInputAttrs, backend: object): InputGradPath {
+  return choosePath(dy, filter, attrs, backend).path;
+}
+
+/** `inputGradPath`'s path, with Winograd's plan when that is the path (the kernel runs it as planned). */
+function choosePath(dy: TensorInfo, filter: TensorInfo, attrs: Conv2DBackpropInputAttrs, backend: object): { path: InputGradPath; winograd?: NonNullable<ReturnType<typeof winogradPlan>> } {
   const applies = dy.shape.length === 4 && filter.shape.length === 4 && attrs.inputShape.length === 4 && dy.dtype === "float32" && filter.dtype === "float32";
-  if (!applies) return "stock";
+  if (!applies) return { path: "stock" };
   const filterShape = filter.shape as [number, number, number, number];
-  if (gemmMode && "makeOutput" in backend && winogradPlan(attrs.inputShape, filterShape, dy.shape, attrs, backend as unknown as WasmHeapBackend)) return "winograd";
+  const winograd = gemmMode && "makeOutput" in backend ? winogradPlan(attrs.inputShape, filterShape, dy.shape, attrs, backend as unknown as WasmHeapBackend) : null;
+  if (winograd) return { path: "winograd", winograd };
   const info = gemmMode && "makeOutput" in backend ? planInputGradGemm(attrs.inputShape, filterShape, dy.shape, attrs) : null;
   if (info && (gemmMode === "always" || preferGemm(info))) {
-    if (col2imSimd((backend as WasmHeapBackend).wasm)) return "gemm-simd";
-    if (info.strideHeight !== 1 || info.strideWidth !== 1) return "gemm-js";
+    if (col2imSimd((backend as WasmHeapBackend).wasm)) return { path: "gemm-simd" };
+    if (info.strideHeight !== 1 || info.strideWidth !== 1) return { path: "gemm-js" };
   }
-  return planInputGradConv(attrs.inputShape, filterShape, dy.shape, attrs) ? "conv" : "stock";
+  return { path: planInputGradConv(attrs.inputShape, filterShape, dy.shape, attrs) ? "conv" : "stock" };
 }
 
 /** tfjs-wasm's own Conv2DBackpropInput is a scalar loop; this takes `inputGradPath`'s path. */
@@ -256,14 +262,10 @@ export function wasmConv2DBackpropInput({ inputs, backend, attrs }: KernelArgs):
   const { dy, filter } = inputs;
   if (!dy || !filter) throw new Error("fitloop wasm Conv2DBackpropInput: inputs dy and filter are required");
   const a = attrs as unknown as Conv2DBackpropInputAttrs;
-  const path = inputGradPath(dy, filter, a, backend);
+  const { path, winograd } = choosePath(dy, filter, a, backend);
   if (path === "stock") return runWasm(Conv2DBackpropInput, backend, inputs, attrs);
   const filterShape = filter.shape as [number, number, number, number];
-  if (path === "winograd") {
-    const heapBackend = backend as unknown as WasmHeapBackend;
-    const plan = winogradPlan(a.inputShape, filterShape, dy.shape, a, heapBackend)!;
-    return winogradInputGrad(heapBackend, plan.gemm, dy, filter, plan.info);
-  }
+  if (winograd) return winogradInputGrad(backend as unknown as WasmHeapBackend, winograd.gemm, dy, filter, winograd.info);
   if (path === "conv") return composedConv(backend, dy, filter, planInputGradConv(a.inputShape, filterShape, dy.shape, a)!);
   const heapBackend = backend as unknown as WasmHeapBackend;
   const info = planInputGradGemm(a.inputShape, filterShape, dy.shape, a)!;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { setWinogradEnabled } from "./wasm-conv-winograd.js";
+import { directConvolutions } from "./kernel-suite.fixture.js";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { registerWasmKernels } from "./index.js";
@@ -59,9 +59,7 @@ const CASES: Case[] = [
 ];
 
 describe("forward convolution with few taps as im2col + SIMD GEMM (wasm) against cpu", () => {
-  // the direct kernels: 3x3 stride-1 shapes here would otherwise run by Winograd (wasm-conv-winograd.test.ts)
-  beforeAll(() => setWinogradEnabled(false));
-  afterAll(() => setWinogradEnabled(true));
+  directConvolutions();
   beforeAll(async () => {
     await useTestBackend("wasm");
     registerWasmKernels();
