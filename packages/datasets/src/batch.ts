@@ -61,7 +61,41 @@ export interface BatchTransform {
    * into tensors before it asks again.
    */
   workspace?(length: number): Float32Array | undefined;
+  /**
+   * Optional: the transform as a step a backend kernel can run instead (see `DataLoader`: on wasm
+   * with @fitloop/wasm a batch is then made in the background). `step` draws from `ctx.rng` exactly
+   * what `gatherApply` / `apply` would and returns the numbers, so the kernel makes the same bits.
+   */
+  kernel?: KernelTransform;
 }
+
+/** A transform a backend kernel can run: `shift` gathers (first only), `noise` follows. */
+export interface KernelTransform {
+  readonly kind: "shift" | "noise";
+  step(ctx: TransformContext, size: number, sampleShape: readonly number[]): KernelStep;
+}
+
+/** One batch's draws of a kernel transform. */
+export type KernelStep =
+  | {
+      kind: "shift";
+      /** A sample's image layout. */
+      h: number;
+      w: number;
+      c: number;
+      fill: number;
+      /** (dy, dx) per sample. */
+      shifts: Int32Array;
+    }
+  | {
+      kind: "noise";
+      std: number;
+      /** Clip bounds (+-Infinity for none). */
+      lo: number;
+      hi: number;
+      /** The noise kernel's generator state (16 words, seeded from `ctx.rng`). */
+      state: Int32Array;
+    };
 
 /** Copies one sample's `f` features from `src[srcBase, srcBase + f)` into `x[dstBase, dstBase + f)`, transformed. */
 export type SampleCopy = (x: Float32Array, dstBase: number, src: Float32Array, srcBase: number) => void;
@@ -73,18 +107,27 @@ export type SampleCopy = (x: Float32Array, dstBase: number, src: Float32Array, s
  */
 export function gatherBatch(ds: ArrayDataset, indices: Int32Array, into?: Float32Array, copy?: SampleCopy): HostBatch {
   const f = sizeOf(ds.sampleShape);
-  const l = ds.numClasses === undefined ? sizeOf(ds.labelShape) : 1;
   const n = indices.length;
   const x = into?.length === n * f ? into : new Float32Array(n * f);
-  const y = ds.y instanceof Int32Array ? new Int32Array(n * l) : new Float32Array(n * l);
   for (let r = 0; r < n; r++) {
     const i = indices[r]!;
     if (copy) copy(x, r * f, ds.x, i * f);
     else x.set(ds.x.subarray(i * f, i * f + f), r * f);
+  }
+  return { x, ...gatherLabels(ds, indices), size: n, sampleShape: ds.sampleShape, indices };
+}
+
+/** The labels of rows `indices` (class indices, or label rows), and their per-sample shape. */
+export function gatherLabels(ds: ArrayDataset, indices: Int32Array): { y: Int32Array | Float32Array; labelShape: readonly number[] } {
+  const l = ds.numClasses === undefined ? sizeOf(ds.labelShape) : 1;
+  const n = indices.length;
+  const y = ds.y instanceof Int32Array ? new Int32Array(n * l) : new Float32Array(n * l);
+  for (let r = 0; r < n; r++) {
+    const i = indices[r]!;
     if (l === 1) y[r] = ds.y[i]!;
     else y.set(ds.y.subarray(i * l, i * l + l), r * l);
   }
-  return { x, y, size: n, sampleShape: ds.sampleShape, labelShape: ds.numClasses === undefined ? ds.labelShape : [], indices };
+  return { y, labelShape: ds.numClasses === undefined ? ds.labelShape : [] };
 }
 
 /** Class indices to one-hot rows (no-op when the labels are already vectors). */
@@ -107,13 +150,16 @@ export function toTensors(batch: HostBatch, flatten: boolean): Batch {
   const xShape = flatten ? [batch.size, sizeOf(batch.sampleShape)] : [batch.size, ...batch.sampleShape];
   const xs = tf.tensor(batch.x, xShape, "float32");
   try {
-    const y = batch.y instanceof Int32Array ? Float32Array.from(batch.y) : batch.y;
-    const ys = tf.tensor(y, [batch.size, ...batch.labelShape], "float32");
-    return { xs, ys };
+    return { xs, ys: labelTensor(batch.y, batch.size, batch.labelShape) };
   } catch (e) {
     xs.dispose(); // the labels failed: nothing of this batch may outlive the throw
     throw e;
   }
+}
+
+/** The labels of `size` samples as a float32 tensor (class indices too: see `toTensors`). */
+export function labelTensor(y: Int32Array | Float32Array, size: number, labelShape: readonly number[]): tf.Tensor {
+  return tf.tensor(y instanceof Int32Array ? Float32Array.from(y) : y, [size, ...labelShape], "float32");
 }
 
 const copyingBackends = new WeakMap<object, boolean>();
@@ -152,18 +198,22 @@ export function applyTransforms(batch: HostBatch, transforms: readonly BatchTran
 
 /** Runs one transform step (`apply`, or a fused `gatherApply`), wrapping foreign errors and checking its output. */
 export function runTransform(name: string, run: () => HostBatch, size: number, ctx: TransformContext): HostBatch {
-  let out: HostBatch;
+  const out = withTransformErrors(name, run, ctx);
+  const problem = batchProblem(out, size);
+  if (problem) throw new DataError("TRANSFORM_OUTPUT", `transform "${name}" returned a bad batch on batch ${ctx.batchIndex} of epoch ${ctx.epoch}: ${problem}`);
+  return out;
+}
+
+/** Runs one transform's code, reporting a foreign error as `DataError` `TRANSFORM_FAILED` (see `applyTransforms`). */
+export function withTransformErrors<T>(name: string, run: () => T, ctx: TransformContext): T {
   try {
-    out = run();
+    return run();
   } catch (e) {
     if (e instanceof FitloopError) throw e;
     const err = new DataError("TRANSFORM_FAILED", `transform "${name}" threw on batch ${ctx.batchIndex} of epoch ${ctx.epoch}: ${(e as Error)?.message ?? String(e)}`);
     Object.defineProperty(err, "cause", { value: e, configurable: true, writable: true });
     throw err;
   }
-  const problem = batchProblem(out, size);
-  if (problem) throw new DataError("TRANSFORM_OUTPUT", `transform "${name}" returned a bad batch on batch ${ctx.batchIndex} of epoch ${ctx.epoch}: ${problem}`);
-  return out;
 }
 
 /** What is wrong with a host batch of `size` samples, or undefined. */

@@ -6,7 +6,7 @@ export { fromArrays, fromTensors, subset, sampleX, type ArrayDataset, type FromA
 export { DataLoader, dataLoader, type LoaderOptions } from "./loader.js";
 export { streamData, type Sample, type StreamSource, type StreamOptions } from "./stream.js";
 export { prefetch } from "./prefetch.js";
-export { gatherBatch, toOneHot, toTensors, applyTransforms, type HostBatch, type BatchTransform, type TransformContext, type TransformInfo } from "./batch.js";
+export { gatherBatch, toOneHot, toTensors, applyTransforms, type HostBatch, type BatchTransform, type KernelStep, type KernelTransform, type TransformContext, type TransformInfo } from "./batch.js";
 export { splitDataset, apportion, type SplitOptions, type Splits } from "./split.js";
 export { Normalizer, fitNormalizer, type NormalizerOptions, type NormalizePer } from "./normalize.js";
 export {

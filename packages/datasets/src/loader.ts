@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { DataError, OptionsError, Rng, epochPermutation, mixSeed, parseOptions, type Batch, type DataCursor, type DataSource } from "@fitloop/core";
 import { applyTransforms, gatherBatch, runTransform, tensorsCopyData, toOneHot, toTensors, type BatchTransform, type HostBatch, type TransformContext } from "./batch.js";
 import type { ArrayDataset } from "./dataset.js";
+import { KernelBatches, kernelPlan, type PostedBatch } from "./kernel-batches.js";
 import { prefetch } from "./prefetch.js";
 import { checkCursor, checkStructure, loaderOptionsSchema } from "./options.js";
 import { checkFinite } from "./validate.js";
@@ -50,6 +51,8 @@ export class DataLoader implements DataSource {
   /** The `workspace` of the first transform that has one. */
   private readonly workspace: ((length: number) => Float32Array | undefined) | undefined;
   private readonly features: number;
+  /** Where the transforms can be kernel steps: batches made in the backend's memory, in the background (see `batches`). */
+  private readonly kernel: KernelBatches | undefined;
 
   constructor(dataset: ArrayDataset, options: LoaderOptions) {
     checkStructure("DataLoader", dataset);
@@ -79,6 +82,7 @@ export class DataLoader implements DataSource {
       );
     }
     this.batchesPerEpoch = o.dropLast ? Math.floor(dataset.size / o.batchSize) : Math.ceil(dataset.size / o.batchSize);
+    this.kernel = kernelPlan(this.transforms) ? new KernelBatches(dataset, this.transforms, this.flatten, this.oneHot) : undefined;
   }
 
   /** The sample order of `epoch` (identity when `shuffle` is false). */
@@ -109,6 +113,7 @@ export class DataLoader implements DataSource {
    */
   batch(epoch: number, batchIndex: number): Batch {
     checkCursor("DataLoader", { epoch, batchIndex }, this.batchesPerEpoch - 1);
+    if (this.kernel?.available()) return this.kernel.join(this.post(epoch, batchIndex));
     let into = this.spare;
     this.spare = undefined;
     if (this.workspace && tensorsCopyData()) {
@@ -148,6 +153,11 @@ export class DataLoader implements DataSource {
     return { host: applyTransforms(batch, rest, ctx ?? this.context(epoch, batchIndex)), gathered };
   }
 
+  /** Posts batch `batchIndex` of `epoch` to the backend's kernel (`kernel` is set and available). */
+  private post(epoch: number, batchIndex: number): PostedBatch {
+    return this.kernel!.post(this.batchIndices(epoch, batchIndex), this.context(epoch, batchIndex));
+  }
+
   private context(epoch: number, batchIndex: number): TransformContext {
     const rng = new Rng(mixSeed(this.seed, epoch, batchIndex, AUGMENT_SALT));
     return { rng, epoch, batchIndex, numClasses: this.dataset.numClasses };
@@ -158,10 +168,39 @@ export class DataLoader implements DataSource {
     this.releasePeek(); // the loop has moved on from its pre-flight scan
     const self = this;
     function* gen(): Generator<Batch> {
+      if (self.kernel?.available()) return yield* self.kernelBatches(cursor);
       for (let b = cursor.batchIndex; b < self.batchesPerEpoch; b++) yield self.batch(cursor.epoch, b);
     }
     if (this.depth === 0) return { [Symbol.iterator]: gen };
     return { [Symbol.asyncIterator]: () => prefetch(gen(), this.depth, (b) => tf.dispose([b.xs, b.ys])) };
+  }
+
+  /**
+   * The batches from `cursor`, each made by the backend's kernel in the background: batch b + 1 is
+   * posted when batch b is handed out, so a kernel thread makes it while the step trains on b (see
+   * `KernelBatches`). A batch posted but not handed out (the consumer stopped) is joined and
+   * disposed when the iteration ends.
+   */
+  private *kernelBatches(cursor: DataCursor): Generator<Batch> {
+    let posted: PostedBatch | undefined = cursor.batchIndex < this.batchesPerEpoch ? this.post(cursor.epoch, cursor.batchIndex) : undefined;
+    try {
+      for (let b = cursor.batchIndex; b < this.batchesPerEpoch; b++) {
+        const current = posted!;
+        posted = undefined;
+        const batch = this.kernel!.join(current);
+        // a failure to post the next batch is reported when it is asked for, as on the host
+        let failed: { error: unknown } | undefined;
+        try {
+          if (b + 1 < this.batchesPerEpoch) posted = this.post(cursor.epoch, b + 1);
+        } catch (error) {
+          failed = { error };
+        }
+        yield batch;
+        if (failed) throw failed.error;
+      }
+    } finally {
+      if (posted) this.kernel!.discard(posted);
+    }
   }
 
   /**
@@ -200,9 +239,10 @@ export class DataLoader implements DataSource {
     return this.transforms.length === 0;
   }
 
-  /** Releases the tensors of `peekAll()`, if any. */
+  /** Releases the tensors of `peekAll()`, if any, and the data set's copy in the backend's memory (batches made by its kernel). */
   dispose(): void {
     this.releasePeek();
+    this.kernel?.dispose();
   }
 }
 

@@ -22,7 +22,9 @@ import { base64Literal, wat2wasm } from "../../../scripts/wat.js";
 
 export const SIMD_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "kernels", "simd");
 /** The kernel sources (`<name>.wat` in SIMD_DIR). */
-export const SIMD_SOURCES = ["batch-norm", "max-pool-grad", "relu-grad", "adam", "gemm", "elementwise", "max-pool-2x2"] as const;
+export const SIMD_SOURCES = ["batch-norm", "max-pool-grad", "relu-grad", "adam", "gemm", "elementwise", "max-pool-2x2", "augment"] as const;
+/** @fitloop/datasets' gaussian-noise kernel, whose functions `augment.wat` includes (its `NORMAL_WAT` line). */
+export const NORMAL_WAT = path.join(SIMD_DIR, "..", "..", "..", "..", "datasets", "src", "simd", "normal.wat");
 export const MEMORY_VARIANTS = { plain: "(memory 1)", shared: "(memory 1 65536 shared)" } as const;
 export type MemoryVariant = keyof typeof MEMORY_VARIANTS;
 /**
@@ -35,12 +37,25 @@ export const FMA_ROWS = 6;
 
 /** wat2wasm of one source for one memory variant. */
 export async function compileSimd(name: string, variant: MemoryVariant): Promise<Uint8Array> {
-  const source = readFileSync(path.join(SIMD_DIR, `${name}.wat`), "utf8");
+  const source = withIncludes(readFileSync(path.join(SIMD_DIR, `${name}.wat`), "utf8"));
   const placeholder = '(import "env" "memory" MEMORY)';
   if (!source.includes(placeholder)) throw new Error(`${name}.wat has no ${placeholder}`);
   const relaxed = (RELAXED_SIMD_SOURCES as readonly string[]).includes(name);
   const features = { simd: true, threads: true, bulk_memory: true, ...(relaxed ? { relaxed_simd: true } : {}) };
   return wat2wasm(await initWabt(), `${name}.wat`, source.replace(placeholder, `(import "env" "memory" ${MEMORY_VARIANTS[variant]})`), features);
+}
+
+/**
+ * A source with its `NORMAL_WAT` line (a line of its own) replaced by the functions of datasets'
+ * normal.wat: everything from its first `(func` to the module's closing parenthesis.
+ */
+export function withIncludes(source: string): string {
+  if (!/^\s*NORMAL_WAT\s*$/m.test(source)) return source;
+  const normal = readFileSync(NORMAL_WAT, "utf8");
+  const first = normal.search(/^\s*\(func /m);
+  const last = normal.lastIndexOf(")");
+  if (first < 0 || last < first) throw new Error(`${NORMAL_WAT}: no functions found`);
+  return source.replace(/^\s*NORMAL_WAT\s*$/m, () => `  ;; ---- from ${path.relative(path.dirname(SIMD_DIR), NORMAL_WAT)}\n${normal.slice(first, last)}`);
 }
 
 export const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString("base64");

@@ -75,6 +75,16 @@ function shiftTransform(name: string, option: string, max: number, fill: number,
       }
       return batch;
     },
+    // The draws of `gatherApply`, for a kernel that makes the batch (DataLoader on wasm).
+    kernel: {
+      kind: "shift",
+      step({ rng }, size, sampleShape) {
+        const { h, w, c } = dimsOf(sampleShape);
+        const shifts = new Int32Array(2 * size);
+        for (let s = 0; s < 2 * size; s++) shifts[s] = rng.int(2 * max + 1) - max;
+        return { kind: "shift", h, w, c, fill, shifts };
+      },
+    },
     // Fused with the gather: each image is copied once, already moved (same draws, same values).
     gatherApply(ds, indices, { rng }, into) {
       const d = dimsOf(ds.sampleShape);

@@ -2,6 +2,7 @@ import { parseOptions } from "@fitloop/core";
 import { z } from "zod";
 import type { BatchTransform } from "../batch.js";
 import { addNormal, noiseWorkspace } from "../random.js";
+import { seedLanes } from "../simd/normal.js";
 
 export interface GaussianNoiseOptions {
   /** Standard deviation of the noise, in the units of the features. */
@@ -30,5 +31,14 @@ export function gaussianNoise(options: GaussianNoiseOptions): BatchTransform {
       return batch;
     },
     workspace: noiseWorkspace,
+    kernel: {
+      kind: "noise",
+      step(ctx) {
+        // the draws `addNormal` makes first: the generators' state from sixteen words
+        const state = new Int32Array(16);
+        seedLanes({ state }, () => ctx.rng.nextUint32());
+        return { kind: "noise", std: o.std, lo, hi, state };
+      },
+    },
   };
 }

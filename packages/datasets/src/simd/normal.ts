@@ -223,16 +223,12 @@ export function simdKernel(): NormalKernel | null {
         const memory = instance.exports.memory as WebAssembly.Memory;
         const buffer = memory.buffer as ArrayBuffer;
         // the slow pass's float64 tables (offsets in normal.wat)
-        new Float64Array(buffer, 65536, 512).set(ZIG_WN);
-        new Float64Array(buffer, 69632, 256).set(ZIG_FN);
-        new Float64Array(buffer, 71680, 256).set(SQ_LO_A);
-        new Float64Array(buffer, 73728, 256).set(SQ_LO_B);
-        new Float64Array(buffer, 75776, 256).set(SQ_HI_A);
-        new Float64Array(buffer, 77824, 256).set(SQ_HI_B);
-        new Float64Array(buffer, 79872, 256).set(SQ_LO_C);
-        new Float64Array(buffer, 81920, 256).set(SQ_HI_C);
-        const run = instance.exports.addNormal as NormalKernel["run"];
-        const finish = instance.exports.finishSlow as NormalKernel["finish"];
+        new Float64Array(buffer, 65536, SLOW_TABLES_LENGTH).set(regionTables().slow);
+        // both take the base of their memory region first (0: this module's own memory is theirs)
+        const addNormal = instance.exports.addNormal as (base: number, ...a: Parameters<NormalKernel["run"]>) => number;
+        const finishSlow = instance.exports.finishSlow as (base: number, ...a: Parameters<NormalKernel["finish"]>) => void;
+        const run: NormalKernel["run"] = (ptr, n, lo, hi) => addNormal(0, ptr, n, lo, hi);
+        const finish: NormalKernel["finish"] = (ptr, entries, n, std, lo, hi) => finishSlow(0, ptr, entries, n, std, lo, hi);
         let view: Float32Array | undefined;
         const workspace = (length: number): Float32Array | undefined => {
           if (view?.length === length && view.buffer === memory.buffer) return view;
@@ -258,8 +254,26 @@ export function simdKernel(): NormalKernel | null {
 /** The kernel `addNormal` uses: SIMD where available (and enabled), else the JS twin. */
 export const normalKernel = (): NormalKernel => (simdEnabled && simdKernel()) || jsKernel;
 
+/**
+ * The kernel's tables as its memory region holds them (normal.wat's layout; @fitloop/wasm writes
+ * them into its own region to run the same functions): `kn` and `wn` by table index (the fast
+ * table holds kn and f32(wn * std)), and `slow`, the slow pass's float64 tables from byte 65536:
+ * wn[512], fn[256], then the squeeze coefficients loA, loB, hiA, hiB, loC, hiC [256 each]. Made
+ * once; the same objects every call.
+ */
+export function regionTables(): { kn: Int32Array; wn: Float64Array; slow: Float64Array } {
+  if (!REGION_TABLES) {
+    const slow = new Float64Array(SLOW_TABLES_LENGTH);
+    [ZIG_WN, ZIG_FN, SQ_LO_A, SQ_LO_B, SQ_HI_A, SQ_HI_B, SQ_LO_C, SQ_HI_C].reduce((at, t) => (slow.set(t, at), at + t.length), 0);
+    REGION_TABLES = { kn: ZIG_KN, wn: ZIG_WN, slow };
+  }
+  return REGION_TABLES;
+}
+const SLOW_TABLES_LENGTH = 512 + 256 + 6 * 256;
+let REGION_TABLES: { kn: Int32Array; wn: Float64Array; slow: Float64Array } | undefined;
+
 /** Seeds the four generators from sixteen words of `next` (a zero state, xoroshiro's forbidden one, gets s0 = 1). */
-export function seedLanes(kernel: NormalKernel, next: () => number): void {
+export function seedLanes(kernel: Pick<NormalKernel, "state">, next: () => number): void {
   const state = kernel.state;
   for (let g = 0; g < NORMAL_GENERATORS; g++) {
     const s0l = next() | 0;

@@ -15,7 +15,10 @@
 ;; group of eight is queued for the scalar slow pass (wedges and the tail; `finishSlow` below, a
 ;; twin of the JS one), which continues the same generator (one step per word, its high half).
 ;;
-;; Memory (this module's own, two pages and more as JS grows it; byte offsets):
+;; Memory: this module's own, two pages and more as JS grows it. Offsets below are relative to $base,
+;; the first argument of both functions: 0 here; @fitloop/wasm builds these two functions into its
+;; `augment.wat` and runs them on tfjs-wasm's memory, at a region of its own, to add the same noise
+;; to a batch in place on a kernel thread (the loader's background batches; the same bits):
 ;;   0    state: s0 of generators 0-3 (i64 each, 2 x i64x2), 32: s1 of generators 0-3
 ;;   64   constant: 0x7fffff x4 (loaded in the loop: one load instead of rebuilding it)
 ;;   128  scratch: the table offsets of the current 8 draws
@@ -35,20 +38,22 @@
   ;; are drawn and written, but the slow pass skips them: JS only passes such an n for the `data`
   ;; chunk), the data at byte $ptr (8192, or a caller's batch further up in this memory); returns
   ;; the number of queue entries (k in them relative to $ptr).
-  (func (export "addNormal") (param $ptr i32) (param $n i32) (param $lo f32) (param $hi f32) (result i32)
+  (func $addNormal (export "addNormal") (param $base i32) (param $ptr i32) (param $n i32) (param $lo f32) (param $hi f32) (result i32)
     (local $k i32) (local $end i32) (local $np i32) (local $bits i32) (local $at i32)
     (local $s0 v128) (local $s1 v128) (local $t0 v128) (local $t1 v128)
     (local $r v128) (local $q v128) (local $a v128) (local $b v128)
     (local $p01 v128) (local $p23 v128) (local $u v128) (local $ok v128) (local $x v128) (local $y v128)
     (local $p45 v128) (local $p67 v128) (local $w v128) (local $okb v128) (local $xb v128) (local $yb v128)
-    (local $vlo v128) (local $vhi v128)
+    (local $vlo v128) (local $vhi v128) (local $vbase v128)
+    (local.set $np (local.get $base))
+    (local.set $vbase (i32x4.splat (local.get $base)))
     (local.set $vlo (f32x4.splat (local.get $lo)))
     (local.set $vhi (f32x4.splat (local.get $hi)))
-    (v128.store (i32.const 64) (v128.const i32x4 0x7fffff 0x7fffff 0x7fffff 0x7fffff))
-    (local.set $s0 (v128.load (i32.const 0)))
-    (local.set $t0 (v128.load (i32.const 16)))
-    (local.set $s1 (v128.load (i32.const 32)))
-    (local.set $t1 (v128.load (i32.const 48)))
+    (v128.store offset=64 (local.get $base) (v128.const i32x4 0x7fffff 0x7fffff 0x7fffff 0x7fffff))
+    (local.set $s0 (v128.load offset=0 (local.get $base)))
+    (local.set $t0 (v128.load offset=16 (local.get $base)))
+    (local.set $s1 (v128.load offset=32 (local.get $base)))
+    (local.set $t1 (v128.load offset=48 (local.get $base)))
     (local.set $end (i32.shl (i32.and (i32.add (local.get $n) (i32.const 7)) (i32.const -8)) (i32.const 2)))
     (block $done (loop $next
       (br_if $done (i32.ge_u (local.get $k) (local.get $end)))
@@ -77,21 +82,21 @@
       (v128.store offset=24592 (local.get $np) (local.get $q))
       ;; gather (kn, ws) of each draw: byte offset (r >>> 23) * 8 into the table, through memory
       ;; (8 scalar loads are cheaper than 8 extract_lane), two 8-byte entries per load64_zero + load64_lane
-      (local.set $a (i32x4.shl (i32x4.shr_u (local.get $r) (i32.const 23)) (i32.const 3)))
-      (local.set $b (i32x4.shl (i32x4.shr_u (local.get $q) (i32.const 23)) (i32.const 3)))
-      (v128.store (i32.const 128) (local.get $a))
-      (v128.store (i32.const 144) (local.get $b))
-      (local.set $p01 (v128.load64_lane offset=256 1 (i32.load (i32.const 132)) (v128.load64_zero offset=256 (i32.load (i32.const 128)))))
-      (local.set $p23 (v128.load64_lane offset=256 1 (i32.load (i32.const 140)) (v128.load64_zero offset=256 (i32.load (i32.const 136)))))
-      (local.set $p45 (v128.load64_lane offset=256 1 (i32.load (i32.const 148)) (v128.load64_zero offset=256 (i32.load (i32.const 144)))))
-      (local.set $p67 (v128.load64_lane offset=256 1 (i32.load (i32.const 156)) (v128.load64_zero offset=256 (i32.load (i32.const 152)))))
+      (local.set $a (i32x4.add (i32x4.shl (i32x4.shr_u (local.get $r) (i32.const 23)) (i32.const 3)) (local.get $vbase)))
+      (local.set $b (i32x4.add (i32x4.shl (i32x4.shr_u (local.get $q) (i32.const 23)) (i32.const 3)) (local.get $vbase)))
+      (v128.store offset=128 (local.get $base) (local.get $a))
+      (v128.store offset=144 (local.get $base) (local.get $b))
+      (local.set $p01 (v128.load64_lane offset=256 1 (i32.load offset=132 (local.get $base)) (v128.load64_zero offset=256 (i32.load offset=128 (local.get $base)))))
+      (local.set $p23 (v128.load64_lane offset=256 1 (i32.load offset=140 (local.get $base)) (v128.load64_zero offset=256 (i32.load offset=136 (local.get $base)))))
+      (local.set $p45 (v128.load64_lane offset=256 1 (i32.load offset=148 (local.get $base)) (v128.load64_zero offset=256 (i32.load offset=144 (local.get $base)))))
+      (local.set $p67 (v128.load64_lane offset=256 1 (i32.load offset=156 (local.get $base)) (v128.load64_zero offset=256 (i32.load offset=152 (local.get $base)))))
       (local.set $at (i32.add (local.get $ptr) (local.get $k)))
       ;; accepted draws: u < kn
-      (local.set $u (v128.and (local.get $r) (v128.load (i32.const 64))))
+      (local.set $u (v128.and (local.get $r) (v128.load offset=64 (local.get $base))))
       (local.set $ok
         (i32x4.lt_s (local.get $u)
           (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $p01) (local.get $p23))))
-      (local.set $w (v128.and (local.get $q) (v128.load (i32.const 64))))
+      (local.set $w (v128.and (local.get $q) (v128.load offset=64 (local.get $base))))
       (local.set $okb
         (i32x4.lt_s (local.get $w)
           (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $p45) (local.get $p67))))
@@ -124,11 +129,11 @@
       (local.set $np (i32.add (local.get $np) (select (i32.const 48) (i32.const 0) (i32.ne (local.get $bits) (i32.const 255)))))
       (local.set $k (i32.add (local.get $k) (i32.const 32)))
       (br $next)))
-    (v128.store (i32.const 0) (local.get $s0))
-    (v128.store (i32.const 16) (local.get $t0))
-    (v128.store (i32.const 32) (local.get $s1))
-    (v128.store (i32.const 48) (local.get $t1))
-    (i32.div_u (local.get $np) (i32.const 48)))
+    (v128.store offset=0 (local.get $base) (local.get $s0))
+    (v128.store offset=16 (local.get $base) (local.get $t0))
+    (v128.store offset=32 (local.get $base) (local.get $s1))
+    (v128.store offset=48 (local.get $base) (local.get $t1))
+    (i32.div_u (i32.sub (local.get $np) (local.get $base)) (i32.const 48)))
 ;;
   ;; The slow pass (`finishSlow` in normal.ts, op for op in float64: the same bits): the queued
   ;; draws of a chunk of n elements, in element order, each continuing its generator ((k & 7) >> 1),
@@ -136,12 +141,13 @@
   ;; needed: the high half of s0 + s1; uniforms are word / 2^32, here as the exact product by 2^-32). Float64 tables (written
   ;; by JS): 65536 wn[512] (signed), 69632 fn[256], 71680 / 73728 / 75776 / 77824 / 79872 / 81920
   ;; the squeeze coefficients loA, loB, hiA, hiB, loC, hiC [256]; kn is the int32 of the fast table at 256.
-  (func (export "finishSlow") (param $ptr i32) (param $entries i32) (param $n i32) (param $std f64) (param $lo f32) (param $hi f32)
+  (func $finishSlow (export "finishSlow") (param $base i32) (param $ptr i32) (param $entries i32) (param $n i32) (param $std f64) (param $lo f32) (param $hi f32)
     (local $p i32) (local $end i32) (local $k0 i32) (local $todo i32) (local $l i32) (local $k i32)
     (local $r i32) (local $u i32) (local $j i32) (local $layer i32) (local $g i32) (local $s0 i64) (local $s1 i64)
     (local $o i32) (local $acc i32) (local $a0 i64) (local $a1 i64)
     (local $sign i64) (local $z i64) (local $x f64) (local $xx f64) (local $y f64) (local $t f64) (local $v f32)
-    (local.set $end (i32.mul (local.get $entries) (i32.const 48)))
+    (local.set $p (local.get $base))
+    (local.set $end (i32.add (local.get $base) (i32.mul (local.get $entries) (i32.const 48))))
     (block $entriesDone (loop $entry
       (br_if $entriesDone (i32.ge_u (local.get $p) (local.get $end)))
       (local.set $k0 (i32.shr_s (i32.load offset=24608 (local.get $p)) (i32.const 2)))
@@ -156,7 +162,7 @@
         (local.set $l (i32.ctz (local.get $todo)))
         (local.set $todo (i32.and (local.get $todo) (i32.sub (local.get $todo) (i32.const 1))))
         (local.set $k (i32.add (local.get $k0) (local.get $l)))
-        (local.set $g (i32.shl (i32.and (local.get $l) (i32.const 6)) (i32.const 2))) ;; byte offset of the generator's s0
+        (local.set $g (i32.add (local.get $base) (i32.shl (i32.and (local.get $l) (i32.const 6)) (i32.const 2)))) ;; byte offset of the generator's s0
         (local.set $r (i32.load offset=24576 (i32.add (local.get $p) (i32.shl (local.get $l) (i32.const 2)))))
         (local.set $s0 (i64.load (local.get $g)))
         (local.set $s1 (i64.load offset=32 (local.get $g)))
@@ -187,7 +193,7 @@
               (local.set $z (i64.xor (i64.reinterpret_f64 (f64.add (f64.const 3.6541528853610088) (local.get $t))) (local.get $sign)))
               (br $drawn)))
           ;; the wedge test of the layer, squeezed (only a draw between the bounds calls exp)
-          (local.set $o (i32.shl (local.get $layer) (i32.const 3)))
+          (local.set $o (i32.add (local.get $base) (i32.shl (local.get $layer) (i32.const 3))))
           (local.set $x (f64.mul (f64.convert_i32_u (local.get $u)) (f64.load offset=65536 (local.get $o))))
           (local.set $xx (f64.mul (local.get $x) (local.get $x)))
           (local.set $r (i32.wrap_i64 (i64.shr_u (i64.add (local.get $s0) (local.get $s1)) (i64.const 32))))
@@ -222,10 +228,10 @@
           (local.set $s1 (select (local.get $a1) (local.get $s1) (local.get $acc)))
           (local.set $z
             (select (local.get $z)
-              (i64.reinterpret_f64 (f64.mul (f64.convert_i32_u (local.get $u)) (f64.load offset=65536 (i32.shl (local.get $j) (i32.const 3)))))
+              (i64.reinterpret_f64 (f64.mul (f64.convert_i32_u (local.get $u)) (f64.load offset=65536 (i32.add (local.get $base) (i32.shl (local.get $j) (i32.const 3))))))
               (local.get $acc)))
           ;; done unless rejected and the fresh word misses the fast path too
-          (br_if $drawn (i32.or (local.get $acc) (i32.lt_s (local.get $u) (i32.load offset=256 (i32.shl (local.get $j) (i32.const 3))))))
+          (br_if $drawn (i32.or (local.get $acc) (i32.lt_s (local.get $u) (i32.load offset=256 (i32.add (local.get $base) (i32.shl (local.get $j) (i32.const 3)))))))
           (br $draw)))
         (i64.store (local.get $g) (local.get $s0))
         (i64.store offset=32 (local.get $g) (local.get $s1))

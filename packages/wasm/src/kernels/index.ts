@@ -20,6 +20,7 @@ import { disableFusedDense, enableFusedDense } from "./wasm-dense.js";
 import { replaceWasmKernel, restoreWasmKernels as restoreStockWasmKernels } from "./wasm-util.js";
 import { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
 import { setWasmThreadGate } from "./wasm-threadpool.js";
+import { disableAugmentKernels, enableAugmentKernels } from "./wasm-augment.js";
 
 export { DEFAULT_IM2COL_MIN_FLOPS, im2colFilterGradMinFlops, planFilterGradConv, setIm2colFilterGradMinFlops, useIm2colFilterGrad, wasmConv2DBackpropFilter, wasmConv2DBackpropFilterConfig } from "./wasm-conv2d-backprop-filter.js";
 export type { FilterGradPlan, WasmConv2DBackpropFilterAttrs, WasmKernelArgs } from "./wasm-conv2d-backprop-filter.js";
@@ -52,8 +53,10 @@ export { disableReluGrad, enableReluGrad, isReluGradEnabled, RELU_GRAD, wasmRelu
 export { fmaEnabled, fmaSupported, setFmaEnabled, setSimdKernelsEnabled, simdKernelsEnabled, type FmaStatus } from "./simd/index.js";
 export { convImagesEnabled, fmaActive, packedGemmEnabled, setConvImagesEnabled, setPackedGemmEnabled, setSplitGemmMinFlops, splitGemmMinFlops } from "./wasm-gemm-split.js";
 export { setWinogradEnabled, winogradEnabled, WINOGRAD_MIN_CHANNELS } from "./wasm-conv-winograd.js";
-export { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, kernelThreadsEnabled, memoryBoundSplitEnabled, planParts, poolFor, setKernelThreadPool, setKernelThreadsEnabled, setMemoryBoundSplit, splitRows } from "./kernel-threads.js";
-export type { KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";
+export { AUGMENT_JOIN, AUGMENT_POST, augmentKernelsEnabled, augmentPending, disableAugmentKernels, enableAugmentKernels, wasmAugmentJoin, wasmAugmentPost } from "./wasm-augment.js";
+export type { AugmentNoiseStep, AugmentNoiseTables, AugmentPostAttrs } from "./wasm-augment.js";
+export { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, kernelThreadsEnabled, memoryBoundSplitEnabled, planParts, poolFor, runInBackground, setKernelThreadPool, setKernelThreadsEnabled, setMemoryBoundSplit, splitRows } from "./kernel-threads.js";
+export type { BackgroundJob, KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";
 export { ADAM, disableFusedAdam, enableFusedAdam, isFusedAdamEnabled, wasmAdam } from "./wasm-adam.js";
 export { CONV_BIAS_RELU, disableConvBiasRelu, enableConvBiasRelu, isConvBiasReluEnabled } from "./wasm-conv-bias-relu.js";
 export { disableMaxPoolMask, enableMaxPoolMask, isMaxPoolMaskEnabled, MAX_POOL_MASK, MAX_POOL_MASK_GRAD } from "./wasm-max-pool-mask.js";
@@ -133,6 +136,7 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): v
   enableMaxPoolMask();
   enableSparseCrossentropy();
   enableFusedDense();
+  enableAugmentKernels();
   // The gate writes at an address of one tfjs-wasm binary: only for the version it was read from.
   setWasmThreadGate(options.tfjsWasmVersion === PINNED_TFJS_WASM_GATE_VERSION);
 }
@@ -158,6 +162,7 @@ export function restoreWasmKernels(): void {
   disableFusedBatchNorm();
   disableReluGrad();
   disableFusedAdam();
+  disableAugmentKernels();
   disableConvBiasRelu();
   disableMaxPoolMask();
   disableSparseCrossentropy();

@@ -35,6 +35,23 @@ export interface KernelThreadPool {
    * throws (on any thread) or a worker does not finish a claimed task in time.
    */
   run(tasks: readonly KernelCall[]): void;
+  /**
+   * Posts tasks to run in the background (where the pool can: `@fitloop/wasm/node`'s can): idle
+   * workers run them between jobs, `join()` runs the rest on the caller. See `runInBackground`.
+   */
+  post?(tasks: readonly KernelCall[], options?: { serial?: boolean }): BackgroundJob;
+}
+
+/** Work posted with `KernelThreadPool.post` or `runInBackground`. */
+export interface BackgroundJob {
+  /** Whether every task has finished (then `join()` only reports errors). */
+  done(): boolean;
+  /**
+   * Runs the tasks no worker has claimed yet on the calling thread, waits for the claimed ones and
+   * rethrows the first error of any task. Call it before reading what the tasks write, and before
+   * freeing any memory they use. Idempotent.
+   */
+  join(): void;
 }
 
 let pool: KernelThreadPool | undefined;
@@ -85,6 +102,26 @@ export function runPoolTasks(pool: KernelThreadPool, calls: readonly KernelCall[
 export function poolFor(memory: WebAssembly.Memory): KernelThreadPool | undefined {
   const p = pool;
   return enabled && p !== undefined && p.memory === memory && p.ready() ? p : undefined;
+}
+
+/**
+ * Runs `calls` (in order when `serial`) in the background on the pool's idle workers when the
+ * pool for `memory` can (see `KernelThreadPool.post`), else on the calling thread at `join()`
+ * through `local` (the caller's own instance of each call's export). Work that is not needed
+ * at once (the next batch of a data loader) thus fills the gaps between a training step's jobs.
+ */
+export function runInBackground(memory: WebAssembly.Memory, calls: readonly KernelCall[], local: (call: KernelCall) => void, options: { serial?: boolean } = {}): BackgroundJob {
+  const p = poolFor(memory);
+  if (p?.post && calls.length <= MAX_POOL_TASKS) return p.post(calls, options);
+  let left: readonly KernelCall[] | undefined = calls;
+  return {
+    done: () => left === undefined,
+    join() {
+      const todo = left;
+      left = undefined;
+      for (const c of todo ?? []) local(c);
+    },
+  };
 }
 
 export interface SplitRowsOptions {

@@ -16,8 +16,8 @@
  */
 import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
-import { EMBEDDED_SIMD_MODULES, fmaModules, wasmMemoryOf, type EmscriptenWasm } from "../kernels/simd/index.js";
-import { MAX_POOL_TASKS, setKernelThreadPool, type KernelCall, type KernelThreadPool } from "../kernels/kernel-threads.js";
+import { EMBEDDED_SIMD_MODULES, fmaModules, moduleImports, wasmMemoryOf, type EmscriptenWasm } from "../kernels/simd/index.js";
+import { MAX_POOL_TASKS, setKernelThreadPool, type BackgroundJob, type KernelCall, type KernelThreadPool } from "../kernels/kernel-threads.js";
 import { workerExecArgv } from "./worker-argv.js";
 
 // One control block shared by the caller and all workers (Int32 slots), then per-task function ids,
@@ -35,7 +35,16 @@ const WORKER_TASKS = 6; // tasks the workers ran since start (a diagnostic: do t
 const IDLE_SPIN = 7; // microseconds an idle worker polls for the next job before Atomics.wait (0: none)
 const READY = 8; // READY + i: worker i's start-up state (1 ready, -1 failed)
 const MAX_WORKERS = 8;
-const CTRL_INTS = READY + MAX_WORKERS;
+// The background job (`post`): (job & 0xffff) << 16 | tasks << 8 | next unclaimed task, as CLAIM;
+// tasks finished; 1 once a task threw (first message kept); 1 when tasks must run one after another;
+// tasks the workers ran (a diagnostic)
+const BG_CLAIM = READY + MAX_WORKERS;
+const BG_DONE = BG_CLAIM + 1;
+const BG_STATUS = BG_CLAIM + 2;
+const BG_MSG_LEN = BG_CLAIM + 3;
+const BG_SERIAL = BG_CLAIM + 4;
+const BG_WORKER_TASKS = BG_CLAIM + 5;
+const CTRL_INTS = BG_CLAIM + 8;
 const MAX_TASKS = MAX_POOL_TASKS; // the control block holds this many tasks
 const MAX_ARGS = 24; // convImages takes 21
 const FNS_BYTE = 4 * CTRL_INTS;
@@ -43,7 +52,12 @@ const ARGS_BYTE = FNS_BYTE + 4 * MAX_TASKS + 8 * 2; // 8-aligned, with NARGS per
 const NARGS_BYTE = ARGS_BYTE + 8 * MAX_TASKS * MAX_ARGS;
 const MSG_BYTE = NARGS_BYTE + 4 * MAX_TASKS;
 const MSG_MAX = 1024;
-const BLOCK_BYTES = MSG_BYTE + MSG_MAX;
+// the background job's tasks, as the job's above
+const BG_FNS_BYTE = MSG_BYTE + MSG_MAX;
+const BG_ARGS_BYTE = BG_FNS_BYTE + 4 * MAX_TASKS;
+const BG_NARGS_BYTE = BG_ARGS_BYTE + 8 * MAX_TASKS * MAX_ARGS;
+const BG_MSG_BYTE = BG_NARGS_BYTE + 4 * MAX_TASKS;
+const BLOCK_BYTES = BG_MSG_BYTE + MSG_MAX;
 
 /**
  * The worker: plain CommonJS evaluated from a string (no file resolution that differs between tsx,
@@ -58,16 +72,21 @@ const fnOf = new Int32Array(block, ${FNS_BYTE}, ${MAX_TASKS});
 const args = new Float64Array(block, ${ARGS_BYTE}, ${MAX_TASKS * MAX_ARGS});
 const nargs = new Int32Array(block, ${NARGS_BYTE}, ${MAX_TASKS});
 const msg = new Uint8Array(block, ${MSG_BYTE}, ${MSG_MAX});
-const fail = (e) => {
-  if (Atomics.compareExchange(ctrl, ${STATUS}, 0, 1) !== 0) return;
+const bgFnOf = new Int32Array(block, ${BG_FNS_BYTE}, ${MAX_TASKS});
+const bgArgs = new Float64Array(block, ${BG_ARGS_BYTE}, ${MAX_TASKS * MAX_ARGS});
+const bgNargs = new Int32Array(block, ${BG_NARGS_BYTE}, ${MAX_TASKS});
+const bgMsg = new Uint8Array(block, ${BG_MSG_BYTE}, ${MSG_MAX});
+const report = (e, status, len, into) => {
+  if (Atomics.compareExchange(ctrl, status, 0, 1) !== 0) return;
   const bytes = new TextEncoder().encode(String((e && e.stack) || e)).subarray(0, ${MSG_MAX});
-  msg.set(bytes);
-  Atomics.store(ctrl, ${MSG_LEN}, bytes.length);
+  into.set(bytes);
+  Atomics.store(ctrl, len, bytes.length);
 };
+const fail = (e) => report(e, ${STATUS}, ${MSG_LEN}, msg);
 let fns = [];
 try {
   const inst = {};
-  for (const name of Object.keys(modules)) inst[name] = new WebAssembly.Instance(modules[name], { env: { memory } }).exports;
+  for (const name of Object.keys(modules)) inst[name] = new WebAssembly.Instance(modules[name], { env: { memory }, math: { exp: Math.exp, log: Math.log } }).exports;
   fns = names.map((n) => { const [m, f] = n.split("."); return inst[m][f]; });
   Atomics.store(ctrl, ${READY} + index, 1);
 } catch (e) {
@@ -75,33 +94,61 @@ try {
   Atomics.store(ctrl, ${READY} + index, -1);
 }
 Atomics.notify(ctrl, ${READY} + index);
+// the next task of the background job this thread may run now, or -1 (none left; or, in a serial
+// job, the previous one still running)
+const bgNext = () => {
+  const w = Atomics.load(ctrl, ${BG_CLAIM});
+  const i = w & 255;
+  if (i >= ((w >>> 8) & 255)) return -1;
+  if (Atomics.load(ctrl, ${BG_SERIAL}) === 1 && Atomics.load(ctrl, ${BG_DONE}) !== i) return -1;
+  return Atomics.compareExchange(ctrl, ${BG_CLAIM}, w, w + 1) === w ? i : -1;
+};
+const bgWaiting = () => {
+  const w = Atomics.load(ctrl, ${BG_CLAIM});
+  return (w & 255) < ((w >>> 8) & 255) && (Atomics.load(ctrl, ${BG_SERIAL}) === 0 || Atomics.load(ctrl, ${BG_DONE}) === (w & 255));
+};
 let seen = Atomics.load(ctrl, ${SEQ});
 while (Atomics.load(ctrl, ${READY} + index) === 1) {
-  const spinUs = Atomics.load(ctrl, ${IDLE_SPIN});
-  if (spinUs > 0 && Atomics.load(ctrl, ${SEQ}) === seen) {
-    const until = performance.now() + spinUs / 1000;
-    for (let k = 1; Atomics.load(ctrl, ${SEQ}) === seen; k++) if ((k & 255) === 0 && performance.now() > until) break;
-  }
-  Atomics.wait(ctrl, ${SEQ}, seen);
   const seq = Atomics.load(ctrl, ${SEQ});
   if (seq < 0) break;
-  if (seq === seen) continue;
-  seen = seq;
-  const tag = (seq & 0xffff) << 16;
-  for (;;) {
-    const w = Atomics.load(ctrl, ${CLAIM});
-    const i = w & 255;
-    if ((w & 0xffff0000) !== tag || i >= ((w >>> 8) & 255)) break;
-    if (Atomics.compareExchange(ctrl, ${CLAIM}, w, w + 1) !== w) continue;
-    try {
-      const n = nargs[i];
-      fns[fnOf[i]].apply(null, Array.from(args.subarray(i * ${MAX_ARGS}, i * ${MAX_ARGS} + n)));
-    } catch (e) {
-      fail(e);
+  if (seq !== seen) {
+    seen = seq;
+    const tag = (seq & 0xffff) << 16;
+    for (;;) {
+      const w = Atomics.load(ctrl, ${CLAIM});
+      const i = w & 255;
+      if ((w & 0xffff0000) !== tag || i >= ((w >>> 8) & 255)) break;
+      if (Atomics.compareExchange(ctrl, ${CLAIM}, w, w + 1) !== w) continue;
+      try {
+        const n = nargs[i];
+        fns[fnOf[i]].apply(null, Array.from(args.subarray(i * ${MAX_ARGS}, i * ${MAX_ARGS} + n)));
+      } catch (e) {
+        fail(e);
+      }
+      Atomics.add(ctrl, ${WORKER_TASKS}, 1);
+      if (Atomics.add(ctrl, ${COMPLETED}, 1) + 1 === ((w >>> 8) & 255)) Atomics.notify(ctrl, ${COMPLETED});
     }
-    Atomics.add(ctrl, ${WORKER_TASKS}, 1);
-    if (Atomics.add(ctrl, ${COMPLETED}, 1) + 1 === ((w >>> 8) & 255)) Atomics.notify(ctrl, ${COMPLETED});
+    continue;
   }
+  // no job: one task of the background job, if any, then look for a job again (jobs come first)
+  const b = bgNext();
+  if (b >= 0) {
+    try {
+      fns[bgFnOf[b]].apply(null, Array.from(bgArgs.subarray(b * ${MAX_ARGS}, b * ${MAX_ARGS} + bgNargs[b])));
+    } catch (e) {
+      report(e, ${BG_STATUS}, ${BG_MSG_LEN}, bgMsg);
+    }
+    Atomics.add(ctrl, ${BG_WORKER_TASKS}, 1);
+    Atomics.add(ctrl, ${BG_DONE}, 1);
+    Atomics.notify(ctrl, ${BG_DONE});
+    continue;
+  }
+  const spinUs = Atomics.load(ctrl, ${IDLE_SPIN});
+  if (spinUs > 0) {
+    const until = performance.now() + spinUs / 1000;
+    for (let k = 1; Atomics.load(ctrl, ${SEQ}) === seen && !bgWaiting(); k++) if ((k & 255) === 0 && performance.now() > until) break;
+  }
+  if (!bgWaiting()) Atomics.wait(ctrl, ${SEQ}, seen);
 }
 `;
 
@@ -133,6 +180,20 @@ function decode(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+class NodeBackgroundJob implements BackgroundJob {
+  constructor(
+    private readonly pool: NodeKernelThreadPool,
+    readonly tasks: readonly KernelCall[],
+    readonly n: number,
+  ) {}
+  done(): boolean {
+    return this.pool.backgroundDone(this);
+  }
+  join(): void {
+    this.pool.joinBackground(this);
+  }
+}
+
 class NodeKernelThreadPool implements KernelThreadPool {
   readonly threads: number;
   private broken: string | undefined;
@@ -144,6 +205,10 @@ class NodeKernelThreadPool implements KernelThreadPool {
   private readonly args: Float64Array;
   private readonly nargs: Int32Array;
   private readonly msg: Uint8Array;
+  private readonly bg: { fnOf: Int32Array; args: Float64Array; nargs: Int32Array; msg: Uint8Array };
+  /** The posted background job not joined yet. */
+  private pending: NodeBackgroundJob | undefined;
+  private bgSeq = 0;
   private seq = 0;
   private readonly timeoutMs: number;
   private readonly spin: number;
@@ -158,7 +223,7 @@ class NodeKernelThreadPool implements KernelThreadPool {
     const idleSpinUs = options.idleSpinUs ?? DEFAULT_IDLE_SPIN_US;
     const names: string[] = [];
     for (const [name, mod] of Object.entries(modules)) {
-      const exports = new WebAssembly.Instance(mod, { env: { memory } }).exports;
+      const exports = new WebAssembly.Instance(mod, moduleImports(memory)).exports;
       for (const e of WebAssembly.Module.exports(mod)) {
         if (e.kind !== "function") continue;
         this.fnIds.set(`${name}.${e.name}`, names.length);
@@ -173,6 +238,7 @@ class NodeKernelThreadPool implements KernelThreadPool {
     this.args = new Float64Array(block, ARGS_BYTE, MAX_TASKS * MAX_ARGS);
     this.nargs = new Int32Array(block, NARGS_BYTE, MAX_TASKS);
     this.msg = new Uint8Array(block, MSG_BYTE, MSG_MAX);
+    this.bg = { fnOf: new Int32Array(block, BG_FNS_BYTE, MAX_TASKS), args: new Float64Array(block, BG_ARGS_BYTE, MAX_TASKS * MAX_ARGS), nargs: new Int32Array(block, BG_NARGS_BYTE, MAX_TASKS), msg: new Uint8Array(block, BG_MSG_BYTE, MSG_MAX) };
     const n = Math.min(MAX_WORKERS, options.threads - 1);
     for (let index = 0; index < n; index++) {
       const worker = new Worker((options.testWorkerPrefix ?? "") + WORKER_SOURCE, { eval: true, workerData: { memory, modules, names, block, index }, stdout: true, stderr: true, execArgv: workerExecArgv() });
@@ -190,10 +256,11 @@ class NodeKernelThreadPool implements KernelThreadPool {
     Atomics.store(this.ctrl, IDLE_SPIN, Math.max(0, Math.round(us)));
   }
 
-  /** Tasks run so far, and how many of them ran on a worker. */
-  stats(): { tasks: number; workerTasks: number } {
-    return { tasks: this.tasks, workerTasks: Atomics.load(this.ctrl, WORKER_TASKS) };
+  /** Tasks run so far, and how many of them ran on a worker; the same for background tasks. */
+  stats(): { tasks: number; workerTasks: number; backgroundTasks: number; backgroundWorkerTasks: number } {
+    return { tasks: this.tasks, workerTasks: Atomics.load(this.ctrl, WORKER_TASKS), backgroundTasks: this.bgTasks, backgroundWorkerTasks: Atomics.load(this.ctrl, BG_WORKER_TASKS) };
   }
+  private bgTasks = 0;
   private tasks = 0;
 
   /** Whether the workers have `module.fn` (e.g. "gemm-fma.gemmPacked": only while FMA was on at the start). */
@@ -285,21 +352,106 @@ class NodeKernelThreadPool implements KernelThreadPool {
   }
 
   private waitCompleted(n: number): Error | undefined {
+    return this.waitFor(COMPLETED, (v) => v === n, "task");
+  }
+
+  /** Waits until `ready(ctrl[slot])`; a worker that takes longer than `timeoutMs` breaks the pool. */
+  private waitFor(slot: number, ready: (value: number) => boolean, what: string): Error | undefined {
     const c = this.ctrl;
-    for (let i = 0; i < this.spin && Atomics.load(c, COMPLETED) !== n; i++);
+    for (let i = 0; i < this.spin && !ready(Atomics.load(c, slot)); i++);
     const deadline = performance.now() + this.timeoutMs;
-    for (let done = Atomics.load(c, COMPLETED); done !== n; done = Atomics.load(c, COMPLETED)) {
+    for (let done = Atomics.load(c, slot); !ready(done); done = Atomics.load(c, slot)) {
       const left = deadline - performance.now();
       if (left <= 0) {
         // The worker may still write into buffers the caller frees after this throws: the wasm
         // heap cannot be trusted afterwards (said in the message); later calls run single-threaded.
-        this.broken = `a kernel worker did not finish a task within ${this.timeoutMs} ms (the wasm memory may be inconsistent: recreate the backend)`;
+        this.broken = `a kernel worker did not finish a ${what} within ${this.timeoutMs} ms (the wasm memory may be inconsistent: recreate the backend)`;
         this.shutdown();
         return new Error(`fitloop kernel threads: ${this.broken}`);
       }
-      Atomics.wait(c, COMPLETED, done, left);
+      Atomics.wait(c, slot, done, left);
     }
     return undefined;
+  }
+
+  /**
+   * Posts `tasks` as the background job and returns at once: idle workers run its tasks between
+   * jobs (a job that comes meanwhile goes first: a worker looks for one after each background task,
+   * so keep them a few microseconds long), and `join()` runs what no worker has claimed yet on the
+   * caller. With `serial`, task i starts only after task i - 1 has finished (a generator whose state
+   * carries from one to the next). One background job at a time: join it before posting the next.
+   */
+  post(tasks: readonly KernelCall[], options: { serial?: boolean } = {}): BackgroundJob {
+    if (this.pending) throw new Error("fitloop kernel threads: a background job is still running: join() it before posting another");
+    if (tasks.length > MAX_TASKS) throw new Error(`fitloop kernel threads: more than ${MAX_TASKS} background tasks`);
+    if (!this.ready()) throw new Error(`fitloop kernel threads are not usable: ${this.broken ?? "workers not started"}`);
+    const n = tasks.length;
+    const ids = tasks.map((t) => this.fnId(t));
+    tasks.forEach((t, i) => {
+      this.bg.fnOf[i] = ids[i]!;
+      this.bg.nargs[i] = t.args.length;
+      this.bg.args.set(t.args, i * MAX_ARGS);
+    });
+    this.bgTasks += n;
+    const c = this.ctrl;
+    Atomics.store(c, BG_DONE, 0);
+    Atomics.store(c, BG_STATUS, 0);
+    Atomics.store(c, BG_MSG_LEN, 0);
+    Atomics.store(c, BG_SERIAL, options.serial ? 1 : 0);
+    this.bgSeq = (this.bgSeq + 1) & 0xffff;
+    Atomics.store(c, BG_CLAIM, (this.bgSeq << 16) | (n << 8));
+    // wake a waiting worker: a new job number with no tasks of its own, so it looks at the background job
+    this.seq = (this.seq + 1) & 0x3fffffff;
+    Atomics.store(c, SEQ, this.seq);
+    Atomics.notify(c, SEQ);
+    const job = new NodeBackgroundJob(this, tasks, n);
+    this.pending = job;
+    return job;
+  }
+
+  /** `BackgroundJob.join` of the pending job (see `post`). */
+  joinBackground(job: NodeBackgroundJob): void {
+    if (this.pending !== job) return;
+    const c = this.ctrl;
+    const n = job.n;
+    const serial = Atomics.load(c, BG_SERIAL) === 1;
+    let error: unknown;
+    const runLocal = (i: number): void => {
+      try {
+        this.local[this.bg.fnOf[i]!]!(...job.tasks[i]!.args);
+      } catch (e) {
+        error ??= e;
+      }
+      Atomics.add(c, BG_DONE, 1);
+    };
+    for (;;) {
+      const w = Atomics.load(c, BG_CLAIM);
+      const i = w & 255;
+      if (i >= n) break;
+      if (serial) {
+        // the caller takes every task left at once (no worker starts one of them: a chain handed
+        // back and forth between cores moves its data between their caches each time), waits for
+        // the one a worker may still be running, then runs them in order
+        if (Atomics.compareExchange(c, BG_CLAIM, w, (w & ~255) | n) !== w) continue;
+        const done = Atomics.load(c, BG_DONE);
+        if (done !== i) error ??= this.waitFor(BG_DONE, (v) => v === i, "background task");
+        if (this.broken) break;
+        for (let k = i; k < n; k++) runLocal(k);
+        break;
+      }
+      if (Atomics.compareExchange(c, BG_CLAIM, w, w + 1) === w) runLocal(i);
+    }
+    // the tasks a worker claimed write into memory the caller owns: always wait for them
+    error ??= this.broken ? undefined : this.waitFor(BG_DONE, (v) => v === n, "background task");
+    this.pending = undefined;
+    if (error === undefined && this.broken && Atomics.load(c, BG_DONE) !== n) error = new Error(`fitloop kernel threads: ${this.broken}`);
+    if (error === undefined && Atomics.load(c, BG_STATUS) === 1) error = new Error(`fitloop kernel thread (background task): ${new TextDecoder().decode(this.bg.msg.slice(0, Atomics.load(c, BG_MSG_LEN)))}`);
+    if (error !== undefined) throw error;
+  }
+
+  /** Whether every task of the pending background job has finished. */
+  backgroundDone(job: NodeBackgroundJob): boolean {
+    return this.pending !== job || Atomics.load(this.ctrl, BG_DONE) === job.n;
   }
 
   /** Stops the workers (the pool is unusable afterwards). */

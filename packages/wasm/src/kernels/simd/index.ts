@@ -6,9 +6,10 @@ import { WASM_BASE64 as GEMM_WASM } from "./gemm.wasm.js";
 import { WASM_BASE64 as ELEMENTWISE_WASM } from "./elementwise.wasm.js";
 import { WASM_BASE64 as MAX_POOL_2X2_WASM } from "./max-pool-2x2.wasm.js";
 import { WASM_BASE64 as GEMM_FMA_WASM } from "./gemm-fma.wasm.js";
+import { WASM_BASE64 as AUGMENT_WASM } from "./augment.wasm.js";
 
 /** The embedded modules by source name (`<name>.wat`). */
-export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM, gemm: GEMM_WASM, elementwise: ELEMENTWISE_WASM, "max-pool-2x2": MAX_POOL_2X2_WASM };
+export const EMBEDDED_SIMD_MODULES: Record<string, Record<Variant, string>> = { "batch-norm": BATCH_NORM_WASM, "max-pool-grad": MAX_POOL_GRAD_WASM, "relu-grad": RELU_GRAD_WASM, adam: ADAM_WASM, gemm: GEMM_WASM, elementwise: ELEMENTWISE_WASM, "max-pool-2x2": MAX_POOL_2X2_WASM, augment: AUGMENT_WASM };
 
 /**
  * Embedded modules that need relaxed SIMD (`gemm-fma.wat`): not in `EMBEDDED_SIMD_MODULES`, which
@@ -158,6 +159,9 @@ function decode(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** What the embedded modules import: the memory, and the host's exp and log (augment.wat's noise, as datasets' normal.wat). */
+export const moduleImports = (memory: WebAssembly.Memory): WebAssembly.Imports => ({ env: { memory }, math: { exp: Math.exp, log: Math.log } });
+
 /** Compiled modules by source and variant; null = cannot be used here (no SIMD, no shared memory). */
 const modules = new Map<string, WebAssembly.Module | null>();
 const instances = new Map<string, WeakMap<WebAssembly.Memory, object | null>>();
@@ -187,7 +191,7 @@ function instantiate<E extends object>(name: string, sources: Record<Variant, st
   if (exports === undefined) {
     const mod = compiled(name, sources, isShared(memory) ? "shared" : "plain");
     try {
-      exports = mod ? new WebAssembly.Instance(mod, { env: { memory } }).exports : null;
+      exports = mod ? new WebAssembly.Instance(mod, moduleImports(memory)).exports : null;
     } catch {
       exports = null;
     }
@@ -376,3 +380,17 @@ export interface FmaGemmSimdExports {
  */
 export const fmaGemmSimd = (wasm: EmscriptenWasm): SimdKernels<FmaGemmSimdExports> | undefined =>
   fmaRequested && fmaValidated ? instantiate<FmaGemmSimdExports>("gemm-fma", GEMM_FMA_WASM, wasm) : undefined;
+
+/**
+ * Exports of `augment.wat` (byte pointers, counts in elements): `gatherShift` makes samples
+ * [from, to) of a batch (rows of `data` by `idx`, moved by `shifts` when it is not 0), `normalChunks`
+ * adds @fitloop/datasets' gaussian noise to n floats in chunks of 4096, with the generators and
+ * tables in the region at `base` (`wasm-augment.ts` writes them).
+ */
+export interface AugmentSimdExports {
+  gatherShift(out: number, data: number, idx: number, shifts: number, from: number, to: number, h: number, w: number, c: number, fill: number): void;
+  normalChunks(base: number, ptr: number, n: number, lo: number, hi: number, std: number): void;
+}
+
+/** The augmentation kernels on this tfjs-wasm module's memory, or undefined (WebAssembly SIMD unavailable or off). */
+export const augmentSimd = (wasm: EmscriptenWasm): SimdKernels<AugmentSimdExports> | undefined => instantiate<AugmentSimdExports>("augment", AUGMENT_WASM, wasm);
