@@ -93,8 +93,8 @@ export type KernelStep =
       /** Clip bounds (+-Infinity for none). */
       lo: number;
       hi: number;
-      /** The noise kernel's generator state (16 words, seeded from `ctx.rng`). */
-      state: Int32Array;
+      /** The noise kernel's generators for each chunk of 4096 features of the batch (16 words each, seeded from `ctx.rng`). */
+      states: Int32Array;
     };
 
 /** Copies one sample's `f` features from `src[srcBase, srcBase + f)` into `x[dstBase, dstBase + f)`, transformed. */

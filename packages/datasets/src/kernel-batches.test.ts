@@ -126,7 +126,7 @@ describe("DataLoader batches made by the wasm backend's kernel threads", () => {
         kind: "noise",
         step: (ctx) => {
           if (ctx.batchIndex === 2) throw new Error("no draws today");
-          return { kind: "noise", std: 0.1, lo: -Infinity, hi: Infinity, state: new Int32Array(16).fill(1) };
+          return { kind: "noise", std: 0.1, lo: -Infinity, hi: Infinity, states: new Int32Array(16).fill(1) };
         },
       },
     };

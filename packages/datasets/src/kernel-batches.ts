@@ -63,17 +63,13 @@ export class KernelBatches {
     const host = this.oneHot ? toOneHot({ x: new Float32Array(0), ...labels, size: n, sampleShape: ds.sampleShape, indices }, ds.numClasses!) : labels;
     const ys = labelTensor(host.y, n, host.labelShape);
     try {
-      const data = this.dataTensor();
-      const xs = tf.tidy(() => {
-        const idx = tf.tensor1d(indices, "int32");
-        const inputs: tf.NamedTensorMap = shift ? { data, indices: idx, shifts: tf.tensor2d(shift.shifts, [n, 2], "int32") } : { data, indices: idx };
-        const attrs = {
-          outShape: this.flatten ? [n, f] : [n, ...ds.sampleShape],
-          ...(shift ? { h: shift.h, w: shift.w, c: shift.c, fill: shift.fill } : { h: 1, w: f, c: 1, fill: 0 }),
-          ...(noise ? { noise: { std: noise.std, lo: noise.lo, hi: noise.hi, state: noise.state, tables: regionTables() } } : {}),
-        };
-        return tf.engine().runKernel(AUGMENT_POST, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-      });
+      const attrs = {
+        indices,
+        outShape: this.flatten ? [n, f] : [n, ...ds.sampleShape],
+        ...(shift ? { shifts: shift.shifts, h: shift.h, w: shift.w, c: shift.c, fill: shift.fill } : { h: 1, w: f, c: 1, fill: 0 }),
+        ...(noise ? { noise: { std: noise.std, lo: noise.lo, hi: noise.hi, states: noise.states, tables: regionTables() } } : {}),
+      };
+      const xs = tf.engine().runKernel(AUGMENT_POST, { data: this.dataTensor() }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
       return { xs, ys };
     } catch (e) {
       ys.dispose();

@@ -61,15 +61,24 @@ describe("fillNormal / addNormal (ziggurat)", () => {
   });
 
   it("passes a Kolmogorov-Smirnov test and a 200-bin chi-square test against the normal CDF", () => {
-    const sorted = Float64Array.from(draws).sort();
-    let d = 0;
-    const bins = new Float64Array(200);
-    for (let i = 0; i < n; i++) {
-      const p = phi(sorted[i]!);
-      d = Math.max(d, p - i / n, (i + 1) / n - p);
-      bins[Math.min(199, Math.floor(p * 200))]!++;
-    }
-    expect(d * Math.sqrt(n)).toBeLessThan(1.63); // the 1 % critical value
+    const ks = (values: Float32Array): { d: number; bins: Float64Array } => {
+      const sorted = Float64Array.from(values).sort();
+      let d = 0;
+      const bins = new Float64Array(200);
+      for (let i = 0; i < n; i++) {
+        const p = phi(sorted[i]!);
+        d = Math.max(d, p - i / n, (i + 1) / n - p);
+        bins[Math.min(199, Math.floor(p * 200))]!++;
+      }
+      return { d: d * Math.sqrt(n), bins };
+    };
+    // Four seeds: each statistic under the 0.1 % critical value (1.95), and their mean near the
+    // Kolmogorov distribution's 0.87 (a bias that shows in every stream moves the mean; one seed
+    // alone fails a 1 % test once in a hundred streams, as seed 2024 does in this one: 1.72).
+    const stats = [1, 2, 3].map((seed) => ks(fillNormal(new Rng(seed), new Float32Array(n))).d);
+    const { d, bins } = ks(draws);
+    for (const s of [d, ...stats]) expect(s).toBeLessThan(1.95);
+    expect((d + stats.reduce((a, s) => a + s, 0)) / 4).toBeLessThan(1.3);
     // Equiprobable bins catch local errors (one wrong layer) that the KS distance averages away.
     const expected = n / 200;
     const chi2 = bins.reduce((a, c) => a + (c - expected) ** 2 / expected, 0);
@@ -141,10 +150,10 @@ describe("fillNormal / addNormal (ziggurat)", () => {
 
   it("gives the values pinned for a seed (four xoroshiro128+ generators, 8 lanes; a deliberate change of values updates this)", () => {
     const a = fillNormal(new Rng(42), new Float32Array(4100));
-    expect(Array.from(new Uint32Array(a.buffer, 0, 8))).toEqual([1058633188, 3215968920, 1040493800, 3213575749, 1060282995, 1065599818, 3212820868, 1063853620]);
+    expect(Array.from(new Uint32Array(a.buffer, 0, 8))).toEqual([1047239173, 1043093417, 3218357930, 1072041824, 1060603403, 1060880791, 1059396954, 1065853742]);
     let h = 0;
     for (const w of new Uint32Array(a.buffer)) h = (Math.imul(h, 31) + w) >>> 0;
-    expect(h).toBe(3307930977);
+    expect(h).toBe(3635950065); // since each chunk of 4096 is seeded on its own (chunkStates)
   });
 
   it("gives the same values for the same rng state, other values for another", () => {
@@ -164,7 +173,8 @@ describe("fillNormal / addNormal (ziggurat)", () => {
     const clipped = addNormal(new Rng(1), base.slice(), 0.3, 0, 1);
     expect(Math.min(...clipped)).toBe(0);
     expect(Math.max(...clipped)).toBe(1);
-    expect(clipped.filter((v) => v === 0).length).toBeGreaterThan(3000); // background pushed below 0
+    // the background pushed below 0: expected 4000 * (1/2 + P(z < -0.25/0.3) + P(z < -0.5/0.3) + ...) ~ 3027, sd ~ 50
+    expect(clipped.filter((v) => v === 0).length).toBeGreaterThan(2800);
     const free = addNormal(new Rng(1), base.slice(), 0.3);
     // The same noise; inside the bounds the clamp may differ from the unclipped value in the last bit.
     const off = (a: Float32Array, expected: (k: number) => number, tolerance = 0) => a.filter((v, k) => !(Math.abs(v - expected(k)) <= tolerance)).length;

@@ -1,5 +1,5 @@
 import type { Rng } from "@fitloop/core";
-import { DATA_PTR, NORMAL_CHUNK, normalKernel, seedLanes, setStd } from "./simd/normal.js";
+import { chunkStates, DATA_PTR, NORMAL_CHUNK, normalKernel, setStd } from "./simd/normal.js";
 
 export { zigguratTables } from "./simd/normal.js";
 
@@ -16,8 +16,9 @@ export function fillNormal(rng: Rng, out: Float32Array, std = 1): Float32Array {
  * of gaussian-noise augmentation (~50,000 draws per MNIST batch).
  *
  * An exact 256-layer ziggurat (Marsaglia & Tsang 2000) on four xoroshiro128+ generators (Blackman &
- * Vigna), seeded from sixteen words of `rng` and stepped as 64-bit lanes of a WebAssembly SIMD kernel
- * (`simd/normal.wat`): each step gives two 32-bit words; element k of each 4096-element chunk takes
+ * Vigna), stepped as 64-bit lanes of a WebAssembly SIMD kernel (`simd/normal.wat`) and seeded for
+ * each chunk of 4096 elements from sixteen words of `rng` and the chunk's index (`chunkStates`: the
+ * chunks can be made in any order); each step gives two 32-bit words; element k of a chunk takes
  * word k & 7 of its group of eight. Each word gives the layer (8 bits) and the sign (1 bit) from
  * its top, and, independently of both, a 23-bit magnitude: a float32 result cannot resolve more.
  * ~98.5 % of draws take the vectorised fast path (float32 arithmetic: the noise `u * ws`,
@@ -31,7 +32,7 @@ export function fillNormal(rng: Rng, out: Float32Array, std = 1): Float32Array {
  */
 export function addNormal(rng: Rng, out: Float32Array, std: number, lo = -Infinity, hi = Infinity): Float32Array {
   const kernel = normalKernel();
-  seedLanes(kernel, () => rng.nextUint32());
+  const states = chunkStates(noiseSeed(rng), out.length);
   setStd(kernel, std);
   const lo32 = Math.fround(lo);
   const hi32 = Math.fround(hi);
@@ -41,6 +42,7 @@ export function addNormal(rng: Rng, out: Float32Array, std: number, lo = -Infini
   const inPlace = kernel.kind === "simd" && out.buffer === data.buffer;
   for (let from = 0; from < n; from += NORMAL_CHUNK) {
     const len = Math.min(NORMAL_CHUNK, n - from);
+    kernel.state.set(states.subarray(from / 256, from / 256 + 16)); // the generators of chunk from / 4096
     // in place only in whole groups of eight: the kernel writes up to the next multiple of 8
     if (inPlace && (len & 7) === 0) {
       const ptr = out.byteOffset + 4 * from;
@@ -54,6 +56,13 @@ export function addNormal(rng: Rng, out: Float32Array, std: number, lo = -Infini
     out.set(len === NORMAL_CHUNK ? data : data.subarray(0, len), from);
   }
   return out;
+}
+
+/** The sixteen words `addNormal` draws from `rng` to seed its generators (`chunkStates`). */
+export function noiseSeed(rng: Rng): Int32Array {
+  const seed = new Int32Array(16);
+  for (let k = 0; k < 16; k++) seed[k] = rng.nextUint32() | 0;
+  return seed;
 }
 
 /**

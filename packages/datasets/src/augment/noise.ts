@@ -1,8 +1,8 @@
 import { parseOptions } from "@fitloop/core";
 import { z } from "zod";
 import type { BatchTransform } from "../batch.js";
-import { addNormal, noiseWorkspace } from "../random.js";
-import { seedLanes } from "../simd/normal.js";
+import { addNormal, noiseSeed, noiseWorkspace } from "../random.js";
+import { chunkStates } from "../simd/normal.js";
 
 export interface GaussianNoiseOptions {
   /** Standard deviation of the noise, in the units of the features. */
@@ -33,11 +33,10 @@ export function gaussianNoise(options: GaussianNoiseOptions): BatchTransform {
     workspace: noiseWorkspace,
     kernel: {
       kind: "noise",
-      step(ctx) {
-        // the draws `addNormal` makes first: the generators' state from sixteen words
-        const state = new Int32Array(16);
-        seedLanes({ state }, () => ctx.rng.nextUint32());
-        return { kind: "noise", std: o.std, lo, hi, state };
+      step(ctx, size, sampleShape) {
+        // what `addNormal` draws: sixteen seed words, then each chunk's generators from them
+        const states = chunkStates(noiseSeed(ctx.rng), size * sampleShape.reduce((a, b) => a * b, 1));
+        return { kind: "noise", std: o.std, lo, hi, states };
       },
     },
   };

@@ -272,19 +272,35 @@ export function regionTables(): { kn: Int32Array; wn: Float64Array; slow: Float6
 const SLOW_TABLES_LENGTH = 512 + 256 + 6 * 256;
 let REGION_TABLES: { kn: Int32Array; wn: Float64Array; slow: Float64Array } | undefined;
 
-/** Seeds the four generators from sixteen words of `next` (a zero state, xoroshiro's forbidden one, gets s0 = 1). */
-export function seedLanes(kernel: Pick<NormalKernel, "state">, next: () => number): void {
-  const state = kernel.state;
-  for (let g = 0; g < NORMAL_GENERATORS; g++) {
-    const s0l = next() | 0;
-    const s0h = next() | 0;
-    const s1l = next() | 0;
-    const s1h = next() | 0;
-    state[2 * g] = (s0l | s0h | s1l | s1h) === 0 ? 1 : s0l;
-    state[2 * g + 1] = s0h;
-    state[8 + 2 * g] = s1l;
-    state[9 + 2 * g] = s1h;
+/**
+ * The generators' state for each chunk of 4096 of `n` values (16 words per chunk, the layout of
+ * `NormalKernel.state`), from sixteen `seed` words: word k of chunk c is fmix32(seed[k] ^ (c + 1) *
+ * 0x9e3779b9) (MurmurHash3's finaliser; xoroshiro's forbidden all-zero state gets s0 = 1). Each
+ * chunk's draws thus depend on the seed and its index only, so the chunks of a batch can be made
+ * in any order, on any thread (@fitloop/wasm makes them on two), with the same bits.
+ */
+export function chunkStates(seed: Int32Array, n: number): Int32Array {
+  const chunks = Math.ceil(n / NORMAL_CHUNK);
+  const out = new Int32Array(16 * chunks);
+  for (let c = 0; c < chunks; c++) {
+    const salt = Math.imul(c + 1, 0x9e3779b9);
+    for (let k = 0; k < 16; k++) out[16 * c + k] = fmix32(seed[k]! ^ salt);
   }
+  for (let at = 0; at < out.length; at += 16) {
+    for (let g = 0; g < NORMAL_GENERATORS; g++) {
+      // word order of a generator in the state: s0 low/high at 2g, 2g + 1, s1 at 8 + 2g, 9 + 2g
+      if ((out[at + 2 * g]! | out[at + 2 * g + 1]! | out[at + 8 + 2 * g]! | out[at + 9 + 2 * g]!) === 0) out[at + 2 * g] = 1;
+    }
+  }
+  return out;
+}
+
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }
 
 // ---- The scalar slow pass, shared by both kernels.

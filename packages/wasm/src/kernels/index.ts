@@ -56,7 +56,7 @@ export { setWinogradEnabled, winogradEnabled, WINOGRAD_MIN_CHANNELS } from "./wa
 export { AUGMENT_JOIN, AUGMENT_POST, augmentKernelsEnabled, augmentPending, disableAugmentKernels, enableAugmentKernels, wasmAugmentJoin, wasmAugmentPost } from "./wasm-augment.js";
 export type { AugmentNoiseStep, AugmentNoiseTables, AugmentPostAttrs } from "./wasm-augment.js";
 export { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, kernelThreadsEnabled, memoryBoundSplitEnabled, planParts, poolFor, runInBackground, setKernelThreadPool, setKernelThreadsEnabled, setMemoryBoundSplit, splitRows } from "./kernel-threads.js";
-export type { BackgroundJob, KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";
+export type { BackgroundJob, BackgroundOptions, KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";
 export { ADAM, disableFusedAdam, enableFusedAdam, isFusedAdamEnabled, wasmAdam } from "./wasm-adam.js";
 export { CONV_BIAS_RELU, disableConvBiasRelu, enableConvBiasRelu, isConvBiasReluEnabled } from "./wasm-conv-bias-relu.js";
 export { disableMaxPoolMask, enableMaxPoolMask, isMaxPoolMaskEnabled, MAX_POOL_MASK, MAX_POOL_MASK_GRAD } from "./wasm-max-pool-mask.js";

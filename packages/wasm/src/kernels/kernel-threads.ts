@@ -39,7 +39,15 @@ export interface KernelThreadPool {
    * Posts tasks to run in the background (where the pool can: `@fitloop/wasm/node`'s can): idle
    * workers run them between jobs, `join()` runs the rest on the caller. See `runInBackground`.
    */
-  post?(tasks: readonly KernelCall[], options?: { serial?: boolean }): BackgroundJob;
+  post?(tasks: readonly KernelCall[], options?: BackgroundOptions): BackgroundJob;
+}
+
+/** The order of a background job's tasks: they start in order, task i once `after[i]` tasks have finished. */
+export interface BackgroundOptions {
+  /** Per task, how many tasks must have finished before it starts (<= its index; default 0). */
+  after?: readonly number[];
+  /** Each task after the one before (`after[i] = i`). */
+  serial?: boolean;
 }
 
 /** Work posted with `KernelThreadPool.post` or `runInBackground`. */
@@ -105,12 +113,12 @@ export function poolFor(memory: WebAssembly.Memory): KernelThreadPool | undefine
 }
 
 /**
- * Runs `calls` (in order when `serial`) in the background on the pool's idle workers when the
+ * Runs `calls` (ordered by `options`) in the background on the pool's idle workers when the
  * pool for `memory` can (see `KernelThreadPool.post`), else on the calling thread at `join()`
  * through `local` (the caller's own instance of each call's export). Work that is not needed
  * at once (the next batch of a data loader) thus fills the gaps between a training step's jobs.
  */
-export function runInBackground(memory: WebAssembly.Memory, calls: readonly KernelCall[], local: (call: KernelCall) => void, options: { serial?: boolean } = {}): BackgroundJob {
+export function runInBackground(memory: WebAssembly.Memory, calls: readonly KernelCall[], local: (call: KernelCall) => void, options: BackgroundOptions = {}): BackgroundJob {
   const p = poolFor(memory);
   if (p?.post && calls.length <= MAX_POOL_TASKS) return p.post(calls, options);
   let left: readonly KernelCall[] | undefined = calls;

@@ -7,7 +7,8 @@ import { asKernelFunc, WASM, type KernelArgs, type WasmHeapBackend } from "./was
  * A data loader's augmented batch, made in the background in tfjs-wasm's memory (`augment.wat`).
  *
  * `FitloopAugmentPost` returns the batch's tensor at once and posts the work that fills it (gather
- * the rows, shift each image, add gaussian noise) to the kernel threads: an idle worker makes it
+ * the rows and shift each image, then add gaussian noise: chunks of 4096 in up to four parts that may
+ * run at once) to the kernel threads: an idle worker makes it
  * while the training step runs (between the step's own jobs), so the step hardly pays for it.
  * `FitloopAugmentJoin` waits for the work (running what no worker has started on the calling
  * thread) and returns the finished tensor. Without kernel threads the work runs at the join.
@@ -41,13 +42,20 @@ export interface AugmentNoiseStep {
   /** The clip bounds (float32; +-Infinity for none). */
   lo: number;
   hi: number;
-  /** The four generators' xoroshiro128+ state, 16 int32 (s0 of generators 0-3 as low/high pairs, then s1). */
-  state: Int32Array;
+  /**
+   * The four xoroshiro128+ generators' state for each chunk of 4096 features of the batch, 16 int32
+   * per chunk (s0 of generators 0-3 as low/high pairs, then s1; datasets' `chunkStates`).
+   */
+  states: Int32Array;
   tables: AugmentNoiseTables;
 }
 
-/** Attributes of `FitloopAugmentPost` (inputs: `data` float32 [N, ...], `indices` int32 [n], `shifts` int32 [n, 2] when shifting). */
+/** Attributes of `FitloopAugmentPost` (input: `data`, float32 [N, ...features]). */
 export interface AugmentPostAttrs {
+  /** The batch's rows of `data`, in batch order. */
+  indices: Int32Array;
+  /** (dy, dx) per sample: shift each image (its uncovered pixels set to `fill`), or none. */
+  shifts?: Int32Array;
   /** The batch's shape: n samples of h * w * c features in all. */
   outShape: number[];
   /** A sample's image layout, h * w * c = its features (a plain gather: [1, features, 1]). */
@@ -65,8 +73,10 @@ const REGION_BYTES = 83968;
 const TABLE_BYTE = 256;
 const SLOW_BYTE = 65536;
 const NOISE_CHUNK = 4096;
-/** At most this many tasks per step, so a worker between them looks for the training step's jobs often. */
-const MAX_STEP_TASKS = 24;
+/** Gather tasks per batch at most: each ~2 us, so a worker between them looks for the step's jobs often. */
+const MAX_GATHER_TASKS = 24;
+/** Noise tasks per batch at most, each in a region of its own (its chunks' scratch and queue). */
+const NOISE_REGIONS = 4;
 
 interface Region {
   /** 16-aligned start of the region in the heap. */
@@ -75,7 +85,7 @@ interface Region {
   tables?: AugmentNoiseTables;
   std: number;
 }
-const regions = new WeakMap<object, Region>();
+const regions = new WeakMap<object, Region[]>();
 
 interface Pending {
   job: BackgroundJob;
@@ -93,48 +103,49 @@ function fail(message: string): never {
   throw new Error(`fitloop ${AUGMENT_POST}: ${message}`);
 }
 
-function region(b: WasmHeapBackend, simd: SimdKernels<AugmentSimdExports>): Region {
+function noiseRegions(b: WasmHeapBackend, simd: SimdKernels<AugmentSimdExports>): Region[] {
   let r = regions.get(b.wasm);
   if (!r) {
-    const raw = simd.malloc(REGION_BYTES + 16); // kept for the backend's lifetime (~82 KiB)
-    r = { base: (raw + 15) & ~15, std: NaN };
+    // kept for the backend's lifetime (4 x ~82 KiB)
+    r = Array.from({ length: NOISE_REGIONS }, () => ({ base: (simd.malloc(REGION_BYTES + 16) + 15) & ~15, std: NaN }));
     regions.set(b.wasm, r);
   }
   return r;
 }
 
-/** Writes the noise step's tables (when they are new) and the state into the region. */
+/** Writes the noise step's tables into the region, when they or the std changed. */
 function prepareNoise(b: WasmHeapBackend, r: Region, noise: AugmentNoiseStep): void {
+  if (r.tables === noise.tables && Object.is(r.std, noise.std)) return;
   const heap = b.wasm.HEAPU8.buffer;
-  if (r.tables !== noise.tables || !Object.is(r.std, noise.std)) {
-    const fast = new Int32Array(heap, r.base + TABLE_BYTE, 1024);
-    const ws = new Float32Array(heap, r.base + TABLE_BYTE, 1024);
-    for (let j = 0; j < 512; j++) {
-      fast[2 * j] = noise.tables.kn[j]!;
-      ws[2 * j + 1] = noise.tables.wn[j]! * noise.std;
-    }
-    new Float64Array(heap, r.base + SLOW_BYTE, noise.tables.slow.length).set(noise.tables.slow);
-    r.tables = noise.tables;
-    r.std = noise.std;
+  const fast = new Int32Array(heap, r.base + TABLE_BYTE, 1024);
+  const ws = new Float32Array(heap, r.base + TABLE_BYTE, 1024);
+  for (let j = 0; j < 512; j++) {
+    fast[2 * j] = noise.tables.kn[j]!;
+    ws[2 * j + 1] = noise.tables.wn[j]! * noise.std;
   }
-  new Int32Array(heap, r.base, 16).set(noise.state);
+  new Float64Array(heap, r.base + SLOW_BYTE, noise.tables.slow.length).set(noise.tables.slow);
+  r.tables = noise.tables;
+  r.std = noise.std;
 }
 
-function checkAttrs(a: AugmentPostAttrs, data: TensorInfo, indices: TensorInfo, shifts: TensorInfo | undefined): { n: number; f: number } {
+function checkAttrs(a: AugmentPostAttrs, data: TensorInfo): { n: number; f: number } {
   if (data?.dtype !== "float32" || data.shape.length < 2) fail(`data must be a float32 tensor [samples, ...features], got ${data ? `${data.dtype} [${data.shape.join(", ")}]` : "none"}`);
-  if (indices?.dtype !== "int32" || indices.shape.length !== 1) fail(`indices must be an int32 tensor [n], got ${indices ? `${indices.dtype} [${indices.shape.join(", ")}]` : "none"}`);
-  const n = indices.shape[0]!;
+  if (!(a.indices instanceof Int32Array) || a.indices.length < 1) fail("indices must be an Int32Array of at least one row");
+  const n = a.indices.length;
   const f = util.sizeFromShape(data.shape.slice(1));
+  const rows = data.shape[0]!;
+  for (let s = 0; s < n; s++) if (!(a.indices[s]! >= 0 && a.indices[s]! < rows)) fail(`indices[${s}] = ${a.indices[s]} is outside the data's ${rows} samples`);
   for (const k of ["h", "w", "c"] as const) if (!Number.isSafeInteger(a[k]) || a[k] < 1) fail(`${k} must be an integer >= 1, got ${String(a[k])}`);
   if (a.h * a.w * a.c !== f) fail(`h * w * c = ${a.h * a.w * a.c}, but a sample of data has ${f} features`);
   if (!Array.isArray(a.outShape) || util.sizeFromShape(a.outShape) !== n * f || a.outShape[0] !== n) fail(`outShape [${String(a.outShape)}] must be [${n}, ...] with ${n * f} values`);
-  if (shifts && (shifts.dtype !== "int32" || shifts.shape.length !== 2 || shifts.shape[0] !== n || shifts.shape[1] !== 2)) fail(`shifts must be an int32 tensor [${n}, 2], got ${shifts.dtype} [${shifts.shape.join(", ")}]`);
+  if (a.shifts !== undefined && !(a.shifts instanceof Int32Array && a.shifts.length === 2 * n)) fail(`shifts must be an Int32Array of ${2 * n} values (dy, dx per sample)`);
   if (typeof a.fill !== "number") fail(`fill must be a number, got ${typeof a.fill}`);
   const noise = a.noise;
   if (noise) {
     if (!(Number.isFinite(noise.std) && noise.std >= 0)) fail(`noise.std must be a finite number >= 0, got ${noise.std}`);
     if (!(noise.lo <= noise.hi)) fail(`noise.lo must be <= noise.hi, got [${noise.lo}, ${noise.hi}]`);
-    if (!(noise.state instanceof Int32Array) || noise.state.length !== 16) fail("noise.state must be an Int32Array of 16 words");
+    const chunks = Math.ceil((n * f) / NOISE_CHUNK);
+    if (!(noise.states instanceof Int32Array) || noise.states.length !== 16 * chunks) fail(`noise.states must be an Int32Array of 16 words per chunk of ${NOISE_CHUNK} features (${16 * chunks})`);
     const t = noise.tables;
     if (!(t?.kn instanceof Int32Array && t.kn.length === 512 && t.wn instanceof Float64Array && t.wn.length === 512 && t.slow instanceof Float64Array && t.slow.length === (REGION_BYTES - SLOW_BYTE) / 8)) fail("noise.tables must hold kn (512 int32), wn (512 float64) and slow (2304 float64)");
   }
@@ -160,49 +171,57 @@ function settle(p: Pending, record: boolean): unknown {
 
 export function wasmAugmentPost({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as unknown as WasmHeapBackend;
-  const { data, indices, shifts } = inputs as { data: TensorInfo; indices: TensorInfo; shifts?: TensorInfo };
+  const { data } = inputs as { data: TensorInfo };
   const a = attrs as unknown as AugmentPostAttrs;
-  const { n, f } = checkAttrs(a, data, indices, shifts);
+  const { n, f } = checkAttrs(a, data);
   const simd = augmentSimd(b.wasm as EmscriptenWasm);
   if (!simd) fail("needs WebAssembly SIMD and fitloop's SIMD kernels (setSimdKernelsEnabled(false) turns them off)");
-  const rows = data.shape[0]!;
-  const at = (t: TensorInfo) => b.dataIdMap.get(t.dataId)!.memoryOffset;
-  const idx = b.wasm.HEAP32.subarray(at(indices) / 4, at(indices) / 4 + n);
-  for (let s = 0; s < n; s++) if (!(idx[s]! >= 0 && idx[s]! < rows)) fail(`indices[${s}] = ${idx[s]} is outside the data's ${rows} samples`);
   if (pending) settle(pending, true); // one batch at a time
 
+  const noise = a.noise;
   const out = b.makeOutput(a.outShape, "float32");
-  const scratch = b.wasm._malloc(12 * n + 16);
-  const r = region(b, simd);
-  // after every malloc (the heap may have grown): copies of the indices and shifts, the noise state
+  // the indices, the shifts and the noise's chunk states, copied into the heap for the job
+  const scratch = b.wasm._malloc(4 * (n + (a.shifts ? 2 * n : 0) + (noise ? noise.states.length : 0)) + 16);
+  const r = noise ? noiseRegions(b, simd) : [];
+  const heap32 = b.wasm.HEAP32; // after every malloc (the heap may have grown)
   const idxPtr = (scratch + 15) & ~15;
-  b.wasm.HEAP32.set(b.wasm.HEAP32.subarray(at(indices) / 4, at(indices) / 4 + n), idxPtr / 4);
-  const shiftPtr = shifts ? idxPtr + 4 * n : 0;
-  if (shifts) b.wasm.HEAP32.set(b.wasm.HEAP32.subarray(at(shifts) / 4, at(shifts) / 4 + 2 * n), shiftPtr / 4);
-  if (a.noise) prepareNoise(b, r, a.noise);
+  heap32.set(a.indices, idxPtr / 4);
+  const shiftPtr = a.shifts ? idxPtr + 4 * n : 0;
+  if (a.shifts) heap32.set(a.shifts, shiftPtr / 4);
+  const statesPtr = idxPtr + 4 * (n + (a.shifts ? 2 * n : 0));
+  if (noise) heap32.set(noise.states, statesPtr / 4);
 
+  const at = (t: TensorInfo) => b.dataIdMap.get(t.dataId)!.memoryOffset;
   const outPtr = at(out);
   const calls: KernelCall[] = [];
-  const gatherTasks = Math.min(MAX_STEP_TASKS, n, Math.max(1, Math.ceil((n * f) / 8192)));
+  const after: number[] = [];
+  const gatherTasks = Math.min(MAX_GATHER_TASKS, n, Math.max(1, Math.ceil((n * f) / 8192)));
   for (let t = 0, from = 0; t < gatherTasks; t++) {
     const to = Math.round((n * (t + 1)) / gatherTasks);
     calls.push({ module: "augment", fn: "gatherShift", args: [outPtr, at(data), idxPtr, shiftPtr, from, to, a.h, a.w, a.c, a.fill] });
+    after.push(0);
     from = to;
   }
-  if (a.noise) {
-    // whole chunks of 4096 from the batch's start, as the host makes them, in order
+  if (noise) {
+    // whole chunks of 4096 from the batch's start, as the host makes them, once the rows are gathered;
+    // each task in a region of its own, so they may run at once
     const chunks = Math.ceil((n * f) / NOISE_CHUNK);
-    const per = Math.ceil(chunks / Math.min(MAX_STEP_TASKS, chunks));
-    for (let start = 0; start < n * f; start += per * NOISE_CHUNK) {
-      const len = Math.min(per * NOISE_CHUNK, n * f - start);
-      calls.push({ module: "augment", fn: "normalChunks", args: [r.base, outPtr + 4 * start, len, Math.fround(a.noise.lo), Math.fround(a.noise.hi), a.noise.std] });
+    const tasks = Math.min(NOISE_REGIONS, chunks);
+    for (let t = 0, c0 = 0; t < tasks; t++) {
+      const c1 = Math.round((chunks * (t + 1)) / tasks);
+      prepareNoise(b, r[t]!, noise);
+      const start = c0 * NOISE_CHUNK;
+      const len = Math.min(c1 * NOISE_CHUNK, n * f) - start;
+      calls.push({ module: "augment", fn: "normalChunks", args: [r[t]!.base, statesPtr + 64 * c0, outPtr + 4 * start, len, Math.fround(noise.lo), Math.fround(noise.hi), noise.std] });
+      after.push(gatherTasks);
+      c0 = c1;
     }
   }
   // the job's references: neither buffer is freed before the join, whatever the caller disposes
   b.incRef(out.dataId);
   b.incRef(data.dataId);
   const local = (c: KernelCall): void => void (simd.exports[c.fn as keyof AugmentSimdExports] as (...x: number[]) => void)(...c.args);
-  const job = runInBackground(simd.memory, calls, local, { serial: true });
+  const job = runInBackground(simd.memory, calls, local, { after });
   pending = { job, out: out.dataId, data: data.dataId, backend: b, scratch };
   return out;
 }

@@ -83,6 +83,26 @@ describe("background jobs on the kernel threads (post, join)", () => {
     }
   });
 
+  it("after: a second phase starts once the first has finished, its tasks in parallel", async () => {
+    const memory = freshMemory();
+    const p = await pool(memory);
+    const f32 = new Float32Array(memory.buffer);
+    try {
+      for (let round = 1; round <= 300; round++) {
+        f32.fill(round, buf(0) / 4, buf(0) / 4 + W);
+        // phase 1: buffer 0 to buffers 1-6; phase 2 (after the six): buffer i to buffer 6 + i
+        const tasks = [...Array.from({ length: 6 }, (_, i) => copy(0, 1 + i)), ...Array.from({ length: 6 }, (_, i) => copy(1 + i, 7 + i))];
+        const job = p.post(tasks, { after: tasks.map((_, i) => (i < 6 ? 0 : 6)) });
+        if (round % 3 === 0) await until(() => job.done());
+        job.join();
+        for (let i = 1; i <= 12; i++) if (f32[buf(i) / 4 + W - 1] !== round) throw new Error(`round ${round}: buffer ${i} holds ${f32[buf(i) / 4 + W - 1]}`);
+      }
+      expect(p.stats().backgroundWorkerTasks).toBeGreaterThan(0);
+    } finally {
+      p.shutdown();
+    }
+  });
+
   it("one background job at a time; bad tasks are refused before anything runs", async () => {
     const p = await pool(freshMemory());
     try {
@@ -91,6 +111,8 @@ describe("background jobs on the kernel threads (post, join)", () => {
       job.join();
       expect(() => p.post([{ module: "relu-grad", fn: "nope", args: [] }])).toThrow(/no export relu-grad.nope/);
       expect(() => p.post(Array.from({ length: 65 }, () => copy(0, 1)))).toThrow(/more than 64 background tasks/);
+      expect(() => p.post([copy(0, 1), copy(1, 2)], { after: [0, 2] })).toThrow(/after\[1\] must be an integer in \[0, 1\], got 2/);
+      expect(() => p.post([copy(0, 1)], { after: [-1] })).toThrow(/after\[0\]/);
       p.post([copy(1, 2)]).join(); // the refusals left nothing pending
     } finally {
       p.shutdown();

@@ -17,7 +17,7 @@
 import { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs-core";
 import { EMBEDDED_SIMD_MODULES, fmaModules, moduleImports, wasmMemoryOf, type EmscriptenWasm } from "../kernels/simd/index.js";
-import { MAX_POOL_TASKS, setKernelThreadPool, type BackgroundJob, type KernelCall, type KernelThreadPool } from "../kernels/kernel-threads.js";
+import { MAX_POOL_TASKS, setKernelThreadPool, type BackgroundJob, type BackgroundOptions, type KernelCall, type KernelThreadPool } from "../kernels/kernel-threads.js";
 import { workerExecArgv } from "./worker-argv.js";
 
 // One control block shared by the caller and all workers (Int32 slots), then per-task function ids,
@@ -36,14 +36,12 @@ const IDLE_SPIN = 7; // microseconds an idle worker polls for the next job befor
 const READY = 8; // READY + i: worker i's start-up state (1 ready, -1 failed)
 const MAX_WORKERS = 8;
 // The background job (`post`): (job & 0xffff) << 16 | tasks << 8 | next unclaimed task, as CLAIM;
-// tasks finished; 1 once a task threw (first message kept); 1 when tasks must run one after another;
-// tasks the workers ran (a diagnostic)
+// tasks finished; 1 once a task threw (first message kept); tasks the workers ran (a diagnostic)
 const BG_CLAIM = READY + MAX_WORKERS;
 const BG_DONE = BG_CLAIM + 1;
 const BG_STATUS = BG_CLAIM + 2;
 const BG_MSG_LEN = BG_CLAIM + 3;
-const BG_SERIAL = BG_CLAIM + 4;
-const BG_WORKER_TASKS = BG_CLAIM + 5;
+const BG_WORKER_TASKS = BG_CLAIM + 4;
 const CTRL_INTS = BG_CLAIM + 8;
 const MAX_TASKS = MAX_POOL_TASKS; // the control block holds this many tasks
 const MAX_ARGS = 24; // convImages takes 21
@@ -56,7 +54,8 @@ const MSG_MAX = 1024;
 const BG_FNS_BYTE = MSG_BYTE + MSG_MAX;
 const BG_ARGS_BYTE = BG_FNS_BYTE + 4 * MAX_TASKS;
 const BG_NARGS_BYTE = BG_ARGS_BYTE + 8 * MAX_TASKS * MAX_ARGS;
-const BG_MSG_BYTE = BG_NARGS_BYTE + 4 * MAX_TASKS;
+const BG_AFTER_BYTE = BG_NARGS_BYTE + 4 * MAX_TASKS; // task i may start once this many tasks have finished
+const BG_MSG_BYTE = BG_AFTER_BYTE + 4 * MAX_TASKS;
 const BLOCK_BYTES = BG_MSG_BYTE + MSG_MAX;
 
 /**
@@ -75,6 +74,7 @@ const msg = new Uint8Array(block, ${MSG_BYTE}, ${MSG_MAX});
 const bgFnOf = new Int32Array(block, ${BG_FNS_BYTE}, ${MAX_TASKS});
 const bgArgs = new Float64Array(block, ${BG_ARGS_BYTE}, ${MAX_TASKS * MAX_ARGS});
 const bgNargs = new Int32Array(block, ${BG_NARGS_BYTE}, ${MAX_TASKS});
+const bgAfter = new Int32Array(block, ${BG_AFTER_BYTE}, ${MAX_TASKS});
 const bgMsg = new Uint8Array(block, ${BG_MSG_BYTE}, ${MSG_MAX});
 const report = (e, status, len, into) => {
   if (Atomics.compareExchange(ctrl, status, 0, 1) !== 0) return;
@@ -94,18 +94,17 @@ try {
   Atomics.store(ctrl, ${READY} + index, -1);
 }
 Atomics.notify(ctrl, ${READY} + index);
-// the next task of the background job this thread may run now, or -1 (none left; or, in a serial
-// job, the previous one still running)
+// the next task of the background job this thread may run now, or -1 (none left, or the next one
+// waits for tasks before it to finish)
 const bgNext = () => {
   const w = Atomics.load(ctrl, ${BG_CLAIM});
   const i = w & 255;
-  if (i >= ((w >>> 8) & 255)) return -1;
-  if (Atomics.load(ctrl, ${BG_SERIAL}) === 1 && Atomics.load(ctrl, ${BG_DONE}) !== i) return -1;
+  if (i >= ((w >>> 8) & 255) || Atomics.load(ctrl, ${BG_DONE}) < bgAfter[i]) return -1;
   return Atomics.compareExchange(ctrl, ${BG_CLAIM}, w, w + 1) === w ? i : -1;
 };
 const bgWaiting = () => {
   const w = Atomics.load(ctrl, ${BG_CLAIM});
-  return (w & 255) < ((w >>> 8) & 255) && (Atomics.load(ctrl, ${BG_SERIAL}) === 0 || Atomics.load(ctrl, ${BG_DONE}) === (w & 255));
+  return (w & 255) < ((w >>> 8) & 255) && Atomics.load(ctrl, ${BG_DONE}) >= bgAfter[w & 255];
 };
 let seen = Atomics.load(ctrl, ${SEQ});
 while (Atomics.load(ctrl, ${READY} + index) === 1) {
@@ -205,7 +204,7 @@ class NodeKernelThreadPool implements KernelThreadPool {
   private readonly args: Float64Array;
   private readonly nargs: Int32Array;
   private readonly msg: Uint8Array;
-  private readonly bg: { fnOf: Int32Array; args: Float64Array; nargs: Int32Array; msg: Uint8Array };
+  private readonly bg: { fnOf: Int32Array; args: Float64Array; nargs: Int32Array; after: Int32Array; msg: Uint8Array };
   /** The posted background job not joined yet. */
   private pending: NodeBackgroundJob | undefined;
   private bgSeq = 0;
@@ -238,7 +237,7 @@ class NodeKernelThreadPool implements KernelThreadPool {
     this.args = new Float64Array(block, ARGS_BYTE, MAX_TASKS * MAX_ARGS);
     this.nargs = new Int32Array(block, NARGS_BYTE, MAX_TASKS);
     this.msg = new Uint8Array(block, MSG_BYTE, MSG_MAX);
-    this.bg = { fnOf: new Int32Array(block, BG_FNS_BYTE, MAX_TASKS), args: new Float64Array(block, BG_ARGS_BYTE, MAX_TASKS * MAX_ARGS), nargs: new Int32Array(block, BG_NARGS_BYTE, MAX_TASKS), msg: new Uint8Array(block, BG_MSG_BYTE, MSG_MAX) };
+    this.bg = { fnOf: new Int32Array(block, BG_FNS_BYTE, MAX_TASKS), args: new Float64Array(block, BG_ARGS_BYTE, MAX_TASKS * MAX_ARGS), nargs: new Int32Array(block, BG_NARGS_BYTE, MAX_TASKS), after: new Int32Array(block, BG_AFTER_BYTE, MAX_TASKS), msg: new Uint8Array(block, BG_MSG_BYTE, MSG_MAX) };
     const n = Math.min(MAX_WORKERS, options.threads - 1);
     for (let index = 0; index < n; index++) {
       const worker = new Worker((options.testWorkerPrefix ?? "") + WORKER_SOURCE, { eval: true, workerData: { memory, modules, names, block, index }, stdout: true, stderr: true, execArgv: workerExecArgv() });
@@ -378,12 +377,17 @@ class NodeKernelThreadPool implements KernelThreadPool {
    * Posts `tasks` as the background job and returns at once: idle workers run its tasks between
    * jobs (a job that comes meanwhile goes first: a worker looks for one after each background task,
    * so keep them a few microseconds long), and `join()` runs what no worker has claimed yet on the
-   * caller. With `serial`, task i starts only after task i - 1 has finished (a generator whose state
-   * carries from one to the next). One background job at a time: join it before posting the next.
+   * caller. Tasks start in order; task i only once `after[i]` tasks have finished (0 by default: at
+   * once; `serial`: i, each after the one before). One background job at a time: join it before
+   * posting the next.
    */
-  post(tasks: readonly KernelCall[], options: { serial?: boolean } = {}): BackgroundJob {
+  post(tasks: readonly KernelCall[], options: BackgroundOptions = {}): BackgroundJob {
     if (this.pending) throw new Error("fitloop kernel threads: a background job is still running: join() it before posting another");
     if (tasks.length > MAX_TASKS) throw new Error(`fitloop kernel threads: more than ${MAX_TASKS} background tasks`);
+    const after = tasks.map((_, i) => (options.serial ? i : (options.after?.[i] ?? 0)));
+    after.forEach((a, i) => {
+      if (!(Number.isInteger(a) && a >= 0 && a <= i)) throw new Error(`fitloop kernel threads: after[${i}] must be an integer in [0, ${i}], got ${a}`);
+    });
     if (!this.ready()) throw new Error(`fitloop kernel threads are not usable: ${this.broken ?? "workers not started"}`);
     const n = tasks.length;
     const ids = tasks.map((t) => this.fnId(t));
@@ -391,13 +395,13 @@ class NodeKernelThreadPool implements KernelThreadPool {
       this.bg.fnOf[i] = ids[i]!;
       this.bg.nargs[i] = t.args.length;
       this.bg.args.set(t.args, i * MAX_ARGS);
+      this.bg.after[i] = after[i]!;
     });
     this.bgTasks += n;
     const c = this.ctrl;
     Atomics.store(c, BG_DONE, 0);
     Atomics.store(c, BG_STATUS, 0);
     Atomics.store(c, BG_MSG_LEN, 0);
-    Atomics.store(c, BG_SERIAL, options.serial ? 1 : 0);
     this.bgSeq = (this.bgSeq + 1) & 0xffff;
     Atomics.store(c, BG_CLAIM, (this.bgSeq << 16) | (n << 8));
     // wake a waiting worker: a new job number with no tasks of its own, so it looks at the background job
@@ -414,32 +418,25 @@ class NodeKernelThreadPool implements KernelThreadPool {
     if (this.pending !== job) return;
     const c = this.ctrl;
     const n = job.n;
-    const serial = Atomics.load(c, BG_SERIAL) === 1;
     let error: unknown;
-    const runLocal = (i: number): void => {
+    for (;;) {
+      const w = Atomics.load(c, BG_CLAIM);
+      const i = w & 255;
+      if (i >= n) break;
+      // task i waits for the tasks before it that it depends on, which a worker may still be running
+      const after = this.bg.after[i]!;
+      if (Atomics.load(c, BG_DONE) < after) {
+        error ??= this.waitFor(BG_DONE, (v) => v >= after, "background task");
+        if (this.broken) break;
+        continue;
+      }
+      if (Atomics.compareExchange(c, BG_CLAIM, w, w + 1) !== w) continue;
       try {
         this.local[this.bg.fnOf[i]!]!(...job.tasks[i]!.args);
       } catch (e) {
         error ??= e;
       }
       Atomics.add(c, BG_DONE, 1);
-    };
-    for (;;) {
-      const w = Atomics.load(c, BG_CLAIM);
-      const i = w & 255;
-      if (i >= n) break;
-      if (serial) {
-        // the caller takes every task left at once (no worker starts one of them: a chain handed
-        // back and forth between cores moves its data between their caches each time), waits for
-        // the one a worker may still be running, then runs them in order
-        if (Atomics.compareExchange(c, BG_CLAIM, w, (w & ~255) | n) !== w) continue;
-        const done = Atomics.load(c, BG_DONE);
-        if (done !== i) error ??= this.waitFor(BG_DONE, (v) => v === i, "background task");
-        if (this.broken) break;
-        for (let k = i; k < n; k++) runLocal(k);
-        break;
-      }
-      if (Atomics.compareExchange(c, BG_CLAIM, w, w + 1) === w) runLocal(i);
     }
     // the tasks a worker claimed write into memory the caller owns: always wait for them
     error ??= this.broken ? undefined : this.waitFor(BG_DONE, (v) => v === n, "background task");

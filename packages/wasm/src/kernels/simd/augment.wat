@@ -6,7 +6,7 @@
 ;; `$finishSlow`, its scalar slow pass) in place of the `NORMAL_WAT` line below, so a batch made here
 ;; has the same bits as one made by `gaussianNoise` on the host. Their offsets are relative to a
 ;; region of 83,968 bytes (`$base`, 16-aligned; layout in normal.wat) that the caller allocated and
-;; filled with the tables and the generators' state.
+;; filled with the tables; one region per task that may run at the same time as another.
 (module
   (import "env" "memory" MEMORY)
   ;; Math.exp and Math.log of the host, as in normal.wat (the slow pass calls the same functions)
@@ -89,13 +89,16 @@
 
   ;; x[k] = clamp(x[k] + N(0, std²), lo, hi) for the $n float32 at $ptr, as @fitloop/datasets'
   ;; `addNormal` does on the host: in chunks of 4096 from $ptr, each through the fast pass and the
-  ;; slow pass on the generators' state in the region at $base (carried from chunk to chunk: the
-  ;; caller runs the chunks of a batch in order). A chunk whose length is not a multiple of 8 is
-  ;; processed in the region's data area (the fast pass writes whole groups of eight), as on the host.
-  (func (export "normalChunks") (param $base i32) (param $ptr i32) (param $n i32) (param $lo f32) (param $hi f32) (param $std f64)
+  ;; slow pass in the region at $base, its generators' state first copied from $states (16 words per
+  ;; chunk, datasets' `chunkStates`: chunks are independent, so two threads can each take some, in
+  ;; regions of their own). A chunk whose length is not a multiple of 8 is processed in the region's
+  ;; data area (the fast pass writes whole groups of eight), as on the host.
+  (func (export "normalChunks") (param $base i32) (param $states i32) (param $ptr i32) (param $n i32) (param $lo f32) (param $hi f32) (param $std f64)
     (local $len i32) (local $np i32) (local $at i32)
     (block $done (loop $chunk
       (br_if $done (i32.le_s (local.get $n) (i32.const 0)))
+      (memory.copy (local.get $base) (local.get $states) (i32.const 64))
+      (local.set $states (i32.add (local.get $states) (i32.const 64)))
       (local.set $len (select (i32.const 4096) (local.get $n) (i32.gt_s (local.get $n) (i32.const 4096))))
       (local.set $at (local.get $ptr))
       (if (i32.and (local.get $len) (i32.const 7))

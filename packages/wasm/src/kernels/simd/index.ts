@@ -384,12 +384,12 @@ export const fmaGemmSimd = (wasm: EmscriptenWasm): SimdKernels<FmaGemmSimdExport
 /**
  * Exports of `augment.wat` (byte pointers, counts in elements): `gatherShift` makes samples
  * [from, to) of a batch (rows of `data` by `idx`, moved by `shifts` when it is not 0), `normalChunks`
- * adds @fitloop/datasets' gaussian noise to n floats in chunks of 4096, with the generators and
- * tables in the region at `base` (`wasm-augment.ts` writes them).
+ * adds @fitloop/datasets' gaussian noise to n floats in chunks of 4096, each chunk's generators
+ * from `states` (16 words each), in the region at `base` (whose tables `wasm-augment.ts` writes).
  */
 export interface AugmentSimdExports {
   gatherShift(out: number, data: number, idx: number, shifts: number, from: number, to: number, h: number, w: number, c: number, fill: number): void;
-  normalChunks(base: number, ptr: number, n: number, lo: number, hi: number, std: number): void;
+  normalChunks(base: number, states: number, ptr: number, n: number, lo: number, hi: number, std: number): void;
 }
 
 /** The augmentation kernels on this tfjs-wasm module's memory, or undefined (WebAssembly SIMD unavailable or off). */
