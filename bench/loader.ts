@@ -4,16 +4,22 @@
  *
  *   loader                 DataLoader over the digits, shuffled, flattened to [64, 784]: gather, tf.tensor, dispose
  *   loader+shift+noise     the same with randomShift({maxShift: 2}) and gaussianNoise({std: 0.1}) per batch
+ *   ... (host)             the same two on the host path (@fitloop/wasm's FitloopAugmentPost unregistered for the arm):
+ *                          the gather and shift in JS, the noise in datasets' own module, then tf.tensor
+ * On wasm with @fitloop/wasm the loader makes its batches with FitloopAugmentPost/Join: posted when the batch
+ * before is handed out, made by an idle kernel thread in the background, joined when asked for. These
+ * loader-only arms have no step to hide behind: each batch costs its whole work (on two threads) and the
+ * JS around it.
  *   train step (wasm MLP)  784-256-128-10, Adam, sparse cross-entropy: computeGradients + applyGradients via
  *                          optimizer.minimize on a fixed batch, one `await loss.data()` per step (as the loop reads it)
  *   fit, loader+aug        (for reference) fitloop's Trainer consuming loader+shift+noise, steps/s of a whole fit
  *   fit overhead           the MLP of bench/models.ts trained by fitloop's Trainer for one epoch (156 steps) over
  *                          (a) the loader with shift+noise making each batch on the fly (prefetch on), versus
  *                          (b) the very same augmented batches made in advance (materialised as tensors once;
- *                          the source yields clones, no work per batch). Both sources omit peekAll, so the trainer
- *                          runs the same per-batch data checks in both: the difference is the cost of making batches.
- *                          FIT_ROUNDS pairs, the order alternating; overhead = median(a time) / median(b time) - 1,
- *                          target <= 5 %.
+ *                          the source yields clones, no work per batch), and (c) as (a) on the host path.
+ *                          The sources omit peekAll, so the trainer runs the same per-batch data checks in all:
+ *                          the difference is the cost of making batches. FIT_ROUNDS rounds, the order rotating;
+ *                          overhead = median(a time) / median(b time) - 1, target <= 5 %.
  *
  * Warm-up before any measurement: every arm runs once, the train step then runs until it has made
  * WARMUP_STEPS steps (3000: V8 compiles a training step's JS for that long, and a step measured
@@ -33,6 +39,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 // The root package does not depend on the workspace packages: import their source entries directly.
 import { Trainer, resolveLoss, seeded, silentLogger, useBackend, type Batch, type DataSource } from "../packages/core/src/index.js";
 import { DataLoader, gaussianNoise, randomShift } from "../packages/datasets/src/index.js";
+import { AUGMENT_POST } from "../packages/datasets/src/kernel-batches.js";
 import { loadEmbeddedMnist } from "../packages/datasets/src/node/index.js";
 import { buildModel } from "./models.js";
 
@@ -63,6 +70,18 @@ function mlp(): tfl.LayersModel {
   });
 }
 
+/** Runs `fn` with @fitloop/wasm's batch kernel unregistered: the loader takes its host path. */
+async function onTheHost<T>(fn: () => Promise<T>): Promise<T> {
+  const post = tf.getKernel(AUGMENT_POST, tf.getBackend());
+  if (!post) return fn();
+  tf.unregisterKernel(AUGMENT_POST, post.backendName);
+  try {
+    return await fn();
+  } finally {
+    tf.registerKernel(post);
+  }
+}
+
 interface Arm {
   name: string;
   unit: "batches/s" | "steps/s";
@@ -71,22 +90,23 @@ interface Arm {
   dispose(): void;
 }
 
-/** One epoch of the loader (156 batches), every batch turned into tensors and disposed. */
-function loaderArm(name: string, loader: DataLoader): Arm {
+/** One epoch of the loader (156 batches), every batch turned into tensors and disposed (on the host path with `host`). */
+function loaderArm(name: string, loader: DataLoader, host = false): Arm {
   return {
     name,
     unit: "batches/s",
-    async run(round) {
-      const start = performance.now();
-      let n = 0;
-      for await (const b of loader.batches({ epoch: round, batchIndex: 0 }) as AsyncIterable<Batch>) {
-        tf.dispose([b.xs, b.ys]);
-        n++;
-      }
-      return n / ((performance.now() - start) / 1000);
-    },
+    run: (round) => (host ? onTheHost(() => epoch(round)) : epoch(round)),
     dispose: () => loader.dispose(),
   };
+  async function epoch(round: number): Promise<number> {
+    const start = performance.now();
+    let n = 0;
+    for await (const b of loader.batches({ epoch: round, batchIndex: 0 }) as AsyncIterable<Batch>) {
+      tf.dispose([b.xs, b.ys]);
+      n++;
+    }
+    return n / ((performance.now() - start) / 1000);
+  }
 }
 
 function stepArm(loader: DataLoader): Arm {
@@ -194,7 +214,7 @@ async function main(): Promise<void> {
   const plain = new DataLoader(train, { batchSize: BATCH, seed: 1, flatten: true, dropLast: true });
   const aug = () => new DataLoader(train, { batchSize: BATCH, seed: 1, flatten: true, dropLast: true, transforms: [randomShift({ maxShift: 2 }), gaussianNoise({ std: 0.1, clip: [0, 1] })] });
   const step = stepArm(plain);
-  const arms = [loaderArm("loader", plain), loaderArm("loader+shift+noise", aug()), step, fitArm(aug())];
+  const arms = [loaderArm("loader", plain), loaderArm("loader+shift+noise", aug()), loaderArm("loader (host)", plain, true), loaderArm("loader+shift+noise (host)", aug(), true), step, fitArm(aug())];
 
   for (const a of arms) await a.run(0); // warm-up: kernels, XNNPACK caches, optimizer slots, JIT
   for (let done = STEPS; done < WARMUP_STEPS; done += STEPS) await step.run(0); // the step's JS, compiled
@@ -216,19 +236,24 @@ async function main(): Promise<void> {
   const pair = fitOverheadArms(aug(), FIT_EPOCH);
   const fitA = epochFit(pair.onTheFly);
   const fitB = epochFit(pair.inAdvance);
-  for (let w = 0; w < FIT_WARMUP; w++) {
-    await fitA.run(); // warm-up
-    await fitB.run();
-  }
-  const msA: number[] = [];
-  const msB: number[] = [];
+  const fitC = epochFit(pair.onTheFly);
+  const fits = [
+    { ms: [] as number[], run: () => fitA.run() },
+    { ms: [] as number[], run: () => fitB.run() },
+    { ms: [] as number[], run: () => onTheHost(() => fitC.run()) },
+  ];
+  for (let w = 0; w < FIT_WARMUP; w++) for (const f of fits) await f.run(); // warm-up
   for (let round = 1; round <= FIT_ROUNDS; round++) {
-    const order = round % 2 ? ([fitA, fitB] as const) : ([fitB, fitA] as const);
-    for (const f of order) (f === fitA ? msA : msB).push(await f.run());
-    process.stderr.write(`fit round ${round}/${FIT_ROUNDS}: on the fly ${msA.at(-1)!.toFixed(0)} ms, made in advance ${msB.at(-1)!.toFixed(0)} ms (${pair.onTheFly.batchesPerEpoch} steps)\n`);
+    for (let k = 0; k < fits.length; k++) {
+      const f = fits[(k + round) % fits.length]!; // the order rotates
+      f.ms.push(await f.run());
+    }
+    process.stderr.write(`fit round ${round}/${FIT_ROUNDS}: on the fly ${fits[0]!.ms.at(-1)!.toFixed(0)} ms, made in advance ${fits[1]!.ms.at(-1)!.toFixed(0)} ms, on the fly on the host ${fits[2]!.ms.at(-1)!.toFixed(0)} ms (${pair.onTheFly.batchesPerEpoch} steps)\n`);
   }
+  const [msA, msB, msC] = fits.map((f) => f.ms) as [number[], number[], number[]];
   fitA.dispose();
   fitB.dispose();
+  fitC.dispose();
   pair.dispose();
   const seconds = (performance.now() - started) / 1000;
 
@@ -237,7 +262,9 @@ async function main(): Promise<void> {
   const nSteps = pair.onTheFly.batchesPerEpoch!;
   const fitOnTheFly = median(msA);
   const fitInAdvance = median(msB);
+  const fitHost = median(msC);
   const overhead = fitOnTheFly / fitInAdvance - 1;
+  const overheadHost = fitHost / fitInAdvance - 1;
   const fitRow = (name: string, ms: number[]) => {
     const rates = ms.map((m) => nSteps / (m / 1000));
     return [name, (nSteps / (median(ms) / 1000)).toFixed(0), "steps/s", Math.min(...rates).toFixed(0), Math.max(...rates).toFixed(0), (median(ms) / nSteps).toFixed(3), ""];
@@ -247,7 +274,7 @@ async function main(): Promise<void> {
     const v = rates.get(a.name)!;
     return [a.name, med(a.name).toFixed(0), a.unit, Math.min(...v).toFixed(0), Math.max(...v).toFixed(0), (1000 / med(a.name)).toFixed(3), a.unit === "batches/s" ? `${(med(a.name) / steps).toFixed(1)}x` : ""];
   });
-  table.push(fitRow("fit epoch, loader+aug", msA), fitRow("fit epoch, made in advance", msB));
+  table.push(fitRow("fit epoch, loader+aug", msA), fitRow("fit epoch, made in advance", msB), fitRow("fit epoch, loader+aug (host)", msC));
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const fmt = (row: string[]) => row.map((c, i) => c.padEnd(widths[i]!)).join("  ");
   console.log(fmt(header));
@@ -256,11 +283,13 @@ async function main(): Promise<void> {
   const loaderRate = med("loader");
   const augRate = med("loader+shift+noise");
   const ratio = Math.min(loaderRate, augRate) / steps;
+  const ratioHost = Math.min(med("loader (host)"), med("loader+shift+noise (host)")) / steps;
   console.log("");
   console.log(
-    `fit overhead of augmenting on the fly = ${(overhead * 100).toFixed(1)} % (target <= 5 %): ${fitOnTheFly.toFixed(0)} vs ${fitInAdvance.toFixed(0)} ms per ${nSteps}-step epoch, medians of ${FIT_ROUNDS} alternating pairs`,
+    `fit overhead of augmenting on the fly = ${(overhead * 100).toFixed(1)} % (target <= 5 %): ${fitOnTheFly.toFixed(0)} vs ${fitInAdvance.toFixed(0)} ms per ${nSteps}-step epoch, medians of ${FIT_ROUNDS} rounds, the order rotating`,
   );
-  console.log(`R = min(loader, loader+shift+noise batches/s) / train steps/s = ${ratio.toFixed(1)} (target >= 20)`);
+  console.log(`  on the host path (before @fitloop/wasm made the batches): ${(overheadHost * 100).toFixed(1)} % (${fitHost.toFixed(0)} ms)`);
+  console.log(`R = min(loader, loader+shift+noise batches/s) / train steps/s = ${ratio.toFixed(1)} (target >= 20); on the host path ${ratioHost.toFixed(1)}`);
   console.log(`wasm backend, ${threads} thread${threads === 1 ? "" : "s"} (as tfjs-wasm reports), batch ${BATCH}, 784 features, medians of ${ROUNDS} interleaved rounds, ${seconds.toFixed(0)} s`);
   const r2 = (x: number) => Math.round(x * 100) / 100;
   console.log(
@@ -268,6 +297,10 @@ async function main(): Promise<void> {
       fit_epoch_aug_ms: r2(fitOnTheFly),
       fit_epoch_in_advance_ms: r2(fitInAdvance),
       fit_aug_overhead_pct: r2(overhead * 100),
+      ratio_host: r2(ratioHost),
+      loader_aug_host_batches_per_s: r2(med("loader+shift+noise (host)")),
+      fit_epoch_aug_host_ms: r2(fitHost),
+      fit_aug_host_overhead_pct: r2(overheadHost * 100),
     }),
   );
 }

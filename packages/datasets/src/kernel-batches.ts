@@ -13,20 +13,27 @@ import { sizeOf } from "./validate.js";
  * finds it made. The transforms draw the same numbers as on the host (`BatchTransform.kernel`) and
  * the noise is this package's own kernel, built into @fitloop/wasm: the same bits either way.
  *
- * The data set goes into the backend's memory once (one tensor, kept until `dispose()`), so the
- * workers read it in place. Used only for transforms that are all kernel steps, in the order
- * [shift][noise] (each optional), and data sets up to `MAX_KERNEL_DATA_BYTES`.
+ * The kernel copies the data set into the backend's memory at the first batch (no tensor: the
+ * engine's tensor count does not change) and keeps the copy until `dispose()` or until this object
+ * is garbage-collected; the batches read the data set as it was then. Used for transforms that are
+ * all kernel steps, in the order shift, noise (at least one of them), and data sets up to
+ * `MAX_KERNEL_DATA_BYTES`. Posted batches are kept (`tf.keep`) until the join, so a `tf.tidy` around
+ * the consumer's `next()` cannot free a batch that is still being made.
  */
 export const AUGMENT_POST = "FitloopAugmentPost";
 export const AUGMENT_JOIN = "FitloopAugmentJoin";
+export const AUGMENT_RELEASE = "FitloopAugmentRelease";
 
 /** Data sets larger than this are batched on the host (a second copy in the backend's memory would cost too much). */
 export const MAX_KERNEL_DATA_BYTES = 512 * 1024 * 1024;
 
-/** Whether `transforms` can be made by the kernels: kernel steps only, at most a shift (first) then a noise. */
+/**
+ * Whether `transforms` can be made by the kernels: kernel steps only, a shift (first), a noise, or
+ * both. Without transforms the host's gather is as cheap, and needs no copy of the data set.
+ */
 export function kernelPlan(transforms: readonly BatchTransform[]): boolean {
   const kinds = transforms.map((t) => t.kernel?.kind ?? "host").join(",");
-  return ["", "shift", "noise", "shift,noise"].includes(kinds);
+  return ["shift", "noise", "shift,noise"].includes(kinds);
 }
 
 /** A batch posted to the kernel: its features are being made until `join`. */
@@ -36,8 +43,6 @@ export interface PostedBatch {
 }
 
 export class KernelBatches {
-  private data: { tensor: tf.Tensor; backend: tf.KernelBackend } | undefined;
-
   constructor(
     private readonly dataset: ArrayDataset,
     private readonly transforms: readonly BatchTransform[],
@@ -64,13 +69,15 @@ export class KernelBatches {
     const ys = labelTensor(host.y, n, host.labelShape);
     try {
       const attrs = {
+        data: ds.x,
+        owner: this,
         indices,
         outShape: this.flatten ? [n, f] : [n, ...ds.sampleShape],
         ...(shift ? { shifts: shift.shifts, h: shift.h, w: shift.w, c: shift.c, fill: shift.fill } : { h: 1, w: f, c: 1, fill: 0 }),
         ...(noise ? { noise: { std: noise.std, lo: noise.lo, hi: noise.hi, states: noise.states, tables: regionTables() } } : {}),
       };
-      const xs = tf.engine().runKernel(AUGMENT_POST, { data: this.dataTensor() }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-      return { xs, ys };
+      const xs = tf.engine().runKernel(AUGMENT_POST, {}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+      return { xs: tf.keep(xs), ys: tf.keep(ys) };
     } catch (e) {
       ys.dispose();
       throw e;
@@ -80,12 +87,10 @@ export class KernelBatches {
   /** The made batch (waits for it; a kernel thread's error is thrown here, and nothing of the batch is left). */
   join(posted: PostedBatch): Batch {
     try {
-      return { xs: tf.engine().runKernel(AUGMENT_JOIN, { x: posted.xs }, {}) as tf.Tensor, ys: posted.ys };
-    } catch (e) {
-      posted.ys.dispose();
-      throw e;
+      const xs = tf.engine().runKernel(AUGMENT_JOIN, { x: posted.xs }, {}) as tf.Tensor;
+      return { xs, ys: tf.clone(posted.ys) }; // tensors of the caller's scope, as the host path's
     } finally {
-      posted.xs.dispose();
+      tf.dispose([posted.xs, posted.ys]);
     }
   }
 
@@ -98,20 +103,8 @@ export class KernelBatches {
     }
   }
 
-  /** The data set in the current backend's memory (made once per backend). */
-  private dataTensor(): tf.Tensor {
-    const backend = tf.backend();
-    if (this.data?.backend !== backend) {
-      this.dispose();
-      const ds = this.dataset;
-      this.data = { tensor: tf.keep(tf.tensor(ds.x, [ds.size, sizeOf(ds.sampleShape)], "float32")), backend };
-    }
-    return this.data.tensor;
-  }
-
-  /** Releases the data set's copy in the backend's memory. */
+  /** Releases the data set's copy in the backend's memory (the next batch makes a new one). */
   dispose(): void {
-    this.data?.tensor.dispose();
-    this.data = undefined;
+    if (tf.getKernel(AUGMENT_RELEASE, tf.getBackend())) tf.engine().runKernel(AUGMENT_RELEASE, {}, { owner: this } as unknown as tf.NamedAttrMap);
   }
 }

@@ -168,7 +168,7 @@ export class DataLoader implements DataSource {
     this.releasePeek(); // the loop has moved on from its pre-flight scan
     const self = this;
     function* gen(): Generator<Batch> {
-      if (self.kernel?.available()) return yield* self.kernelBatches(cursor);
+      if (self.kernel?.available() && cursor.batchIndex < self.batchesPerEpoch) return yield* self.kernelBatches(cursor);
       for (let b = cursor.batchIndex; b < self.batchesPerEpoch; b++) yield self.batch(cursor.epoch, b);
     }
     if (this.depth === 0) return { [Symbol.iterator]: gen };
@@ -182,16 +182,17 @@ export class DataLoader implements DataSource {
    * disposed when the iteration ends.
    */
   private *kernelBatches(cursor: DataCursor): Generator<Batch> {
-    let posted: PostedBatch | undefined = cursor.batchIndex < this.batchesPerEpoch ? this.post(cursor.epoch, cursor.batchIndex) : undefined;
+    let posted: PostedBatch | undefined = this.post(cursor.epoch, cursor.batchIndex);
     try {
       for (let b = cursor.batchIndex; b < this.batchesPerEpoch; b++) {
-        const current = posted!;
+        const current = posted;
         posted = undefined;
-        const batch = this.kernel!.join(current);
+        // the kernels can go away mid-epoch (another backend, unregistered): the host makes the rest
+        const batch = current ? this.kernel!.join(current) : this.batch(cursor.epoch, b);
         // a failure to post the next batch is reported when it is asked for, as on the host
         let failed: { error: unknown } | undefined;
         try {
-          if (b + 1 < this.batchesPerEpoch) posted = this.post(cursor.epoch, b + 1);
+          if (b + 1 < this.batchesPerEpoch && this.kernel!.available()) posted = this.post(cursor.epoch, b + 1);
         } catch (error) {
           failed = { error };
         }

@@ -53,7 +53,7 @@ export { disableReluGrad, enableReluGrad, isReluGradEnabled, RELU_GRAD, wasmRelu
 export { fmaEnabled, fmaSupported, setFmaEnabled, setSimdKernelsEnabled, simdKernelsEnabled, type FmaStatus } from "./simd/index.js";
 export { convImagesEnabled, fmaActive, packedGemmEnabled, setConvImagesEnabled, setPackedGemmEnabled, setSplitGemmMinFlops, splitGemmMinFlops } from "./wasm-gemm-split.js";
 export { setWinogradEnabled, winogradEnabled, WINOGRAD_MIN_CHANNELS } from "./wasm-conv-winograd.js";
-export { AUGMENT_JOIN, AUGMENT_POST, augmentKernelsEnabled, augmentPending, disableAugmentKernels, enableAugmentKernels, wasmAugmentJoin, wasmAugmentPost } from "./wasm-augment.js";
+export { AUGMENT_JOIN, AUGMENT_POST, AUGMENT_RELEASE, augmentKernelsEnabled, augmentPending, disableAugmentKernels, enableAugmentKernels, wasmAugmentJoin, wasmAugmentPost, wasmAugmentRelease } from "./wasm-augment.js";
 export type { AugmentNoiseStep, AugmentNoiseTables, AugmentPostAttrs } from "./wasm-augment.js";
 export { CHUNKS_PER_THREAD, DEFAULT_MIN_SPLIT_BYTES, kernelThreadPool, kernelThreadsEnabled, memoryBoundSplitEnabled, planParts, poolFor, runInBackground, setKernelThreadPool, setKernelThreadsEnabled, setMemoryBoundSplit, splitRows } from "./kernel-threads.js";
 export type { BackgroundJob, BackgroundOptions, KernelCall, KernelThreadPool, SplitRowsOptions } from "./kernel-threads.js";

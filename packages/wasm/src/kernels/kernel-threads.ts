@@ -42,7 +42,7 @@ export interface KernelThreadPool {
   post?(tasks: readonly KernelCall[], options?: BackgroundOptions): BackgroundJob;
 }
 
-/** The order of a background job's tasks: they start in order, task i once `after[i]` tasks have finished. */
+/** The order of a background job's tasks: they start in order, task i once `after[i]` tasks have finished (whichever they are). */
 export interface BackgroundOptions {
   /** Per task, how many tasks must have finished before it starts (<= its index; default 0). */
   after?: readonly number[];
@@ -60,6 +60,11 @@ export interface BackgroundJob {
    * freeing any memory they use. Idempotent.
    */
   join(): void;
+  /**
+   * Whether a task may still be running after `join()` threw (a worker that did not finish in time):
+   * the memory the job uses must then not be freed.
+   */
+  running(): boolean;
 }
 
 let pool: KernelThreadPool | undefined;
@@ -124,6 +129,7 @@ export function runInBackground(memory: WebAssembly.Memory, calls: readonly Kern
   let left: readonly KernelCall[] | undefined = calls;
   return {
     done: () => left === undefined,
+    running: () => false,
     join() {
       const todo = left;
       left = undefined;

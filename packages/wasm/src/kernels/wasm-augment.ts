@@ -1,6 +1,7 @@
+import * as tf from "@tensorflow/tfjs-core";
 import { getKernel, registerKernel, unregisterKernel, util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { runInBackground, type BackgroundJob, type KernelCall } from "./kernel-threads.js";
-import { augmentSimd, EMBEDDED_SIMD_MODULES, type AugmentSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
+import { augmentSimd, embeddedModuleValidates, type AugmentSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
 import { asKernelFunc, WASM, type KernelArgs, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
@@ -21,11 +22,16 @@ import { asKernelFunc, WASM, type KernelArgs, type WasmHeapBackend } from "./was
  *
  * Between post and join the tensor holds no values yet: join it before any other use. Posting joins
  * the batch posted before, if any (one batch is made at a time). The job holds a reference to its
- * output and to the data until the join, so disposing either early cannot free memory a worker
- * still writes or reads.
+ * output until the join, so disposing it early cannot free memory a worker still writes.
+ *
+ * The data set is passed as a `Float32Array` with an `owner` object (the loader): the kernel copies it
+ * into the heap at the owner's first post and keeps the copy for later posts of that owner, until
+ * `FitloopAugmentRelease` or until the owner is garbage-collected. No tensor is made for it (the
+ * engine's tensor count does not change), and the copy is freed only when no job uses it.
  */
 export const AUGMENT_POST = "FitloopAugmentPost";
 export const AUGMENT_JOIN = "FitloopAugmentJoin";
+export const AUGMENT_RELEASE = "FitloopAugmentRelease";
 
 /** The tables of datasets' noise kernel, laid out as its memory region (normal.wat). */
 export interface AugmentNoiseTables {
@@ -50,8 +56,12 @@ export interface AugmentNoiseStep {
   tables: AugmentNoiseTables;
 }
 
-/** Attributes of `FitloopAugmentPost` (input: `data`, float32 [N, ...features]). */
+/** Attributes of `FitloopAugmentPost` (no inputs). */
 export interface AugmentPostAttrs {
+  /** The data set's features, N samples of h * w * c (read once per owner: see `owner`). */
+  data: Float32Array;
+  /** Whose copy of `data` this is: the copy is made at its first post and kept until `FitloopAugmentRelease` or its collection. */
+  owner: object;
   /** The batch's rows of `data`, in batch order. */
   indices: Int32Array;
   /** (dy, dx) per sample: shift each image (its uncovered pixels set to `fill`), or none. */
@@ -87,12 +97,49 @@ interface Region {
 }
 const regions = new WeakMap<object, Region[]>();
 
+/** A data set's copy in the heap. */
+interface DataCopy {
+  wasm: WasmHeapBackend["wasm"];
+  ptr: number;
+  /** Jobs that read it and are not joined yet. */
+  jobs: number;
+  /** Freed once no job reads it. */
+  released: boolean;
+}
+/** Copies by owner, per backend module. */
+const copies = new WeakMap<object, WeakMap<object, DataCopy>>();
+const collected = new FinalizationRegistry<DataCopy>((copy) => release(copy));
+
+function release(copy: DataCopy): void {
+  copy.released = true;
+  if (copy.jobs === 0 && copy.ptr !== 0) {
+    copy.wasm._free(copy.ptr);
+    copy.ptr = 0;
+  }
+}
+
+/** The owner's copy of `data` in this backend's heap (made on first use). */
+function dataCopy(b: WasmHeapBackend, owner: object, data: Float32Array): DataCopy {
+  let byOwner = copies.get(b.wasm);
+  if (!byOwner) copies.set(b.wasm, (byOwner = new WeakMap()));
+  let copy = byOwner.get(owner);
+  if (!copy || copy.released) {
+    const ptr = b.wasm._malloc(data.byteLength);
+    if (!ptr) fail(`could not allocate ${data.byteLength} bytes for the data set in the wasm heap`);
+    b.wasm.HEAPF32.set(data, ptr / 4); // after the malloc (the heap may have grown)
+    copy = { wasm: b.wasm, ptr, jobs: 0, released: false };
+    byOwner.set(owner, copy);
+    collected.register(owner, copy, copy);
+  }
+  return copy;
+}
+
 interface Pending {
   job: BackgroundJob;
   out: object;
-  data: object;
+  data: DataCopy;
   backend: WasmHeapBackend;
-  /** The indices and shifts, copied into the heap. */
+  /** The indices, shifts and chunk states, copied into the heap. */
   scratch: number;
 }
 let pending: Pending | undefined;
@@ -128,15 +175,16 @@ function prepareNoise(b: WasmHeapBackend, r: Region, noise: AugmentNoiseStep): v
   r.std = noise.std;
 }
 
-function checkAttrs(a: AugmentPostAttrs, data: TensorInfo): { n: number; f: number } {
-  if (data?.dtype !== "float32" || data.shape.length < 2) fail(`data must be a float32 tensor [samples, ...features], got ${data ? `${data.dtype} [${data.shape.join(", ")}]` : "none"}`);
+function checkAttrs(a: AugmentPostAttrs): { n: number; f: number } {
+  if (!(a.data instanceof Float32Array)) fail("data must be a Float32Array (the data set's features)");
+  if (typeof a.owner !== "object" || a.owner === null) fail("owner must be an object (whose copy of the data this is)");
   if (!(a.indices instanceof Int32Array) || a.indices.length < 1) fail("indices must be an Int32Array of at least one row");
-  const n = a.indices.length;
-  const f = util.sizeFromShape(data.shape.slice(1));
-  const rows = data.shape[0]!;
-  for (let s = 0; s < n; s++) if (!(a.indices[s]! >= 0 && a.indices[s]! < rows)) fail(`indices[${s}] = ${a.indices[s]} is outside the data's ${rows} samples`);
   for (const k of ["h", "w", "c"] as const) if (!Number.isSafeInteger(a[k]) || a[k] < 1) fail(`${k} must be an integer >= 1, got ${String(a[k])}`);
-  if (a.h * a.w * a.c !== f) fail(`h * w * c = ${a.h * a.w * a.c}, but a sample of data has ${f} features`);
+  const n = a.indices.length;
+  const f = a.h * a.w * a.c;
+  if (a.data.length % f !== 0) fail(`data has ${a.data.length} values, not whole samples of h * w * c = ${f}`);
+  const rows = a.data.length / f;
+  for (let s = 0; s < n; s++) if (!(a.indices[s]! >= 0 && a.indices[s]! < rows)) fail(`indices[${s}] = ${a.indices[s]} is outside the data's ${rows} samples`);
   if (!Array.isArray(a.outShape) || util.sizeFromShape(a.outShape) !== n * f || a.outShape[0] !== n) fail(`outShape [${String(a.outShape)}] must be [${n}, ...] with ${n * f} values`);
   if (a.shifts !== undefined && !(a.shifts instanceof Int32Array && a.shifts.length === 2 * n)) fail(`shifts must be an Int32Array of ${2 * n} values (dy, dx per sample)`);
   if (typeof a.fill !== "number") fail(`fill must be a number, got ${typeof a.fill}`);
@@ -161,69 +209,77 @@ function settle(p: Pending, record: boolean): unknown {
   } catch (e) {
     error = e;
     if (record) failed.set(p.out, e);
-  } finally {
-    p.backend.wasm._free(p.scratch);
-    p.backend.disposeData(p.data); // the job's references
-    p.backend.disposeData(p.out);
   }
+  // a task a worker never finished may still use the memory: leak it rather than free it
+  if (p.job.running()) return error;
+  p.backend.wasm._free(p.scratch);
+  p.data.jobs--;
+  if (p.data.released) release(p.data);
+  // the job's reference to the output; if the engine disposed the tensor meanwhile, its entry goes too
+  if (p.backend.disposeData(p.out)) tf.engine().removeDataId(p.out, p.backend as unknown as tf.KernelBackend);
   return error;
 }
 
-export function wasmAugmentPost({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+export function wasmAugmentPost({ backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as unknown as WasmHeapBackend;
-  const { data } = inputs as { data: TensorInfo };
   const a = attrs as unknown as AugmentPostAttrs;
-  const { n, f } = checkAttrs(a, data);
+  const { n, f } = checkAttrs(a);
   const simd = augmentSimd(b.wasm as EmscriptenWasm);
   if (!simd) fail("needs WebAssembly SIMD and fitloop's SIMD kernels (setSimdKernelsEnabled(false) turns them off)");
   if (pending) settle(pending, true); // one batch at a time
 
   const noise = a.noise;
+  const data = dataCopy(b, a.owner, a.data);
   const out = b.makeOutput(a.outShape, "float32");
   // the indices, the shifts and the noise's chunk states, copied into the heap for the job
   const scratch = b.wasm._malloc(4 * (n + (a.shifts ? 2 * n : 0) + (noise ? noise.states.length : 0)) + 16);
-  const r = noise ? noiseRegions(b, simd) : [];
-  const heap32 = b.wasm.HEAP32; // after every malloc (the heap may have grown)
-  const idxPtr = (scratch + 15) & ~15;
-  heap32.set(a.indices, idxPtr / 4);
-  const shiftPtr = a.shifts ? idxPtr + 4 * n : 0;
-  if (a.shifts) heap32.set(a.shifts, shiftPtr / 4);
-  const statesPtr = idxPtr + 4 * (n + (a.shifts ? 2 * n : 0));
-  if (noise) heap32.set(noise.states, statesPtr / 4);
+  try {
+    const r = noise ? noiseRegions(b, simd) : [];
+    const heap32 = b.wasm.HEAP32; // after every malloc (the heap may have grown)
+    const idxPtr = (scratch + 15) & ~15;
+    heap32.set(a.indices, idxPtr / 4);
+    const shiftPtr = a.shifts ? idxPtr + 4 * n : 0;
+    if (a.shifts) heap32.set(a.shifts, shiftPtr / 4);
+    const statesPtr = idxPtr + 4 * (n + (a.shifts ? 2 * n : 0));
+    if (noise) heap32.set(noise.states, statesPtr / 4);
 
-  const at = (t: TensorInfo) => b.dataIdMap.get(t.dataId)!.memoryOffset;
-  const outPtr = at(out);
-  const calls: KernelCall[] = [];
-  const after: number[] = [];
-  const gatherTasks = Math.min(MAX_GATHER_TASKS, n, Math.max(1, Math.ceil((n * f) / 8192)));
-  for (let t = 0, from = 0; t < gatherTasks; t++) {
-    const to = Math.round((n * (t + 1)) / gatherTasks);
-    calls.push({ module: "augment", fn: "gatherShift", args: [outPtr, at(data), idxPtr, shiftPtr, from, to, a.h, a.w, a.c, a.fill] });
-    after.push(0);
-    from = to;
-  }
-  if (noise) {
-    // whole chunks of 4096 from the batch's start, as the host makes them, once the rows are gathered;
-    // each task in a region of its own, so they may run at once
-    const chunks = Math.ceil((n * f) / NOISE_CHUNK);
-    const tasks = Math.min(NOISE_REGIONS, chunks);
-    for (let t = 0, c0 = 0; t < tasks; t++) {
-      const c1 = Math.round((chunks * (t + 1)) / tasks);
-      prepareNoise(b, r[t]!, noise);
-      const start = c0 * NOISE_CHUNK;
-      const len = Math.min(c1 * NOISE_CHUNK, n * f) - start;
-      calls.push({ module: "augment", fn: "normalChunks", args: [r[t]!.base, statesPtr + 64 * c0, outPtr + 4 * start, len, Math.fround(noise.lo), Math.fround(noise.hi), noise.std] });
-      after.push(gatherTasks);
-      c0 = c1;
+    const outPtr = b.dataIdMap.get(out.dataId)!.memoryOffset;
+    const calls: KernelCall[] = [];
+    const after: number[] = [];
+    const gatherTasks = Math.min(MAX_GATHER_TASKS, n, Math.max(1, Math.ceil((n * f) / 8192)));
+    for (let t = 0, from = 0; t < gatherTasks; t++) {
+      const to = Math.round((n * (t + 1)) / gatherTasks);
+      calls.push({ module: "augment", fn: "gatherShift", args: [outPtr, data.ptr, idxPtr, shiftPtr, from, to, a.h, a.w, a.c, a.fill] });
+      after.push(0);
+      from = to;
     }
+    if (noise) {
+      // whole chunks of 4096 from the batch's start, as the host makes them, once the rows are gathered;
+      // each task in a region of its own, so they may run at once
+      const chunks = Math.ceil((n * f) / NOISE_CHUNK);
+      const tasks = Math.min(NOISE_REGIONS, chunks);
+      for (let t = 0, c0 = 0; t < tasks; t++) {
+        const c1 = Math.round((chunks * (t + 1)) / tasks);
+        prepareNoise(b, r[t]!, noise);
+        const start = c0 * NOISE_CHUNK;
+        const len = Math.min(c1 * NOISE_CHUNK, n * f) - start;
+        calls.push({ module: "augment", fn: "normalChunks", args: [r[t]!.base, statesPtr + 64 * c0, outPtr + 4 * start, len, Math.fround(noise.lo), Math.fround(noise.hi), noise.std] });
+        after.push(gatherTasks);
+        c0 = c1;
+      }
+    }
+    const local = (c: KernelCall): void => void (simd.exports[c.fn as keyof AugmentSimdExports] as (...x: number[]) => void)(...c.args);
+    const job = runInBackground(simd.memory, calls, local, { after });
+    // the job's reference: the output is not freed before the join, whatever the caller disposes
+    b.incRef(out.dataId);
+    data.jobs++;
+    pending = { job, out: out.dataId, data, backend: b, scratch };
+    return out;
+  } catch (e) {
+    b.wasm._free(scratch);
+    b.disposeData(out.dataId);
+    throw e;
   }
-  // the job's references: neither buffer is freed before the join, whatever the caller disposes
-  b.incRef(out.dataId);
-  b.incRef(data.dataId);
-  const local = (c: KernelCall): void => void (simd.exports[c.fn as keyof AugmentSimdExports] as (...x: number[]) => void)(...c.args);
-  const job = runInBackground(simd.memory, calls, local, { after });
-  pending = { job, out: out.dataId, data: data.dataId, backend: b, scratch };
-  return out;
 }
 
 export function wasmAugmentJoin({ inputs, backend }: KernelArgs): TensorInfo {
@@ -242,32 +298,39 @@ export function wasmAugmentJoin({ inputs, backend }: KernelArgs): TensorInfo {
   return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
 }
 
+/** `FitloopAugmentRelease`: frees `attrs.owner`'s copy of its data set (once no job reads it); returns no tensor. */
+export function wasmAugmentRelease({ backend, attrs }: KernelArgs): TensorInfo[] {
+  const b = backend as unknown as WasmHeapBackend;
+  const owner = (attrs as unknown as { owner?: object }).owner;
+  const copy = owner ? copies.get(b.wasm)?.get(owner) : undefined;
+  if (copy) {
+    copies.get(b.wasm)!.delete(owner!);
+    collected.unregister(copy);
+    release(copy);
+  }
+  return [];
+}
+
 /** Whether a batch is being made (tests). */
 export const augmentPending = (): boolean => pending !== undefined;
 
 const postConfig: KernelConfig = { kernelName: AUGMENT_POST, backendName: WASM, kernelFunc: asKernelFunc(wasmAugmentPost) };
 const joinConfig: KernelConfig = { kernelName: AUGMENT_JOIN, backendName: WASM, kernelFunc: asKernelFunc(wasmAugmentJoin) };
+const releaseConfig: KernelConfig = { kernelName: AUGMENT_RELEASE, backendName: WASM, kernelFunc: asKernelFunc(wasmAugmentRelease) };
 
-/** Whether this engine can run augment.wat (WebAssembly SIMD). */
-function augmentValidates(): boolean {
-  const b64 = EMBEDDED_SIMD_MODULES["augment"]!.plain;
-  const bin = atob(b64);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return typeof WebAssembly === "object" && WebAssembly.validate(bytes);
-}
-
-/** Registers the two kernels for the wasm backend (where WebAssembly SIMD validates); `registerWasmKernels` does. */
+/** Registers the three kernels for the wasm backend (where WebAssembly SIMD validates); `registerWasmKernels` does. */
 export function enableAugmentKernels(): void {
-  if (!augmentValidates()) return;
+  if (!embeddedModuleValidates("augment")) return;
   if (!getKernel(AUGMENT_POST, WASM)) registerKernel(postConfig);
   if (!getKernel(AUGMENT_JOIN, WASM)) registerKernel(joinConfig);
+  if (!getKernel(AUGMENT_RELEASE, WASM)) registerKernel(releaseConfig);
 }
 
 /** Unregisters them (ours only): @fitloop/datasets then makes its batches on the host. */
 export function disableAugmentKernels(): void {
   if (getKernel(AUGMENT_POST, WASM)?.kernelFunc === postConfig.kernelFunc) unregisterKernel(AUGMENT_POST, WASM);
   if (getKernel(AUGMENT_JOIN, WASM)?.kernelFunc === joinConfig.kernelFunc) unregisterKernel(AUGMENT_JOIN, WASM);
+  if (getKernel(AUGMENT_RELEASE, WASM)?.kernelFunc === releaseConfig.kernelFunc) unregisterKernel(AUGMENT_RELEASE, WASM);
 }
 
 export const augmentKernelsEnabled = (): boolean => getKernel(AUGMENT_POST, WASM)?.kernelFunc === postConfig.kernelFunc;

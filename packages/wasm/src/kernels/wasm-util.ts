@@ -11,7 +11,8 @@ export const WASM = "wasm";
 export interface WasmHeapBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number; refCount?: number } | undefined };
   makeOutput(shape: number[], dtype: string): TensorInfo;
-  disposeData(dataId: object): void;
+  /** False while other references to the buffer remain. */
+  disposeData(dataId: object): boolean;
   incRef(dataId: object): void;
   wasm: EmscriptenWasm & { HEAPF32: Float32Array; HEAP32: Int32Array; HEAPU8: Uint8Array };
 }

@@ -153,6 +153,19 @@ describe("background jobs on the kernel threads (post, join)", () => {
     expect(() => p.post([copy(0, 1)])).toThrow(/not usable/);
   });
 
+  it("a join after the pool broke still waits for a task a worker started, and says when it may still run", async () => {
+    // the worker's calls take 2 s; the pool is shut down (its workers terminated) while one runs
+    const prefix = "{ const apply = Function.prototype.apply; Function.prototype.apply = function (t, a) { const until = Date.now() + 2000; while (Date.now() < until); return apply.call(this, t, a); }; }\n";
+    const p = await pool(freshMemory(), { timeoutMs: 300, testWorkerPrefix: prefix });
+    const job = p.post([copy(0, 1), copy(1, 2)]);
+    await new Promise((r) => setTimeout(r, 50)); // the worker claims task 0 and is inside it
+    p.shutdown();
+    const t0 = performance.now();
+    expect(() => job.join()).toThrow(/did not finish a background task within 300 ms/);
+    expect(performance.now() - t0, "it waited for the started task").toBeGreaterThanOrEqual(250);
+    expect(job.running(), "the task may still write: its memory must not be freed").toBe(true);
+  });
+
   it("without a pool, runInBackground runs the calls in order on the caller at join()", () => {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const ran: string[] = [];
@@ -163,5 +176,6 @@ describe("background jobs on the kernel threads (post, join)", () => {
     job.join();
     expect(ran).toEqual([`reluGrad:${buf(0)}`, `reluGrad:${buf(1)}`]);
     expect(job.done()).toBe(true);
+    expect(job.running()).toBe(false);
   });
 });

@@ -138,8 +138,11 @@ while (Atomics.load(ctrl, ${READY} + index) === 1) {
       report(e, ${BG_STATUS}, ${BG_MSG_LEN}, bgMsg);
     }
     Atomics.add(ctrl, ${BG_WORKER_TASKS}, 1);
-    Atomics.add(ctrl, ${BG_DONE}, 1);
+    const done = Atomics.add(ctrl, ${BG_DONE}, 1) + 1;
     Atomics.notify(ctrl, ${BG_DONE});
+    // the next task may start now: wake the other workers (they wait for a job)
+    const w = Atomics.load(ctrl, ${BG_CLAIM});
+    if ((w & 255) < ((w >>> 8) & 255) && bgAfter[w & 255] === done) Atomics.notify(ctrl, ${SEQ});
     continue;
   }
   const spinUs = Atomics.load(ctrl, ${IDLE_SPIN});
@@ -190,6 +193,11 @@ class NodeBackgroundJob implements BackgroundJob {
   }
   join(): void {
     this.pool.joinBackground(this);
+  }
+  /** Set by a join that gave up on a task a worker had started (the pool broke): it may still run. */
+  unfinished = false;
+  running(): boolean {
+    return this.unfinished;
   }
 }
 
@@ -377,9 +385,10 @@ class NodeKernelThreadPool implements KernelThreadPool {
    * Posts `tasks` as the background job and returns at once: idle workers run its tasks between
    * jobs (a job that comes meanwhile goes first: a worker looks for one after each background task,
    * so keep them a few microseconds long), and `join()` runs what no worker has claimed yet on the
-   * caller. Tasks start in order; task i only once `after[i]` tasks have finished (0 by default: at
-   * once; `serial`: i, each after the one before). One background job at a time: join it before
-   * posting the next.
+   * caller. Tasks start in order; task i only once `after[i]` tasks have finished, whichever they are
+   * (0 by default: at once; `serial`: i, each after the one before; a phase boundary: every task of
+   * the next phase with `after` = the number of tasks before it). One background job at a time: join
+   * it before posting the next.
    */
   post(tasks: readonly KernelCall[], options: BackgroundOptions = {}): BackgroundJob {
     if (this.pending) throw new Error("fitloop kernel threads: a background job is still running: join() it before posting another");
@@ -419,15 +428,24 @@ class NodeKernelThreadPool implements KernelThreadPool {
     const c = this.ctrl;
     const n = job.n;
     let error: unknown;
+    let started = n;
+    let timedOut = false;
     for (;;) {
       const w = Atomics.load(c, BG_CLAIM);
       const i = w & 255;
       if (i >= n) break;
-      // task i waits for the tasks before it that it depends on, which a worker may still be running
+      if (this.broken) {
+        // claim the rest so that no worker starts them: they do not run, the join reports the pool's state
+        if (Atomics.compareExchange(c, BG_CLAIM, w, (w & ~255) | n) !== w) continue;
+        started = i;
+        break;
+      }
+      // task i waits for the tasks it depends on, which a worker may still be running
       const after = this.bg.after[i]!;
       if (Atomics.load(c, BG_DONE) < after) {
-        error ??= this.waitFor(BG_DONE, (v) => v >= after, "background task");
-        if (this.broken) break;
+        const e = this.waitFor(BG_DONE, (v) => v >= after, "background task");
+        timedOut ||= e !== undefined;
+        error ??= e;
         continue;
       }
       if (Atomics.compareExchange(c, BG_CLAIM, w, w + 1) !== w) continue;
@@ -436,14 +454,29 @@ class NodeKernelThreadPool implements KernelThreadPool {
       } catch (e) {
         error ??= e;
       }
-      Atomics.add(c, BG_DONE, 1);
+      this.backgroundTaskDone();
     }
-    // the tasks a worker claimed write into memory the caller owns: always wait for them
-    error ??= this.broken ? undefined : this.waitFor(BG_DONE, (v) => v === n, "background task");
+    // every task that started writes into memory the caller owns: wait for them, also when the pool
+    // broke meanwhile; one that does not finish in time leaves the job `running()` (its memory must not be freed)
+    if (!timedOut) {
+      const e = this.waitFor(BG_DONE, (v) => v === started, "background task");
+      timedOut = e !== undefined;
+      error ??= e;
+    }
+    job.unfinished = Atomics.load(c, BG_DONE) !== started;
     this.pending = undefined;
-    if (error === undefined && this.broken && Atomics.load(c, BG_DONE) !== n) error = new Error(`fitloop kernel threads: ${this.broken}`);
+    if (error === undefined && started < n) error = new Error(`fitloop kernel threads: ${this.broken ?? "a background task did not run"}`);
     if (error === undefined && Atomics.load(c, BG_STATUS) === 1) error = new Error(`fitloop kernel thread (background task): ${new TextDecoder().decode(this.bg.msg.slice(0, Atomics.load(c, BG_MSG_LEN)))}`);
     if (error !== undefined) throw error;
+  }
+
+  /** Counts a finished background task; wakes the workers when it lets the next task start (its `after`). */
+  private backgroundTaskDone(): void {
+    const c = this.ctrl;
+    const done = Atomics.add(c, BG_DONE, 1) + 1;
+    const w = Atomics.load(c, BG_CLAIM);
+    const i = w & 255;
+    if (i < ((w >>> 8) & 255) && this.bg.after[i] === done) Atomics.notify(c, SEQ);
   }
 
   /** Whether every task of the pending background job has finished. */

@@ -162,6 +162,12 @@ function decode(b64: string): Uint8Array<ArrayBuffer> {
 /** What the embedded modules import: the memory, and the host's exp and log (augment.wat's noise, as datasets' normal.wat). */
 export const moduleImports = (memory: WebAssembly.Memory): WebAssembly.Imports => ({ env: { memory }, math: { exp: Math.exp, log: Math.log } });
 
+/** Whether this engine validates the embedded module `name` (its plain variant): WebAssembly SIMD is there. */
+export function embeddedModuleValidates(name: string): boolean {
+  const sources = EMBEDDED_SIMD_MODULES[name];
+  return sources !== undefined && typeof WebAssembly === "object" && WebAssembly.validate(decode(sources.plain));
+}
+
 /** Compiled modules by source and variant; null = cannot be used here (no SIMD, no shared memory). */
 const modules = new Map<string, WebAssembly.Module | null>();
 const instances = new Map<string, WeakMap<WebAssembly.Memory, object | null>>();
