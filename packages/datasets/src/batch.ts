@@ -69,9 +69,9 @@ export interface BatchTransform {
   kernel?: KernelTransform;
 }
 
-/** A transform a backend kernel can run: `shift` gathers (first only), `noise` follows. */
+/** A transform a backend kernel can run: `shift` gathers (first only), then `noise`, then `normalize`. */
 export interface KernelTransform {
-  readonly kind: "shift" | "noise";
+  readonly kind: "shift" | "noise" | "normalize";
   step(ctx: TransformContext, size: number, sampleShape: readonly number[]): KernelStep;
 }
 
@@ -95,6 +95,12 @@ export type KernelStep =
       hi: number;
       /** The noise kernel's generators for each chunk of 4096 features of the batch (16 words each, seeded from `ctx.rng`). */
       states: Int32Array;
+    }
+  | {
+      kind: "normalize";
+      /** Per feature: x = (x - mean) * invStd. */
+      mean: Float32Array;
+      invStd: Float32Array;
     };
 
 /** Copies one sample's `f` features from `src[srcBase, srcBase + f)` into `x[dstBase, dstBase + f)`, transformed. */

@@ -5,7 +5,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { DataError, Trainer, seeded, silentLogger, useBackend, type Batch } from "@fitloop/core";
 import { expectNoLeaks } from "@fitloop/core/testing";
 import { AUGMENT_JOIN, AUGMENT_POST } from "./kernel-batches.js";
-import { DataLoader, fromArrays, gaussianNoise, randomCrop, randomRotation, randomShift, type BatchTransform, type LoaderOptions } from "./index.js";
+import { DataLoader, fitNormalizer, fromArrays, gaussianNoise, randomCrop, randomRotation, randomShift, type BatchTransform, type LoaderOptions } from "./index.js";
 import { loadEmbeddedMnist } from "./node/index.js";
 
 // Batches made in the background by @fitloop/wasm's FitloopAugmentPost / FitloopAugmentJoin
@@ -58,6 +58,9 @@ describe("DataLoader batches made by the wasm backend's kernel threads", () => {
     ["MNIST, noise only, no clip, 37 per batch (chunks that are not whole groups of eight)", () => new DataLoader(digits, { batchSize: 37, seed: 5, transforms: [gaussianNoise({ std: 0.5 })] })],
     ["RGB 5x7x3, a crop with fill 0.5 and one-hot labels, a short last batch", () => new DataLoader(rgb(), { batchSize: 8, seed: 7, oneHot: true, transforms: [randomCrop({ padding: 3, fill: 0.5 })] })],
     ["RGB 5x7x3, shift by up to 4 (more than the height allows less), then noise", () => new DataLoader(rgb(), { batchSize: 16, seed: 9, transforms: [randomShift({ maxShift: 4 }), gaussianNoise({ std: 2, clip: [-1, 1.5] })] })],
+    ["MNIST, the README's recipe: shift, noise, a per-pixel normaliser (constant pixels: invStd 1)", () => new DataLoader(digits, { batchSize: 64, seed: 12, flatten: true, transforms: [randomShift({ maxShift: 2 }), gaussianNoise({ std: 0.05, clip: [0, 1] }), fitNormalizer(digits).transform()] })],
+    ["RGB 5x7x3, a per-channel normaliser alone (a plain gather first)", () => new DataLoader(rgb(), { batchSize: 9, seed: 13, transforms: [fitNormalizer(rgb(), { per: "channel" }).transform()] })],
+    ["RGB 5x7x3, a crop, then a global normaliser", () => new DataLoader(rgb(), { batchSize: 12, seed: 14, transforms: [randomCrop({ padding: 2 }), fitNormalizer(rgb(), { per: "global" }).transform()] })],
   ];
 
   it.each(cases)("%s: the same bits as the host, through the kernel", async (_, make) => {
@@ -84,6 +87,7 @@ describe("DataLoader batches made by the wasm backend's kernel threads", () => {
       [randomRotation({ maxDegrees: 10 })],
       [gaussianNoise({ std: 0.1 }), randomShift({ maxShift: 1 })],
       [randomShift({ maxShift: 1 }), randomShift({ maxShift: 1 })],
+      [fitNormalizer(rgb()).transform(), gaussianNoise({ std: 0.1 })], // noise after the normaliser
     ];
     for (const transforms of host) {
       const loader = new DataLoader(rgb(), { batchSize: 8, seed: 1, transforms });

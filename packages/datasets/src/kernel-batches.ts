@@ -28,12 +28,13 @@ export const AUGMENT_RELEASE = "FitloopAugmentRelease";
 export const MAX_KERNEL_DATA_BYTES = 512 * 1024 * 1024;
 
 /**
- * Whether `transforms` can be made by the kernels: kernel steps only, a shift (first), a noise, or
- * both. Without transforms the host's gather is as cheap, and needs no copy of the data set.
+ * Whether `transforms` can be made by the kernels: kernel steps only, in the order shift (it
+ * gathers), noise, normalize, each at most once, at least one. Without transforms the host's
+ * gather is as cheap, and needs no copy of the data set.
  */
 export function kernelPlan(transforms: readonly BatchTransform[]): boolean {
   const kinds = transforms.map((t) => t.kernel?.kind ?? "host").join(",");
-  return ["shift", "noise", "shift,noise"].includes(kinds);
+  return kinds !== "" && /^(shift)?(,?noise)?(,?normalize)?$/.test(kinds) && !kinds.startsWith(",");
 }
 
 /** A batch posted to the kernel: its features are being made until `join`. */
@@ -63,6 +64,7 @@ export class KernelBatches {
     const steps = this.transforms.map((t) => withTransformErrors(t.name, () => t.kernel!.step(ctx, n, ds.sampleShape), ctx));
     const shift = steps.find((s): s is Extract<KernelStep, { kind: "shift" }> => s.kind === "shift");
     const noise = steps.find((s): s is Extract<KernelStep, { kind: "noise" }> => s.kind === "noise");
+    const norm = steps.find((s): s is Extract<KernelStep, { kind: "normalize" }> => s.kind === "normalize");
     const f = sizeOf(ds.sampleShape);
     const labels = gatherLabels(ds, indices);
     const host = this.oneHot ? toOneHot({ x: new Float32Array(0), ...labels, size: n, sampleShape: ds.sampleShape, indices }, ds.numClasses!) : labels;
@@ -75,6 +77,7 @@ export class KernelBatches {
         outShape: this.flatten ? [n, f] : [n, ...ds.sampleShape],
         ...(shift ? { shifts: shift.shifts, h: shift.h, w: shift.w, c: shift.c, fill: shift.fill } : { h: 1, w: f, c: 1, fill: 0 }),
         ...(noise ? { noise: { std: noise.std, lo: noise.lo, hi: noise.hi, states: noise.states, tables: regionTables() } } : {}),
+        ...(norm ? { normalize: { mean: norm.mean, invStd: norm.invStd } } : {}),
       };
       const xs = tf.engine().runKernel(AUGMENT_POST, {}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
       return { xs: tf.keep(xs), ys: tf.keep(ys) };

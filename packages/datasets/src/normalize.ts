@@ -122,6 +122,15 @@ export class Normalizer extends BaseCallback {
         if (this.stats && sizeOf(info.sampleShape) !== this.stats.meanFull.length) throw this.shapeMismatch(info.sampleShape);
       },
       apply: (batch) => (this.normalizeInPlace(batch.x, batch.sampleShape), batch),
+      // the same arithmetic in a backend kernel (DataLoader on wasm): float64, rounded once to float32
+      kernel: {
+        kind: "normalize",
+        step: (_ctx, _size, sampleShape) => {
+          const s = this.needStats();
+          if (sizeOf(sampleShape) !== s.meanFull.length) throw this.shapeMismatch(sampleShape);
+          return { kind: "normalize", mean: s.meanFull, invStd: s.invStdFull };
+        },
+      },
     };
   }
 

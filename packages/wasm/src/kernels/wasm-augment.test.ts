@@ -81,6 +81,18 @@ describe("FitloopAugmentPost / Join (gather and shift in the background)", () =>
     setKernelThreadsEnabled(true);
   });
 
+  it("normalises per feature after the gather as JavaScript does (float64, rounded once), features not a multiple of 4", () => {
+    const indices = Int32Array.of(7, 2, 19);
+    const mean = Float32Array.from({ length: F }, (_, k) => ((k * 37) % 101) / 97);
+    const invStd = Float32Array.from({ length: F }, (_, k) => 1 / (0.1 + ((k * 13) % 29) / 7));
+    const b = post({ data, owner, indices, h: H, w: W, c: C, fill: 0, outShape: [3, F], normalize: { mean, invStd } });
+    const xs = join(b);
+    const want = reference(data, indices, undefined, 0);
+    for (let i = 0; i < want.length; i++) want[i] = (want[i]! - mean[i % F]!) * invStd[i % F]!;
+    expect(Array.from(xs.dataSync())).toEqual(Array.from(want));
+    tf.dispose([b, xs]);
+  });
+
   it("refuses bad attributes with the attribute's name, before any work", () => {
     const ok: Partial<AugmentPostAttrs> = { data, owner, indices: Int32Array.of(0, 1), h: H, w: W, c: C, fill: 0, outShape: [2, F] };
     const ids = tf.engine().backend.numDataIds();
@@ -99,6 +111,7 @@ describe("FitloopAugmentPost / Join (gather and shift in the background)", () =>
       [{ noise: { std: 1, lo: 1, hi: 0, states: new Int32Array(16), tables: { kn: new Int32Array(512), wn: new Float64Array(512), slow: new Float64Array(2304) } } }, /noise.lo must be <= noise.hi/],
       [{ noise: { std: 1, lo: 0, hi: 1, states: new Int32Array(32), tables: { kn: new Int32Array(512), wn: new Float64Array(512), slow: new Float64Array(2304) } } }, /noise.states must be an Int32Array of 16 words per chunk of 4096 features \(16\)/],
       [{ noise: { std: 1, lo: 0, hi: 1, states: new Int32Array(16), tables: { kn: new Int32Array(511), wn: new Float64Array(512), slow: new Float64Array(2304) } } }, /noise.tables must hold/],
+      [{ normalize: { mean: new Float32Array(F), invStd: new Float32Array(F - 1) } }, /normalize must hold mean and invStd, Float32Arrays of 105 values/],
     ];
     for (const [change, message] of cases) expect(() => post({ ...ok, ...change }), String(message)).toThrow(message);
     expect(augmentPending()).toBe(false);

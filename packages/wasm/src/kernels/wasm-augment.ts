@@ -9,7 +9,7 @@ import { asKernelFunc, WASM, type KernelArgs, type WasmHeapBackend } from "./was
  *
  * `FitloopAugmentPost` returns the batch's tensor at once and posts the work that fills it (gather
  * the rows and shift each image, then add gaussian noise: chunks of 4096 in up to four parts that may
- * run at once) to the kernel threads: an idle worker makes it
+ * run at once, then normalise per feature) to the kernel threads: an idle worker makes it
  * while the training step runs (between the step's own jobs), so the step hardly pays for it.
  * `FitloopAugmentJoin` waits for the work (running what no worker has started on the calling
  * thread) and returns the finished tensor. Without kernel threads the work runs at the join.
@@ -76,6 +76,8 @@ export interface AugmentPostAttrs {
   fill: number;
   /** Gaussian noise after the gather and shift, or none. */
   noise?: AugmentNoiseStep;
+  /** Last, per feature: x = (x - mean) * invStd (float64, rounded to float32 once), or none. */
+  normalize?: { mean: Float32Array; invStd: Float32Array };
 }
 
 /** The noise kernel's region: state, tables, a chunk's data and its queue (normal.wat's layout). */
@@ -87,6 +89,8 @@ const NOISE_CHUNK = 4096;
 const MAX_GATHER_TASKS = 24;
 /** Noise tasks per batch at most, each in a region of its own (its chunks' scratch and queue). */
 const NOISE_REGIONS = 4;
+/** Normalisation tasks per batch at most. */
+const NORMALIZE_TASKS = 4;
 
 interface Region {
   /** 16-aligned start of the region in the heap. */
@@ -197,6 +201,8 @@ function checkAttrs(a: AugmentPostAttrs): { n: number; f: number } {
     const t = noise.tables;
     if (!(t?.kn instanceof Int32Array && t.kn.length === 512 && t.wn instanceof Float64Array && t.wn.length === 512 && t.slow instanceof Float64Array && t.slow.length === (REGION_BYTES - SLOW_BYTE) / 8)) fail("noise.tables must hold kn (512 int32), wn (512 float64) and slow (2304 float64)");
   }
+  const norm = a.normalize;
+  if (norm && !(norm.mean instanceof Float32Array && norm.mean.length === f && norm.invStd instanceof Float32Array && norm.invStd.length === f)) fail(`normalize must hold mean and invStd, Float32Arrays of ${f} values (one per feature)`);
   return { n, f };
 }
 
@@ -231,8 +237,9 @@ export function wasmAugmentPost({ backend, attrs }: KernelArgs): TensorInfo {
   const noise = a.noise;
   const data = dataCopy(b, a.owner, a.data);
   const out = b.makeOutput(a.outShape, "float32");
-  // the indices, the shifts and the noise's chunk states, copied into the heap for the job
-  const scratch = b.wasm._malloc(4 * (n + (a.shifts ? 2 * n : 0) + (noise ? noise.states.length : 0)) + 16);
+  const norm = a.normalize;
+  // the indices, the shifts, the noise's chunk states and the normalisation, copied into the heap for the job
+  const scratch = b.wasm._malloc(4 * (n + (a.shifts ? 2 * n : 0) + (noise ? noise.states.length : 0) + (norm ? 2 * f : 0)) + 16);
   try {
     const r = noise ? noiseRegions(b, simd) : [];
     const heap32 = b.wasm.HEAP32; // after every malloc (the heap may have grown)
@@ -242,6 +249,12 @@ export function wasmAugmentPost({ backend, attrs }: KernelArgs): TensorInfo {
     if (a.shifts) heap32.set(a.shifts, shiftPtr / 4);
     const statesPtr = idxPtr + 4 * (n + (a.shifts ? 2 * n : 0));
     if (noise) heap32.set(noise.states, statesPtr / 4);
+    const meanPtr = statesPtr + 4 * (noise ? noise.states.length : 0);
+    if (norm) {
+      const heapF = b.wasm.HEAPF32;
+      heapF.set(norm.mean, meanPtr / 4);
+      heapF.set(norm.invStd, meanPtr / 4 + f);
+    }
 
     const outPtr = b.dataIdMap.get(out.dataId)!.memoryOffset;
     const calls: KernelCall[] = [];
@@ -266,6 +279,17 @@ export function wasmAugmentPost({ backend, attrs }: KernelArgs): TensorInfo {
         calls.push({ module: "augment", fn: "normalChunks", args: [r[t]!.base, statesPtr + 64 * c0, outPtr + 4 * start, len, Math.fround(noise.lo), Math.fround(noise.hi), noise.std] });
         after.push(gatherTasks);
         c0 = c1;
+      }
+    }
+    if (norm) {
+      // last, once everything before is done: rows in parallel
+      const before = calls.length;
+      const tasks = Math.min(NORMALIZE_TASKS, n);
+      for (let t = 0, from = 0; t < tasks; t++) {
+        const to = Math.round((n * (t + 1)) / tasks);
+        calls.push({ module: "augment", fn: "normalizeRows", args: [outPtr, meanPtr, meanPtr + 4 * f, from, to, f] });
+        after.push(before);
+        from = to;
       }
     }
     const local = (c: KernelCall): void => void (simd.exports[c.fn as keyof AugmentSimdExports] as (...x: number[]) => void)(...c.args);

@@ -391,11 +391,13 @@ export const fmaGemmSimd = (wasm: EmscriptenWasm): SimdKernels<FmaGemmSimdExport
  * Exports of `augment.wat` (byte pointers, counts in elements): `gatherShift` makes samples
  * [from, to) of a batch (rows of `data` by `idx`, moved by `shifts` when it is not 0), `normalChunks`
  * adds @fitloop/datasets' gaussian noise to n floats in chunks of 4096, each chunk's generators
- * from `states` (16 words each), in the region at `base` (whose tables `wasm-augment.ts` writes).
+ * from `states` (16 words each), in the region at `base` (whose tables `wasm-augment.ts` writes);
+ * `normalizeRows` x = (x - mean) * invStd per feature, as datasets' `Normalizer` (float64, rounded once).
  */
 export interface AugmentSimdExports {
   gatherShift(out: number, data: number, idx: number, shifts: number, from: number, to: number, h: number, w: number, c: number, fill: number): void;
   normalChunks(base: number, states: number, ptr: number, n: number, lo: number, hi: number, std: number): void;
+  normalizeRows(out: number, mean: number, invStd: number, from: number, to: number, f: number): void;
 }
 
 /** The augmentation kernels on this tfjs-wasm module's memory, or undefined (WebAssembly SIMD unavailable or off). */
