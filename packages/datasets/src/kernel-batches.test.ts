@@ -143,6 +143,23 @@ describe("DataLoader batches made by the wasm backend's kernel threads", () => {
     loader.dispose();
   });
 
+  it("switching to the cpu backend mid-epoch: the rest of the epoch comes from the host, the same bits", async () => {
+    const loader = new DataLoader(rgb(), { batchSize: 8, seed: 21, transforms: [randomShift({ maxShift: 2 }), gaussianNoise({ std: 0.3 })] });
+    let b = 0;
+    try {
+      for await (const batch of loader.batches({ epoch: 0, batchIndex: 0 }) as AsyncIterable<Batch>) {
+        expect(Array.from(await batch.xs.data()), `batch ${b}`).toEqual(Array.from(loader.hostBatch(0, b).x));
+        tf.dispose([batch.xs, batch.ys]);
+        if (++b === 2) await tf.setBackend("cpu"); // batch 2 was posted on wasm
+      }
+      expect(b).toBe(loader.batchesPerEpoch);
+    } finally {
+      await tf.setBackend("wasm");
+    }
+    expect(await expectSameAsHost(loader, 1)).toBe(loader.batchesPerEpoch); // back on wasm: the kernel again
+    loader.dispose();
+  });
+
   it("a transform that throws while drawing is a DataError naming it; nothing is left behind", async () => {
     const bad: BatchTransform = {
       name: "badNoise",

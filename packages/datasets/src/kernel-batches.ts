@@ -10,8 +10,9 @@ import { sizeOf } from "./validate.js";
  * `FitloopAugmentJoin` (asked for by name, as @fitloop/core asks for its fused kernels). Posting a
  * batch returns at once; a kernel thread gathers the rows, shifts the images and adds the noise in
  * the backend's memory while the training step runs, and the join (before the batch is handed out)
- * finds it made. The transforms draw the same numbers as on the host (`BatchTransform.kernel`) and
- * the noise is this package's own kernel, built into @fitloop/wasm: the same bits either way.
+ * finds it made. The transforms (a shift, gaussian noise, a normaliser) draw the same numbers as on
+ * the host (`BatchTransform.kernel`) and the noise is this package's own kernel, built into
+ * @fitloop/wasm: the same bits either way.
  *
  * The kernel copies the data set into the backend's memory at the first batch (no tensor: the
  * engine's tensor count does not change) and keeps the copy until `dispose()` or until this object

@@ -187,8 +187,14 @@ export class DataLoader implements DataSource {
       for (let b = cursor.batchIndex; b < this.batchesPerEpoch; b++) {
         const current = posted;
         posted = undefined;
-        // the kernels can go away mid-epoch (another backend, unregistered): the host makes the rest
-        const batch = current ? this.kernel!.join(current) : this.batch(cursor.epoch, b);
+        // the kernels can go away mid-epoch (another backend, unregistered): the host makes the rest,
+        // and a batch posted before is dropped (its kernel finishes it when it next runs)
+        let batch: Batch;
+        if (current && this.kernel!.available()) batch = this.kernel!.join(current);
+        else {
+          if (current) tf.dispose([current.xs, current.ys]);
+          batch = this.batch(cursor.epoch, b);
+        }
         // a failure to post the next batch is reported when it is asked for, as on the host
         let failed: { error: unknown } | undefined;
         try {

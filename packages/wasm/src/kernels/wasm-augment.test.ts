@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import { ensureKernelThreads } from "../node/kernel-threads.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
-import { AUGMENT_JOIN, AUGMENT_POST, AUGMENT_RELEASE, augmentPending, type AugmentPostAttrs } from "./wasm-augment.js";
+import { AUGMENT_JOIN, AUGMENT_POST, AUGMENT_RELEASE, augmentPending, disableAugmentKernels, enableAugmentKernels, type AugmentPostAttrs } from "./wasm-augment.js";
 import { expectNoLeaks, useTestBackend } from "../testing.fixture.js";
 
 // FitloopAugmentPost / Join / Release called directly: the gather and shift against a plain JS
@@ -140,7 +140,7 @@ describe("FitloopAugmentPost / Join (gather and shift in the background)", () =>
   it("reads the owner's data once: a change shows only after FitloopAugmentRelease (a new copy)", () => {
     const mine = {};
     const local = dataset(2);
-    const attrs = { data: local, owner: mine, indices: Int32Array.of(0), h: H, w: W, c: C, fill: 0, outShape: [1, F] };
+    const attrs: Partial<AugmentPostAttrs> = { data: local, owner: mine, indices: Int32Array.of(0), h: H, w: W, c: C, fill: 0, outShape: [1, F] };
     const first = (): number => {
       const b = post(attrs);
       const xs = join(b);
@@ -153,7 +153,24 @@ describe("FitloopAugmentPost / Join (gather and shift in the background)", () =>
     expect(first(), "the copy made at the first post").toBe(before);
     tf.engine().runKernel(AUGMENT_RELEASE, {}, { owner: mine } as unknown as tf.NamedAttrMap);
     expect(first()).toBe(42);
+    // another array for the same owner: a new copy
+    attrs.data = dataset(3);
+    expect(first()).toBe(attrs.data[0]);
     tf.engine().runKernel(AUGMENT_RELEASE, {}, { owner: mine } as unknown as tf.NamedAttrMap);
     tf.engine().runKernel(AUGMENT_RELEASE, {}, { owner: {} } as unknown as tf.NamedAttrMap); // unknown owners: nothing to do
+  });
+
+  it("disableAugmentKernels finishes a batch being made first", () => {
+    const posted = post({ data, owner, indices: Int32Array.of(1, 2), h: H, w: W, c: C, fill: 0, outShape: [2, F] });
+    expect(augmentPending()).toBe(true);
+    disableAugmentKernels();
+    try {
+      expect(augmentPending()).toBe(false);
+      expect(tf.getKernel(AUGMENT_POST, "wasm")).toBeUndefined();
+      expect(Array.from(posted.dataSync())).toEqual(Array.from(reference(data, Int32Array.of(1, 2), undefined, 0)));
+    } finally {
+      posted.dispose();
+      enableAugmentKernels();
+    }
   });
 });

@@ -103,7 +103,10 @@ const regions = new WeakMap<object, Region[]>();
 
 /** A data set's copy in the heap. */
 interface DataCopy {
-  wasm: WasmHeapBackend["wasm"];
+  /** The module whose heap holds it (weakly: a removed backend's heap is not kept alive by its copies). */
+  wasm: WeakRef<WasmHeapBackend["wasm"]>;
+  /** The array it was copied from (a new array for the same owner makes a new copy). */
+  source: Float32Array;
   ptr: number;
   /** Jobs that read it and are not joined yet. */
   jobs: number;
@@ -117,7 +120,7 @@ const collected = new FinalizationRegistry<DataCopy>((copy) => release(copy));
 function release(copy: DataCopy): void {
   copy.released = true;
   if (copy.jobs === 0 && copy.ptr !== 0) {
-    copy.wasm._free(copy.ptr);
+    copy.wasm.deref()?._free(copy.ptr);
     copy.ptr = 0;
   }
 }
@@ -127,11 +130,17 @@ function dataCopy(b: WasmHeapBackend, owner: object, data: Float32Array): DataCo
   let byOwner = copies.get(b.wasm);
   if (!byOwner) copies.set(b.wasm, (byOwner = new WeakMap()));
   let copy = byOwner.get(owner);
+  if (copy && copy.source !== data) {
+    // the owner passes another array now: its old copy goes (once no job reads it)
+    collected.unregister(copy);
+    release(copy);
+    copy = undefined;
+  }
   if (!copy || copy.released) {
     const ptr = b.wasm._malloc(data.byteLength);
     if (!ptr) fail(`could not allocate ${data.byteLength} bytes for the data set in the wasm heap`);
     b.wasm.HEAPF32.set(data, ptr / 4); // after the malloc (the heap may have grown)
-    copy = { wasm: b.wasm, ptr, jobs: 0, released: false };
+    copy = { wasm: new WeakRef(b.wasm), source: data, ptr, jobs: 0, released: false };
     byOwner.set(owner, copy);
     collected.register(owner, copy, copy);
   }
@@ -143,6 +152,8 @@ interface Pending {
   out: object;
   data: DataCopy;
   backend: WasmHeapBackend;
+  /** The backend's module when posted (tfjs-wasm drops it when the backend is disposed). */
+  wasm: WasmHeapBackend["wasm"];
   /** The indices, shifts and chunk states, copied into the heap. */
   scratch: number;
 }
@@ -218,8 +229,10 @@ function settle(p: Pending, record: boolean): unknown {
   }
   // a task a worker never finished may still use the memory: leak it rather than free it
   if (p.job.running()) return error;
-  p.backend.wasm._free(p.scratch);
   p.data.jobs--;
+  // a disposed backend took its heap with it: nothing left to free there
+  if (p.backend.wasm !== p.wasm) return error;
+  p.wasm._free(p.scratch);
   if (p.data.released) release(p.data);
   // the job's reference to the output; if the engine disposed the tensor meanwhile, its entry goes too
   if (p.backend.disposeData(p.out)) tf.engine().removeDataId(p.out, p.backend as unknown as tf.KernelBackend);
@@ -240,6 +253,10 @@ export function wasmAugmentPost({ backend, attrs }: KernelArgs): TensorInfo {
   const norm = a.normalize;
   // the indices, the shifts, the noise's chunk states and the normalisation, copied into the heap for the job
   const scratch = b.wasm._malloc(4 * (n + (a.shifts ? 2 * n : 0) + (noise ? noise.states.length : 0) + (norm ? 2 * f : 0)) + 16);
+  if (!scratch) {
+    b.disposeData(out.dataId);
+    fail("could not allocate the batch's indices in the wasm heap");
+  }
   try {
     const r = noise ? noiseRegions(b, simd) : [];
     const heap32 = b.wasm.HEAP32; // after every malloc (the heap may have grown)
@@ -297,7 +314,7 @@ export function wasmAugmentPost({ backend, attrs }: KernelArgs): TensorInfo {
     // the job's reference: the output is not freed before the join, whatever the caller disposes
     b.incRef(out.dataId);
     data.jobs++;
-    pending = { job, out: out.dataId, data, backend: b, scratch };
+    pending = { job, out: out.dataId, data, backend: b, wasm: b.wasm, scratch };
     return out;
   } catch (e) {
     b.wasm._free(scratch);
@@ -350,8 +367,9 @@ export function enableAugmentKernels(): void {
   if (!getKernel(AUGMENT_RELEASE, WASM)) registerKernel(releaseConfig);
 }
 
-/** Unregisters them (ours only): @fitloop/datasets then makes its batches on the host. */
+/** Unregisters them (ours only): @fitloop/datasets then makes its batches on the host. A batch being made is finished first. */
 export function disableAugmentKernels(): void {
+  if (pending) settle(pending, true);
   if (getKernel(AUGMENT_POST, WASM)?.kernelFunc === postConfig.kernelFunc) unregisterKernel(AUGMENT_POST, WASM);
   if (getKernel(AUGMENT_JOIN, WASM)?.kernelFunc === joinConfig.kernelFunc) unregisterKernel(AUGMENT_JOIN, WASM);
   if (getKernel(AUGMENT_RELEASE, WASM)?.kernelFunc === releaseConfig.kernelFunc) unregisterKernel(AUGMENT_RELEASE, WASM);

@@ -166,6 +166,21 @@ describe("background jobs on the kernel threads (post, join)", () => {
     expect(job.running(), "the task may still write: its memory must not be freed").toBe(true);
   });
 
+  it("a pool shut down cleanly while a job waits: the join runs its tasks on the caller", async () => {
+    // this worker never claims a background task (its compare-exchange on the claim word, control slot 16, fails)
+    const prefix = "{ const cas = Atomics.compareExchange; Atomics.compareExchange = (a, i, e, r) => (i === 16 ? e + 1 : cas(a, i, e, r)); }\n";
+    const memory = freshMemory();
+    const p = await pool(memory, { testWorkerPrefix: prefix });
+    const f32 = new Float32Array(memory.buffer);
+    f32.fill(9, buf(0) / 4, buf(0) / 4 + W);
+    const job = p.post(Array.from({ length: 6 }, (_, i) => copy(i, i + 1)), { serial: true });
+    p.shutdown(); // e.g. ensureKernelThreads starting a pool of another size
+    job.join();
+    for (let i = 1; i <= 6; i++) expect(f32[buf(i) / 4], `buffer ${i}`).toBe(9);
+    expect(job.running()).toBe(false);
+    expect(p.stats().backgroundWorkerTasks).toBe(0);
+  });
+
   it("without a pool, runInBackground runs the calls in order on the caller at join()", () => {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const ran: string[] = [];

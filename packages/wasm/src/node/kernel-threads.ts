@@ -150,7 +150,12 @@ while (Atomics.load(ctrl, ${READY} + index) === 1) {
     const until = performance.now() + spinUs / 1000;
     for (let k = 1; Atomics.load(ctrl, ${SEQ}) === seen && !bgWaiting(); k++) if ((k & 255) === 0 && performance.now() > until) break;
   }
-  if (!bgWaiting()) Atomics.wait(ctrl, ${SEQ}, seen);
+  if (bgWaiting()) continue;
+  // background tasks left that wait for others: a wake-up when they may start can come just before
+  // this wait (it does not change SEQ), so wait briefly; otherwise until the next job
+  const left = Atomics.load(ctrl, ${BG_CLAIM});
+  if ((left & 255) < ((left >>> 8) & 255)) Atomics.wait(ctrl, ${SEQ}, seen, 0.05);
+  else Atomics.wait(ctrl, ${SEQ}, seen);
 }
 `;
 
@@ -434,12 +439,13 @@ class NodeKernelThreadPool implements KernelThreadPool {
       const w = Atomics.load(c, BG_CLAIM);
       const i = w & 255;
       if (i >= n) break;
-      if (this.broken) {
-        // claim the rest so that no worker starts them: they do not run, the join reports the pool's state
+      if (timedOut) {
+        // a worker did not finish a task in time: claim the rest so that none starts; they do not run
         if (Atomics.compareExchange(c, BG_CLAIM, w, (w & ~255) | n) !== w) continue;
         started = i;
         break;
       }
+      // (a pool shut down cleanly still runs the rest here: the caller's instances use the same memory)
       // task i waits for the tasks it depends on, which a worker may still be running
       const after = this.bg.after[i]!;
       if (Atomics.load(c, BG_DONE) < after) {
