@@ -18,8 +18,8 @@ import { sizeOf } from "./validate.js";
  * engine's tensor count does not change) and keeps the copy until `dispose()` or until this object
  * is garbage-collected; the batches read the data set as it was then. Used for transforms that are
  * all kernel steps, in the order shift, noise (at least one of them), and data sets up to
- * `MAX_KERNEL_DATA_BYTES`. Posted batches are kept (`tf.keep`) until the join, so a `tf.tidy` around
- * the consumer's `next()` cannot free a batch that is still being made.
+ * `MAX_KERNEL_DATA_BYTES`. A posted batch's tensor is kept (`tf.keep`) until the join, so a `tf.tidy`
+ * around the consumer's `next()` cannot free a batch that is still being made.
  */
 export const AUGMENT_POST = "FitloopAugmentPost";
 export const AUGMENT_JOIN = "FitloopAugmentJoin";
@@ -38,10 +38,10 @@ export function kernelPlan(transforms: readonly BatchTransform[]): boolean {
   return kinds !== "" && /^(shift)?(,?noise)?(,?normalize)?$/.test(kinds) && !kinds.startsWith(",");
 }
 
-/** A batch posted to the kernel: its features are being made until `join`. */
+/** A batch posted to the kernel: its features are being made until `join`; its labels become a tensor then. */
 export interface PostedBatch {
   readonly xs: tf.Tensor;
-  readonly ys: tf.Tensor;
+  readonly labels: { y: Int32Array | Float32Array; labelShape: readonly number[] };
 }
 
 export class KernelBatches {
@@ -69,9 +69,7 @@ export class KernelBatches {
     const f = sizeOf(ds.sampleShape);
     const labels = gatherLabels(ds, indices);
     const host = this.oneHot ? toOneHot({ x: new Float32Array(0), ...labels, size: n, sampleShape: ds.sampleShape, indices }, ds.numClasses!) : labels;
-    const ys = labelTensor(host.y, n, host.labelShape);
-    try {
-      const attrs = {
+    const attrs = {
         data: ds.x,
         owner: this,
         indices,
@@ -79,22 +77,25 @@ export class KernelBatches {
         ...(shift ? { shifts: shift.shifts, h: shift.h, w: shift.w, c: shift.c, fill: shift.fill } : { h: 1, w: f, c: 1, fill: 0 }),
         ...(noise ? { noise: { std: noise.std, lo: noise.lo, hi: noise.hi, states: noise.states, tables: regionTables() } } : {}),
         ...(norm ? { normalize: { mean: norm.mean, invStd: norm.invStd } } : {}),
-      };
-      const xs = tf.engine().runKernel(AUGMENT_POST, {}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-      return { xs: tf.keep(xs), ys: tf.keep(ys) };
-    } catch (e) {
-      ys.dispose();
-      throw e;
-    }
+    };
+    const xs = tf.engine().runKernel(AUGMENT_POST, {}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    return { xs: tf.keep(xs), labels: { y: host.y, labelShape: host.labelShape } };
   }
 
   /** The made batch (waits for it; a kernel thread's error is thrown here, and nothing of the batch is left). */
   join(posted: PostedBatch): Batch {
+    let xs: tf.Tensor;
     try {
-      const xs = tf.engine().runKernel(AUGMENT_JOIN, { x: posted.xs }, {}) as tf.Tensor;
-      return { xs, ys: tf.clone(posted.ys) }; // tensors of the caller's scope, as the host path's
+      xs = tf.engine().runKernel(AUGMENT_JOIN, { x: posted.xs }, {}) as tf.Tensor;
     } finally {
-      tf.dispose([posted.xs, posted.ys]);
+      posted.xs.dispose();
+    }
+    // tensors of the caller's scope, as the host path's
+    try {
+      return { xs, ys: labelTensor(posted.labels.y, xs.shape[0]!, posted.labels.labelShape) };
+    } catch (e) {
+      xs.dispose();
+      throw e;
     }
   }
 
@@ -103,8 +104,13 @@ export class KernelBatches {
     try {
       tf.dispose(Object.values(this.join(posted)));
     } catch {
-      // its tensors are gone either way (`join`)
+      // its tensor is gone either way (`join`)
     }
+  }
+
+  /** Drops a posted batch without joining it (the kernels are gone: its kernel finishes it when it next runs). */
+  drop(posted: PostedBatch): void {
+    posted.xs.dispose();
   }
 
   /** Releases the data set's copy in the backend's memory (the next batch makes a new one). */

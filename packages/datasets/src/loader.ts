@@ -192,7 +192,7 @@ export class DataLoader implements DataSource {
         let batch: Batch;
         if (current && this.kernel!.available()) batch = this.kernel!.join(current);
         else {
-          if (current) tf.dispose([current.xs, current.ys]);
+          if (current) this.kernel!.drop(current);
           batch = this.batch(cursor.epoch, b);
         }
         // a failure to post the next batch is reported when it is asked for, as on the host
