@@ -21,6 +21,7 @@ import { replaceWasmKernel, restoreWasmKernels as restoreStockWasmKernels } from
 import { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
 import { setWasmThreadGate } from "./wasm-threadpool.js";
 import { disableAugmentKernels, enableAugmentKernels } from "./wasm-augment.js";
+import { setSimdKernelsEnabled as setSimdModulesEnabled } from "./simd/index.js";
 
 export { DEFAULT_IM2COL_MIN_FLOPS, im2colFilterGradMinFlops, planFilterGradConv, setIm2colFilterGradMinFlops, useIm2colFilterGrad, wasmConv2DBackpropFilter, wasmConv2DBackpropFilterConfig } from "./wasm-conv2d-backprop-filter.js";
 export type { FilterGradPlan, WasmConv2DBackpropFilterAttrs, WasmKernelArgs } from "./wasm-conv2d-backprop-filter.js";
@@ -50,7 +51,7 @@ export {
   wasmBatchNormTrainGradX,
 } from "./wasm-batch-norm-training.js";
 export { disableReluGrad, enableReluGrad, isReluGradEnabled, RELU_GRAD, wasmReluGrad } from "./wasm-relu-grad.js";
-export { fmaEnabled, fmaSupported, setFmaEnabled, setSimdKernelsEnabled, simdKernelsEnabled, type FmaStatus } from "./simd/index.js";
+export { fmaEnabled, fmaSupported, setFmaEnabled, simdKernelsEnabled, type FmaStatus } from "./simd/index.js";
 export { convImagesEnabled, fmaActive, packedGemmEnabled, setConvImagesEnabled, setPackedGemmEnabled, setSplitGemmMinFlops, splitGemmMinFlops } from "./wasm-gemm-split.js";
 export { setWinogradEnabled, winogradEnabled, WINOGRAD_MIN_CHANNELS } from "./wasm-conv-winograd.js";
 export { AUGMENT_JOIN, AUGMENT_POST, AUGMENT_RELEASE, augmentKernelsEnabled, augmentPending, disableAugmentKernels, enableAugmentKernels, wasmAugmentJoin, wasmAugmentPost, wasmAugmentRelease } from "./wasm-augment.js";
@@ -76,6 +77,21 @@ export { wasmGatedKernelConfigs } from "./wasm-threaded-kernels.js";
 export { setSimdMatMulEnabled, simdMatMul, simdMatMulEnabled } from "./wasm-matmul-simd.js";
 
 /** Kernels tfjs-wasm 4.22 lacks (and fitloop's own fused ones); added when missing. */
+/** Whether `registerWasmKernels` registered the batch kernels (restored by `setSimdKernelsEnabled(true)`). */
+let augmentWanted = false;
+
+/**
+ * Turns fitloop's SIMD kernels off (the kernels that have JS loops run them; the others fall back to
+ * tfjs's own) or back on; for benches and tests. Default on. The loader's batch kernels
+ * (`FitloopAugmentPost` ...) have no JS twin here: they are unregistered while off, so
+ * @fitloop/datasets makes its batches on the host.
+ */
+export function setSimdKernelsEnabled(on: boolean): void {
+  setSimdModulesEnabled(on);
+  if (!on) disableAugmentKernels();
+  else if (augmentWanted) enableAugmentKernels();
+}
+
 const ADDED = [wasmConv2DBackpropFilterConfig, wasmSumOfSquaresConfig, wasmScaleTensorsConfig, wasmNormScaleConfig, wasmAxpyTensorsConfig, wasmLerpTensorsConfig, wasmBatchCheckConfig];
 /** Stock tfjs-wasm kernels fitloop replaces with faster ones (each falls back to the stock kernel where it does not apply). */
 const REPLACED = [
@@ -136,6 +152,7 @@ export function registerWasmKernels(options: RegisterWasmKernelsOptions = {}): v
   enableMaxPoolMask();
   enableSparseCrossentropy();
   enableFusedDense();
+  augmentWanted = true;
   enableAugmentKernels();
   // The gate writes at an address of one tfjs-wasm binary: only for the version it was read from.
   setWasmThreadGate(options.tfjsWasmVersion === PINNED_TFJS_WASM_GATE_VERSION);
@@ -162,6 +179,7 @@ export function restoreWasmKernels(): void {
   disableFusedBatchNorm();
   disableReluGrad();
   disableFusedAdam();
+  augmentWanted = false;
   disableAugmentKernels();
   disableConvBiasRelu();
   disableMaxPoolMask();

@@ -4,6 +4,7 @@ import { ensureKernelThreads } from "../node/kernel-threads.js";
 import { kernelThreadPool, setKernelThreadsEnabled } from "./kernel-threads.js";
 import { AUGMENT_JOIN, AUGMENT_POST, AUGMENT_RELEASE, augmentPending, disableAugmentKernels, enableAugmentKernels, type AugmentPostAttrs } from "./wasm-augment.js";
 import { expectNoLeaks, useTestBackend } from "../testing.fixture.js";
+import { setSimdKernelsEnabled } from "./index.js";
 
 // FitloopAugmentPost / Join / Release called directly: the gather and shift against a plain JS
 // reference (the noise, with @fitloop/datasets' tables, is tested bit for bit against its host
@@ -158,6 +159,18 @@ describe("FitloopAugmentPost / Join (gather and shift in the background)", () =>
     expect(first()).toBe(attrs.data[0]);
     tf.engine().runKernel(AUGMENT_RELEASE, {}, { owner: mine } as unknown as tf.NamedAttrMap);
     tf.engine().runKernel(AUGMENT_RELEASE, {}, { owner: {} } as unknown as tf.NamedAttrMap); // unknown owners: nothing to do
+  });
+
+  it("are unregistered while fitloop's SIMD kernels are off (they have no JS twin), and back after", () => {
+    setSimdKernelsEnabled(false);
+    try {
+      expect(tf.getKernel(AUGMENT_POST, "wasm"), "a loader then takes its host path").toBeUndefined();
+      expect(tf.getKernel(AUGMENT_JOIN, "wasm")).toBeUndefined();
+    } finally {
+      setSimdKernelsEnabled(true);
+    }
+    expect(tf.getKernel(AUGMENT_POST, "wasm")).toBeDefined();
+    expect(tf.getKernel(AUGMENT_RELEASE, "wasm")).toBeDefined();
   });
 
   it("disableAugmentKernels finishes a batch being made first", () => {

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { getKernel, registerKernel, unregisterKernel, util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core";
 import { runInBackground, type BackgroundJob, type KernelCall } from "./kernel-threads.js";
-import { augmentSimd, embeddedModuleValidates, type AugmentSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
+import { augmentSimd, embeddedModuleValidates, simdKernelsEnabled, type AugmentSimdExports, type EmscriptenWasm, type SimdKernels } from "./simd/index.js";
 import { asKernelFunc, WASM, type KernelArgs, type WasmHeapBackend } from "./wasm-util.js";
 
 /**
@@ -361,7 +361,7 @@ const releaseConfig: KernelConfig = { kernelName: AUGMENT_RELEASE, backendName: 
 
 /** Registers the three kernels for the wasm backend (where WebAssembly SIMD validates); `registerWasmKernels` does. */
 export function enableAugmentKernels(): void {
-  if (!embeddedModuleValidates("augment")) return;
+  if (!simdKernelsEnabled() || !embeddedModuleValidates("augment")) return;
   if (!getKernel(AUGMENT_POST, WASM)) registerKernel(postConfig);
   if (!getKernel(AUGMENT_JOIN, WASM)) registerKernel(joinConfig);
   if (!getKernel(AUGMENT_RELEASE, WASM)) registerKernel(releaseConfig);
