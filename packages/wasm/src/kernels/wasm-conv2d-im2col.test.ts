@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directConvolutions } from "./kernel-suite.fixture.js";
+import { directConvolutions, wasmKernelSuite } from "./kernel-suite.fixture.js";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
-import { registerWasmKernels } from "./index.js";
 import { values, size } from "./values.fixture.js";
 import { expectClose } from "./expect-close.fixture.js";
 import { CONV_IMAGES_MAX_PATCH_BYTES, im2colConv2D, IM2COL_CONV_MAX_TAPS, setIm2colConvEnabled } from "./wasm-conv2d-im2col.js";
@@ -60,10 +59,7 @@ const CASES: Case[] = [
 
 describe("forward convolution with few taps as im2col + SIMD GEMM (wasm) against cpu", () => {
   directConvolutions();
-  beforeAll(async () => {
-    await useTestBackend("wasm");
-    registerWasmKernels();
-  });
+  wasmKernelSuite();
   afterAll(async () => {
     setIm2colConvEnabled(true);
     await use("wasm");

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
-import { registerWasmKernels, setSimdMatMulEnabled, simdMatMul } from "./index.js";
+import { setSimdMatMulEnabled, simdMatMul } from "./index.js";
 import { setKernelThreadsEnabled } from "./kernel-threads.js";
 import { values, size } from "./values.fixture.js";
-import { expectNoLeaks, useTestBackend } from "../testing.fixture.js";
+import { expectNoLeaks } from "../testing.fixture.js";
+import { wasmKernelSuite } from "./kernel-suite.fixture.js";
 
 
 async function use(name: "cpu" | "wasm"): Promise<void> {
@@ -55,10 +56,7 @@ function simd(c: Case, i: number, kernel: "BatchMatMul" | "_FusedMatMul"): { sha
 }
 
 describe("fitloop's SIMD matmul (simd/gemm.wat) on wasm against cpu", () => {
-  beforeAll(async () => {
-    await useTestBackend("wasm");
-    registerWasmKernels();
-  });
+  wasmKernelSuite();
   afterAll(async () => {
     setSimdMatMulEnabled(true);
     await use("cpu");
