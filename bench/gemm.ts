@@ -19,6 +19,16 @@
  *             GFLOP/s columns and the JSON use this
  *   kernel    ms per call of the registered BatchMatMul kernel function itself (no engine, no tape):
  *             transposes/scratch and the thread split included
+ *   fixed     op and kernel for a 1x1·1x1 product: op - kernel is the tfjs engine's share of every
+ *             tf.matMul (the tape, the output tensor), which no kernel can avoid
+ *   handoff   pool.run of two 1x1x1 GEMM tasks minus one (2-thread child): the least it costs to hand
+ *             half of a product to the kernel worker and wait for it
+ *   alloc     the wasm backend's makeOutput of a [64, 10] float32 output (2-thread child): what any
+ *             BatchMatMul kernel pays at least (it must return a new tensor)
+ *   ceiling   the GFLOP/s a product could reach through tf.matMul on this machine, with a kernel that
+ *             cost nothing but its output: FLOPs / (the engine's share + alloc + the arithmetic at the
+ *             peak, the higher of mul+add and FMA, on 1 thread or on 2 plus the handoff, whichever is
+ *             less), the arithmetic on f32x4 lanes along N (N = 10 fills 10 of 12 lanes)
  *   threads   1 thread (`useWasm({threads: 1})`: single-threaded build, no kernel threads) and 2
  *             threads (threaded build + fitloop's kernel threads), each in its own long-lived child
  *             process; rounds alternate between them (order rotates), the peak loops run between
@@ -33,7 +43,9 @@
  * Prints a table and, last, {"bench":"gemm","min_gflops":G,"peak_fraction":F,"peak":"muladd_2t",...}:
  * G = the lowest 2-thread GFLOP/s over the products a 2-thread training step runs, F = G / the
  * 2-thread mul+add peak (min_gflops_ge_4mflop: the same without the three 0.16-MFLOP products of the
- * 10-unit layer, whose ~7 us per call is call overhead, not multiply-adds).
+ * 10-unit layer, whose ~7 us per call is call overhead, not multiply-adds; engine_us, alloc_us,
+ * handoff_us: the fixed costs above; ceiling_gflops: the lowest ceiling over those products, an upper bound
+ * on min_gflops for any kernel here).
  * The machine is shared: a busy round lowers both sides of a ratio only when they ran close together;
  * read the min..max columns and the load line (CPU time of other processes, from /proc/stat minus
  * this bench's processes).
@@ -55,6 +67,7 @@ import { ownGemmTakes } from "../packages/wasm/src/kernels/wasm-gemm-split.js";
 import { applyKernelChoice } from "./kernel-choice.js";
 import { cpuSnapshot, intEnv, loadText, median, otherLoad, printTable, wasmThreadCount } from "./models.js";
 import { compilePeakKernels, measurePeak, type PeakOp } from "./peak-simd.js";
+import { fixedCosts, measureHandoff, opCeiling, type HandoffSample } from "./gemm-ceiling.js";
 
 const ROUNDS = intEnv("ROUNDS", 3);
 const MIN_MS = intEnv("MIN_MS", 200);
@@ -97,6 +110,9 @@ export const PRODUCTS: Product[] = [
   { name: "cnn.dW1", what: "CNN dense 1600-128 weight grad", a: [B, 1600], b: [B, 128], ta: true, tb: false },
   { name: "cnn.dX1", what: "CNN dense 1600-128 input grad", a: [B, 128], b: [1600, 128], ta: false, tb: true },
 ];
+
+/** A 1x1·1x1 product: the fixed cost of a tf.matMul call (not one of the step's products). */
+const FIXED: Product = { name: "fixed", what: "1x1·1x1: a tf.matMul's fixed cost", a: [1, 1], b: [1, 1], ta: false, tb: false };
 
 const dims = (p: Product): { m: number; n: number; k: number } => ({
   m: p.ta ? p.a[1] : p.a[0],
@@ -188,9 +204,13 @@ async function child(): Promise<void> {
   for await (const line of createInterface({ input: process.stdin })) {
     const [cmd, idx] = line.trim().split(/\s+/);
     if (cmd === "quit") break;
+    if (cmd === "handoff") {
+      send(measureHandoff());
+      continue;
+    }
     if (cmd !== "run") continue;
     const i = Number(idx);
-    const sample = measureProduct(PRODUCTS[i]!, MIN_MS, MIN_CALLS, !warmed.has(i));
+    const sample = measureProduct(i < 0 ? FIXED : PRODUCTS[i]!, MIN_MS, MIN_CALLS, !warmed.has(i));
     warmed.add(i);
     send(sample);
   }
@@ -204,6 +224,7 @@ interface Child {
   pid: number;
   info: { threads: number; kernelThreads: number; replaced: string[]; paths: string[] };
   run(i: number): Promise<ChildSample>;
+  handoff(): Promise<HandoffSample>;
   close(): void;
 }
 
@@ -233,6 +254,10 @@ async function startChild(threads: number): Promise<Child> {
     async run(i) {
       proc.stdin.write(`run ${i}\n`);
       return (await next()) as unknown as ChildSample;
+    },
+    async handoff() {
+      proc.stdin.write("handoff\n");
+      return (await next()) as unknown as HandoffSample;
     },
     close() {
       proc.stdin.end("quit\n");
@@ -283,6 +308,7 @@ async function main(): Promise<void> {
   const roundLoads: string[] = [];
   let contended = 0;
   let runEnd: ReturnType<typeof cpuSnapshot>;
+  let handoff: HandoffSample | undefined;
   try {
     for (let round = 0; round < ROUNDS; round++) {
       const before = cpuSnapshot(pids);
@@ -299,12 +325,20 @@ async function main(): Promise<void> {
         const g = (c: Child) => flopsOf(p) / (res.get(key(i, c))!.op.at(-1)! * 1e6);
         process.stderr.write(`round ${round + 1}/${ROUNDS} ${p.name}: 1 thread ${f1(g(one))}, 2 threads ${f1(g(two))} GFLOP/s\n`);
       }
+      for (const c of round % 2 === 0 ? [one, two] : [two, one]) {
+        const s = await c.run(-1);
+        const r = res.get(key(-1, c)) ?? { op: [], kernel: [] };
+        r.op.push(median(s.op));
+        r.kernel.push(median(s.kernel));
+        res.set(key(-1, c), r);
+      }
       const load = otherLoad(before, cpuSnapshot(pids));
       roundLoads.push(load ? load.others.toFixed(2) : "?");
       if (load && load.others >= CONTENDED_CORES) contended++;
       process.stderr.write(`round ${round + 1}/${ROUNDS}: ${loadText(load)}\n`);
     }
     await measurePeaks();
+    handoff = await two.handoff();
     runEnd = cpuSnapshot(pids); // while the children still run (their CPU time leaves /proc with them)
   } finally {
     one.close();
@@ -328,6 +362,15 @@ async function main(): Promise<void> {
 
   const mulAdd2 = peak("muladd_2t")!;
   const fma2 = peak("fma_2t");
+  // the best a product can do through tf.matMul here with a kernel that costs nothing but its output
+  const fixed2 = res.get(key(-1, two))!;
+  const fixed = fixedCosts({ op: median(fixed2.op), kernel: median(fixed2.kernel) }, handoff);
+  const best1 = Math.max(peak("muladd_1t")!, peak("fma_1t") ?? 0);
+  const best2 = Math.max(mulAdd2, fma2 ?? 0);
+  const ceiling = (p: Product): number => {
+    const { m, n, k } = dims(p);
+    return opCeiling(fixed, { m, n, k }, best1, best2);
+  };
   const rows: string[][] = [];
   const stats = chosen.map(([p, i]) => {
     const flops = flopsOf(p);
@@ -354,12 +397,13 @@ async function main(): Promise<void> {
       `${f1(k1)} / ${f1(k2)}`,
       `${((100 * g2) / mulAdd2).toFixed(0)}%`,
       fma2 ? `${((100 * g2) / fma2).toFixed(0)}%` : "-",
+      f1(ceiling(p)),
     ]);
     return { p, g1, g2, k2 };
   });
   console.log("\nProducts (ms per tf.matMul call, median over rounds of each round's median; GFLOP/s = 2·M·N·K / that time):");
   printTable(
-    ["product", "M x K · K x N", "what", "MFLOP", "in training", "path (1t / 2t, predicted)", "ms 1t", "ms 2t", "GFLOP/s 1t", "GFLOP/s 2t", "2t rounds", "kernel-only GFLOP/s 1t / 2t", "of 2t mul+add peak", "of 2t FMA peak"],
+    ["product", "M x K · K x N", "what", "MFLOP", "in training", "path (1t / 2t, predicted)", "ms 1t", "ms 2t", "GFLOP/s 1t", "GFLOP/s 2t", "2t rounds", "kernel-only GFLOP/s 1t / 2t", "of 2t mul+add peak", "of 2t FMA peak", "ceiling"],
     rows,
   );
   // minima over the products a 2-thread (1-thread) training step runs in that layout
@@ -373,6 +417,16 @@ async function main(): Promise<void> {
   const worstBig = big.length ? big.reduce((a, b) => (b.g2 < a.g2 ? b : a)) : undefined;
   console.log(
     `\nlowest 2-thread GFLOP/s (products of a 2-thread step): ${f1(worst.g2)} (${worst.p.name}); 1 thread (of a 1-thread step): ${f1(worst1.g1)} (${worst1.p.name}); of products >= 4 MFLOP: ${worstBig ? `${f1(worstBig.g2)} (${worstBig.p.name})` : "-"}; kernel-only: ${f1(worstKernel.k2)} (${worstKernel.p.name}). Target >= ${TARGET_GFLOPS}. ${((performance.now() - started) / 1000).toFixed(0)} s`,
+  );
+  const lowestCeiling = used2.reduce((a, b) => (ceiling(b.p) < ceiling(a.p) ? b : a));
+  console.log(
+    `fixed costs (2 threads): a 1x1·1x1 tf.matMul ${(median(fixed2.op) * 1000).toFixed(2)} us, of which the engine's share ${fixed.engineUs.toFixed(2)} us and fitloop's kernel ${(median(fixed2.kernel) * 1000).toFixed(2)} us; ` +
+      `allocating a [64, 10] output ${fixed.allocUs.toFixed(2)} us; ` +
+      `handing half a product to the kernel worker ${Number.isFinite(fixed.handoffUs) ? `${fixed.handoffUs.toFixed(2)} us (pool.run of 2 tasks ${handoff!.two!.toFixed(2)} us, of 1 ${handoff!.one!.toFixed(2)} us)` : "(no kernel threads)"}.`,
+  );
+  console.log(
+    `ceiling: with a kernel that cost nothing but its output, ${lowestCeiling.p.name} (${(flopsOf(lowestCeiling.p) / 1e6).toFixed(2)} MFLOP) could reach ${f1(ceiling(lowestCeiling.p))} GFLOP/s through tf.matMul here at most; ` +
+      `${TARGET_GFLOPS} GFLOP/s would need the whole call in ${((flopsOf(lowestCeiling.p) / (TARGET_GFLOPS * 1e9)) * 1e6).toFixed(2)} us.`,
   );
   console.log(`machine load during the run (from /proc, besides this bench and its children): ${loadText(runLoad)} of 2 cores; per round ${roundLoads.join(", ")} cores`);
   if (contended) console.log(`WARNING: ${contended}/${ROUNDS} rounds contended (other processes >= ${CONTENDED_CORES} cores): 2-thread figures and peaks are low there; medians over rounds absorb one such round, not more.`);
@@ -394,6 +448,11 @@ async function main(): Promise<void> {
       min_gflops_ge_4mflop: worstBig ? r1(worstBig.g2) : null,
       min_gflops_kernel: r1(worstKernel.k2),
       min_gflops_1t: r1(worst1.g1),
+      engine_us: Math.round(fixed.engineUs * 100) / 100,
+      alloc_us: Math.round(fixed.allocUs * 100) / 100,
+      handoff_us: Number.isFinite(fixed.handoffUs) ? Math.round(fixed.handoffUs * 100) / 100 : null,
+      ceiling_gflops: r1(ceiling(lowestCeiling.p)),
+      ceiling_product: lowestCeiling.p.name,
       gflops_2t: Object.fromEntries(stats.map((s) => [s.p.name, r1(s.g2)])),
       gflops_1t: Object.fromEntries(stats.map((s) => [s.p.name, r1(s.g1)])),
       target: TARGET_GFLOPS,

@@ -6,6 +6,9 @@
  *   loader+shift+noise     the same with randomShift({maxShift: 2}) and gaussianNoise({std: 0.1}) per batch
  *   ... (host)             loader+shift+noise on the host path (@fitloop/wasm's FitloopAugmentPost unregistered for
  *                          the arm): the gather and shift in JS, the noise in datasets' own module, then tf.tensor
+ *   ... (1 thread)         loader+shift+noise through the kernels with the kernel threads off: every batch's whole
+ *                          work on this thread. Twice its rate is what two cores could make at best (R_2core below),
+ *                          and loader+shift+noise / that is the parallel efficiency
  * On wasm with @fitloop/wasm the augmenting loader makes its batches with FitloopAugmentPost/Join: posted when
  * the batch before is handed out, made by an idle kernel thread in the background, joined when asked for
  * (a loader without transforms stays on the host). These loader-only arms have no step to hide behind:
@@ -28,7 +31,8 @@
  *
  * Loader arms iterate `batches()` with `for await` (the path the Trainer uses, prefetch on) and
  * dispose every batch. Arms run interleaved round by round (another process may share the 2 cores);
- * medians. R = min(loader, loader+shift+noise batches/s) / train steps/s; target R >= 20.
+ * medians. R = min(loader, loader+shift+noise batches/s) / train steps/s; target R >= 20. R_2core = min(loader,
+ * 2 x loader+shift+noise (1 thread)) / train steps/s: the R two cores would give if they shared the work perfectly.
  * The last line is one JSON record.
  *
  *   pnpm run bench:loader     # env: ROUNDS (7), STEPS (40), FIT_ROUNDS (9), WARMUP_STEPS (3000), FIT_WARMUP (10)
@@ -40,6 +44,7 @@ import * as tfl from "@tensorflow/tfjs-layers";
 import { Trainer, resolveLoss, seeded, silentLogger, useBackend, type Batch, type DataSource } from "../packages/core/src/index.js";
 import { DataLoader, gaussianNoise, randomShift } from "../packages/datasets/src/index.js";
 import { AUGMENT_POST } from "../packages/datasets/src/kernel-batches.js";
+import { setKernelThreadsEnabled } from "../packages/wasm/src/index.js";
 import { loadEmbeddedMnist } from "../packages/datasets/src/node/index.js";
 import { buildModel } from "./models.js";
 
@@ -90,12 +95,22 @@ interface Arm {
   dispose(): void;
 }
 
-/** One epoch of the loader (156 batches), every batch turned into tensors and disposed (on the host path with `host`). */
-function loaderArm(name: string, loader: DataLoader, host = false): Arm {
+/** Runs `fn` with @fitloop/wasm's kernel threads off: a batch's work on this thread only. */
+async function onOneThread<T>(fn: () => Promise<T>): Promise<T> {
+  setKernelThreadsEnabled(false);
+  try {
+    return await fn();
+  } finally {
+    setKernelThreadsEnabled(true);
+  }
+}
+
+/** One epoch of the loader (156 batches), every batch turned into tensors and disposed (on the host path, or on one thread). */
+function loaderArm(name: string, loader: DataLoader, where: "host" | "one thread" | "" = ""): Arm {
   return {
     name,
     unit: "batches/s",
-    run: (round) => (host ? onTheHost(() => epoch(round)) : epoch(round)),
+    run: (round) => (where === "host" ? onTheHost(() => epoch(round)) : where === "one thread" ? onOneThread(() => epoch(round)) : epoch(round)),
     dispose: () => loader.dispose(),
   };
   async function epoch(round: number): Promise<number> {
@@ -214,7 +229,7 @@ async function main(): Promise<void> {
   const plain = new DataLoader(train, { batchSize: BATCH, seed: 1, flatten: true, dropLast: true });
   const aug = () => new DataLoader(train, { batchSize: BATCH, seed: 1, flatten: true, dropLast: true, transforms: [randomShift({ maxShift: 2 }), gaussianNoise({ std: 0.1, clip: [0, 1] })] });
   const step = stepArm(plain);
-  const arms = [loaderArm("loader", plain), loaderArm("loader+shift+noise", aug()), loaderArm("loader+shift+noise (host)", aug(), true), step, fitArm(aug())];
+  const arms = [loaderArm("loader", plain), loaderArm("loader+shift+noise", aug()), loaderArm("loader+shift+noise (host)", aug(), "host"), loaderArm("loader+shift+noise (1 thread)", aug(), "one thread"), step, fitArm(aug())];
 
   for (const a of arms) await a.run(0); // warm-up: kernels, XNNPACK caches, optimizer slots, JIT
   for (let done = STEPS; done < WARMUP_STEPS; done += STEPS) await step.run(0); // the step's JS, compiled
@@ -284,12 +299,18 @@ async function main(): Promise<void> {
   const augRate = med("loader+shift+noise");
   const ratio = Math.min(loaderRate, augRate) / steps;
   const ratioHost = Math.min(loaderRate, med("loader+shift+noise (host)")) / steps;
+  const oneThread = med("loader+shift+noise (1 thread)");
+  const ratio2Core = Math.min(loaderRate, 2 * oneThread) / steps;
   console.log("");
   console.log(
     `fit overhead of augmenting on the fly = ${(overhead * 100).toFixed(1)} % (target <= 5 %): ${fitOnTheFly.toFixed(0)} vs ${fitInAdvance.toFixed(0)} ms per ${nSteps}-step epoch, medians of ${FIT_ROUNDS} rounds, the order rotating`,
   );
   console.log(`  on the host path (before @fitloop/wasm made the batches): ${(overheadHost * 100).toFixed(1)} % (${fitHost.toFixed(0)} ms)`);
   console.log(`R = min(loader, loader+shift+noise batches/s) / train steps/s = ${ratio.toFixed(1)} (target >= 20); on the host path ${ratioHost.toFixed(1)}`);
+  console.log(
+    `  two cores at best: R_2core = ${ratio2Core.toFixed(1)} (a batch's whole work on one thread: ${(1e6 / oneThread).toFixed(1)} us; twice that rate, ${(2 * oneThread).toFixed(0)} batches/s); ` +
+      `the kernel threads make ${((100 * augRate) / (2 * oneThread)).toFixed(0)} % of it`,
+  );
   console.log(`wasm backend, ${threads} thread${threads === 1 ? "" : "s"} (as tfjs-wasm reports), batch ${BATCH}, 784 features, medians of ${ROUNDS} interleaved rounds, ${seconds.toFixed(0)} s`);
   const r2 = (x: number) => Math.round(x * 100) / 100;
   console.log(
@@ -298,6 +319,9 @@ async function main(): Promise<void> {
       fit_epoch_in_advance_ms: r2(fitInAdvance),
       fit_aug_overhead_pct: r2(overhead * 100),
       ratio_host: r2(ratioHost),
+      ratio_2core_bound: r2(ratio2Core),
+      loader_aug_one_thread_batches_per_s: r2(oneThread),
+      parallel_efficiency: r2(augRate / (2 * oneThread)),
       loader_aug_host_batches_per_s: r2(med("loader+shift+noise (host)")),
       fit_epoch_aug_host_ms: r2(fitHost),
       fit_aug_host_overhead_pct: r2(overheadHost * 100),
