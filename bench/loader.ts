@@ -26,8 +26,10 @@
  *
  * Warm-up before any measurement: every arm runs once, the train step then runs until it has made
  * WARMUP_STEPS steps (3000: V8 compiles a training step's JS for that long, and a step measured
- * earlier is slower, which would flatter R; bench/vs-pytorch.ts has the series), and each fit arm
- * trains FIT_WARMUP epochs.
+ * earlier is slower, which would flatter R; bench/vs-pytorch.ts has the series), each loader arm
+ * makes LOADER_WARMUP_BATCHES batches (3000, whole epochs: the same holds for a loader's JS, and the
+ * kernel path's post and join measured after one epoch ran at 15-17k batches/s with rounds as low as
+ * 8.6k, against 19.7-20.1k once warm; journal round 15), and each fit arm trains FIT_WARMUP epochs.
  *
  * Loader arms iterate `batches()` with `for await` (the path the Trainer uses, prefetch on) and
  * dispose every batch. Arms run interleaved round by round (another process may share the 2 cores);
@@ -35,7 +37,7 @@
  * 2 x loader+shift+noise (1 thread)) / train steps/s: the R two cores would give if they shared the work perfectly.
  * The last line is one JSON record.
  *
- *   pnpm run bench:loader     # env: ROUNDS (7), STEPS (40), FIT_ROUNDS (9), WARMUP_STEPS (3000), FIT_WARMUP (10)
+ *   pnpm run bench:loader     # env: ROUNDS (7), STEPS (40), FIT_ROUNDS (9), WARMUP_STEPS (3000), LOADER_WARMUP_BATCHES (3000), FIT_WARMUP (10)
  */
 import "reflect-metadata";
 import * as tf from "@tensorflow/tfjs-core";
@@ -57,6 +59,7 @@ const ROUNDS = intEnv("ROUNDS", 7);
 const STEPS = intEnv("STEPS", 40);
 const FIT_ROUNDS = intEnv("FIT_ROUNDS", 9);
 const WARMUP_STEPS = intEnv("WARMUP_STEPS", 3000);
+const LOADER_WARMUP_BATCHES = intEnv("LOADER_WARMUP_BATCHES", 3000);
 const FIT_WARMUP = intEnv("FIT_WARMUP", 10);
 
 const median = (v: number[]): number => {
@@ -233,6 +236,8 @@ async function main(): Promise<void> {
 
   for (const a of arms) await a.run(0); // warm-up: kernels, XNNPACK caches, optimizer slots, JIT
   for (let done = STEPS; done < WARMUP_STEPS; done += STEPS) await step.run(0); // the step's JS, compiled
+  const perEpoch = Math.floor(train.size / BATCH);
+  for (let done = perEpoch; done < LOADER_WARMUP_BATCHES; done += perEpoch) for (const a of arms) if (a.unit === "batches/s") await a.run(0); // the loaders' JS, compiled
   const rates = new Map<string, number[]>(arms.map((a) => [a.name, []]));
   const started = performance.now();
   for (let round = 1; round <= ROUNDS; round++) {
