@@ -81,6 +81,33 @@ describe("DataLoader batches made by the wasm backend's kernel threads", () => {
     }
   });
 
+  it.each([
+    ["without kernel threads (every task runs when its batch is finished)", false],
+    ["with kernel threads", true],
+  ])("two loaders with different noise, iterated in turn (each one's post finishes the other's batch first), %s: the same bits as the host", async (_, threads) => {
+    await useBackend("wasm", { kernelThreads: threads as boolean });
+    const a = new DataLoader(digits, { batchSize: 50, seed: 21, prefetch: 0, transforms: [randomShift({ maxShift: 1 }), gaussianNoise({ std: 0.1, clip: [0, 1] })] });
+    const b = new DataLoader(digits, { batchSize: 30, seed: 22, prefetch: 0, transforms: [gaussianNoise({ std: 0.7 })] });
+    const iterators = [a, b].map((loader) => [loader, (loader.batches({ epoch: 0, batchIndex: 0 }) as Iterable<Batch>)[Symbol.iterator]()] as const);
+    try {
+      for (let k = 0; k < 6; k++) {
+        for (const [loader, it] of iterators) {
+          const batch = it.next().value as Batch;
+          const host = loader.hostBatch(0, k).x;
+          const bad = (batch.xs.dataSync() as Float32Array).findIndex((v, i) => !Object.is(v, host[i]));
+          expect(bad, `std ${loader === a ? 0.1 : 0.7}, batch ${k}: first differing feature`).toBe(-1);
+          tf.dispose([batch.xs, batch.ys]);
+        }
+      }
+    } finally {
+      for (const [loader, it] of iterators) {
+        it.return?.();
+        loader.dispose();
+      }
+      await useBackend("wasm");
+    }
+  });
+
   it("keeps the host path where a transform has no kernel step, or the order is not shift then noise", async () => {
     const host: BatchTransform[][] = [
       [], // a plain gather: as cheap on the host, and no copy of the data set

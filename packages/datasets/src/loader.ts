@@ -177,9 +177,10 @@ export class DataLoader implements DataSource {
 
   /**
    * The batches from `cursor`, each made by the backend's kernel in the background: batch b + 1 is
-   * posted when batch b is handed out, so a kernel thread makes it while the step trains on b (see
-   * `KernelBatches`). A batch posted but not handed out (the consumer stopped) is joined and
-   * disposed when the iteration ends.
+   * posted before batch b is joined and handed out, so a kernel thread finishes b while this thread
+   * draws b + 1's transforms, and makes b + 1 while the step trains on b (see `KernelBatches`). A
+   * batch posted but not handed out (the consumer stopped, a join failed) is joined and disposed
+   * when the iteration ends.
    */
   private *kernelBatches(cursor: DataCursor): Generator<Batch> {
     let posted: PostedBatch | undefined = this.post(cursor.epoch, cursor.batchIndex);
@@ -187,6 +188,13 @@ export class DataLoader implements DataSource {
       for (let b = cursor.batchIndex; b < this.batchesPerEpoch; b++) {
         const current = posted;
         posted = undefined;
+        // a failure to post the next batch is reported when it is asked for, as on the host
+        let failed: { error: unknown } | undefined;
+        try {
+          if (b + 1 < this.batchesPerEpoch && this.kernel!.available()) posted = this.post(cursor.epoch, b + 1);
+        } catch (error) {
+          failed = { error };
+        }
         // the kernels can go away mid-epoch (another backend, unregistered): the host makes the rest,
         // and a batch posted before is dropped (its kernel finishes it when it next runs)
         let batch: Batch;
@@ -194,13 +202,6 @@ export class DataLoader implements DataSource {
         else {
           if (current) this.kernel!.drop(current);
           batch = this.batch(cursor.epoch, b);
-        }
-        // a failure to post the next batch is reported when it is asked for, as on the host
-        let failed: { error: unknown } | undefined;
-        try {
-          if (b + 1 < this.batchesPerEpoch && this.kernel!.available()) posted = this.post(cursor.epoch, b + 1);
-        } catch (error) {
-          failed = { error };
         }
         yield batch;
         if (failed) throw failed.error;

@@ -21,8 +21,10 @@ import { asKernelFunc, WASM, type KernelArgs, type WasmHeapBackend } from "./was
  * (`normal.wat`, built into augment.wat), whose tables and generator state it passes as well.
  *
  * Between post and join the tensor holds no values yet: join it before any other use. Posting joins
- * the batch posted before, if any (one batch is made at a time). The job holds a reference to its
- * output until the join, so disposing it early cannot free memory a worker still writes.
+ * the batch posted before, if any (one batch is made at a time), at its end: a caller that posts
+ * batch b + 1 before it joins b (the loader does) does the JavaScript of b + 1 while a kernel thread
+ * finishes b, and b's join then only hands it over. The job holds a reference to its output until
+ * the join, so disposing it early cannot free memory a worker still writes.
  *
  * The data set is passed as a `Float32Array` with an `owner` object (the loader): the kernel copies it
  * into the heap at the owner's first post and keeps the copy for later posts of that owner, until
@@ -245,8 +247,6 @@ export function wasmAugmentPost({ backend, attrs }: KernelArgs): TensorInfo {
   const { n, f } = checkAttrs(a);
   const simd = augmentSimd(b.wasm as EmscriptenWasm);
   if (!simd) fail("needs WebAssembly SIMD and fitloop's SIMD kernels (setSimdKernelsEnabled(false) turns them off)");
-  if (pending) settle(pending, true); // one batch at a time
-
   const noise = a.noise;
   const data = dataCopy(b, a.owner, a.data);
   const out = b.makeOutput(a.outShape, "float32");
@@ -290,7 +290,6 @@ export function wasmAugmentPost({ backend, attrs }: KernelArgs): TensorInfo {
       const tasks = Math.min(NOISE_REGIONS, chunks);
       for (let t = 0, c0 = 0; t < tasks; t++) {
         const c1 = Math.round((chunks * (t + 1)) / tasks);
-        prepareNoise(b, r[t]!, noise);
         const start = c0 * NOISE_CHUNK;
         const len = Math.min(c1 * NOISE_CHUNK, n * f) - start;
         calls.push({ module: "augment", fn: "normalChunks", args: [r[t]!.base, statesPtr + 64 * c0, outPtr + 4 * start, len, Math.fround(noise.lo), Math.fround(noise.hi), noise.std] });
@@ -310,6 +309,11 @@ export function wasmAugmentPost({ backend, attrs }: KernelArgs): TensorInfo {
       }
     }
     const local = (c: KernelCall): void => void (simd.exports[c.fn as keyof AugmentSimdExports] as (...x: number[]) => void)(...c.args);
+    // One batch at a time: the batch posted before is finished only now, so that the work above (and
+    // the caller's before it: the draws, the labels) ran while a kernel thread was still making it.
+    // The regions' tables are rewritten only after it (its noise tasks read them).
+    if (pending) settle(pending, true);
+    if (noise) for (const region of r.slice(0, Math.min(NOISE_REGIONS, Math.ceil((n * f) / NOISE_CHUNK)))) prepareNoise(b, region, noise);
     const job = runInBackground(simd.memory, calls, local, { after });
     // the job's reference: the output is not freed before the join, whatever the caller disposes
     b.incRef(out.dataId);
