@@ -155,7 +155,10 @@ export class DataLoader implements DataSource {
 
   /** Posts batch `batchIndex` of `epoch` to the backend's kernel (`kernel` is set and available). */
   private post(epoch: number, batchIndex: number): PostedBatch {
-    return this.kernel!.post(this.batchIndices(epoch, batchIndex), this.context(epoch, batchIndex));
+    // a view of the order, not a copy: the post copies the indices into the backend's memory at once
+    const start = batchIndex * this.batchSize;
+    const indices = this.order(epoch).subarray(start, Math.min(start + this.batchSize, this.size));
+    return this.kernel!.post(indices, this.context(epoch, batchIndex));
   }
 
   private context(epoch: number, batchIndex: number): TransformContext {
@@ -188,17 +191,18 @@ export class DataLoader implements DataSource {
       for (let b = cursor.batchIndex; b < this.batchesPerEpoch; b++) {
         const current = posted;
         posted = undefined;
+        // the kernels can go away mid-epoch (another backend, unregistered): the host makes the rest,
+        // and a batch posted before is dropped (its kernel finishes it when it next runs)
+        const available = this.kernel!.available();
         // a failure to post the next batch is reported when it is asked for, as on the host
         let failed: { error: unknown } | undefined;
         try {
-          if (b + 1 < this.batchesPerEpoch && this.kernel!.available()) posted = this.post(cursor.epoch, b + 1);
+          if (b + 1 < this.batchesPerEpoch && available) posted = this.post(cursor.epoch, b + 1);
         } catch (error) {
           failed = { error };
         }
-        // the kernels can go away mid-epoch (another backend, unregistered): the host makes the rest,
-        // and a batch posted before is dropped (its kernel finishes it when it next runs)
         let batch: Batch;
-        if (current && this.kernel!.available()) batch = this.kernel!.join(current);
+        if (current && available) batch = this.kernel!.join(current);
         else {
           if (current) this.kernel!.drop(current);
           batch = this.batch(cursor.epoch, b);
