@@ -17,7 +17,12 @@ export interface LoaderOptions {
   dropLast?: boolean;
   /** Applied in order to every training batch, seeded by `(seed, epoch, batchIndex)`. */
   transforms?: readonly BatchTransform[];
-  /** Batches prepared ahead (see `prefetch`); 0 makes `batches()` a plain synchronous iterable. Default 1. */
+  /**
+   * Batches prepared ahead (see `prefetch`); 0 makes `batches()` a plain synchronous iterable. Default
+   * 1. Where the backend makes the batches in the background (wasm with @fitloop/wasm, see `batches`),
+   * any depth > 0 gives an asynchronous iterable without prefetch timers: batch b + 1 is being made
+   * while b is used anyway.
+   */
   prefetch?: number;
   /** Yield `xs` as `[n, prod(sampleShape)]` (for an MLP on image data). Default false. */
   flatten?: boolean;
@@ -175,6 +180,8 @@ export class DataLoader implements DataSource {
       for (let b = cursor.batchIndex; b < self.batchesPerEpoch; b++) yield self.batch(cursor.epoch, b);
     }
     if (this.depth === 0) return { [Symbol.iterator]: gen };
+    // batches made by the backend's kernel are made in the background already: no prefetch timers
+    if (this.kernel?.available()) return { [Symbol.asyncIterator]: () => asAsync(gen()) };
     return { [Symbol.asyncIterator]: () => prefetch(gen(), this.depth, (b) => tf.dispose([b.xs, b.ys])) };
   }
 
@@ -256,6 +263,16 @@ export class DataLoader implements DataSource {
     this.releasePeek();
     this.kernel?.dispose();
   }
+}
+
+/** A synchronous iterator as an asynchronous one (`return` passed on: a generator's `finally` runs). */
+function asAsync<T>(it: Iterator<T>): AsyncIterableIterator<T> {
+  const self: AsyncIterableIterator<T> = {
+    next: async () => it.next(),
+    return: async () => it.return?.() ?? { done: true, value: undefined },
+    [Symbol.asyncIterator]: () => self,
+  };
+  return self;
 }
 
 /** `new DataLoader(dataset, options)`. */
