@@ -231,9 +231,15 @@ function splitOld(gemm: Gemm, o: GemmOperands, pool: KernelThreadPool | undefine
 }
 
 /** The FMA packed GEMM (`simd/gemm-fma.wat`) on `gemm`'s memory while FMA is requested and runs there, else undefined. */
+const fmaByGemm = new WeakMap<Gemm, FmaGemmSimdExports>();
 function fmaGemmOf(gemm: Gemm): FmaGemmSimdExports | undefined {
   if (!fmaEnabled()) return undefined;
-  return fmaGemmSimd({ wasmMemory: gemm.memory, _malloc: (n) => gemm.malloc(n), _free: (p) => gemm.free(p) })?.exports;
+  let fma = fmaByGemm.get(gemm);
+  if (!fma) {
+    fma = fmaGemmSimd({ wasmMemory: gemm.memory, _malloc: (n) => gemm.malloc(n), _free: (p) => gemm.free(p) })?.exports;
+    if (fma) fmaByGemm.set(gemm, fma); // where relaxed SIMD does not validate: asked again, cheaply (fmaGemmSimd checks first)
+  }
+  return fma;
 }
 
 /** The kernel-thread function of the FMA GEMM (`node/kernel-threads.ts` compiles its module while FMA is on). */

@@ -187,24 +187,37 @@ function compiled(name: string, sources: Record<Variant, string>, variant: Varia
   return mod;
 }
 
+/**
+ * Each module's kernels per tfjs-wasm module, made once: kernels ask for them at every call (a new
+ * object with two closures each time was a measurable part of a small matmul's fixed cost).
+ */
+const kernelsByWasm = new WeakMap<object, Map<string, SimdKernels<object> | null>>();
+
 function instantiate<E extends object>(name: string, sources: Record<Variant, string>, wasm: EmscriptenWasm): SimdKernels<E> | undefined {
   if (!enabled || typeof wasm?._malloc !== "function" || typeof wasm._free !== "function") return undefined;
-  const memory = wasmMemoryOf(wasm);
-  if (!memory) return undefined;
-  let perMemory = instances.get(name);
-  if (!perMemory) instances.set(name, (perMemory = new WeakMap()));
-  let exports = perMemory.get(memory);
-  if (exports === undefined) {
-    const mod = compiled(name, sources, isShared(memory) ? "shared" : "plain");
-    try {
-      exports = mod ? new WebAssembly.Instance(mod, moduleImports(memory)).exports : null;
-    } catch {
-      exports = null;
+  let byName = kernelsByWasm.get(wasm);
+  if (!byName) kernelsByWasm.set(wasm, (byName = new Map()));
+  let kernels = byName.get(name);
+  if (kernels === undefined) {
+    const memory = wasmMemoryOf(wasm);
+    if (!memory) return undefined; // not known yet: ask again next time
+    let perMemory = instances.get(name);
+    if (!perMemory) instances.set(name, (perMemory = new WeakMap()));
+    let exports = perMemory.get(memory);
+    if (exports === undefined) {
+      const mod = compiled(name, sources, isShared(memory) ? "shared" : "plain");
+      try {
+        exports = mod ? new WebAssembly.Instance(mod, moduleImports(memory)).exports : null;
+      } catch {
+        exports = null;
+      }
+      perMemory.set(memory, exports);
     }
-    perMemory.set(memory, exports);
+    // malloc and free through `wasm` at each call (tests replace them to make allocations fail)
+    kernels = exports ? { exports, memory, malloc: (n) => wasm._malloc(n), free: (p) => wasm._free(p) } : null;
+    byName.set(name, kernels);
   }
-  if (!exports) return undefined;
-  return { exports: exports as E, memory, malloc: (n) => wasm._malloc(n), free: (p) => wasm._free(p) };
+  return (kernels ?? undefined) as SimdKernels<E> | undefined;
 }
 
 /** The BatchNorm SIMD kernels on this tfjs-wasm module's memory, or undefined (then use the JS loops). */
