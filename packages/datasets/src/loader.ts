@@ -180,9 +180,9 @@ export class DataLoader implements DataSource {
       for (let b = cursor.batchIndex; b < self.batchesPerEpoch; b++) yield self.batch(cursor.epoch, b);
     }
     if (this.depth === 0) return { [Symbol.iterator]: gen };
-    // batches made by the backend's kernel are made in the background already: no prefetch timers
-    if (this.kernel?.available()) return { [Symbol.asyncIterator]: () => asAsync(gen()) };
-    return { [Symbol.asyncIterator]: () => prefetch(gen(), this.depth, (b) => tf.dispose([b.xs, b.ys])) };
+    // batches made by the backend's kernel are made in the background already: no prefetch timers (depth 0)
+    const depth = this.kernel?.available() ? 0 : this.depth;
+    return { [Symbol.asyncIterator]: () => prefetch(gen(), depth, (b) => tf.dispose([b.xs, b.ys])) };
   }
 
   /**
@@ -263,16 +263,6 @@ export class DataLoader implements DataSource {
     this.releasePeek();
     this.kernel?.dispose();
   }
-}
-
-/** A synchronous iterator as an asynchronous one (`return` passed on: a generator's `finally` runs). */
-function asAsync<T>(it: Iterator<T>): AsyncIterableIterator<T> {
-  const self: AsyncIterableIterator<T> = {
-    next: async () => it.next(),
-    return: async () => it.return?.() ?? { done: true, value: undefined },
-    [Symbol.asyncIterator]: () => self,
-  };
-  return self;
 }
 
 /** `new DataLoader(dataset, options)`. */
