@@ -1,6 +1,6 @@
 /**
  * bench/gemm.ts's ceiling: the GFLOP/s a product can reach through tf.matMul on this machine with a
- * kernel that costs nothing but its output. Measured in the bench's 2-thread child: the cost of
+ * kernel that costs nothing but its output (and the GEMM's own ceiling, without the op). Measured in the bench's 2-thread child: the cost of
  * allocating an output (`measureAlloc`) and of handing half a product to the kernel worker
  * (`measureHandoff`); the engine's share of a call comes from the bench's 1x1·1x1 product.
  */
@@ -35,16 +35,27 @@ export function fixedCosts(oneByOne: { op: number; kernel: number }, handoff: Ha
   };
 }
 
+type Dims = { m: number; n: number; k: number };
+
 /**
- * GFLOP/s of C[m, n] = A[m, k]·B[k, n] through tf.matMul at best: its FLOPs / (the engine's share +
- * the output's allocation + the arithmetic at the peak on 1 thread, or on 2 plus the handoff,
- * whichever is less), the arithmetic on f32x4 lanes along N (N = 10 fills 10 of 12 lanes).
+ * µs of C[m, n] = A[m, k]·B[k, n]'s arithmetic at best: at the peak on 1 thread, or on 2 plus the
+ * handoff, whichever is less, on f32x4 lanes along N (N = 10 fills 10 of 12 lanes).
  */
-export function opCeiling(fixed: FixedCosts, d: { m: number; n: number; k: number }, peak1: number, peak2: number): number {
+function arithmeticUs(fixed: FixedCosts, d: Dims, peak1: number, peak2: number): number {
   const flops = 2 * d.m * d.n * d.k;
   const lanes = d.n / (4 * Math.ceil(d.n / 4));
-  const arithUs = (gflops: number) => flops / (gflops * lanes * 1e3);
-  return flops / ((fixed.engineUs + fixed.allocUs + Math.min(arithUs(peak1), arithUs(peak2) + fixed.handoffUs)) * 1e3);
+  const at = (gflops: number) => flops / (gflops * lanes * 1e3);
+  return Math.min(at(peak1), at(peak2) + fixed.handoffUs);
+}
+
+/** GFLOP/s of the product through tf.matMul at best: its FLOPs / (the engine's share + the output's allocation + `arithmeticUs`). */
+export function opCeiling(fixed: FixedCosts, d: Dims, peak1: number, peak2: number): number {
+  return (2 * d.m * d.n * d.k) / ((fixed.engineUs + fixed.allocUs + arithmeticUs(fixed, d, peak1, peak2)) * 1e3);
+}
+
+/** GFLOP/s of the GEMM alone at best (no engine, no output to allocate): its FLOPs / `arithmeticUs`. */
+export function kernelCeiling(fixed: FixedCosts, d: Dims, peak1: number, peak2: number): number {
+  return (2 * d.m * d.n * d.k) / (arithmeticUs(fixed, d, peak1, peak2) * 1e3);
 }
 
 /** µs of the backend's makeOutput of a [64, 10] float32 tensor (the buffers are freed outside the timing). */

@@ -45,7 +45,8 @@
  * 2-thread mul+add peak (min_gflops_ge_4mflop: the same without the three 0.16-MFLOP products of the
  * 10-unit layer, whose ~7 us per call is call overhead, not multiply-adds; engine_us, alloc_us,
  * handoff_us: the fixed costs above; ceiling_gflops: the lowest ceiling over those products, an upper bound
- * on min_gflops for any kernel here).
+ * on min_gflops for any kernel here; kernel_ceiling_gflops: the same for the GEMM alone, without the
+ * engine's share and the allocation, an upper bound on min_gflops_kernel).
  * The machine is shared: a busy round lowers both sides of a ratio only when they ran close together;
  * read the min..max columns and the load line (CPU time of other processes, from /proc/stat minus
  * this bench's processes).
@@ -67,7 +68,7 @@ import { ownGemmTakes } from "../packages/wasm/src/kernels/wasm-gemm-split.js";
 import { applyKernelChoice } from "./kernel-choice.js";
 import { cpuSnapshot, intEnv, loadText, median, otherLoad, printTable, wasmThreadCount } from "./models.js";
 import { compilePeakKernels, measurePeak, type PeakOp } from "./peak-simd.js";
-import { fixedCosts, measureHandoff, opCeiling, type HandoffSample } from "./gemm-ceiling.js";
+import { fixedCosts, kernelCeiling, measureHandoff, opCeiling, type HandoffSample } from "./gemm-ceiling.js";
 
 const ROUNDS = intEnv("ROUNDS", 3);
 const MIN_MS = intEnv("MIN_MS", 200);
@@ -371,6 +372,7 @@ async function main(): Promise<void> {
     const { m, n, k } = dims(p);
     return opCeiling(fixed, { m, n, k }, best1, best2);
   };
+  const gemmCeiling = (p: Product): number => kernelCeiling(fixed, dims(p), best1, best2);
   const rows: string[][] = [];
   const stats = chosen.map(([p, i]) => {
     const flops = flopsOf(p);
@@ -428,6 +430,11 @@ async function main(): Promise<void> {
     `ceiling: with a kernel that cost nothing but its output, ${lowestCeiling.p.name} (${(flopsOf(lowestCeiling.p) / 1e6).toFixed(2)} MFLOP) could reach ${f1(ceiling(lowestCeiling.p))} GFLOP/s through tf.matMul here at most; ` +
       `${TARGET_GFLOPS} GFLOP/s would need the whole call in ${((flopsOf(lowestCeiling.p) / (TARGET_GFLOPS * 1e9)) * 1e6).toFixed(2)} us.`,
   );
+  const lowestGemmCeiling = used2.reduce((a, b) => (gemmCeiling(b.p) < gemmCeiling(a.p) ? b : a));
+  console.log(
+    `the GEMM alone (no engine, no output to allocate) at the peak, on the lanes it fills, ${lowestGemmCeiling.p.name} could reach ${f1(gemmCeiling(lowestGemmCeiling.p))} GFLOP/s at most ` +
+      `(${gemmCeiling(lowestGemmCeiling.p) < TARGET_GFLOPS ? "below" : "above"} the target; fitloop's kernel alone: ${f1(worstKernel.k2)}, ${worstKernel.p.name}).`,
+  );
   console.log(`machine load during the run (from /proc, besides this bench and its children): ${loadText(runLoad)} of 2 cores; per round ${roundLoads.join(", ")} cores`);
   if (contended) console.log(`WARNING: ${contended}/${ROUNDS} rounds contended (other processes >= ${CONTENDED_CORES} cores): 2-thread figures and peaks are low there; medians over rounds absorb one such round, not more.`);
   const r1 = (x: number) => Math.round(x * 10) / 10;
@@ -453,6 +460,8 @@ async function main(): Promise<void> {
       handoff_us: Number.isFinite(fixed.handoffUs) ? Math.round(fixed.handoffUs * 100) / 100 : null,
       ceiling_gflops: r1(ceiling(lowestCeiling.p)),
       ceiling_product: lowestCeiling.p.name,
+      kernel_ceiling_gflops: r1(gemmCeiling(lowestGemmCeiling.p)),
+      kernel_ceiling_product: lowestGemmCeiling.p.name,
       gflops_2t: Object.fromEntries(stats.map((s) => [s.p.name, r1(s.g2)])),
       gflops_1t: Object.fromEntries(stats.map((s) => [s.p.name, r1(s.g1)])),
       target: TARGET_GFLOPS,
