@@ -1,6 +1,7 @@
 /**
  * bench/gemm.ts's ceiling: the GFLOP/s a product can reach through tf.matMul on this machine with a
- * kernel that costs nothing but its output (and the GEMM's own ceiling, without the op). Measured in the bench's 2-thread child: the cost of
+ * kernel that costs nothing but its output (and the GEMM's own, without the engine's share and the output's
+ * allocation). Measured in the bench's 2-thread child: the cost of
  * allocating an output (`measureAlloc`) and of handing half a product to the kernel worker
  * (`measureHandoff`); the engine's share of a call comes from the bench's 1x1·1x1 product.
  */

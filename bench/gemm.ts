@@ -45,8 +45,9 @@
  * 2-thread mul+add peak (min_gflops_ge_4mflop: the same without the three 0.16-MFLOP products of the
  * 10-unit layer, whose ~7 us per call is call overhead, not multiply-adds; engine_us, alloc_us,
  * handoff_us: the fixed costs above; ceiling_gflops: the lowest ceiling over those products, an upper bound
- * on min_gflops for any kernel here; kernel_ceiling_gflops: the same for the GEMM alone, without the
- * engine's share and the allocation, an upper bound on min_gflops_kernel).
+ * on min_gflops for a kernel with fitloop's handoff and lane layout here; kernel_ceiling_gflops: the same
+ * for the GEMM alone, without the engine's share and the output's allocation, an upper bound on
+ * min_gflops_kernel). A handoff that measures 0 (the worker won the 1-task run) loosens both bounds.
  * The machine is shared: a busy round lowers both sides of a ratio only when they ran close together;
  * read the min..max columns and the load line (CPU time of other processes, from /proc/stat minus
  * this bench's processes).
@@ -432,9 +433,11 @@ async function main(): Promise<void> {
   );
   const lowestGemmCeiling = used2.reduce((a, b) => (gemmCeiling(b.p) < gemmCeiling(a.p) ? b : a));
   console.log(
-    `the GEMM alone (no engine, no output to allocate) at the peak, on the lanes it fills, ${lowestGemmCeiling.p.name} could reach ${f1(gemmCeiling(lowestGemmCeiling.p))} GFLOP/s at most ` +
-      `(${gemmCeiling(lowestGemmCeiling.p) < TARGET_GFLOPS ? "below" : "above"} the target; fitloop's kernel alone: ${f1(worstKernel.k2)}, ${worstKernel.p.name}).`,
+    `GEMM-only ceiling (no engine share, no output allocation; the peak on the f32x4 lanes it fills, 1 thread or 2 plus the handoff): ` +
+      `${lowestGemmCeiling.p.name} ${f1(gemmCeiling(lowestGemmCeiling.p))} GFLOP/s at most; fitloop's kernel function (its allocation, scratch and split included): ${f1(worstKernel.k2)} (${worstKernel.p.name}). ` +
+      `The target is for the whole tf.matMul call (min_gflops).`,
   );
+  if (fixed.handoffUs === 0) console.log(`WARNING: the handoff measured 0 (pool.run of 2 tasks no slower than of 1: the worker won the single task); the 2-thread ceilings above assume a free handoff and are loose.`);
   console.log(`machine load during the run (from /proc, besides this bench and its children): ${loadText(runLoad)} of 2 cores; per round ${roundLoads.join(", ")} cores`);
   if (contended) console.log(`WARNING: ${contended}/${ROUNDS} rounds contended (other processes >= ${CONTENDED_CORES} cores): 2-thread figures and peaks are low there; medians over rounds absorb one such round, not more.`);
   const r1 = (x: number) => Math.round(x * 10) / 10;
