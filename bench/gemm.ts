@@ -369,10 +369,7 @@ async function main(): Promise<void> {
   const fixed = fixedCosts({ op: median(fixed2.op), kernel: median(fixed2.kernel) }, handoff);
   const best1 = Math.max(peak("muladd_1t")!, peak("fma_1t") ?? 0);
   const best2 = Math.max(mulAdd2, fma2 ?? 0);
-  const ceiling = (p: Product): number => {
-    const { m, n, k } = dims(p);
-    return opCeiling(fixed, { m, n, k }, best1, best2);
-  };
+  const ceiling = (p: Product): number => opCeiling(fixed, dims(p), best1, best2);
   const gemmCeiling = (p: Product): number => kernelCeiling(fixed, dims(p), best1, best2);
   const rows: string[][] = [];
   const stats = chosen.map(([p, i]) => {
